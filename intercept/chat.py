@@ -1,0 +1,55 @@
+"""`intercept chat`: you are the buyer, in the terminal, against the real server parts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import trio
+
+from .config import Config, Number
+from .errors import InterceptError
+from .gateways import OutboundMessage, SimGateway
+from .server import Server
+
+
+class ChatError(InterceptError):
+    pass
+
+
+async def run_chat(config: Config, number: Number, their_number: str, store_path: Path,
+                   fast: bool) -> None:
+    gateway = SimGateway(receipts=False)
+    server = Server(config, gateway=gateway, store_path=store_path, fast=fast, http=False)
+    persona = number.persona.name
+    city = config.cities[number.city].name
+    interactive = sys.stdin.isatty()
+
+    def handset(message: OutboundMessage) -> None:
+        if message.their_number == their_number and message.our_number == number.number:
+            print(f"{persona}: {message.text}", flush=True)
+
+    gateway.subscribe(handset)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        if interactive:
+            print(f"You are texting {persona} ({city}, {number.number}) from {their_number}. "
+                  f"{'Replies come at once.' if fast else 'Replies take a human while.'} "
+                  "Ctrl-D to quit.", flush=True)
+        last = None
+        while True:
+            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            if not line:
+                break
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            if not interactive:
+                print(f"you: {text}", flush=True)
+            last = await gateway.inject(their_number=their_number, our_number=number.number,
+                                        text=text)
+            if not interactive:
+                await server.settled(last.conversation_id, last.conv_seq)
+        if last is not None:
+            await server.settled(last.conversation_id, last.conv_seq)
+        server.stop()

@@ -1,0 +1,205 @@
+"""The `intercept` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import trio
+
+from .config import Config, load_config
+from .errors import ConfigError, InterceptError, ScenarioError, ScenarioErrors
+
+_config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    envvar="INTERCEPT_CONFIG", show_envvar=True,
+    help="Config file (TOML). Default: ./config/intercept.toml if present, else the shipped one.")
+
+
+def _load(config_path: Path | None) -> Config:
+    from .resources import default_config_path
+
+    try:
+        return load_config(config_path or default_config_path())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="intercept")
+def main() -> None:
+    """Intercept: an SMS conversation server for anti-trafficking organisations.
+
+    \b
+    Examples:
+      intercept serve                      # run on the defaults (simulated gateway)
+      intercept chat --city seattle        # text the Seattle persona yourself
+      intercept scenario check scenarios/*.yaml
+    """
+
+
+@main.command()
+@_config_option
+@click.option("-v", "--verbose", count=True, help="-v for INFO logs, -vv for DEBUG.")
+def serve(config_path: Path | None, verbose: int) -> None:
+    """Run the server until SIGTERM or Ctrl-C, then shut down gracefully.
+
+    \b
+    Examples:
+      intercept serve
+      intercept serve --config /etc/intercept/intercept.toml -v
+      INTERCEPT_HTTP_LISTEN=0.0.0.0:8080 intercept serve
+    With the simulated gateway, text a persona over HTTP:
+      curl -s localhost:8080/sim/messages \\
+        -d '{"from": "+12065550199", "to": "+12065550100", "text": "hey u there?"}'
+    """
+    _setup_logging(max(verbose, 1))
+    config = _load(config_path)
+    from .server import Server
+
+    async def run() -> None:
+        try:
+            server = Server(config)
+        except (ConfigError, ScenarioError) as exc:
+            raise click.ClickException(str(exc)) from None
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                await nursery.start(server.run)
+                click.echo(f"intercept: serving {len(config.numbers)} numbers "
+                           f"(gateway {config.gateway.url}, store {config.store.path}"
+                           + (f", http {' '.join(server.http_addresses)}"
+                              if server.http_addresses else "") + ")", err=True)
+                async for _ in signals:
+                    server.stop()
+                    break
+
+    trio.run(run)
+
+
+@main.command()
+@_config_option
+@click.option("--city", help="Text the persona of this city (a key of [cities]).")
+@click.option("--to", "to_number", help="Text this one of our numbers.")
+@click.option("--from", "from_number", default="+12065550199", show_default=True,
+              help="The number you text from.")
+@click.option("--fast", is_flag=True, help="Skip the human-like reply delays.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keep the conversation in this SQLite file (default: a temporary one).")
+def chat(config_path: Path | None, city: str | None, to_number: str | None, from_number: str,
+         fast: bool, db: Path | None) -> None:
+    """Play the buyer: text a persona from the terminal.
+
+    The real actor, engine and store run in this process with the simulated gateway. Replies are
+    printed as they would arrive. With standard input piped, each line is one message, and the
+    command exits after the replies to the last one.
+
+    \b
+    Examples:
+      intercept chat --city seattle
+      printf 'hey\\nhow much\\n8pm\\nmy place\\nok\\n' | intercept chat --city seattle --fast
+    """
+    _setup_logging(0)
+    config = _load(config_path)
+    from .chat import ChatError, run_chat
+    from .phone import to_e164
+
+    if city and to_number:
+        raise click.UsageError("give --city or --to, not both")
+    if to_number:
+        ours = to_e164(to_number)
+        number = config.number(ours) if ours else None
+        if number is None:
+            raise click.UsageError(f"--to {to_number}: not one of our numbers (see "
+                                   "'intercept numbers')")
+    else:
+        candidates = [n for n in config.numbers if city is None or n.city == city]
+        if not candidates:
+            raise click.UsageError(f"--city {city}: no number for that city; cities: "
+                                   f"{', '.join(sorted(config.cities))}")
+        number = candidates[0]
+    theirs = to_e164(from_number)
+    if theirs is None:
+        raise click.UsageError(f"--from {from_number}: not a valid phone number")
+    with tempfile.TemporaryDirectory(prefix="intercept-chat-") as tmp:
+        store_path = db or Path(tmp) / "chat.db"
+        try:
+            trio.run(run_chat, config, number, theirs, store_path, fast)
+        except (ChatError, InterceptError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def numbers(config_path: Path | None, as_json: bool) -> None:
+    """List our numbers with their city, persona and scenario.
+
+    \b
+    Examples:
+      intercept numbers
+      intercept numbers --json | jq .persona.name
+    """
+    config = _load(config_path)
+    for n in config.numbers:
+        city = config.cities[n.city]
+        if as_json:
+            click.echo(json.dumps({"number": n.number, "city": n.city, "city_name": city.name,
+                                   "scenario": n.scenario,
+                                   "persona": {"name": n.persona.name, "age": n.persona.age,
+                                               "style": n.persona.style}}))
+        else:
+            click.echo(f"{n.number}  {city.name:<16} {n.persona.name:<12} {n.scenario}")
+
+
+@main.group()
+def scenario() -> None:
+    """Work with scenario files."""
+
+
+@scenario.command("check")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def scenario_check(files: tuple[Path, ...]) -> None:
+    """Validate scenario files; print every error as file:line:col: path: message.
+
+    Exits 1 if any file has an error.
+
+    \b
+    Examples:
+      intercept scenario check scenarios/buyer-deterrence.yaml
+      intercept scenario check scenarios/*.yaml
+    """
+    from .engine import load_scenario
+
+    failed = False
+    for path in files:
+        try:
+            machine = load_scenario(path)
+        except ScenarioErrors as exc:
+            failed = True
+            for error in exc.errors:
+                click.echo(error.render(), err=True)
+        except ScenarioError as exc:
+            failed = True
+            click.echo(exc.render(), err=True)
+        else:
+            click.echo(f"{path}: ok ({machine.name} v{machine.version}, "
+                       f"{len(machine.nodes)} states)")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))

@@ -1,0 +1,218 @@
+"""Configuration: a TOML file decoded into Structs, with environment overrides.
+
+Every key of the flat sections (gateway, store, http, runtime, delays, scenarios) can be set from
+the environment as ``INTERCEPT_<SECTION>_<KEY>``, e.g. ``INTERCEPT_STORE_PATH=/var/lib/x.db``.
+Secrets are never required in the file: they come from the environment or a ``*_file`` key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from .engine.compiler import CONTEXT_VARS
+from .engine.durations import parse_duration
+from .engine.yamlsource import split_msgspec_error
+from .errors import ConfigError
+from .phone import to_e164
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class GatewayConfig(_Section):
+    url: str = "sim://"
+    """sim:// (the built-in simulator). SMPP and HTTP providers are separate issues."""
+    sim_log: str = ""
+    """Sim only: append every message the simulated handsets receive to this JSON-lines file."""
+    receipts: bool = True
+    """Sim only: report each message as delivered."""
+
+
+class StoreConfig(_Section):
+    path: str = "intercept.db"
+    synchronous: Literal["normal", "full"] = "normal"
+    """normal survives a killed process; full also survives power loss (slower commits)."""
+    batch_max: int = 4000
+
+
+class HttpConfig(_Section):
+    listen: str = "127.0.0.1:8080"
+    enabled: bool = True
+
+
+class RuntimeConfig(_Section):
+    hibernate_after: str = "2m"
+    """An actor with nothing to do for this long ends its task; its state stays in the store."""
+    inbox_size: int = 64
+    max_crashes: int = 3
+    """Crashes in a row after which a conversation is parked instead of restarted."""
+    shutdown_grace: str = "10s"
+
+
+class DelayConfig(_Section):
+    """Human-like reply delays: reading time + thinking + typing time, with jitter."""
+
+    enabled: bool = True
+    read_cps: float = 25.0
+    type_cps: float = 5.0
+    think: str = "2s"
+    min: str = "3s"
+    max: str = "2m"
+    jitter: float = 0.35
+    scale: float = 1.0
+
+
+class ScenariosConfig(_Section):
+    dir: str = "../scenarios"
+    """Folder of scenario files, relative to the config file."""
+
+
+class Persona(_Section):
+    name: str
+    age: int | None = None
+    style: str = ""
+
+
+class City(_Section):
+    name: str
+    link: str
+    """The city's deterrence resource (help for men who want to stop buying sex)."""
+    region: str = "US"
+    timezone: str = "UTC"
+
+
+class Number(_Section):
+    number: str
+    city: str
+    scenario: str
+    persona: Persona
+
+
+class Config(_Section, dict=True):
+    gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    runtime: RuntimeConfig = msgspec.field(default_factory=RuntimeConfig)
+    delays: DelayConfig = msgspec.field(default_factory=DelayConfig)
+    scenarios: ScenariosConfig = msgspec.field(default_factory=ScenariosConfig)
+    cities: dict[str, City] = {}
+    numbers: list[Number] = []
+    source: str = ""
+    """The file this was read from (set by `load_config`)."""
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).parent if self.source else Path.cwd()
+
+    @property
+    def scenario_dir(self) -> Path:
+        return (self.base_dir / self.scenarios.dir).resolve()
+
+    def number(self, e164: str) -> Number | None:
+        return self._by_number.get(e164)
+
+    def context_for(self, number: Number) -> dict[str, str]:
+        """The persona.* and city.* placeholder values of one of our numbers."""
+        city = self.cities[number.city]
+        values = {
+            "persona.name": number.persona.name,
+            "persona.age": "" if number.persona.age is None else str(number.persona.age),
+            "persona.style": number.persona.style,
+            "city.name": city.name,
+            "city.link": city.link,
+            "city.region": city.region,
+        }
+        assert set(values) <= CONTEXT_VARS
+        return values
+
+    def __post_init__(self) -> None:
+        self._by_number = {n.number: n for n in self.numbers}
+
+
+_FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios")
+_DURATION_KEYS = {("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
+                  ("delays", "think"), ("delays", "min"), ("delays", "max")}
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read `path`, apply ``INTERCEPT_*`` overrides from `environ`, validate everything."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return config_from_dict(raw, source=str(path), environ=environ)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
+                     environ: Mapping[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    _apply_environment(raw, environ)
+    raw["source"] = source
+    try:
+        config = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        message, path = split_msgspec_error(str(exc))
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+        where = where.replace(".[", "[")
+        raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}") from None
+    _check(config, source)
+    return config
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith("INTERCEPT_") or name == "INTERCEPT_CONFIG":
+            continue
+        rest = name[len("INTERCEPT_"):].lower()
+        section = next((s for s in _FLAT_SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        key = rest[len(section) + 1:]
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"[{section}] must be a table to take {name}")
+        raw[section][key] = value
+
+
+def _check(config: Config, source: str) -> None:
+    problems: list[str] = []
+    for section, key in _DURATION_KEYS:
+        value = getattr(getattr(config, section), key)
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            problems.append(f"{section}.{key}: {exc}")
+    seen: dict[str, int] = {}
+    for i, number in enumerate(config.numbers):
+        city = config.cities.get(number.city)
+        if city is None:
+            problems.append(f"numbers[{i}].city: unknown city {number.city!r}; defined cities: "
+                            f"{', '.join(sorted(config.cities)) or 'none'}")
+        e164 = to_e164(number.number, city.region if city else "US")
+        if e164 is None:
+            problems.append(f"numbers[{i}].number: {number.number!r} is not a valid phone number")
+            continue
+        if e164 in seen:
+            problems.append(f"numbers[{i}].number: {number.number!r} is listed twice (also "
+                            f"numbers[{seen[e164]}])")
+        seen[e164] = i
+        number.number = e164
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    config.__post_init__()
+
+
+def duration(text: str) -> float:
+    """Seconds in a duration config value (already validated by `load_config`)."""
+    return parse_duration(text)

@@ -1,0 +1,57 @@
+"""Prometheus metrics. One `Metrics` per server, on its own registry (tests run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_FAST = (.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1)
+_COMMIT = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1.0)
+_BATCH = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.live_actors = Gauge("intercept_live_actors", "Conversation actors with a running task",
+                                 registry=r)
+        self.conversations_started = Counter(
+            "intercept_conversations_started", "Conversations started", registry=r)
+        self.conversations_ended = Counter(
+            "intercept_conversations_ended", "Conversations ended, by outcome", ["outcome"],
+            registry=r)
+        self.messages_in = Counter("intercept_messages_in", "Inbound messages committed",
+                                   registry=r)
+        self.messages_in_duplicate = Counter(
+            "intercept_messages_in_duplicate", "Inbound messages dropped as redeliveries",
+            registry=r)
+        self.messages_out = Counter("intercept_messages_out", "Messages submitted to the gateway",
+                                    registry=r)
+        self.messages_out_failed = Counter(
+            "intercept_messages_out_failed", "Submits the gateway refused", registry=r)
+        self.engine_step_seconds = Histogram(
+            "intercept_engine_step_seconds", "Time in engine.step()", buckets=_FAST, registry=r)
+        self.actor_crashes = Counter("intercept_actor_crashes", "Exceptions caught at the actor "
+                                     "boundary", registry=r)
+        self.actor_restarts = Counter("intercept_actor_restarts", "Actors restarted from their "
+                                      "last committed state", registry=r)
+        self.conversations_parked = Counter(
+            "intercept_conversations_parked", "Conversations parked after repeated crashes",
+            registry=r)
+        self.hibernations = Counter("intercept_actor_hibernations", "Idle actors whose task ended",
+                                    registry=r)
+        self.wakes = Counter("intercept_actor_wakes", "Actors started for a stored conversation",
+                             registry=r)
+        self.store_commit_seconds = Histogram(
+            "intercept_store_commit_seconds", "Time to commit one batch", buckets=_COMMIT,
+            registry=r)
+        self.store_batch_size = Histogram(
+            "intercept_store_batch_size", "Operations per committed batch", buckets=_BATCH,
+            registry=r)
+        self.outbox_depth = Gauge("intercept_outbox_depth", "Replies waiting to be sent",
+                                  registry=r)
+        self.unrouted = Counter("intercept_messages_unrouted", "Inbound messages to a number that "
+                                "is not configured", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

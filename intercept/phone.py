@@ -1,0 +1,27 @@
+"""Phone number helpers: E.164 normalisation and masking for logs."""
+
+from __future__ import annotations
+
+import functools
+
+import phonenumbers
+
+
+def mask(number: str) -> str:
+    """A number safe to log at INFO: country code and last two digits, e.g. ``+1•••••••23``."""
+    if len(number) <= 4:
+        return "•" * len(number)
+    head = 2 if number.startswith("+") else 0
+    return number[:head] + "•" * (len(number) - head - 2) + number[-2:]
+
+
+@functools.lru_cache(maxsize=65536)
+def to_e164(raw: str, region: str = "US") -> str | None:
+    """`raw` as +E.164 if it is a valid number (national numbers read in `region`), else None."""
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,25 @@
+"""Wall-clock time that follows trio's clock, so MockClock drives timers in tests."""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+
+class WallClock:
+    """`now()` is Unix seconds; it advances with `trio.current_time()` (virtual under MockClock).
+
+    Create it inside `trio.run`. Timers are stored as Unix seconds so they survive restarts.
+    """
+
+    def __init__(self, start: float | None = None):
+        self._wall0 = time.time() if start is None else start
+        self._trio0 = trio.current_time()
+
+    def now(self) -> float:
+        return self._wall0 + (trio.current_time() - self._trio0)
+
+    def deadline(self, at: float) -> float:
+        """The trio deadline for Unix time `at`."""
+        return self._trio0 + (at - self._wall0)

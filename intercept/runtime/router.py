@@ -1,0 +1,138 @@
+"""The router and supervisor: events to actors, actors in one nursery, timers of sleepers.
+
+`deliver()` never blocks: an actor's inbox is bounded, and when it is full the router only flags
+the actor, which then re-reads its pending messages from the store (they are committed before
+they are routed). Hibernated conversations cost one heap entry if they have a timer, else nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from .actor import ActorHandle, ConversationActor, Inbound
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..metrics import Metrics
+    from ..scenarios import ScenarioRegistry
+    from ..store import Store
+    from .clock import WallClock
+    from .delays import DelayModel
+    from .sender import Sender
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    def __init__(self, *, store: Store, sender: Sender, registry: ScenarioRegistry,
+                 config: Config, clock: WallClock, metrics: Metrics, delays: DelayModel,
+                 hibernate_after: float, inbox_size: int = 64, max_crashes: int = 3):
+        self.store = store
+        self.sender = sender
+        self.registry = registry
+        self.config = config
+        self.clock = clock
+        self.metrics = metrics
+        self.delays = delays
+        self.hibernate_after = hibernate_after
+        self.inbox_size = inbox_size
+        self.max_crashes = max_crashes
+        self.actors: dict[int, ActorHandle] = {}
+        self.busy = 0
+        self._nursery: trio.Nursery | None = None
+        self._timers: list[tuple[float, int]] = []
+        self._timer_at: dict[int, float] = {}
+        self._timer_wakeup = trio.Event()
+        self._ended_children: dict[str, object] = {}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """The supervisor nursery: every actor task lives here. Runs until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._run_timers)
+            task_status.started()
+
+    # -- events in
+
+    def deliver(self, conversation_id: int, conv_seq: int, text: str,
+                media: tuple[str, ...] = ()) -> None:
+        """Route a committed inbound message to its actor, waking it if needed."""
+        handle = self.actors.get(conversation_id) or self._spawn(conversation_id)
+        try:
+            handle.send.send_nowait(Inbound(conv_seq, text, media))
+        except trio.WouldBlock:
+            handle.overflowed = True
+
+    def wake(self, conversation_id: int) -> None:
+        """Make sure the conversation has a live actor (it loads its work from the store)."""
+        if conversation_id not in self.actors:
+            self._spawn(conversation_id)
+
+    def schedule_timer(self, conversation_id: int, at: float) -> None:
+        """Wake a hibernated conversation at Unix time `at`."""
+        previous = self._timer_at.get(conversation_id)
+        if previous is not None and previous <= at:
+            return
+        self._timer_at[conversation_id] = at
+        heapq.heappush(self._timers, (at, conversation_id))
+        if self._timers[0][1] == conversation_id:
+            self._timer_wakeup.set()
+
+    # -- actor life cycle
+
+    def _spawn(self, conversation_id: int) -> ActorHandle:
+        assert self._nursery is not None, "Router.run() is not running"
+        send, receive = trio.open_memory_channel[Inbound](self.inbox_size)
+        handle = ActorHandle(conversation_id, send)
+        self.actors[conversation_id] = handle
+        self._timer_at.pop(conversation_id, None)  # a live actor runs its own timer
+        self._nursery.start_soon(ConversationActor(self, handle, receive).run)
+        self.metrics.live_actors.inc()
+        self.metrics.wakes.inc()
+        return handle
+
+    def retire(self, handle: ActorHandle, timer_at: float | None) -> None:
+        """Called by an actor whose task is ending (idle, ended, parked or crashed out)."""
+        if self.actors.get(handle.conversation_id) is handle:
+            del self.actors[handle.conversation_id]
+        self.metrics.live_actors.dec()
+        self.metrics.hibernations.inc()
+        if timer_at is not None:
+            self.schedule_timer(handle.conversation_id, timer_at)
+
+    def ended(self, outcome: str) -> None:
+        child = self._ended_children.get(outcome)
+        if child is None:
+            child = self._ended_children[outcome] = (
+                self.metrics.conversations_ended.labels(outcome=outcome))
+        child.inc()  # type: ignore[attr-defined]
+
+    async def quiesce(self) -> None:
+        """Wait until no actor is between an engine step and its commit."""
+        while self.busy:
+            await trio.sleep(0.01)
+
+    # -- timers of hibernated conversations
+
+    async def _run_timers(self) -> None:
+        heap = self._timers
+        while True:
+            self._timer_wakeup = trio.Event()
+            if not heap:
+                await self._timer_wakeup.wait()
+                continue
+            at, conversation_id = heap[0]
+            if at > self.clock.now():
+                with trio.move_on_at(self.clock.deadline(at)):
+                    await self._timer_wakeup.wait()
+                continue
+            heapq.heappop(heap)
+            if self._timer_at.get(conversation_id) != at:
+                continue  # superseded, or the actor woke up for a message meanwhile
+            del self._timer_at[conversation_id]
+            self.wake(conversation_id)

@@ -1,0 +1,113 @@
+"""The sender: submits outbox rows to the gateway once their not-before time has come.
+
+Rows are marked `sending` (committed) before they are submitted and `sent` with the gateway's id
+after, so a crash in between leaves rows whose outcome is unknown: on start they are reconciled
+with the gateway, never blindly resent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import Counter
+
+import trio
+
+from ..errors import GatewayError
+from ..gateways import Gateway, OutboundMessage
+from ..metrics import Metrics
+from ..phone import mask
+from ..store import MarkOutbox, OutboxRow, Store
+from .clock import WallClock
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    def __init__(self, *, store: Store, gateway: Gateway, clock: WallClock, metrics: Metrics,
+                 batch_max: int = 500):
+        self.store = store
+        self.gateway = gateway
+        self.clock = clock
+        self.metrics = metrics
+        self.batch_max = batch_max
+        self._heap: list[tuple[float, int, int, OutboxRow]] = []
+        self._tiebreak = 0
+        self._wakeup = trio.Event()
+        self._pending: Counter[int] = Counter()
+        self._queued: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def pending_for(self, conversation_id: int) -> int:
+        return self._pending[conversation_id]
+
+    def enqueue(self, rows: list[OutboxRow]) -> None:
+        """Schedule committed outbox rows. Never blocks."""
+        for row in rows:
+            if row.id in self._queued:
+                continue  # already scheduled (recovery can meet a row an actor just made)
+            self._queued.add(row.id)
+            self._tiebreak += 1
+            heapq.heappush(self._heap, (row.not_before, row.position, self._tiebreak, row))
+            self._pending[row.conversation_id] += 1
+        self.metrics.outbox_depth.set(len(self._heap))
+        if rows:
+            self._wakeup.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        task_status.started()
+        heap = self._heap
+        while True:
+            if not heap:
+                await self._wait(None)
+                continue
+            now = self.clock.now()
+            if heap[0][0] > now:
+                await self._wait(heap[0][0])
+                continue
+            batch: list[OutboxRow] = []
+            while heap and heap[0][0] <= now and len(batch) < self.batch_max:
+                batch.append(heapq.heappop(heap)[3])
+            await self._send_batch(batch)
+            self.metrics.outbox_depth.set(len(heap))
+            await trio.lowlevel.checkpoint()
+
+    async def _wait(self, until: float | None) -> None:
+        self._wakeup = trio.Event()
+        if until is None:
+            await self._wakeup.wait()
+        else:
+            with trio.move_on_at(self.clock.deadline(until)):
+                await self._wakeup.wait()
+
+    async def _send_batch(self, batch: list[OutboxRow]) -> None:
+        ids = [row.id for row in batch]
+        await self.store.call(MarkOutbox(ids, "sending", now=self.clock.now()))
+        sent_ids: list[str] = []
+        gateway_ids: list[str | None] = []
+        for row in batch:
+            message = OutboundMessage(outbox_id=row.id, our_number=row.our_number,
+                                      their_number=row.their_number, text=row.body)
+            try:
+                gateway_id = await self.gateway.submit(message)
+            except GatewayError as exc:
+                log.warning("gateway refused outbox row %s to %s: %s", row.id,
+                            mask(row.their_number), exc)
+                self.metrics.messages_out_failed.inc()
+                await self.store.call(MarkOutbox([row.id], "failed", now=self.clock.now(),
+                                                 error=str(exc)))
+            else:
+                sent_ids.append(row.id)
+                gateway_ids.append(gateway_id)
+            finally:
+                self._queued.discard(row.id)
+                self._pending[row.conversation_id] -= 1
+                if self._pending[row.conversation_id] <= 0:
+                    del self._pending[row.conversation_id]
+        if sent_ids:
+            self.metrics.messages_out.inc(len(sent_ids))
+            await self.store.call(MarkOutbox(sent_ids, "sent", now=self.clock.now(),
+                                             gateway_ids=gateway_ids))

@@ -1,0 +1,195 @@
+"""`Server`: the store, the router with its actors, the sender, the gateway and HTTP, wired.
+
+Start-up follows the durability contract: unfinished work is read back from the store (replies
+whose submit outcome is unknown are reconciled with the gateway, queued replies are scheduled,
+conversations with unprocessed messages are woken, timers re-armed) before anything new is
+taken in. Shutdown is graceful: intake stops, in-flight steps get `runtime.shutdown_grace` to
+commit, and the writer flushes its queue under a shielded scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .config import Config, duration
+from .errors import ConfigError
+from .gateways import DeliveryReceipt, Gateway, InboundMessage, gateway_from_config
+from .http import App
+from .metrics import Metrics
+from .runtime import DelayModel, Router, Sender, WallClock
+from .scenarios import ScenarioRegistry
+from .store import (
+    Ingest,
+    Ingested,
+    MarkOutbox,
+    Progress,
+    ProgressInfo,
+    Receipt,
+    Recover,
+    Recovery,
+    Requeue,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """One Intercept process. `await nursery.start(server.run)` returns once it is serving."""
+
+    def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
+                 gateway: Gateway | None = None, store_path: str | Path | None = None,
+                 fast: bool = False, http: bool | None = None):
+        self.config = config
+        self.metrics = Metrics()
+        self.registry = registry or ScenarioRegistry.from_dir(config.scenario_dir)
+        missing = [f"numbers[{i}].scenario: no scenario named {n.scenario!r} in "
+                   f"{config.scenario_dir} (have: {', '.join(self.registry.names()) or 'none'})"
+                   for i, n in enumerate(config.numbers) if self.registry.current(n.scenario)
+                   is None]
+        if missing:
+            raise ConfigError("\n".join(f"{config.source}: {m}" for m in missing))
+        self.gateway = gateway or gateway_from_config(config)
+        self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
+                           batch_max=config.store.batch_max, metrics=self.metrics)
+        self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
+        self.http_enabled = config.http.enabled if http is None else http
+        self.http_addresses: list[str] = []
+        self._stop = trio.Event()
+        self.clock: WallClock
+        self.router: Router
+        self.sender: Sender
+
+    # -- life cycle
+
+    def stop(self) -> None:
+        """Ask for a graceful shutdown; `run()` returns when it is done."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        config = self.config
+        self.clock = clock = WallClock()
+        self.sender = Sender(store=self.store, gateway=self.gateway, clock=clock,
+                             metrics=self.metrics)
+        self.router = Router(
+            store=self.store, sender=self.sender, registry=self.registry, config=config,
+            clock=clock, metrics=self.metrics, delays=self.delays,
+            hibernate_after=duration(config.runtime.hibernate_after),
+            inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes)
+        try:
+            async with trio.open_nursery() as root:
+                await root.start(self.store.run)
+                try:
+                    async with trio.open_nursery() as services:
+                        await services.start(self.router.run)
+                        await services.start(self.sender.run)
+                        recovery = await self.store.call(Recover())  # before any new work
+                        intake = trio.CancelScope()
+                        await services.start(self._run_intake, intake)
+                        await self._recover(recovery)
+                        log.info("serving %d numbers; gateway %s%s", len(config.numbers),
+                                 self.gateway.name,
+                                 f"; http on {', '.join(self.http_addresses)}"
+                                 if self.http_addresses else "")
+                        task_status.started(self)
+                        await self._stop.wait()
+                        log.info("shutting down: intake stopped, finishing in-flight steps")
+                        intake.cancel()
+                        with trio.move_on_after(duration(config.runtime.shutdown_grace)):
+                            await self.router.quiesce()
+                        services.cancel_scope.cancel()
+                finally:
+                    self.store.close()  # the writer commits what is queued, then returns
+        finally:
+            self.store.shutdown()
+        log.info("stopped")
+
+    async def _run_intake(self, scope: trio.CancelScope, *,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(partial(self.gateway.run, self))
+                if self.http_enabled:
+                    from hypercorn.config import Config as HypercornConfig
+                    from hypercorn.trio import serve
+
+                    hconfig = HypercornConfig()
+                    hconfig.bind = [self.config.http.listen]
+                    hconfig.accesslog = None
+                    hconfig.errorlog = logging.getLogger("hypercorn.error")
+                    self.http_addresses = await nursery.start(
+                        partial(serve, App(self), hconfig, shutdown_trigger=trio.sleep_forever))
+                task_status.started()
+
+    async def _recover(self, recovery: Recovery) -> None:
+        now = self.clock.now()
+        if recovery.sending:
+            sent, requeue, unknown = [], [], []
+            for outbox_id in recovery.sending:
+                outcome = await self.gateway.reconcile(outbox_id)
+                (sent if outcome == "sent" else requeue if outcome == "not_sent"
+                 else unknown).append(outbox_id)
+            if sent:
+                await self.store.call(MarkOutbox(sent, "sent", now=now))
+            if requeue:
+                self.sender.enqueue(await self.store.call(Requeue(requeue, now=now)))
+            if unknown:
+                await self.store.call(MarkOutbox(unknown, "unknown", now=now,
+                                                 error="outcome unknown after a restart"))
+                log.warning("%d replies were being submitted when the server stopped and the "
+                            "gateway cannot tell whether they went out: marked 'unknown', not "
+                            "resent", len(unknown))
+        self.sender.enqueue(recovery.queued)
+        for conversation_id in recovery.wake:
+            self.router.wake(conversation_id)
+        woken = set(recovery.wake)
+        for conversation_id, at in recovery.timers:
+            if conversation_id not in woken:
+                self.router.schedule_timer(conversation_id, at)
+        if recovery.queued or recovery.wake or recovery.timers:
+            log.info("recovered %d queued replies, %d conversations with unprocessed messages, "
+                     "%d timers", len(recovery.queued), len(recovery.wake), len(recovery.timers))
+
+    # -- the gateway's sink
+
+    async def inbound(self, message: InboundMessage) -> Ingested:
+        """Commit an inbound message, then route it. The gateway acks after this returns."""
+        ingested = await self.store.call(Ingest(
+            gateway=self.gateway.name, gateway_id=message.gateway_id,
+            our=message.our_number, their=message.their_number, body=message.text,
+            media=message.media, received_at=self.clock.now()))
+        if ingested.duplicate:
+            self.metrics.messages_in_duplicate.inc()
+            return ingested
+        self.metrics.messages_in.inc()
+        self.router.deliver(ingested.conversation_id, ingested.conv_seq, message.text,
+                            message.media)
+        return ingested
+
+    async def receipt(self, receipt: DeliveryReceipt) -> None:
+        await self.store.call(Receipt(receipt.gateway_id, receipt.status, now=self.clock.now(),
+                                      error=receipt.error))
+
+    # -- introspection
+
+    async def progress(self, conversation_id: int) -> ProgressInfo | None:
+        return await self.store.call(Progress(conversation_id))
+
+    async def settled(self, conversation_id: int, conv_seq: int, *, poll: float = 0.02) -> None:
+        """Wait until message `conv_seq` is processed and every reply so far has been sent."""
+        while True:
+            info = await self.progress(conversation_id)
+            if info is None or info.status == "parked" or (
+                    info.processed_count >= conv_seq and info.unsent == 0):
+                return
+            await trio.sleep(poll)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "gateway": self.gateway.name,
+                "live_actors": len(self.router.actors), "outbox_depth": len(self.sender)}

@@ -1,0 +1,26 @@
+"""Persistence: SQLite through sqlite-utils, one writer task with group commit."""
+
+from .ops import (
+    CommitStep,
+    Ingest,
+    Ingested,
+    Load,
+    Loaded,
+    MarkOutbox,
+    Op,
+    OutboxRow,
+    Progress,
+    ProgressInfo,
+    Receipt,
+    Recover,
+    Recovery,
+    Requeue,
+    SetConversationStatus,
+)
+from .writer import Store, StoreClosed, connect
+
+__all__ = [
+    "CommitStep", "Ingest", "Ingested", "Load", "Loaded", "MarkOutbox", "Op", "OutboxRow",
+    "Progress", "ProgressInfo", "Receipt", "Recover", "Recovery", "Requeue",
+    "SetConversationStatus", "Store", "StoreClosed", "connect",
+]

@@ -1,0 +1,295 @@
+"""Write operations run by the single writer, many to a transaction.
+
+Each op's `apply(cursor)` runs in the writer thread inside the batch's transaction and returns
+the op's result. Ops are plain objects: building one does no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from sqlite3 import Cursor
+from typing import Any
+
+from .schema import RANK_SQL, STATUS_RANK
+
+
+class WriterCache:
+    """What the writer thread remembers between batches (it is the only writer, so it is exact)."""
+
+    def __init__(self, size: int = 200_000):
+        self.size = size
+        self.conversations: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+
+    def forget(self) -> None:
+        self.conversations.clear()
+
+
+class Op:
+    """Base class. Subclasses set fields and implement `apply`."""
+
+    __slots__ = ("_done", "_failure", "_result")
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    conversation_id: int
+    conv_seq: int
+    duplicate: bool
+
+
+class Ingest(Op):
+    """Record an inbound message; find or create its conversation. Idempotent by gateway id."""
+
+    __slots__ = ("body", "gateway", "gateway_id", "media", "our", "received_at", "their")
+
+    def __init__(self, *, gateway: str, gateway_id: str, our: str, their: str, body: str,
+                 media: tuple[str, ...] = (), received_at: float):
+        self.gateway, self.gateway_id, self.our, self.their = gateway, gateway_id, our, their
+        self.body, self.media, self.received_at = body, media, received_at
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> Ingested:
+        key = (self.our, self.their)
+        entry = cache.conversations.get(key)
+        if entry is None:
+            row = cur.execute("SELECT id, inbound_count FROM conversations WHERE our_number = ? "
+                              "AND their_number = ?", key).fetchone()
+            if row is None:
+                cur.execute("INSERT INTO conversations (our_number, their_number, status, "
+                            "created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+                            (*key, self.received_at, self.received_at))
+                row = (cur.lastrowid, 0)
+            entry = [row[0], row[1]]
+            cache.conversations[key] = entry
+            if len(cache.conversations) > cache.size:
+                cache.conversations.popitem(last=False)
+        else:
+            cache.conversations.move_to_end(key)
+        conv_id, count = entry
+        media = json.dumps(list(self.media)) if self.media else None
+        inserted = cur.execute(
+            "INSERT INTO inbound (conversation_id, conv_seq, gateway, gateway_id, our_number, "
+            "their_number, body, media, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING seq",
+            (conv_id, count + 1, self.gateway, self.gateway_id, self.our, self.their,
+             self.body, media, self.received_at)).fetchone()
+        if inserted is None:
+            prior = cur.execute("SELECT conversation_id, conv_seq FROM inbound WHERE gateway = ? "
+                                "AND gateway_id = ?", (self.gateway, self.gateway_id)).fetchone()
+            return Ingested(prior[0], prior[1], duplicate=True)
+        entry[1] = count + 1
+        cur.execute("UPDATE conversations SET inbound_count = ?, updated_at = ? WHERE id = ?",
+                    (count + 1, self.received_at, conv_id))
+        return Ingested(conv_id, count + 1, duplicate=False)
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    id: str
+    conversation_id: int
+    position: int
+    our_number: str
+    their_number: str
+    body: str
+    not_before: float
+    status: str = "queued"
+
+
+class CommitStep(Op):
+    """A conversation's new state and the replies it produced, together."""
+
+    __slots__ = ("conversation_id", "crashes", "now", "outbox", "outcome", "processed_count",
+                 "scenario", "state", "status", "timer_at", "version")
+
+    def __init__(self, *, conversation_id: int, scenario: str, version: int, status: str,
+                 outcome: str | None, state: str, processed_count: int, timer_at: float | None,
+                 crashes: int, outbox: list[OutboxRow], now: float):
+        self.conversation_id, self.scenario, self.version = conversation_id, scenario, version
+        self.status, self.outcome, self.state = status, outcome, state
+        self.processed_count, self.timer_at, self.crashes = processed_count, timer_at, crashes
+        self.outbox, self.now = outbox, now
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> None:
+        cur.execute(
+            "UPDATE conversations SET scenario = ?, version = ?, status = ?, outcome = ?, "
+            "state = ?, processed_count = ?, timer_at = ?, crashes = ?, updated_at = ? "
+            "WHERE id = ?",
+            (self.scenario, self.version, self.status, self.outcome, self.state,
+             self.processed_count, self.timer_at, self.crashes, self.now, self.conversation_id))
+        if self.outbox:
+            cur.executemany(
+                "INSERT OR IGNORE INTO outbox (id, conversation_id, position, our_number, "
+                "their_number, body, not_before, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                [(r.id, r.conversation_id, r.position, r.our_number, r.their_number, r.body,
+                  r.not_before, self.now, self.now) for r in self.outbox])
+
+
+class SetConversationStatus(Op):
+    """Park a conversation (or record its crash count) without touching its state."""
+
+    __slots__ = ("conversation_id", "crashes", "now", "status")
+
+    def __init__(self, *, conversation_id: int, status: str, crashes: int, now: float):
+        self.conversation_id, self.status, self.crashes, self.now = (
+            conversation_id, status, crashes, now)
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> None:
+        cur.execute("UPDATE conversations SET status = ?, crashes = ?, updated_at = ? "
+                    "WHERE id = ?", (self.status, self.crashes, self.now, self.conversation_id))
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A conversation as committed, and its inbound messages not yet processed."""
+
+    id: int
+    our_number: str
+    their_number: str
+    status: str
+    state: str | None
+    processed_count: int
+    crashes: int
+    last_not_before: float = 0.0
+    pending: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
+
+
+class Load(Op):
+    """Read a conversation through the writer, so it sees every earlier write."""
+
+    __slots__ = ("conversation_id",)
+
+    def __init__(self, conversation_id: int):
+        self.conversation_id = conversation_id
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> Loaded | None:
+        row = cur.execute("SELECT id, our_number, their_number, status, state, processed_count, "
+                          "crashes FROM conversations WHERE id = ?",
+                          (self.conversation_id,)).fetchone()
+        if row is None:
+            return None
+        loaded = Loaded(*row)
+        loaded.last_not_before = cur.execute(
+            "SELECT coalesce(max(not_before), 0) FROM outbox WHERE conversation_id = ? "
+            "AND status IN ('queued', 'sending')", (row[0],)).fetchone()[0]
+        loaded.pending = [
+            (conv_seq, body or "", tuple(json.loads(media)) if media else ())
+            for conv_seq, body, media in cur.execute(
+                "SELECT conv_seq, body, media FROM inbound WHERE conversation_id = ? AND "
+                "conv_seq > ? ORDER BY conv_seq", (row[0], row[5]))]
+        return loaded
+
+
+class MarkOutbox(Op):
+    """Advance outbox rows to `status` (never backwards), with gateway ids where known."""
+
+    __slots__ = ("error", "gateway_ids", "ids", "now", "status")
+
+    def __init__(self, ids: list[str], status: str, *, now: float,
+                 gateway_ids: list[str | None] | None = None, error: str | None = None):
+        self.ids, self.status, self.now, self.gateway_ids, self.error = (
+            ids, status, now, gateway_ids, error)
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> int:
+        rank = STATUS_RANK[self.status]
+        sent_at = self.now if self.status == "sent" else None
+        gateway_ids = self.gateway_ids or [None] * len(self.ids)
+        cur.executemany(
+            f"UPDATE outbox SET status = ?, gateway_id = coalesce(?, gateway_id), "
+            f"error = coalesce(?, error), sent_at = coalesce(sent_at, ?), updated_at = ? "
+            f"WHERE id = ? AND {RANK_SQL} < ?",
+            [(self.status, gid, self.error, sent_at, self.now, oid, rank)
+             for oid, gid in zip(self.ids, gateway_ids, strict=True)])
+        return cur.rowcount
+
+
+class Receipt(Op):
+    """A delivery receipt, matched by the gateway's message id; never moves a status back."""
+
+    __slots__ = ("error", "gateway_id", "now", "status")
+
+    def __init__(self, gateway_id: str, status: str, *, now: float, error: str | None = None):
+        self.gateway_id, self.status, self.now, self.error = gateway_id, status, now, error
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> bool:
+        cur.execute(
+            f"UPDATE outbox SET status = ?, error = coalesce(?, error), updated_at = ? "
+            f"WHERE gateway_id = ? AND {RANK_SQL} < ?",
+            (self.status, self.error, self.now, self.gateway_id, STATUS_RANK[self.status]))
+        return cur.rowcount > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a restart must pick up: see the durability contract in docs/architecture.md."""
+
+    sending: list[str]
+    queued: list[OutboxRow]
+    wake: list[int]
+    timers: list[tuple[int, float]]
+
+
+class Recover(Op):
+    """Read everything unfinished, through the writer."""
+
+    __slots__ = ()
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> Recovery:
+        sending = [r[0] for r in cur.execute("SELECT id FROM outbox WHERE status = 'sending'")]
+        queued = [OutboxRow(*r) for r in cur.execute(
+            "SELECT id, conversation_id, position, our_number, their_number, body, not_before "
+            "FROM outbox WHERE status = 'queued' ORDER BY not_before, position")]
+        wake = [r[0] for r in cur.execute(
+            "SELECT id FROM conversations WHERE status IN ('new', 'active') "
+            "AND inbound_count > processed_count")]
+        timers = [(r[0], r[1]) for r in cur.execute(
+            "SELECT id, timer_at FROM conversations WHERE status = 'active' "
+            "AND timer_at IS NOT NULL")]
+        return Recovery(sending, queued, wake, timers)
+
+
+class Requeue(Op):
+    """Put rows whose submit never happened back in the queue (after reconciliation)."""
+
+    __slots__ = ("ids", "now")
+
+    def __init__(self, ids: list[str], *, now: float):
+        self.ids, self.now = ids, now
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> list[OutboxRow]:
+        cur.executemany("UPDATE outbox SET status = 'queued', updated_at = ? WHERE id = ? "
+                        "AND status = 'sending'", [(self.now, i) for i in self.ids])
+        marks = ",".join("?" * len(self.ids))
+        return [OutboxRow(*r) for r in cur.execute(
+            "SELECT id, conversation_id, position, our_number, their_number, body, not_before "
+            f"FROM outbox WHERE status = 'queued' AND id IN ({marks})", self.ids)]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressInfo:
+    status: str
+    inbound_count: int
+    processed_count: int
+    unsent: int
+
+
+class Progress(Op):
+    """How far a conversation has got: processed inbound and replies not yet sent."""
+
+    __slots__ = ("conversation_id",)
+
+    def __init__(self, conversation_id: int):
+        self.conversation_id = conversation_id
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> ProgressInfo | None:
+        row = cur.execute("SELECT status, inbound_count, processed_count FROM conversations "
+                          "WHERE id = ?", (self.conversation_id,)).fetchone()
+        if row is None:
+            return None
+        unsent = cur.execute("SELECT count(*) FROM outbox WHERE conversation_id = ? AND status "
+                             "IN ('queued', 'sending')", (self.conversation_id,)).fetchone()[0]
+        return ProgressInfo(row[0], row[1], row[2], unsent)

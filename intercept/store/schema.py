@@ -1,0 +1,65 @@
+"""Database schema, as numbered migrations applied in order (tracked in PRAGMA user_version)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+# Outbox statuses in the order they may advance; a status never moves left.
+OUTBOX_STATUSES = ("queued", "sending", "sent", "delivered")
+FINAL_STATUSES = ("failed", "unknown", "refused")
+STATUS_RANK = {s: i for i, s in enumerate(OUTBOX_STATUSES)} | {s: 9 for s in FINAL_STATUSES}
+RANK_SQL = "CASE status " + " ".join(
+    f"WHEN '{s}' THEN {r}" for s, r in STATUS_RANK.items()) + " ELSE 9 END"
+
+
+def _m1_core(db: sqlite_utils.Database) -> None:
+    db["conversations"].create({
+        "id": int, "our_number": str, "their_number": str, "scenario": str, "version": int,
+        "status": str, "outcome": str, "state": str, "inbound_count": int,
+        "processed_count": int, "timer_at": float, "crashes": int,
+        "created_at": float, "updated_at": float,
+    }, pk="id", not_null={"our_number", "their_number", "status"},
+        defaults={"status": "new", "inbound_count": 0, "processed_count": 0, "crashes": 0})
+    db["conversations"].create_index(["our_number", "their_number"], unique=True)
+    db["conversations"].create_index(["status", "timer_at"])
+    db["inbound"].create({
+        "seq": int, "conversation_id": int, "conv_seq": int, "gateway": str, "gateway_id": str,
+        "our_number": str, "their_number": str, "body": str, "media": str, "received_at": float,
+    }, pk="seq", foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "conv_seq", "gateway", "gateway_id"})
+    db["inbound"].create_index(["gateway", "gateway_id"], unique=True)
+    db["inbound"].create_index(["conversation_id", "conv_seq"], unique=True)
+    db["outbox"].create({
+        "id": str, "conversation_id": int, "position": int, "our_number": str,
+        "their_number": str, "body": str, "not_before": float, "status": str,
+        "gateway_id": str, "error": str, "created_at": float, "sent_at": float,
+        "updated_at": float,
+    }, pk="id", foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "body", "status"}, defaults={"status": "queued"})
+    db["outbox"].create_index(["conversation_id", "position"])
+    db["outbox"].create_index(["gateway_id"])
+    db.execute("CREATE INDEX outbox_pending ON outbox(not_before) "
+               "WHERE status IN ('queued', 'sending')")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply the migrations this database lacks; return the schema version."""
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(f"the database is at schema version {current}, newer than this "
+                           f"Intercept ({len(MIGRATIONS)}): upgrade Intercept")
+    for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+        db.execute("BEGIN")
+        try:
+            migration(db)
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,137 @@
+"""The single writer: one task that commits many operations per SQLite transaction.
+
+Callers `await store.call(op)`; the op joins the writer's bounded queue and the call returns once
+the transaction holding it has committed. While one batch commits in a worker thread, the next
+one gathers in the queue, so the commit rate follows the load (group commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+import trio
+
+from .ops import Op, WriterCache
+from .schema import migrate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class StoreClosed(RuntimeError):
+    """The store is shutting down and takes no more writes."""
+
+
+def connect(path: str | Path, *, synchronous: str = "normal") -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database at `path`."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                           timeout=30.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+class Store:
+    """Owns the write connection. Run `run()` in a nursery, then `call()` ops from any task."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "normal", batch_max: int = 4000,
+                 queue_size: int = 20_000, metrics: Any = None):
+        self.path = str(path)
+        self.db = connect(path, synchronous=synchronous)
+        self.batch_max = batch_max
+        self.metrics = metrics
+        self._send, self._receive = trio.open_memory_channel[Op](queue_size)
+        self._cache = WriterCache()
+        self._closed = False
+
+    async def call(self, op: Op) -> Any:
+        """Queue `op`, wait until its transaction commits, return its result."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        op._done = trio.Event()
+        await self._send.send(op)
+        await op._done.wait()
+        failure = op._failure
+        if failure is not None:
+            raise failure
+        return op._result
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """The writer loop. Ends (after a last flush) when `close()` is called."""
+        task_status.started()
+        receive = self._receive
+        while True:
+            try:
+                first = await receive.receive()
+            except trio.EndOfChannel:
+                break
+            batch = [first]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            # A commit in progress is finished even if we are cancelled: callers are waiting.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._commit, batch)
+            for op in batch:
+                op._done.set()
+
+    def close(self) -> None:
+        """Stop taking ops; `run()` commits what is queued, then returns."""
+        self._closed = True
+        self._send.close()
+
+    def _commit(self, batch: list[Op]) -> None:
+        started = time.perf_counter()
+        conn = self.db.conn
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                op._failure = None
+                op._result = op.apply(cur, self._cache)
+            cur.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                cur.execute("ROLLBACK")
+            self._cache.forget()
+            for op in batch:  # isolate the bad op: commit each one on its own
+                self._commit_one(op, cur)
+        if self.metrics is not None:
+            self.metrics.store_commit_seconds.observe(time.perf_counter() - started)
+            self.metrics.store_batch_size.observe(len(batch))
+
+    def _commit_one(self, op: Op, cur: sqlite3.Cursor) -> None:
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            op._failure = None
+            op._result = op.apply(cur, self._cache)
+            cur.execute("COMMIT")
+        except Exception as exc:
+            if self.db.conn.in_transaction:
+                cur.execute("ROLLBACK")
+            self._cache.forget()
+            log.exception("store: %s failed", type(op).__name__)
+            op._failure = exc
+            op._result = None
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A synchronous read on the writer's connection (start-up and tests only)."""
+        return self.db.execute(sql, params).fetchall()
+
+    def shutdown(self) -> None:
+        self.db.conn.close()
+
