@@ -44,7 +44,7 @@ class Server:
 
     def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
                  gateway: Gateway | None = None, store_path: str | Path | None = None,
-                 fast: bool = False, http: bool | None = None):
+                 fast: bool = False, http: bool | None = None, threaded_store: bool = True):
         self.config = config
         self.metrics = Metrics()
         self.registry = registry or ScenarioRegistry.from_dir(config.scenario_dir)
@@ -56,7 +56,8 @@ class Server:
             raise ConfigError("\n".join(f"{config.source}: {m}" for m in missing))
         self.gateway = gateway or gateway_from_config(config)
         self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
-                           batch_max=config.store.batch_max, metrics=self.metrics)
+                           batch_max=config.store.batch_max, metrics=self.metrics,
+                           threaded=threaded_store)
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.http_enabled = config.http.enabled if http is None else http
         self.http_addresses: list[str] = []

@@ -66,6 +66,8 @@ class _Compiler:
         if not isinstance(states_raw, dict) or not states_raw:
             if "states" in data:
                 self.fail(("states",), "must be a mapping of state names to states")
+            else:
+                self.fail((), "missing required field 'states'")
             self.raise_errors()
         states: dict[str, State] = {}
         for name, raw in states_raw.items():
@@ -169,8 +171,9 @@ class _Compiler:
             except ValueError as exc:
                 self.fail((*base, "timeout", "after"), str(exc))
                 seconds = 0.0
-            if seconds <= 0 and not self.errors:
-                self.fail((*base, "timeout", "after"), "must be longer than zero")
+            else:
+                if seconds <= 0:
+                    self.fail((*base, "timeout", "after"), "must be longer than zero")
             timeout = (seconds, self.target(state.timeout.goto, (*base, "timeout", "goto")))
         if state.end is not None and not state.end.strip():
             self.fail((*base, "end"), "the outcome must not be empty")

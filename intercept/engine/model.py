@@ -27,7 +27,7 @@ class Reply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 class Timeout(msgspec.Struct, forbid_unknown_fields=True):
     """Where to go when the other side has not replied for `after` (e.g. "20m")."""
 
-    after: str
+    after: str | int | float
     goto: str
 
 

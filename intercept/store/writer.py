@@ -46,7 +46,7 @@ class Store:
     """Owns the write connection. Run `run()` in a nursery, then `call()` ops from any task."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "normal", batch_max: int = 4000,
-                 queue_size: int = 20_000, metrics: Any = None):
+                 queue_size: int = 20_000, metrics: Any = None, threaded: bool = True):
         self.path = str(path)
         self.db = connect(path, synchronous=synchronous)
         self.batch_max = batch_max
@@ -54,6 +54,9 @@ class Store:
         self._send, self._receive = trio.open_memory_channel[Op](queue_size)
         self._cache = WriterCache()
         self._closed = False
+        self.threaded = threaded
+        """Commit in a worker thread (the default). False commits on the trio thread, which
+        blocks it; tests use it so that MockClock time does not jump during a commit."""
 
     async def call(self, op: Op) -> Any:
         """Queue `op`, wait until its transaction commits, return its result."""
@@ -85,7 +88,11 @@ class Store:
                     break
             # A commit in progress is finished even if we are cancelled: callers are waiting.
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._commit, batch)
+                if self.threaded:
+                    await trio.to_thread.run_sync(self._commit, batch)
+                else:
+                    self._commit(batch)
+                    await trio.lowlevel.checkpoint()
             for op in batch:
                 op._done.set()
 
