@@ -137,8 +137,8 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios")
-_DURATION_KEYS = {("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
-                  ("delays", "think"), ("delays", "min"), ("delays", "max")}
+_DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
+                  ("delays", "think"), ("delays", "min"), ("delays", "max"))
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -157,7 +157,7 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
                      environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    _apply_environment(raw, environ)
+    overrides = _apply_environment(raw, environ, source)
     raw["source"] = source
     try:
         config = msgspec.convert(raw, Config, strict=False)
@@ -165,12 +165,16 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
         message, path = split_msgspec_error(str(exc))
         where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
         where = where.replace(".[", "[")
+        message += _via(overrides, where)
         raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}") from None
-    _check(config, source)
+    _check(config, source, overrides)
     return config
 
 
-def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], source: str
+                       ) -> dict[str, str]:
+    """Put ``INTERCEPT_<SECTION>_<KEY>`` values into `raw`; return {"section.key": variable}."""
+    overrides: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith("INTERCEPT_") or name == "INTERCEPT_CONFIG":
             continue
@@ -181,18 +185,26 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         key = rest[len(section) + 1:]
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
-            raise ConfigError(f"[{section}] must be a table to take {name}")
+            raise ConfigError(f"{source}: [{section}] must be a table to take {name}")
         raw[section][key] = value
+        overrides[f"{section}.{key}"] = name
+    return overrides
 
 
-def _check(config: Config, source: str) -> None:
+def _via(overrides: Mapping[str, str], where: str) -> str:
+    """Point at the environment variable when the bad value came from one."""
+    return f" (set by the environment variable {overrides[where]})" if where in overrides else ""
+
+
+def _check(config: Config, source: str, overrides: Mapping[str, str]) -> None:
     problems: list[str] = []
     for section, key in _DURATION_KEYS:
         value = getattr(getattr(config, section), key)
         try:
             parse_duration(value)
         except ValueError as exc:
-            problems.append(f"{section}.{key}: {exc}")
+            where = f"{section}.{key}"
+            problems.append(f"{where}: {exc}{_via(overrides, where)}")
     seen: dict[str, int] = {}
     for i, number in enumerate(config.numbers):
         city = config.cities.get(number.city)

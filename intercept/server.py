@@ -173,9 +173,10 @@ class Server:
                             message.media)
         return ingested
 
-    async def receipt(self, receipt: DeliveryReceipt) -> None:
-        await self.store.call(Receipt(receipt.gateway_id, receipt.status, now=self.clock.now(),
-                                      error=receipt.error))
+    async def receipts(self, receipts: list[DeliveryReceipt]) -> None:
+        """Record delivery receipts (queued for the next commit)."""
+        await self.store.post(Receipt([(r.gateway_id, r.status, r.error) for r in receipts],
+                                      now=self.clock.now()))
 
     # -- introspection
 

@@ -53,7 +53,13 @@ class SimGateway(Gateway):
         task_status.started()
         try:
             async for receipt in self._receipt_receive:
-                await sink.receipt(receipt)
+                batch = [receipt]
+                while len(batch) < 1000:
+                    try:
+                        batch.append(self._receipt_receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await sink.receipts(batch)
         finally:
             if self._log_fd is not None:
                 os.close(self._log_fd)
@@ -74,7 +80,8 @@ class SimGateway(Gateway):
     async def inject(self, *, their_number: str, our_number: str, text: str,
                      gateway_id: str | None = None, media: tuple[str, ...] = ()) -> Ingested:
         """A simulated phone sends a message; returns once it is committed."""
-        await self._ready.wait()
+        if not self._ready.is_set():
+            await self._ready.wait()
         assert self._sink is not None
         message = InboundMessage(
             gateway_id=gateway_id or f"sim-in-{self._run_id}-{next(self._ids)}",

@@ -20,6 +20,7 @@ from ..engine import ConversationState, End, Machine, Message, Send, Start, Time
 from ..engine.rng import seed_from
 from ..phone import mask
 from ..store import CommitStep, Load, OutboxRow, SetConversationStatus
+from .inbox import Inbox
 
 if TYPE_CHECKING:
     from .router import Router
@@ -41,11 +42,11 @@ class Inbound(NamedTuple):
 class ActorHandle:
     """What the router keeps for a live actor."""
 
-    __slots__ = ("conversation_id", "overflowed", "send")
+    __slots__ = ("conversation_id", "inbox", "overflowed")
 
-    def __init__(self, conversation_id: int, send: trio.MemorySendChannel[Inbound]):
+    def __init__(self, conversation_id: int, inbox: Inbox[Inbound]):
         self.conversation_id = conversation_id
-        self.send = send
+        self.inbox = inbox
         self.overflowed = False
 
 
@@ -55,13 +56,11 @@ class Parked(Exception):
 
 class ConversationActor:
     __slots__ = ("crashes", "handle", "last_not_before", "machine", "our", "pending",
-                 "processed", "receive", "router", "state", "their")
+                 "processed", "router", "state", "their")
 
-    def __init__(self, router: Router, handle: ActorHandle,
-                 receive: trio.MemoryReceiveChannel[Inbound]):
+    def __init__(self, router: Router, handle: ActorHandle):
         self.router = router
         self.handle = handle
-        self.receive = receive
         self.crashes = 0
         self.pending: dict[int, Inbound] = {}
 
@@ -142,7 +141,7 @@ class ConversationActor:
         router = self.router
         if not await self._load():
             return None
-        receive = self.receive
+        inbox = self.handle.inbox
         hibernate_after = router.hibernate_after
         while True:
             self._drain_inbox()
@@ -160,7 +159,7 @@ class ConversationActor:
             if timer_at is not None:
                 deadline = min(deadline, router.clock.deadline(timer_at))
             with trio.move_on_at(deadline):
-                item = await receive.receive()
+                item = await inbox.get()
                 if item.conv_seq > self.processed:
                     self.pending[item.conv_seq] = item
                 continue
@@ -171,11 +170,9 @@ class ConversationActor:
                 return timer_at  # idle: hibernate
 
     def _drain_inbox(self) -> None:
-        while True:
-            try:
-                item = self.receive.receive_nowait()
-            except trio.WouldBlock:
-                return
+        inbox = self.handle.inbox
+        while inbox:
+            item = inbox.get_nowait()
             if item.conv_seq > self.processed:
                 self.pending[item.conv_seq] = item
 

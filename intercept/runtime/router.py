@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .actor import ActorHandle, ConversationActor, Inbound
+from .inbox import Inbox
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -63,10 +64,8 @@ class Router:
                 media: tuple[str, ...] = ()) -> None:
         """Route a committed inbound message to its actor, waking it if needed."""
         handle = self.actors.get(conversation_id) or self._spawn(conversation_id)
-        try:
-            handle.send.send_nowait(Inbound(conv_seq, text, media))
-        except trio.WouldBlock:
-            handle.overflowed = True
+        if not handle.inbox.put_nowait(Inbound(conv_seq, text, media)):
+            handle.overflowed = True  # the actor re-reads its pending messages from the store
 
     def wake(self, conversation_id: int) -> None:
         """Make sure the conversation has a live actor (it loads its work from the store)."""
@@ -87,11 +86,10 @@ class Router:
 
     def _spawn(self, conversation_id: int) -> ActorHandle:
         assert self._nursery is not None, "Router.run() is not running"
-        send, receive = trio.open_memory_channel[Inbound](self.inbox_size)
-        handle = ActorHandle(conversation_id, send)
+        handle = ActorHandle(conversation_id, Inbox(self.inbox_size))
         self.actors[conversation_id] = handle
         self._timer_at.pop(conversation_id, None)  # a live actor runs its own timer
-        self._nursery.start_soon(ConversationActor(self, handle, receive).run)
+        self._nursery.start_soon(ConversationActor(self, handle).run)
         self.metrics.live_actors.inc()
         self.metrics.wakes.inc()
         return handle

@@ -109,5 +109,5 @@ class Sender:
                     del self._pending[row.conversation_id]
         if sent_ids:
             self.metrics.messages_out.inc(len(sent_ids))
-            await self.store.call(MarkOutbox(sent_ids, "sent", now=self.clock.now(),
+            await self.store.post(MarkOutbox(sent_ids, "sent", now=self.clock.now(),
                                              gateway_ids=gateway_ids))

@@ -208,19 +208,23 @@ class MarkOutbox(Op):
 
 
 class Receipt(Op):
-    """A delivery receipt, matched by the gateway's message id; never moves a status back."""
+    """Delivery receipts (gateway id, status, error), matched by the gateway's message id.
 
-    __slots__ = ("error", "gateway_id", "now", "status")
+    A status never moves back: a late 'sent' does not overwrite 'delivered'.
+    """
 
-    def __init__(self, gateway_id: str, status: str, *, now: float, error: str | None = None):
-        self.gateway_id, self.status, self.now, self.error = gateway_id, status, now, error
+    __slots__ = ("now", "receipts")
 
-    def apply(self, cur: Cursor, cache: WriterCache) -> bool:
-        cur.execute(
+    def __init__(self, receipts: list[tuple[str, str, str | None]], *, now: float):
+        self.receipts, self.now = receipts, now
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> int:
+        cur.executemany(
             f"UPDATE outbox SET status = ?, error = coalesce(?, error), updated_at = ? "
             f"WHERE gateway_id = ? AND {RANK_SQL} < ?",
-            (self.status, self.error, self.now, self.gateway_id, STATUS_RANK[self.status]))
-        return cur.rowcount > 0
+            [(status, error, self.now, gateway_id, STATUS_RANK[status])
+             for gateway_id, status, error in self.receipts])
+        return cur.rowcount
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
+import outcome
 import sqlite_utils
 import trio
 
@@ -59,16 +60,28 @@ class Store:
         blocks it; tests use it so that MockClock time does not jump during a commit."""
 
     async def call(self, op: Op) -> Any:
-        """Queue `op`, wait until its transaction commits, return its result."""
+        """Queue `op`, wait until its transaction commits, return its result.
+
+        Once queued, the op will be committed: a cancellation that arrives meanwhile takes
+        effect when the commit is done, so the caller always learns the outcome.
+        """
+        op._done = trio.lowlevel.current_task()
+        await self._enqueue(op)
+        result: Any = await trio.lowlevel.wait_task_rescheduled(_not_abortable)
+        return result
+
+    async def post(self, op: Op) -> None:
+        """Queue `op` without waiting for its commit (a failure is logged, not raised)."""
+        op._done = None
+        await self._enqueue(op)
+
+    async def _enqueue(self, op: Op) -> None:
         if self._closed:
             raise StoreClosed("the store is closed")
-        op._done = trio.Event()
-        await self._send.send(op)
-        await op._done.wait()
-        failure = op._failure
-        if failure is not None:
-            raise failure
-        return op._result
+        try:
+            self._send.send_nowait(op)  # the common case: no task switch
+        except trio.WouldBlock:
+            await self._send.send(op)  # the queue is full: wait (backpressure)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -93,8 +106,12 @@ class Store:
                 else:
                     self._commit(batch)
                     await trio.lowlevel.checkpoint()
+            reschedule = trio.lowlevel.reschedule
             for op in batch:
-                op._done.set()
+                if op._done is not None:
+                    failure = op._failure
+                    reschedule(op._done, outcome.Value(op._result) if failure is None
+                               else outcome.Error(failure))
 
     def close(self) -> None:
         """Stop taking ops; `run()` commits what is queued, then returns."""
@@ -132,6 +149,8 @@ class Store:
                 cur.execute("ROLLBACK")
             self._cache.forget()
             log.exception("store: %s failed", type(op).__name__)
+            if op._done is None:  # posted: nobody waits for it
+                return
             op._failure = exc
             op._result = None
 
@@ -142,3 +161,6 @@ class Store:
     def shutdown(self) -> None:
         self.db.conn.close()
 
+
+def _not_abortable(raise_cancel: Any) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
