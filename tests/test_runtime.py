@@ -8,7 +8,7 @@ from intercept.engine import Machine, compile_text
 from intercept.gateways import SimGateway
 from intercept.scenarios import ScenarioRegistry
 
-from helpers import ECHO, NUDGE, OTHER_OUR, OUR, make_config, registry, running
+from helpers import ECHO, OTHER_OUR, OUR, make_config, running
 
 BUYER = "+12065550199"
 BUYER2 = "+12065550198"
@@ -243,7 +243,7 @@ async def test_rows_caught_mid_submit_are_reconciled_not_resent(tmp_path, autoju
 
 
 async def test_metrics_count_the_work(tmp_path, autojump_clock):
-    async with running(tmp_path) as (server, phones):
+    async with running(tmp_path) as (server, _):
         last = None
         for i in range(3):
             last = await server.gateway.inject(their_number=BUYER, our_number=OUR, text=f"{i}")
@@ -255,6 +255,3 @@ async def test_metrics_count_the_work(tmp_path, autojump_clock):
                      "intercept_outbox_depth", "intercept_actor_crashes_total",
                      "intercept_actor_hibernations_total"):
             assert name in text, name
-
-
-_ = (NUDGE, registry)
