@@ -61,6 +61,10 @@ def load_located(text: str, file: str) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = exc.problem or exc.context or "invalid YAML"
+        where = exc.context_mark
+        if exc.problem and exc.context and where is not None and where is not mark:
+            # "found unexpected end of stream" alone points at the end of the file
+            problem += f" ({exc.context} at line {where.line + 1}, column {where.column + 1})"
         raise ScenarioError(f"YAML syntax error: {problem}", file=file, line=line,
                             col=col) from None
     marks: dict[Path, tuple[int, int]] = {}
