@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import httpx
 import trio
-from helpers import OUR, Phones, make_config, registry
 
 from intercept.gateways import SimGateway
 from intercept.server import Server
+
+from helpers import OUR, Phones, make_config, registry
 
 BUYER = "+12065550199"
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import trio
-from helpers import OTHER_OUR, OUR, make_config, running
 
 from intercept.gateways import OutboundMessage
+
+from helpers import OTHER_OUR, OUR, make_config, running
 
 CONVERSATIONS = 10_000
 LINES = ("hey", "how much", "tonight?")
