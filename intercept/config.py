@@ -159,16 +159,26 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     overrides = _apply_environment(raw, environ, source)
     raw["source"] = source
+    cities = raw.get("cities")
+    if isinstance(cities, dict):
+        # msgspec reports a bad dict value at "cities[...]": check each city to name it
+        for key, city in cities.items():
+            _convert(city, City, source, ("cities", key), overrides)
+    config = _convert(raw, Config, source, (), overrides)
+    _check(config, source, overrides)
+    return config
+
+
+def _convert(data: Any, type_: type, source: str, prefix: tuple[str | int, ...],
+             overrides: Mapping[str, str]) -> Any:
     try:
-        config = msgspec.convert(raw, Config, strict=False)
+        return msgspec.convert(data, type_, strict=False)
     except msgspec.ValidationError as exc:
         message, path = split_msgspec_error(str(exc))
-        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in (*prefix, *path))
         where = where.replace(".[", "[")
         message += _via(overrides, where)
         raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}") from None
-    _check(config, source, overrides)
-    return config
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], source: str

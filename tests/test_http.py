@@ -35,6 +35,12 @@ async def test_metrics_after_a_chat(tmp_path):
             with trio.fail_after(10):
                 while len(phones.all) < 3:
                     await trio.sleep(0.01)
+            received = (await client.get("/sim/messages", params={"to": BUYER})).json()
+            assert [m["text"] for m in received["messages"]] == [
+                "re: hi", "re: how much", "bye from Jasmine in Seattle"]
+            assert received["messages"][0]["from"] == OUR
+            assert (await client.get("/sim/messages", params={"to": "+13125550100"})
+                    ).json() == {"messages": []}
             health = (await client.get("/healthz")).json()
             assert health["status"] == "ok" and health["gateway"] == "sim"
             r = await client.get("/metrics")
@@ -78,7 +84,7 @@ async def test_sim_endpoint_checks_its_input(tmp_path):
             r = await client.post("/sim/messages", json={"from": BUYER, "to": OUR,
                                                          "text": "x", "colour": "red"})
             assert r.status_code == 400 and "colour" in r.text
-            assert (await client.get("/sim/messages")).status_code == 405
+            assert (await client.delete("/sim/messages")).status_code == 405
             assert (await client.get("/nope")).status_code == 404
             first = await client.post("/sim/messages", json={"from": BUYER, "to": OUR,
                                                              "text": "hi", "id": "dup"})

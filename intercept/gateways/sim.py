@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,10 +28,13 @@ Handset = Callable[[OutboundMessage], None]
 class SimGateway(Gateway):
     name = "sim"
 
-    def __init__(self, *, log_path: str | os.PathLike[str] | None = None, receipts: bool = True):
+    def __init__(self, *, log_path: str | os.PathLike[str] | None = None, receipts: bool = True,
+                 recent: int = 1000):
         self.log_path = Path(log_path) if log_path else None
         self.receipts = receipts
         self.handsets: list[Handset] = []
+        self.recent: deque[tuple[float, OutboundMessage]] = deque(maxlen=recent)
+        """The last messages the simulated phones received (for GET /sim/messages)."""
         self._sink: Sink | None = None
         self._ready = trio.Event()
         self._logged: set[str] = set()
@@ -96,6 +100,7 @@ class SimGateway(Gateway):
                       "text": message.text, "at": time.time()}
             os.write(self._log_fd, (json.dumps(record) + "\n").encode())
             self._logged.add(message.outbox_id)
+        self.recent.append((time.time(), message))
         for handset in self.handsets:
             handset(message)
         if self.receipts:

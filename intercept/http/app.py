@@ -1,4 +1,4 @@
-"""The ASGI application: /healthz, /metrics, and the simulator's inbound endpoint.
+"""The ASGI application: /healthz, /metrics, and the simulator endpoints.
 
 A few fixed routes do not need a framework; this keeps the request path short and the
 dependencies few. Every request body is read in full (hypercorn keep-alive depends on it).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -60,6 +61,8 @@ class App:
                                b"text/plain; version=0.0.4; charset=utf-8")
         elif path == "/sim/messages" and method == "POST":
             await self._sim_message(body, send)
+        elif path == "/sim/messages" and method == "GET":
+            await self._sim_received(scope, send)
         elif path in ("/healthz", "/metrics", "/sim/messages"):
             await _respond(send, 405, {"error": f"{method} is not allowed on {path}"})
         else:
@@ -86,6 +89,24 @@ class App:
         await _respond(send, 200, {"conversation_id": ingested.conversation_id,
                                    "sequence": ingested.conv_seq,
                                    "duplicate": ingested.duplicate})
+
+    async def _sim_received(self, scope: Scope, send: Send) -> None:
+        """GET /sim/messages?to=NUMBER: what the simulated phone(s) received, oldest first."""
+        gateway = self.server.gateway
+        if not isinstance(gateway, SimGateway):
+            await _respond(send, 404, {"error": "the simulator endpoint exists only with "
+                                                "gateway.url = 'sim://'"})
+            return
+        query = parse_qs(scope.get("query_string", b"").decode())
+        wanted = query.get("to", [None])[0]
+        if wanted is not None:
+            wanted = to_e164(wanted)
+            if wanted is None:
+                await _respond(send, 400, {"error": "'to' is not a valid phone number"})
+                return
+        messages = [{"at": at, "from": m.our_number, "to": m.their_number, "text": m.text}
+                    for at, m in gateway.recent if wanted is None or m.their_number == wanted]
+        await _respond(send, 200, {"messages": messages})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
