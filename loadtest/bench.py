@@ -56,12 +56,14 @@ class Buyers:
         await event.wait()
 
 
-async def bench(conversations: int, turns: int, store: Path, synchronous: str) -> dict[str, float]:
+async def bench(conversations: int, turns: int, store: Path, synchronous: str,
+                threaded: bool = True) -> dict[str, float]:
     config = load_config(bundled_root() / "config" / "intercept.toml")
     config.store.synchronous = synchronous  # type: ignore[misc]
     config.runtime.hibernate_after = "1h"  # type: ignore[misc]
     gateway = SimGateway(receipts=True)
-    server = Server(config, gateway=gateway, store_path=store, fast=True, http=False)
+    server = Server(config, gateway=gateway, store_path=store, fast=True, http=False,
+                    threaded_store=threaded)
     buyers = Buyers(gateway)
     ours = [n.number for n in config.numbers]
     theirs = [f"+1{200 + i // 10_000_000 % 700:03d}{i % 10_000_000:07d}" for i in
@@ -126,10 +128,13 @@ def main(argv: list[str] | None = None) -> None:
                         "first (at most 5)")
     parser.add_argument("--synchronous", choices=["normal", "full"], default="normal")
     parser.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--inline-store", action="store_true",
+                        help="commit on the trio thread instead of a worker thread")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="intercept-bench-") as tmp:
         store = args.db or Path(tmp) / "bench.db"
-        trio.run(bench, args.conversations, min(args.turns, 5), store, args.synchronous)
+        trio.run(bench, args.conversations, min(args.turns, 5), store, args.synchronous,
+                 not args.inline_store)
 
 
 if __name__ == "__main__":
