@@ -72,7 +72,7 @@ def serve(config_path: Path | None, verbose: int) -> None:
     async def run() -> None:
         try:
             server = Server(config)
-        except (ConfigError, ScenarioError) as exc:
+        except InterceptError as exc:
             raise click.ClickException(str(exc)) from None
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -85,7 +85,24 @@ def serve(config_path: Path | None, verbose: int) -> None:
                     server.stop()
                     break
 
-    trio.run(run)
+    try:
+        trio.run(run)
+    except BaseExceptionGroup as group:
+        # Binding the HTTP port is the one OSError expected at start-up; say it plainly.
+        failure = _only_leaf(group)
+        if isinstance(failure, OSError):
+            raise click.ClickException(f"http.listen: cannot listen on {config.http.listen}: "
+                                       f"{failure.strerror or failure}") from None
+        if isinstance(failure, click.ClickException):
+            raise failure from None
+        raise
+
+
+def _only_leaf(exc: BaseException) -> BaseException:
+    """The single exception inside nested exception groups (or the group if there are more)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 @main.command()

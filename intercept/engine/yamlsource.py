@@ -72,12 +72,27 @@ def load_located(text: str, file: str) -> Located:
         return Located({}, marks, file)
     constructor = yaml.SafeLoader("")  # a constructor to turn scalar nodes into Python values
 
+    def fail(node: yaml.Node, path: Path, message: str) -> ScenarioError:
+        return ScenarioError(message, file=file, line=node.start_mark.line + 1,
+                             col=node.start_mark.column + 1, path=format_path(path))
+
+    def construct(node: yaml.Node, path: Path) -> Any:
+        try:
+            return constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. an unknown !!tag
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise fail(node, path, f"YAML error: {problem}") from None
+
     def build(node: yaml.Node, path: Path) -> Any:
         marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = constructor.construct_object(key_node)
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise fail(key_node, path, "YAML merge keys ('<<') are not supported: write "
+                                               "the fields out, or reuse a whole value with an "
+                                               "alias (*name)")
+                key = construct(key_node, path)
                 if not isinstance(key, str):
                     key = str(key)
                 if key in out:
@@ -89,7 +104,7 @@ def load_located(text: str, file: str) -> Located:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(child, (*path, i)) for i, child in enumerate(node.value)]
-        value = constructor.construct_object(node)
+        value = construct(node, path)
         if isinstance(value, bool) and node.value.lower() not in ("true", "false"):
             return node.value  # YAML 1.1 reads yes/no/on/off as booleans; authors mean words
         return value

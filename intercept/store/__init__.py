@@ -17,10 +17,10 @@ from .ops import (
     Requeue,
     SetConversationStatus,
 )
-from .writer import Store, StoreClosed, connect
+from .writer import Store, StoreClosed, StoreError, connect
 
 __all__ = [
     "CommitStep", "Ingest", "Ingested", "Load", "Loaded", "MarkOutbox", "Op", "OutboxRow",
     "Progress", "ProgressInfo", "Receipt", "Recover", "Recovery", "Requeue",
-    "SetConversationStatus", "Store", "StoreClosed", "connect",
+    "SetConversationStatus", "Store", "StoreClosed", "StoreError", "connect",
 ]

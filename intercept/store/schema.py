@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
@@ -51,7 +52,7 @@ def migrate(db: sqlite_utils.Database) -> int:
     """Apply the migrations this database lacks; return the schema version."""
     current = db.execute("PRAGMA user_version").fetchone()[0]
     if current > len(MIGRATIONS):
-        raise RuntimeError(f"the database is at schema version {current}, newer than this "
+        raise sqlite3.DatabaseError(f"the database is at schema version {current}, newer than this "
                            f"Intercept ({len(MIGRATIONS)}): upgrade Intercept")
     for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
         db.execute("BEGIN")

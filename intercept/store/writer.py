@@ -17,6 +17,7 @@ import outcome
 import sqlite_utils
 import trio
 
+from ..errors import InterceptError
 from .ops import Op, WriterCache
 from .schema import migrate
 
@@ -29,17 +30,27 @@ class StoreClosed(RuntimeError):
     """The store is shutting down and takes no more writes."""
 
 
+class StoreError(InterceptError):
+    """The database file cannot be opened, or belongs to a newer Intercept."""
+
+
 def connect(path: str | Path, *, synchronous: str = "normal") -> sqlite_utils.Database:
-    """Open (creating if needed) and migrate the database at `path`."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                           timeout=30.0)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    db = sqlite_utils.Database(conn)
-    migrate(db)
+    """Open (creating if needed) and migrate the database at `path`.
+
+    Raises `StoreError` naming the file when it cannot be opened or is not an Intercept store.
+    """
+    try:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                               timeout=30.0)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = sqlite_utils.Database(conn)
+        migrate(db)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}") from exc
     return db
 
 
