@@ -1,0 +1,269 @@
+"""Configuration: the shipped TOML, environment overrides and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from intercept.config import Config, duration, load_config
+from intercept.errors import ConfigError
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "intercept.toml"
+
+MINIMAL = """\
+[cities.seattle]
+name = "Seattle"
+link = "https://help.example/sea"
+
+[[numbers]]
+number = "(206) 555-0100"
+city = "seattle"
+scenario = "buyer-deterrence"
+persona = { name = "Jasmine", age = 23 }
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "intercept.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(path: Path, **environ: str) -> Config:
+    return load_config(path, environ=environ)
+
+
+def error(path: Path, **environ: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=environ)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shipped file
+
+
+def test_the_shipped_config_loads():
+    config = load(SHIPPED)
+    assert list(config.cities) == ["seattle", "atlanta", "washington-dc"]
+    assert config.cities["washington-dc"].name == "Washington DC"
+    assert all(c.link.startswith("https://") for c in config.cities.values())
+    assert [(n.number, n.city) for n in config.numbers] == [
+        ("+12065550100", "seattle"), ("+14045550111", "atlanta"), ("+12025550122", "washington-dc"),
+    ]
+    assert {n.scenario for n in config.numbers} == {"buyer-deterrence"}
+    assert config.source == str(SHIPPED)
+    assert config.scenario_dir == (SHIPPED.parent.parent / "scenarios").resolve()
+    assert (config.scenario_dir / "buyer-deterrence.yaml").is_file()
+
+
+def test_the_shipped_config_values():
+    config = load(SHIPPED)
+    assert config.gateway.url == "sim://"
+    assert config.store.path == "intercept.db"
+    assert config.store.synchronous == "normal"
+    assert config.http.listen == "127.0.0.1:8080"
+    assert config.runtime.max_crashes == 3
+    assert duration(config.runtime.hibernate_after) == 120
+    assert config.delays.enabled is True
+
+
+def test_lookup_and_context_of_a_number():
+    config = load(SHIPPED)
+    number = config.number("+14045550111")
+    assert number is not None and number.persona.name == "Kayla"
+    assert config.number("+19999999999") is None
+    assert config.context_for(number) == {
+        "persona.name": "Kayla", "persona.age": "21", "persona.style": "casual",
+        "city.name": "Atlanta", "city.link": "https://www.sexhelp.com", "city.region": "US",
+    }
+
+
+def test_an_empty_file_gives_the_defaults(tmp_path):
+    config = load(write(tmp_path, ""))
+    assert config.cities == {} and config.numbers == []
+    assert config.store.path == "intercept.db"
+    assert config.runtime.inbox_size == 64
+    assert config.delays.max == "2m"
+    assert config.scenario_dir == (tmp_path.parent / "scenarios").resolve()
+
+
+def test_numbers_are_normalised_to_e164(tmp_path):
+    config = load(write(tmp_path, MINIMAL))
+    assert config.numbers[0].number == "+12065550100"
+    assert config.number("+12065550100") is config.numbers[0]
+    assert config.context_for(config.numbers[0])["persona.style"] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment overrides
+
+
+def test_environment_overrides_strings(tmp_path):
+    config = load(SHIPPED, INTERCEPT_STORE_PATH="/var/lib/intercept/x.db",
+                  INTERCEPT_HTTP_LISTEN="0.0.0.0:9000", INTERCEPT_GATEWAY_URL="sim://")
+    assert config.store.path == "/var/lib/intercept/x.db"
+    assert config.http.listen == "0.0.0.0:9000"
+
+
+def test_environment_values_are_converted_to_the_key_type():
+    config = load(SHIPPED, INTERCEPT_RUNTIME_MAX_CRASHES="5", INTERCEPT_DELAYS_ENABLED="false",
+                  INTERCEPT_DELAYS_JITTER="0.1", INTERCEPT_HTTP_ENABLED="0",
+                  INTERCEPT_RUNTIME_HIBERNATE_AFTER="5m")
+    assert config.runtime.max_crashes == 5
+    assert config.delays.enabled is False
+    assert config.delays.jitter == 0.1
+    assert config.http.enabled is False
+    assert duration(config.runtime.hibernate_after) == 300
+
+
+def test_environment_overrides_a_section_missing_from_the_file(tmp_path):
+    config = load(write(tmp_path, MINIMAL), INTERCEPT_STORE_SYNCHRONOUS="full")
+    assert config.store.synchronous == "full"
+
+
+def test_other_environment_variables_are_ignored():
+    config = load(SHIPPED, INTERCEPT_CONFIG="/elsewhere.toml", INTERCEPT_NOPE_X="1",
+                  STORE_PATH="x", PATH="/bin")
+    assert config.store.path == "intercept.db"
+
+
+def test_environ_defaults_to_the_process_environment(monkeypatch):
+    monkeypatch.setenv("INTERCEPT_STORE_PATH", "from-env.db")
+    assert load_config(SHIPPED).store.path == "from-env.db"
+
+
+def test_a_bad_environment_value_names_the_variable():
+    message = error(SHIPPED, INTERCEPT_RUNTIME_MAX_CRASHES="lots")
+    assert message == (f"{SHIPPED}: runtime.max_crashes: expected 'int', got 'str' "
+                       "(set by the environment variable INTERCEPT_RUNTIME_MAX_CRASHES)")
+    message = error(SHIPPED, INTERCEPT_STORE_PAHT="x.db")
+    assert message == (f"{SHIPPED}: store.paht: unknown field 'paht' "
+                       "(set by the environment variable INTERCEPT_STORE_PAHT)")
+    message = error(SHIPPED, INTERCEPT_DELAYS_MAX="forever")
+    assert message.startswith(f"{SHIPPED}: delays.max: expected a duration")
+    assert message.endswith("(set by the environment variable INTERCEPT_DELAYS_MAX)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors name the file and the key
+
+
+def test_unknown_key(tmp_path):
+    path = write(tmp_path, "[store]\npaht = 'x.db'\n")
+    assert error(path) == f"{path}: store.paht: unknown field 'paht'"
+
+
+def test_unknown_section(tmp_path):
+    path = write(tmp_path, "[stor]\npath = 'x.db'\n")
+    assert error(path) == f"{path}: stor: unknown field 'stor'"
+
+
+def test_unknown_key_in_a_persona(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("age = 23", "agee = 23"))
+    assert error(path) == f"{path}: numbers[0].persona.agee: unknown field 'agee'"
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ("[runtime]\ninbox_size = 'big'\n", "runtime.inbox_size: expected 'int', got 'str'"),
+    ("[runtime]\ninbox_size = 1.5\n", "runtime.inbox_size: expected 'int', got 'float'"),
+    ("[http]\nenabled = 'sometimes'\n", "http.enabled: expected 'bool', got 'str'"),
+    ("[store]\nsynchronous = 'off'\n", "store.synchronous: invalid enum value 'off'"),
+    ("[runtime]\nhibernate_after = 120\n", "runtime.hibernate_after: expected 'str', got 'int'"),
+    ("store = 'x'\n", "store: expected 'object', got 'str'"),
+])
+def test_wrong_type(tmp_path, toml, expected):
+    path = write(tmp_path, toml)
+    assert error(path) == f"{path}: {expected}"
+
+
+def test_missing_required_key(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('link = "https://help.example/sea"\n', ""))
+    assert error(path) == f"{path}: cities.seattle: missing required field 'link'"
+
+
+def test_unknown_city(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('city = "seattle"', 'city = "seatle"'))
+    assert error(path) == (f"{path}: numbers[0].city: unknown city 'seatle'; defined cities: "
+                           "seattle")
+
+
+def test_invalid_phone_number(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("(206) 555-0100", "555-01"))
+    assert error(path) == f"{path}: numbers[0].number: '555-01' is not a valid phone number"
+
+
+def test_duplicate_number(tmp_path):
+    second = MINIMAL.split("\n\n", 1)[1].replace("(206) 555-0100", "+1 206 555 0100")
+    path = write(tmp_path, MINIMAL + "\n" + second)
+    assert error(path) == (f"{path}: numbers[1].number: '+1 206 555 0100' is listed twice "
+                           "(also numbers[0])")
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ("runtime", "hibernate_after"), ("runtime", "shutdown_grace"), ("delays", "think"),
+    ("delays", "min"), ("delays", "max"),
+])
+def test_bad_duration(tmp_path, section, key):
+    path = write(tmp_path, f"[{section}]\n{key} = '2 weeks'\n")
+    assert error(path) == (f"{path}: {section}.{key}: expected a duration like '15s', '20m' or "
+                           "'1h30m', got '2 weeks'")
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = MINIMAL.replace('city = "seattle"', 'city = "x"') + "[delays]\nthink = 'soon'\n"
+    second = "\n[[numbers]]\nnumber = 'nope'\ncity = 'seattle'\nscenario = 's'\n" \
+             "persona = { name = 'A' }\n"
+    path = write(tmp_path, text + second)
+    lines = error(path).splitlines()
+    assert lines == [
+        f"{path}: delays.think: expected a duration like '15s', '20m' or '1h30m', got 'soon'",
+        f"{path}: numbers[0].city: unknown city 'x'; defined cities: seattle",
+        f"{path}: numbers[1].number: 'nope' is not a valid phone number",
+    ]
+
+
+def test_invalid_toml(tmp_path):
+    path = write(tmp_path, "[store\npath = 'x'\n")
+    message = error(path)
+    assert message.startswith(f"{path}: invalid TOML: ")
+    assert "line 1" in message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    assert error(path) == f"{path}: cannot read the config file: No such file or directory"
+
+
+def test_an_error_in_a_city_names_the_city(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('name = "Seattle"', 'name = "Seattle"\nregon = "US"'))
+    assert error(path) == f"{path}: cities.seattle.regon: unknown field 'regon'"
+    path = write(tmp_path, "cities = { seattle = 'x' }\n")
+    assert error(path) == f"{path}: cities.seattle: expected 'object', got 'str'"
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/configuration.md lists every key with its real default
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+@pytest.mark.parametrize("section", ["gateway", "store", "http", "runtime", "delays",
+                                     "scenarios"])
+def test_the_configuration_reference_documents_every_key(section):
+    doc = (SHIPPED.parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    heading = f"## `[{section}]`"
+    assert heading in doc
+    part = doc.split(heading, 1)[1].split("\n## ", 1)[0]
+    struct = type(getattr(Config(), section))
+    for field in msgspec.structs.fields(struct):
+        row = f"| `{field.name}` | `{_toml(field.default)}` |"
+        assert row in part, f"docs/configuration.md [{section}] lacks {row}"
