@@ -182,7 +182,12 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
 
 @main.group()
 def scenario() -> None:
-    """Work with scenario files."""
+    """Work with scenario files.
+
+    \b
+    Examples:
+      intercept scenario check scenarios/*.yaml
+    """
 
 
 @scenario.command("check")

@@ -150,6 +150,7 @@ def test_numbers_with_a_broken_config_explains_and_exits_1(tmp_path):
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
+            yield (*prefix, name)
             yield from _commands(command, (*prefix, name))
         else:
             yield (*prefix, name)
