@@ -14,7 +14,7 @@ import click
 import trio
 
 from .config import Config, load_config
-from .errors import ConfigError, InterceptError, ScenarioError, ScenarioErrors
+from .errors import ConfigError, InterceptError
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -180,47 +180,9 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
             click.echo(f"{n.number}  {city.name:<16} {n.persona.name:<12} {n.scenario}")
 
 
-@main.group()
-def scenario() -> None:
-    """Work with scenario files.
+from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
 
-    \b
-    Examples:
-      intercept scenario check scenarios/*.yaml
-    """
-
-
-@scenario.command("check")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def scenario_check(files: tuple[Path, ...]) -> None:
-    """Validate scenario files; print every error as file:line:col: path: message.
-
-    Exits 1 if any file has an error.
-
-    \b
-    Examples:
-      intercept scenario check scenarios/buyer-deterrence.yaml
-      intercept scenario check scenarios/*.yaml
-    """
-    from .engine import load_scenario
-
-    failed = False
-    for path in files:
-        try:
-            machine = load_scenario(path)
-        except ScenarioErrors as exc:
-            failed = True
-            for error in exc.errors:
-                click.echo(error.render(), err=True)
-        except ScenarioError as exc:
-            failed = True
-            click.echo(exc.render(), err=True)
-        else:
-            click.echo(f"{path}: ok ({machine.name} v{machine.version}, "
-                       f"{len(machine.nodes)} states)")
-    if failed:
-        sys.exit(1)
+main.add_command(scenario)
 
 
 if __name__ == "__main__":  # pragma: no cover

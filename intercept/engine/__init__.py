@@ -5,23 +5,32 @@ global randomness; `tests/test_engine_purity.py` enforces it.
 """
 
 from .compiler import CONTEXT_VARS, compile_text, load_scenario
-from .machine import (
+from .events import (
     CancelTimer,
     Capture,
     ConversationState,
     Effect,
     End,
     Event,
-    Machine,
+    HandOff,
+    Lookup,
+    LookupResult,
     Message,
+    OptIn,
+    OptOut,
+    Resume,
     Send,
     SetTimer,
     Start,
+    Tag,
     TimerFired,
+    Transition,
 )
+from .machine import Machine
 
 __all__ = [
     "CONTEXT_VARS", "CancelTimer", "Capture", "ConversationState", "Effect", "End", "Event",
-    "Machine", "Message", "Send", "SetTimer", "Start", "TimerFired", "compile_text",
+    "HandOff", "Lookup", "LookupResult", "Machine", "Message", "OptIn", "OptOut", "Resume",
+    "Send", "SetTimer", "Start", "Tag", "TimerFired", "Transition", "compile_text",
     "load_scenario",
 ]

@@ -11,78 +11,22 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-import msgspec
-
 from ..errors import EngineError
 from . import rng
+from .events import (
+    CancelTimer,
+    Capture,
+    ConversationState,
+    Effect,
+    End,
+    Event,
+    Message,
+    Send,
+    SetTimer,
+    Start,
+    TimerFired,
+)
 from .template import Template
-
-# ---------------------------------------------------------------------------------------------
-# State, events, effects
-
-
-class ConversationState(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """Everything the engine needs to continue a conversation; stored as JSON after each step."""
-
-    scenario: str
-    version: int
-    node: str = ""
-    vars: dict[str, str] = {}
-    rng: int = 0
-    turn: int = 0
-    timer_at: float | None = None
-    outcome: str | None = None
-
-    @property
-    def started(self) -> bool:
-        return self.turn > 0
-
-    @property
-    def ended(self) -> bool:
-        return self.outcome is not None
-
-
-class Start(msgspec.Struct, tag="start"):
-    """Enter the scenario's start state."""
-
-
-class Message(msgspec.Struct, tag="message"):
-    """A text (and optional media URLs) from the other side."""
-
-    text: str
-    media: tuple[str, ...] = ()
-
-
-class TimerFired(msgspec.Struct, tag="timer"):
-    """The runtime's timer went off; ignored unless the state's timer is due."""
-
-
-Event = Start | Message | TimerFired
-
-
-class Send(msgspec.Struct, tag="send"):
-    text: str
-
-
-class SetTimer(msgspec.Struct, tag="set_timer"):
-    at: float
-
-
-class CancelTimer(msgspec.Struct, tag="cancel_timer"):
-    pass
-
-
-class Capture(msgspec.Struct, tag="capture"):
-    name: str
-    value: str
-
-
-class End(msgspec.Struct, tag="end"):
-    outcome: str
-
-
-Effect = Send | SetTimer | CancelTimer | Capture | End
-
 
 # ---------------------------------------------------------------------------------------------
 # The compiled table
