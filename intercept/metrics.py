@@ -50,6 +50,16 @@ class Metrics:
             registry=r)
         self.outbox_depth = Gauge("intercept_outbox_depth", "Replies waiting to be sent",
                                   registry=r)
+        self.transitions = Counter(
+            "intercept_scenario_transitions", "Moves between scenario states (the funnel)",
+            ["scenario", "source", "target"], registry=r)
+        self.handoffs = Counter("intercept_handoffs", "Conversations handed to a human",
+                                registry=r)
+        self.lookups = Counter("intercept_lookups", "Lookups requested by scenarios, by kind "
+                               "and result", ["kind", "result"], registry=r)
+        self.opt_outs = Counter("intercept_opt_outs", "Numbers that opted out", registry=r)
+        self.refused = Counter("intercept_messages_refused", "Messages the send path refused "
+                               "(opted-out recipient)", registry=r)
         self.unrouted = Counter("intercept_messages_unrouted", "Inbound messages to a number that "
                                 "is not configured", registry=r)
 

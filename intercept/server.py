@@ -146,6 +146,8 @@ class Server:
                 log.warning("%d replies were being submitted when the server stopped and the "
                             "gateway cannot tell whether they went out: marked 'unknown', not "
                             "resent", len(unknown))
+        for number in recovery.opted_out:
+            self.sender.set_opt_out(number, True)
         self.sender.enqueue(recovery.queued)
         for conversation_id in recovery.wake:
             self.router.wake(conversation_id)
@@ -161,16 +163,17 @@ class Server:
 
     async def inbound(self, message: InboundMessage) -> Ingested:
         """Commit an inbound message, then route it. The gateway acks after this returns."""
+        received_at = self.clock.now()
         ingested = await self.store.call(Ingest(
             gateway=self.gateway.name, gateway_id=message.gateway_id,
             our=message.our_number, their=message.their_number, body=message.text,
-            media=message.media, received_at=self.clock.now()))
+            media=message.media, received_at=received_at))
         if ingested.duplicate:
             self.metrics.messages_in_duplicate.inc()
             return ingested
         self.metrics.messages_in.inc()
         self.router.deliver(ingested.conversation_id, ingested.conv_seq, message.text,
-                            message.media)
+                            message.media, received_at)
         return ingested
 
     async def receipts(self, receipts: list[DeliveryReceipt]) -> None:

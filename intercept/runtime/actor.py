@@ -16,7 +16,23 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 import trio
 
-from ..engine import ConversationState, End, Machine, Message, Send, Start, TimerFired
+from ..engine import (
+    ConversationState,
+    End,
+    Event,
+    HandOff,
+    Lookup,
+    LookupResult,
+    Machine,
+    Message,
+    OptIn,
+    OptOut,
+    Send,
+    Start,
+    Tag,
+    TimerFired,
+    Transition,
+)
 from ..engine.rng import seed_from
 from ..phone import mask
 from ..store import CommitStep, Load, OutboxRow, SetConversationStatus
@@ -37,6 +53,7 @@ class Inbound(NamedTuple):
     conv_seq: int
     text: str
     media: tuple[str, ...] = ()
+    received_at: float = 0.0
 
 
 class ActorHandle:
@@ -55,14 +72,16 @@ class Parked(Exception):
 
 
 class ConversationActor:
-    __slots__ = ("crashes", "handle", "last_not_before", "machine", "our", "pending",
-                 "processed", "router", "state", "their")
+    __slots__ = ("crashes", "handle", "last_not_before", "lookup", "lookup_result", "machine",
+                 "our", "pending", "processed", "router", "state", "their")
 
     def __init__(self, router: Router, handle: ActorHandle):
         self.router = router
         self.handle = handle
         self.crashes = 0
         self.pending: dict[int, Inbound] = {}
+        self.lookup: str | None = None
+        self.lookup_result: LookupResult | None = None
 
     @property
     def conversation_id(self) -> int:
@@ -114,7 +133,10 @@ class ConversationActor:
         self.processed = loaded.processed_count
         self.crashes = max(self.crashes, loaded.crashes)
         self.last_not_before = loaded.last_not_before
-        self.pending = {seq: Inbound(seq, text, media) for seq, text, media in loaded.pending}
+        self.pending = {seq: Inbound(seq, text, media, at)
+                        for seq, text, media, at in loaded.pending}
+        self.lookup = loaded.pending_lookup
+        self.lookup_result = None
         if loaded.state:
             state = _decode_state(loaded.state)
             machine = router.registry.get(state.scenario, state.version)
@@ -143,6 +165,7 @@ class ConversationActor:
             return None
         inbox = self.handle.inbox
         hibernate_after = router.hibernate_after
+        clock = router.clock
         while True:
             self._drain_inbox()
             if self.handle.overflowed:
@@ -150,20 +173,28 @@ class ConversationActor:
                 if not await self._load():
                     return None
                 continue
-            if await self._work():
+            if self.lookup is not None and self.lookup_result is None:
+                self.lookup_result = await router.lookups.lookup(self.lookup, self.their,
+                                                                 self.our)
                 continue
+            wake_at = await self._work()
+            if wake_at is None:
+                continue  # a step was taken: look again
             if self.state.ended and not self.pending:
                 return None
             deadline = trio.current_time() + hibernate_after
             timer_at = self.state.timer_at
             if timer_at is not None:
-                deadline = min(deadline, router.clock.deadline(timer_at))
+                deadline = min(deadline, clock.deadline(timer_at))
+            if wake_at != _NEVER:
+                deadline = min(deadline, clock.deadline(wake_at))
             with trio.move_on_at(deadline):
                 item = await inbox.get()
                 if item.conv_seq > self.processed:
                     self.pending[item.conv_seq] = item
                 continue
-            if timer_at is not None and router.clock.now() >= timer_at:
+            now = clock.now()
+            if (timer_at is not None and now >= timer_at) or wake_at <= now:
                 continue
             self._drain_inbox()
             if not self.pending and not self.handle.overflowed:
@@ -176,28 +207,61 @@ class ConversationActor:
             if item.conv_seq > self.processed:
                 self.pending[item.conv_seq] = item
 
-    async def _work(self) -> bool:
-        """Step every event that is ready, commit once; False if nothing was ready."""
+    def _ready_events(self, now: float) -> tuple[list[tuple[Event, str]], int, float]:
+        """The events to step now, the last message they consume, and when to look again.
+
+        Consecutive messages wait for the scenario's quiet period (message merging), then go
+        to the engine as one message.
+        """
+        state = self.state
+        events: list[tuple[Event, str]] = []
+        if not state.started:
+            events.append((Start(), ""))
+        if self.lookup_result is not None:
+            events.append((self.lookup_result, ""))
+        processed = self.processed
+        ready: list[Inbound] = []
+        while processed + 1 + len(ready) in self.pending:
+            ready.append(self.pending[processed + 1 + len(ready)])
+        wake_at = _NEVER
+        if ready:
+            merge_window = getattr(self.machine, "merge_window", None)  # TODO(issue 3)
+            window = merge_window(state) if merge_window and state.started else 0.0
+            quiet_until = ready[-1].received_at + window
+            if window <= 0:
+                events.extend((Message(m.text, m.media), m.text) for m in ready)
+                processed = ready[-1].conv_seq
+            elif now >= quiet_until:
+                text = "\n".join(m.text for m in ready)
+                media = tuple(url for m in ready for url in m.media)
+                events.append((Message(text, media), text))
+                processed = ready[-1].conv_seq
+            else:
+                wake_at = quiet_until
+        if not events and state.timer_at is not None and now >= state.timer_at:
+            events.append((TimerFired(), ""))
+        return events, processed, wake_at
+
+    async def _work(self) -> float | None:
+        """Step every event that is ready and commit once; None if a step was taken, else the
+        Unix time at which waiting messages become ready (`_NEVER` if none wait)."""
         router = self.router
-        clock = router.clock
-        now = clock.now()
+        now = router.clock.now()
+        events, processed, wake_at = self._ready_events(now)
+        if not events:
+            return wake_at
+        for seq in range(self.processed + 1, processed + 1):
+            del self.pending[seq]
         state = self.state
         machine = self.machine
         metrics = router.metrics
-        events: list[tuple[Start | Message | TimerFired, str]] = []
-        if not state.started:
-            events.append((Start(), ""))
-        processed = self.processed
-        while processed + 1 in self.pending:
-            processed += 1
-            item = self.pending.pop(processed)
-            events.append((Message(item.text, item.media), item.text))
-        if not events and (state.timer_at is None or now < state.timer_at):
-            return False
-        if not events:
-            events.append((TimerFired(), ""))
         rows: list[OutboxRow] = []
+        tags: list[str] = []
+        transitions: list[tuple[int, str, str, str]] = []
         outcome = None
+        opt_out: bool | None = None
+        lookup: str | None = None
+        handed_off = False
         router.busy += 1
         try:
             for event, inbound_text in events:
@@ -206,31 +270,60 @@ class ConversationActor:
                 metrics.engine_step_seconds.observe(time.perf_counter() - started)
                 if isinstance(event, Start):
                     metrics.conversations_started.inc()
-                texts = [e.text for e in effects if isinstance(e, Send)]
-                if texts:
-                    key = f"{self.conversation_id}.{state.turn}"
-                    offsets = router.delays.reply_offsets(inbound_text, texts, key)
-                    for i, (text, offset) in enumerate(zip(texts, offsets, strict=True)):
+                key = f"{self.conversation_id}.{state.turn}"
+                sends: list[tuple[str, float, float, str]] = []
+                for effect in effects:
+                    if isinstance(effect, Send):
+                        sends.append((effect.text, effect.delay_scale, effect.extra, "reply"))
+                    elif isinstance(effect, Transition):
+                        transitions.append(
+                            (state.turn, effect.source, effect.target, effect.trigger))
+                    elif isinstance(effect, Tag):
+                        tags.append(effect.name)
+                    elif isinstance(effect, OptOut | OptIn):
+                        opting_out = isinstance(effect, OptOut)
+                        already = (self.their in router.sender.opted_out) == opting_out
+                        opt_out = opting_out
+                        if effect.confirmation and not already:
+                            sends.append((effect.confirmation, 1.0, 0.0, "confirmation"))
+                    elif isinstance(effect, Lookup):
+                        lookup = effect.kind
+                    elif isinstance(effect, HandOff):
+                        handed_off = True
+                    elif isinstance(effect, End):
+                        outcome = effect.outcome
+                if sends:
+                    offsets = router.delays.reply_offsets(
+                        inbound_text, [(t, scale, extra) for t, scale, extra, _ in sends], key)
+                    for i, ((text, _, _, kind), offset) in enumerate(
+                            zip(sends, offsets, strict=True)):
                         not_before = max(now + offset, self.last_not_before)
                         self.last_not_before = not_before
                         rows.append(OutboxRow(
                             id=f"{key}.{i}", conversation_id=self.conversation_id,
                             position=state.turn * 100 + i, our_number=self.our,
-                            their_number=self.their, body=text, not_before=not_before))
-                for effect in effects:
-                    if isinstance(effect, End):
-                        outcome = effect.outcome
+                            their_number=self.their, body=text, not_before=not_before,
+                            kind=kind))
+            status = ("ended" if state.ended else "handed_off" if state.paused else "active")
             await router.store.call(CommitStep(
                 conversation_id=self.conversation_id, scenario=state.scenario,
-                version=state.version, status="ended" if state.ended else "active",
-                outcome=state.outcome, state=_encode(state).decode(), processed_count=processed,
-                timer_at=state.timer_at, crashes=0, outbox=rows, now=now))
+                version=state.version, status=status, outcome=state.outcome,
+                state=_encode(state).decode(), processed_count=processed,
+                timer_at=state.timer_at, crashes=0, outbox=rows, now=now, turn=state.turn,
+                tags=tags, transitions=transitions, opt_out=opt_out, their_number=self.their,
+                pending_lookup=lookup))
         finally:
             router.busy -= 1
         self.state = state
         self.processed = processed
         self.crashes = 0
+        self.lookup = lookup
+        self.lookup_result = None
+        if opt_out is not None:
+            router.sender.set_opt_out(self.their, opt_out)
         router.sender.enqueue(rows)
-        if outcome is not None:
-            router.ended(outcome)
-        return True
+        router.record(state.scenario, transitions, outcome, handed_off)
+        return None
+
+
+_NEVER = float("inf")

@@ -7,6 +7,9 @@ import time
 import trio
 
 
+_MARGIN = 1e-5
+
+
 class WallClock:
     """`now()` is Unix seconds; it advances with `trio.current_time()` (virtual under MockClock).
 
@@ -21,5 +24,10 @@ class WallClock:
         return self._wall0 + (trio.current_time() - self._trio0)
 
     def deadline(self, at: float) -> float:
-        """The trio deadline for Unix time `at`."""
-        return self._trio0 + (at - self._wall0)
+        """A trio deadline by which `now() >= at` holds.
+
+        Unix times are ~1.8e9, so converting between the two clocks rounds by up to a few
+        tenths of a microsecond; the margin makes sure a task woken at this deadline sees
+        `now() >= at` and does not spin (under MockClock it would spin forever).
+        """
+        return self._trio0 + (at - self._wall0) + _MARGIN

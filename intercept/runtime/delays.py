@@ -32,19 +32,24 @@ class DelayModel:
                    maximum=parse_duration(config.max), jitter=config.jitter,
                    scale=config.scale)
 
-    def reply_offsets(self, inbound_text: str, replies: list[str], key: str) -> list[float]:
-        """Seconds after the inbound message at which each reply goes out, in order."""
+    def reply_offsets(self, inbound_text: str, replies: list[tuple[str, float, float]],
+                      key: str) -> list[float]:
+        """Seconds after the inbound message at which each reply goes out, in order.
+
+        Each reply is (text, scale, extra): the scenario can slow a state down or speed it up
+        (`scale`) and add a "busy" pause (`extra` seconds).
+        """
         if not self.enabled:
             return [0.0] * len(replies)
         offsets = []
         elapsed = 0.0
-        for i, reply in enumerate(replies):
+        for i, (reply, scale, extra) in enumerate(replies):
             base = len(reply) / self.type_cps
             if i == 0:
                 base += len(inbound_text) / self.read_cps + self.think
             u = zlib.crc32(f"{key}.{i}".encode()) / 0xFFFFFFFF
             delay = base * (1 + self.jitter * (2 * u - 1))
-            delay = min(max(delay, self.minimum), self.maximum) * self.scale
-            elapsed += delay
+            delay = min(max(delay, self.minimum), self.maximum) * scale + extra
+            elapsed += delay * self.scale
             offsets.append(elapsed)
         return offsets

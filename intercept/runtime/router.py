@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import heapq
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .actor import ActorHandle, ConversationActor, Inbound
 from .inbox import Inbox
+from .lookups import Lookups
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 class Router:
     def __init__(self, *, store: Store, sender: Sender, registry: ScenarioRegistry,
                  config: Config, clock: WallClock, metrics: Metrics, delays: DelayModel,
-                 hibernate_after: float, inbox_size: int = 64, max_crashes: int = 3):
+                 hibernate_after: float, inbox_size: int = 64, max_crashes: int = 3,
+                 lookups: Lookups | None = None):
         self.store = store
         self.sender = sender
         self.registry = registry
@@ -39,6 +41,7 @@ class Router:
         self.clock = clock
         self.metrics = metrics
         self.delays = delays
+        self.lookups = lookups or Lookups(metrics=metrics)
         self.hibernate_after = hibernate_after
         self.inbox_size = inbox_size
         self.max_crashes = max_crashes
@@ -48,7 +51,7 @@ class Router:
         self._timers: list[tuple[float, int]] = []
         self._timer_at: dict[int, float] = {}
         self._timer_wakeup = trio.Event()
-        self._ended_children: dict[str, object] = {}
+        self._children: dict[tuple[str, str, str], Any] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -61,10 +64,10 @@ class Router:
     # -- events in
 
     def deliver(self, conversation_id: int, conv_seq: int, text: str,
-                media: tuple[str, ...] = ()) -> None:
+                media: tuple[str, ...] = (), received_at: float = 0.0) -> None:
         """Route a committed inbound message to its actor, waking it if needed."""
         handle = self.actors.get(conversation_id) or self._spawn(conversation_id)
-        if not handle.inbox.put_nowait(Inbound(conv_seq, text, media)):
+        if not handle.inbox.put_nowait(Inbound(conv_seq, text, media, received_at)):
             handle.overflowed = True  # the actor re-reads its pending messages from the store
 
     def wake(self, conversation_id: int) -> None:
@@ -103,12 +106,25 @@ class Router:
         if timer_at is not None:
             self.schedule_timer(handle.conversation_id, timer_at)
 
-    def ended(self, outcome: str) -> None:
-        child = self._ended_children.get(outcome)
-        if child is None:
-            child = self._ended_children[outcome] = (
-                self.metrics.conversations_ended.labels(outcome=outcome))
-        child.inc()  # type: ignore[attr-defined]
+    def record(self, scenario: str, transitions: list[tuple[int, str, str, str]],
+               outcome: str | None, handed_off: bool) -> None:
+        """Count a committed step in the metrics (labelled children are cached)."""
+        children = self._children
+        for _, source, target, _ in transitions:
+            key = (scenario, source, target)
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self.metrics.transitions.labels(
+                    scenario=scenario, source=source or "-", target=target)
+            child.inc()
+        if outcome is not None:
+            key = ("ended", outcome, "")
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self.metrics.conversations_ended.labels(outcome=outcome)
+            child.inc()
+        if handed_off:
+            self.metrics.handoffs.inc()
 
     async def quiesce(self) -> None:
         """Wait until no actor is between an engine step and its commit."""

@@ -36,12 +36,22 @@ class Sender:
         self._wakeup = trio.Event()
         self._pending: Counter[int] = Counter()
         self._queued: set[str] = set()
+        self.opted_out: set[str] = set()
+        """Numbers that opted out: nothing but a confirmation is ever sent to them."""
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def pending_for(self, conversation_id: int) -> int:
         return self._pending[conversation_id]
+
+    def set_opt_out(self, number: str, opted_out: bool) -> None:
+        if opted_out:
+            if number not in self.opted_out:
+                self.metrics.opt_outs.inc()
+            self.opted_out.add(number)
+        else:
+            self.opted_out.discard(number)
 
     def enqueue(self, rows: list[OutboxRow]) -> None:
         """Schedule committed outbox rows. Never blocks."""
@@ -75,6 +85,12 @@ class Sender:
             self.metrics.outbox_depth.set(len(heap))
             await trio.lowlevel.checkpoint()
 
+    def _forget(self, row: OutboxRow) -> None:
+        self._queued.discard(row.id)
+        self._pending[row.conversation_id] -= 1
+        if self._pending[row.conversation_id] <= 0:
+            del self._pending[row.conversation_id]
+
     async def _wait(self, until: float | None) -> None:
         self._wakeup = trio.Event()
         if until is None:
@@ -84,6 +100,18 @@ class Sender:
                 await self._wakeup.wait()
 
     async def _send_batch(self, batch: list[OutboxRow]) -> None:
+        refused = [row for row in batch
+                   if row.their_number in self.opted_out and row.kind != "confirmation"]
+        if refused:  # the opt-out is enforced here, where every message goes out
+            self.metrics.refused.inc(len(refused))
+            await self.store.call(MarkOutbox([row.id for row in refused], "refused",
+                                             now=self.clock.now(), error="opted out"))
+            for row in refused:
+                self._forget(row)
+            batch = [row for row in batch if row.their_number not in self.opted_out
+                     or row.kind == "confirmation"]
+            if not batch:
+                return
         ids = [row.id for row in batch]
         await self.store.call(MarkOutbox(ids, "sending", now=self.clock.now()))
         sent_ids: list[str] = []
@@ -103,10 +131,7 @@ class Sender:
                 sent_ids.append(row.id)
                 gateway_ids.append(gateway_id)
             finally:
-                self._queued.discard(row.id)
-                self._pending[row.conversation_id] -= 1
-                if self._pending[row.conversation_id] <= 0:
-                    del self._pending[row.conversation_id]
+                self._forget(row)
         if sent_ids:
             self.metrics.messages_out.inc(len(sent_ids))
             await self.store.post(MarkOutbox(sent_ids, "sent", now=self.clock.now(),

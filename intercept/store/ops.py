@@ -87,6 +87,10 @@ class Ingest(Op):
         return Ingested(conv_id, count + 1, duplicate=False)
 
 
+_OUTBOX_COLUMNS = ("id, conversation_id, position, our_number, their_number, body, not_before, "
+                   "kind")
+
+
 @dataclass(slots=True)
 class OutboxRow:
     id: str
@@ -96,37 +100,65 @@ class OutboxRow:
     their_number: str
     body: str
     not_before: float
-    status: str = "queued"
+    kind: str = "reply"
+    """reply | confirmation (an opt-out/opt-in confirmation, allowed after an opt-out)."""
 
 
 class CommitStep(Op):
-    """A conversation's new state and the replies it produced, together."""
+    """A conversation's new state and everything the step produced, in one transaction:
+    replies, tags, funnel transitions, an opt-out change and a pending lookup."""
 
-    __slots__ = ("conversation_id", "crashes", "now", "outbox", "outcome", "processed_count",
-                 "scenario", "state", "status", "timer_at", "version")
+    __slots__ = ("conversation_id", "crashes", "now", "opt_out", "outbox", "outcome",
+                 "pending_lookup", "processed_count", "scenario", "state", "status", "tags",
+                 "their_number", "timer_at", "transitions", "turn", "version")
 
     def __init__(self, *, conversation_id: int, scenario: str, version: int, status: str,
                  outcome: str | None, state: str, processed_count: int, timer_at: float | None,
-                 crashes: int, outbox: list[OutboxRow], now: float):
+                 crashes: int, outbox: list[OutboxRow], now: float, turn: int = 0,
+                 tags: list[str] | None = None,
+                 transitions: list[tuple[int, str, str, str]] | None = None,
+                 opt_out: bool | None = None, their_number: str = "",
+                 pending_lookup: str | None = None):
         self.conversation_id, self.scenario, self.version = conversation_id, scenario, version
         self.status, self.outcome, self.state = status, outcome, state
         self.processed_count, self.timer_at, self.crashes = processed_count, timer_at, crashes
-        self.outbox, self.now = outbox, now
+        self.outbox, self.now, self.turn = outbox, now, turn
+        self.tags, self.transitions = tags, transitions
+        self.opt_out, self.their_number = opt_out, their_number
+        self.pending_lookup = pending_lookup
 
     def apply(self, cur: Cursor, cache: WriterCache) -> None:
+        now, conversation_id = self.now, self.conversation_id
         cur.execute(
             "UPDATE conversations SET scenario = ?, version = ?, status = ?, outcome = ?, "
-            "state = ?, processed_count = ?, timer_at = ?, crashes = ?, updated_at = ? "
-            "WHERE id = ?",
+            "state = ?, processed_count = ?, timer_at = ?, crashes = ?, pending_lookup = ?, "
+            "updated_at = ? WHERE id = ?",
             (self.scenario, self.version, self.status, self.outcome, self.state,
-             self.processed_count, self.timer_at, self.crashes, self.now, self.conversation_id))
+             self.processed_count, self.timer_at, self.crashes, self.pending_lookup, now,
+             conversation_id))
         if self.outbox:
             cur.executemany(
                 "INSERT OR IGNORE INTO outbox (id, conversation_id, position, our_number, "
-                "their_number, body, not_before, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                "their_number, body, not_before, status, kind, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
                 [(r.id, r.conversation_id, r.position, r.our_number, r.their_number, r.body,
-                  r.not_before, self.now, self.now) for r in self.outbox])
+                  r.not_before, r.kind, now, now) for r in self.outbox])
+        if self.tags:
+            cur.executemany("INSERT OR IGNORE INTO tags (conversation_id, name, created_at) "
+                            "VALUES (?, ?, ?)", [(conversation_id, t, now) for t in self.tags])
+        if self.transitions:
+            cur.executemany(
+                "INSERT INTO transitions (conversation_id, scenario, version, turn, source, "
+                "target, trigger, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(conversation_id, self.scenario, self.version, turn, source, target,
+                  trigger, now) for turn, source, target, trigger in self.transitions])
+        if self.opt_out is not None:
+            cur.execute(
+                "INSERT INTO opt_outs (number, opted_out, updated_at, conversation_id) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET "
+                "opted_out = excluded.opted_out, updated_at = excluded.updated_at, "
+                "conversation_id = excluded.conversation_id",
+                (self.their_number, int(self.opt_out), now, conversation_id))
 
 
 class SetConversationStatus(Op):
@@ -154,8 +186,10 @@ class Loaded:
     state: str | None
     processed_count: int
     crashes: int
+    pending_lookup: str | None = None
     last_not_before: float = 0.0
-    pending: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
+    pending: list[tuple[int, str, tuple[str, ...], float]] = field(default_factory=list)
+    """Unprocessed inbound messages: (conv_seq, text, media, received_at)."""
 
 
 class Load(Op):
@@ -168,7 +202,7 @@ class Load(Op):
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Loaded | None:
         row = cur.execute("SELECT id, our_number, their_number, status, state, processed_count, "
-                          "crashes FROM conversations WHERE id = ?",
+                          "crashes, pending_lookup FROM conversations WHERE id = ?",
                           (self.conversation_id,)).fetchone()
         if row is None:
             return None
@@ -177,10 +211,10 @@ class Load(Op):
             "SELECT coalesce(max(not_before), 0) FROM outbox WHERE conversation_id = ? "
             "AND status IN ('queued', 'sending')", (row[0],)).fetchone()[0]
         loaded.pending = [
-            (conv_seq, body or "", tuple(json.loads(media)) if media else ())
-            for conv_seq, body, media in cur.execute(
-                "SELECT conv_seq, body, media FROM inbound WHERE conversation_id = ? AND "
-                "conv_seq > ? ORDER BY conv_seq", (row[0], row[5]))]
+            (conv_seq, body or "", tuple(json.loads(media)) if media else (), received_at)
+            for conv_seq, body, media, received_at in cur.execute(
+                "SELECT conv_seq, body, media, received_at FROM inbound WHERE "
+                "conversation_id = ? AND conv_seq > ? ORDER BY conv_seq", (row[0], row[5]))]
         return loaded
 
 
@@ -235,6 +269,7 @@ class Recovery:
     queued: list[OutboxRow]
     wake: list[int]
     timers: list[tuple[int, float]]
+    opted_out: list[str]
 
 
 class Recover(Op):
@@ -245,15 +280,16 @@ class Recover(Op):
     def apply(self, cur: Cursor, cache: WriterCache) -> Recovery:
         sending = [r[0] for r in cur.execute("SELECT id FROM outbox WHERE status = 'sending'")]
         queued = [OutboxRow(*r) for r in cur.execute(
-            "SELECT id, conversation_id, position, our_number, their_number, body, not_before "
-            "FROM outbox WHERE status = 'queued' ORDER BY not_before, position")]
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' "
+            "ORDER BY not_before, position")]
         wake = [r[0] for r in cur.execute(
-            "SELECT id FROM conversations WHERE status IN ('new', 'active') "
-            "AND inbound_count > processed_count")]
+            "SELECT id FROM conversations WHERE (status IN ('new', 'active', 'handed_off') "
+            "AND inbound_count > processed_count) OR pending_lookup IS NOT NULL")]
         timers = [(r[0], r[1]) for r in cur.execute(
-            "SELECT id, timer_at FROM conversations WHERE status = 'active' "
+            "SELECT id, timer_at FROM conversations WHERE status IN ('active', 'handed_off') "
             "AND timer_at IS NOT NULL")]
-        return Recovery(sending, queued, wake, timers)
+        opted_out = [r[0] for r in cur.execute("SELECT number FROM opt_outs WHERE opted_out")]
+        return Recovery(sending, queued, wake, timers, opted_out)
 
 
 class Requeue(Op):
@@ -269,8 +305,8 @@ class Requeue(Op):
                         "AND status = 'sending'", [(self.now, i) for i in self.ids])
         marks = ",".join("?" * len(self.ids))
         return [OutboxRow(*r) for r in cur.execute(
-            "SELECT id, conversation_id, position, our_number, their_number, body, not_before "
-            f"FROM outbox WHERE status = 'queued' AND id IN ({marks})", self.ids)]
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' AND id IN ({marks})",
+            self.ids)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,25 @@ def _m1_core(db: sqlite_utils.Database) -> None:
                "WHERE status IN ('queued', 'sending')")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core]
+def _m2_effects(db: sqlite_utils.Database) -> None:
+    """Tags, the funnel of transitions, opt-outs, pending lookups and outbox row kinds."""
+    db["conversations"].add_column("pending_lookup", str)
+    db["outbox"].add_column("kind", str, not_null_default="reply")
+    db["tags"].create({"conversation_id": int, "name": str, "created_at": float},
+                      pk=("conversation_id", "name"),
+                      foreign_keys=[("conversation_id", "conversations", "id")])
+    db["tags"].create_index(["name"])
+    db["transitions"].create({
+        "id": int, "conversation_id": int, "scenario": str, "version": int, "turn": int,
+        "source": str, "target": str, "trigger": str, "at": float,
+    }, pk="id", foreign_keys=[("conversation_id", "conversations", "id")])
+    db["transitions"].create_index(["scenario", "version"])
+    db["transitions"].create_index(["conversation_id", "turn"])
+    db["opt_outs"].create({"number": str, "opted_out": int, "updated_at": float,
+                           "conversation_id": int}, pk="number")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core, _m2_effects]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

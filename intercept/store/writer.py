@@ -96,33 +96,37 @@ class Store:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        """The writer loop. Ends (after a last flush) when `close()` is called."""
+        """The writer loop. Ends (after a last flush) when `close()` is called, and only then.
+
+        It is shielded from cancellation: tasks waiting in `call()` cannot be cancelled (they
+        must learn whether their write committed), so the writer serves them until the owner
+        closes the store, which `Server.run` always does on its way out.
+        """
         task_status.started()
         receive = self._receive
-        while True:
-            try:
-                first = await receive.receive()
-            except trio.EndOfChannel:
-                break
-            batch = [first]
-            while len(batch) < self.batch_max:
+        reschedule = trio.lowlevel.reschedule
+        with trio.CancelScope(shield=True):
+            while True:
                 try:
-                    batch.append(receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
+                    first = await receive.receive()
+                except trio.EndOfChannel:
                     break
-            # A commit in progress is finished even if we are cancelled: callers are waiting.
-            with trio.CancelScope(shield=True):
+                batch = [first]
+                while len(batch) < self.batch_max:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
                 if self.threaded:
                     await trio.to_thread.run_sync(self._commit, batch)
                 else:
                     self._commit(batch)
                     await trio.lowlevel.checkpoint()
-            reschedule = trio.lowlevel.reschedule
-            for op in batch:
-                if op._done is not None:
-                    failure = op._failure
-                    reschedule(op._done, outcome.Value(op._result) if failure is None
-                               else outcome.Error(failure))
+                for op in batch:
+                    if op._done is not None:
+                        failure = op._failure
+                        reschedule(op._done, outcome.Value(op._result) if failure is None
+                                   else outcome.Error(failure))
 
     def close(self) -> None:
         """Stop taking ops; `run()` commits what is queued, then returns."""
