@@ -6,7 +6,6 @@ import time
 
 import trio
 
-
 _MARGIN = 1e-5
 
 
