@@ -9,12 +9,16 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
 from .config import Config, load_config
-from .errors import ConfigError, InterceptError
+from .errors import ConfigError, InterceptError, ScenarioError
+
+if TYPE_CHECKING:
+    from .server import Server
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -75,13 +79,17 @@ def serve(config_path: Path | None, verbose: int) -> None:
         except InterceptError as exc:
             raise click.ClickException(str(exc)) from None
         async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT,
+                                           signal.SIGHUP) as signals:
                 await nursery.start(server.run)
                 click.echo(f"intercept: serving {len(config.numbers)} numbers "
                            f"(gateway {config.gateway.url}, store {config.store.path}"
                            + (f", http {' '.join(server.http_addresses)}"
                               if server.http_addresses else "") + ")", err=True)
-                async for _ in signals:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        nursery.start_soon(_reload_on_hangup, server)
+                        continue
                     server.stop()
                     break
 
@@ -96,6 +104,17 @@ def serve(config_path: Path | None, verbose: int) -> None:
         if isinstance(failure, click.ClickException):
             raise failure from None
         raise
+
+
+async def _reload_on_hangup(server: Server) -> None:
+    """SIGHUP: reload the scenarios; a broken folder is refused and the old versions stay."""
+    try:
+        report = await server.reload_scenarios()
+    except ScenarioError as exc:
+        logging.getLogger("intercept").error("scenario reload refused; the running versions "
+                                             "stay:\n%s", exc)
+    else:
+        click.echo(f"intercept: scenarios reloaded: {report.summary()}", err=True)
 
 
 def _only_leaf(exc: BaseException) -> BaseException:
@@ -181,8 +200,12 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
 
 
 from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
+from .cli_scenario_ops import reload, replay, stats  # noqa: E402
 
 main.add_command(scenario)
+scenario.add_command(reload)
+scenario.add_command(replay)
+scenario.add_command(stats)
 
 
 if __name__ == "__main__":  # pragma: no cover

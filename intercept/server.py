@@ -22,7 +22,7 @@ from .gateways import DeliveryReceipt, Gateway, InboundMessage, gateway_from_con
 from .http import App
 from .metrics import Metrics
 from .runtime import DelayModel, Router, Sender, WallClock
-from .scenarios import ScenarioRegistry
+from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
     Ingest,
     Ingested,
@@ -194,6 +194,16 @@ class Server:
                     info.processed_count >= conv_seq and info.unsent == 0):
                 return
             await trio.sleep(poll)
+
+    async def reload_scenarios(self) -> ReloadReport:
+        """Reload the scenario folder; raise `ScenarioErrors` (changing nothing) on errors.
+
+        Live conversations keep the version they started on; new ones take the new version.
+        """
+        found = await trio.to_thread.run_sync(compile_folder, self.config.scenario_dir)
+        report = self.registry.apply(found, required={n.scenario for n in self.config.numbers})
+        log.info("scenarios reloaded: %s", report.summary())
+        return report
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "gateway": self.gateway.name,

@@ -106,12 +106,13 @@ class Phones:
 async def running(tmp_path: Path, config: Config | None = None, *,
                   reg: ScenarioRegistry | None = None, db: str = "test.db",
                   gateway: SimGateway | None = None, threaded: bool = False,
-                  ) -> AsyncIterator[tuple[Server, Phones]]:
+                  from_folder: bool = False) -> AsyncIterator[tuple[Server, Phones]]:
     """An in-process server. The store commits inline unless `threaded`, so MockClock time
     only moves when every task waits on a timer, never during a commit."""
     gateway = gateway or SimGateway(receipts=False)
     phones = Phones(gateway)
-    server = Server(config or make_config(), registry=reg or registry(), gateway=gateway,
+    reg = None if from_folder else reg or registry()
+    server = Server(config or make_config(), registry=reg, gateway=gateway,
                     store_path=tmp_path / db, threaded_store=threaded)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)

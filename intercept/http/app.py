@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from ..errors import ScenarioError, ScenarioErrors
 from ..gateways import SimGateway
 from ..phone import to_e164
 
@@ -63,7 +64,9 @@ class App:
             await self._sim_message(body, send)
         elif path == "/sim/messages" and method == "GET":
             await self._sim_received(scope, send)
-        elif path in ("/healthz", "/metrics", "/sim/messages"):
+        elif path == "/api/scenarios/reload" and method == "POST":
+            await self._reload(scope, send)
+        elif path in ("/healthz", "/metrics", "/sim/messages", "/api/scenarios/reload"):
             await _respond(send, 405, {"error": f"{method} is not allowed on {path}"})
         else:
             await _respond(send, 404, {"error": f"no such endpoint: {path}"})
@@ -107,6 +110,26 @@ class App:
         messages = [{"at": at, "from": m.our_number, "to": m.their_number, "text": m.text}
                     for at, m in gateway.recent if wanted is None or m.their_number == wanted]
         await _respond(send, 200, {"messages": messages})
+
+    async def _reload(self, scope: Scope, send: Send) -> None:
+        """POST /api/scenarios/reload: reload the scenario folder (from this machine only)."""
+        client = (scope.get("client") or ("", 0))[0]
+        if client not in ("127.0.0.1", "::1"):
+            await _respond(send, 403, {"error": "scenario reload is only accepted from the "
+                                                "server's own machine"})
+            return
+        try:
+            report = await self.server.reload_scenarios()
+        except ScenarioErrors as exc:
+            await _respond(send, 422, {"ok": False,
+                                       "errors": [e.render() for e in exc.errors]})
+            return
+        except ScenarioError as exc:
+            await _respond(send, 422, {"ok": False, "errors": [exc.render()]})
+            return
+        await _respond(send, 200, {"ok": True, "summary": report.summary(),
+                                   "added": [f"{n} v{v}" for n, v in report.added],
+                                   "unchanged": [f"{n} v{v}" for n, v in report.unchanged]})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
