@@ -5,7 +5,9 @@
     ├── ScenarioError      a scenario file is wrong (file, line and field path in the message)
     │   └── ScenarioErrors several of them, from one check
     ├── EngineError        an event cannot be applied to a conversation's state
-    └── GatewayError       the SMS gateway refused or failed a request
+    └── GatewayError       the SMS gateway refused a message for good
+        ├── GatewayRetryLater     not accepted now (throttled, disconnected): send it later
+        └── GatewayOutcomeUnknown it may or may not have gone out: never resend blindly
 """
 
 from __future__ import annotations
@@ -58,4 +60,18 @@ class EngineError(InterceptError):
 
 
 class GatewayError(InterceptError):
-    """The SMS gateway refused or failed a request."""
+    """The SMS gateway refused a message for good (the outbox row becomes 'failed')."""
+
+
+class GatewayRetryLater(GatewayError):
+    """The gateway did not accept the message now; the sender tries again after
+    `retry_after` seconds (throttling, a full queue, no connection)."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GatewayOutcomeUnknown(GatewayError):
+    """The message may or may not have gone out (no answer to a submit): the row is marked
+    'unknown' and not resent, so the other side never gets it twice."""

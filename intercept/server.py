@@ -26,6 +26,7 @@ from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
     Ingest,
     Ingested,
+    IngestMany,
     MarkOutbox,
     Progress,
     ProgressInfo,
@@ -163,18 +164,30 @@ class Server:
 
     async def inbound(self, message: InboundMessage) -> Ingested:
         """Commit an inbound message, then route it. The gateway acks after this returns."""
-        received_at = self.clock.now()
-        ingested = await self.store.call(Ingest(
-            gateway=self.gateway.name, gateway_id=message.gateway_id,
-            our=message.our_number, their=message.their_number, body=message.text,
-            media=message.media, received_at=received_at))
-        if ingested.duplicate:
-            self.metrics.messages_in_duplicate.inc()
-            return ingested
-        self.metrics.messages_in.inc()
-        self.router.deliver(ingested.conversation_id, ingested.conv_seq, message.text,
-                            message.media, received_at)
+        (ingested,) = await self.inbound_many([message])
         return ingested
+
+    async def inbound_many(self, messages: list[InboundMessage]) -> list[Ingested]:
+        """Commit a burst of inbound messages in one operation, then route them."""
+        received_at = self.clock.now()
+        name = self.gateway.name
+        op = IngestMany([Ingest(gateway=name, gateway_id=m.gateway_id, our=m.our_number,
+                                their=m.their_number, body=m.text, media=m.media,
+                                received_at=received_at) for m in messages])
+        results: list[Ingested] = await self.store.call(op)
+        deliver = self.router.deliver
+        fresh = 0
+        for message, ingested in zip(messages, results, strict=True):
+            if ingested.duplicate:
+                continue
+            fresh += 1
+            deliver(ingested.conversation_id, ingested.conv_seq, message.text, message.media,
+                    received_at)
+        if fresh:
+            self.metrics.messages_in.inc(fresh)
+        if fresh < len(messages):
+            self.metrics.messages_in_duplicate.inc(len(messages) - fresh)
+        return results
 
     async def receipts(self, receipts: list[DeliveryReceipt]) -> None:
         """Record delivery receipts (queued for the next commit)."""

@@ -43,15 +43,24 @@ Reconciled = Literal["sent", "not_sent"] | None
 
 
 class Sink(Protocol):
-    async def inbound(self, message: InboundMessage) -> Ingested: ...
+    async def inbound(self, message: InboundMessage) -> Ingested:
+        """Commit one message (acknowledge it to the network after this returns)."""
 
-    async def receipts(self, receipts: list[DeliveryReceipt]) -> None: ...
+    async def inbound_many(self, messages: list[InboundMessage]) -> list[Ingested]:
+        """Commit a burst of messages in one transaction (e.g. all PDUs of one socket read)."""
+
+
+    async def receipts(self, receipts: list[DeliveryReceipt]) -> None:
+        """Record delivery receipts."""
 
 
 class Gateway(abc.ABC):
     """Base class of the transports (the simulator here; SMPP and HTTP providers elsewhere)."""
 
     name: str = "gateway"
+    max_in_flight: int = 1
+    """How many `submit` calls may wait at once (an SMPP window); the sender overlaps
+    different conversations up to this."""
 
     @abc.abstractmethod
     async def run(self, sink: Sink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -60,7 +69,11 @@ class Gateway(abc.ABC):
 
     @abc.abstractmethod
     async def submit(self, message: OutboundMessage) -> str:
-        """Send one message; return the gateway's id for it. Raises `GatewayError`."""
+        """Send one message; return the gateway's id for it.
+
+        Raises `GatewayError` (refused for good), `GatewayRetryLater` (not accepted now) or
+        `GatewayOutcomeUnknown` (it may have gone out).
+        """
 
     async def reconcile(self, outbox_id: str) -> Reconciled:
         """Whether a message submitted before a crash actually went out, if the gateway knows."""

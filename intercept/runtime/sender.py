@@ -13,11 +13,11 @@ from collections import Counter
 
 import trio
 
-from ..errors import GatewayError
+from ..errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ..gateways import Gateway, OutboundMessage
 from ..metrics import Metrics
 from ..phone import mask
-from ..store import MarkOutbox, OutboxRow, Store
+from ..store import MarkOutbox, OutboxRow, Requeue, Store
 from .clock import WallClock
 
 log = logging.getLogger(__name__)
@@ -114,25 +114,66 @@ class Sender:
                 return
         ids = [row.id for row in batch]
         await self.store.call(MarkOutbox(ids, "sending", now=self.clock.now()))
-        sent_ids: list[str] = []
-        gateway_ids: list[str | None] = []
+        # Replies of one conversation go out in order; different conversations may overlap
+        # when the gateway allows several submits in flight (an SMPP window).
+        groups: dict[int, list[OutboxRow]] = {}
         for row in batch:
+            groups.setdefault(row.conversation_id, []).append(row)
+        outcome = _BatchOutcome()
+        if self.gateway.max_in_flight <= 1 or len(groups) == 1:
+            for rows in groups.values():
+                await self._submit_in_order(rows, outcome)
+        else:
+            async with trio.open_nursery() as nursery:
+                for rows in groups.values():
+                    nursery.start_soon(self._submit_in_order, rows, outcome)
+        now = self.clock.now()
+        if outcome.sent_ids:
+            self.metrics.messages_out.inc(len(outcome.sent_ids))
+            await self.store.post(MarkOutbox(outcome.sent_ids, "sent", now=now,
+                                             gateway_ids=outcome.gateway_ids))
+        for status, rows_errors in (("failed", outcome.failed), ("unknown", outcome.unknown)):
+            for row, error in rows_errors:
+                await self.store.post(MarkOutbox([row.id], status, now=now, error=error))
+        if outcome.retry:
+            await self.store.call(Requeue([row.id for row, _ in outcome.retry], now=now))
+            for row, after in outcome.retry:
+                row.not_before = now + after
+            self.enqueue([row for row, _ in outcome.retry])
+
+    async def _submit_in_order(self, rows: list[OutboxRow], outcome: _BatchOutcome) -> None:
+        for index, row in enumerate(rows):
             message = OutboundMessage(outbox_id=row.id, our_number=row.our_number,
                                       their_number=row.their_number, text=row.body)
             try:
                 gateway_id = await self.gateway.submit(message)
+            except GatewayRetryLater as exc:
+                # Not accepted: try again later, and keep this conversation's order.
+                for later in rows[index:]:
+                    outcome.retry.append((later, exc.retry_after))
+                    self._forget(later)
+                return
+            except GatewayOutcomeUnknown as exc:
+                log.warning("outcome unknown for outbox row %s to %s: %s (not resent)",
+                            row.id, mask(row.their_number), exc)
+                outcome.unknown.append((row, str(exc)))
             except GatewayError as exc:
                 log.warning("gateway refused outbox row %s to %s: %s", row.id,
                             mask(row.their_number), exc)
                 self.metrics.messages_out_failed.inc()
-                await self.store.call(MarkOutbox([row.id], "failed", now=self.clock.now(),
-                                                 error=str(exc)))
+                outcome.failed.append((row, str(exc)))
             else:
-                sent_ids.append(row.id)
-                gateway_ids.append(gateway_id)
-            finally:
-                self._forget(row)
-        if sent_ids:
-            self.metrics.messages_out.inc(len(sent_ids))
-            await self.store.post(MarkOutbox(sent_ids, "sent", now=self.clock.now(),
-                                             gateway_ids=gateway_ids))
+                outcome.sent_ids.append(row.id)
+                outcome.gateway_ids.append(gateway_id)
+            self._forget(row)
+
+
+class _BatchOutcome:
+    __slots__ = ("failed", "gateway_ids", "retry", "sent_ids", "unknown")
+
+    def __init__(self) -> None:
+        self.sent_ids: list[str] = []
+        self.gateway_ids: list[str | None] = []
+        self.failed: list[tuple[OutboxRow, str]] = []
+        self.unknown: list[tuple[OutboxRow, str]] = []
+        self.retry: list[tuple[OutboxRow, float]] = []

@@ -4,6 +4,7 @@ from .ops import (
     CommitStep,
     Ingest,
     Ingested,
+    IngestMany,
     Load,
     Loaded,
     MarkOutbox,
@@ -20,7 +21,8 @@ from .ops import (
 from .writer import Store, StoreClosed, StoreError, connect
 
 __all__ = [
-    "CommitStep", "Ingest", "Ingested", "Load", "Loaded", "MarkOutbox", "Op", "OutboxRow",
+    "CommitStep", "Ingest", "IngestMany", "Ingested", "Load", "Loaded", "MarkOutbox", "Op",
+    "OutboxRow",
     "Progress", "ProgressInfo", "Receipt", "Recover", "Recovery", "Requeue",
     "SetConversationStatus", "Store", "StoreClosed", "StoreError", "connect",
 ]

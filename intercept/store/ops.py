@@ -91,6 +91,18 @@ _OUTBOX_COLUMNS = ("id, conversation_id, position, our_number, their_number, bod
                    "kind")
 
 
+class IngestMany(Op):
+    """Several inbound messages in one operation (a burst from one socket read)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Ingest]):
+        self.items = items
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> list[Ingested]:
+        return [item.apply(cur, cache) for item in self.items]
+
+
 @dataclass(slots=True)
 class OutboxRow:
     id: str
