@@ -74,6 +74,15 @@ class ScenariosConfig(_Section):
     """Folder of scenario files, relative to the config file."""
 
 
+class OptOutConfig(_Section):
+    """What the runtime answers to STOP / START / HELP when the scenario does not."""
+
+    confirmation: str = ("You have been unsubscribed and will not get any more messages from "
+                         "this number. Reply START to undo.")
+    opt_in_confirmation: str = "You are subscribed again. Reply STOP to unsubscribe."
+    help: str = "Reply STOP to stop getting messages from this number."
+
+
 class Persona(_Section):
     name: str
     age: int | None = None
@@ -102,6 +111,7 @@ class Config(_Section, dict=True):
     runtime: RuntimeConfig = msgspec.field(default_factory=RuntimeConfig)
     delays: DelayConfig = msgspec.field(default_factory=DelayConfig)
     scenarios: ScenariosConfig = msgspec.field(default_factory=ScenariosConfig)
+    optout: OptOutConfig = msgspec.field(default_factory=OptOutConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     source: str = ""
@@ -136,7 +146,7 @@ class Config(_Section, dict=True):
         self._by_number = {n.number: n for n in self.numbers}
 
 
-_FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios")
+_FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"))
 

@@ -50,7 +50,7 @@ class Scripted(Machine):
             return moved(), [Send(f"lookup {event.kind} ok={event.ok} region={region}")]
         if isinstance(event, Resume):
             return moved(paused=False), [Send("back")]
-        if state.paused or not isinstance(event, Message):
+        if state.paused or state.outcome or not isinstance(event, Message):
             return state, []
         text = event.text
         if text == "tag":
@@ -69,7 +69,7 @@ class Scripted(Machine):
             return moved(), [Send("slow one", delay_scale=2.0, extra=60.0)]
         if text == "go":
             return moved(node="next"), [Transition("wait", "next", "expect[0]"), Send("went")]
-        if text == "end":
+        if text == "finish":
             return moved(outcome="done"), [Send("bye"), End("done")]
         return moved(), [Send(f"re: {text}")]
 
@@ -212,3 +212,44 @@ async def test_scenario_delay_settings_slow_a_reply(tmp_path, autojump_clock):
             while not phones.all:
                 await trio.sleep(0.5)
         assert 66 <= trio.current_time() - start <= 67  # 3 s x 2 + 60 s busy pause
+
+
+async def test_opt_out_words_work_in_any_scenario(tmp_path, autojump_clock):
+    """The echo scenario knows nothing of STOP: the runtime handles it, once."""
+    words = ["STOP", "stop pls", "Stop texting me", "sToPaLl", "UNSUBSCRIBE now", "cancel!!",
+             "End", "quit.", "REVOKE", "optout", "opt-out please", "Opt out"]
+    async with running(tmp_path) as (server, phones):
+        for i, word in enumerate(words):
+            their = f"+1206555{6000 + i:04d}"
+            await say(server, "hi", their)
+            await say(server, word, their)
+            await say(server, word, their)  # a second STOP gets no second confirmation
+            await say(server, "hello?", their)
+            confirmation = server.config.optout.confirmation
+            assert phones.by_number[their] == ["re: hi", confirmation], word
+        refused = server.store.query("SELECT count(*) FROM outbox WHERE status = 'refused'")
+        assert refused == [(len(words) * 3,)]  # the echo's replies to STOP, STOP, hello?
+
+
+async def test_start_and_help_work_in_any_scenario(tmp_path, autojump_clock):
+    async with running(tmp_path) as (server, phones):
+        await say(server, "stop")
+        await say(server, "Start")
+        await say(server, "hi")
+        texts = server.config.optout
+        assert phones.by_number[BUYER] == [texts.confirmation, texts.opt_in_confirmation,
+                                           "re: Start", "re: hi"]
+        await say(server, "HELP me")
+        assert phones.by_number[BUYER][-1] == "re: HELP me"  # the scenario answered it
+        assert server.store.query("SELECT opted_out FROM opt_outs") == [(0,)]
+
+
+async def test_help_is_answered_when_the_scenario_says_nothing(tmp_path, autojump_clock):
+    config = make_config("scripted")
+    async with running(tmp_path, config, reg=scripted_registry()) as (server, phones):
+        await say(server, "finish")
+        await say(server, "help")
+        assert phones.by_number[BUYER] == ["bye", server.config.optout.help]
+        await say(server, "human", "+12065550198")
+        await say(server, "info?", "+12065550198")  # handed off: the advocate answers
+        assert phones.by_number["+12065550198"] == ["a person will text you"]

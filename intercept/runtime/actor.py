@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 import trio
 
+from .. import optout
 from ..engine import (
     ConversationState,
+    Effect,
     End,
     Event,
     HandOff,
@@ -200,6 +202,22 @@ class ConversationActor:
             if not self.pending and not self.handle.overflowed:
                 return timer_at  # idle: hibernate
 
+    def _opt_out_guard(self, text: str, effects: list[Effect], paused: bool) -> list[Effect]:
+        """STOP, START and HELP work in every scenario: when the engine did not handle the
+        keyword, the runtime does, with the configured texts (HELP is left to the advocate in
+        a handed-off conversation)."""
+        kind = optout.keyword(text)
+        if kind is None:
+            return effects
+        texts = self.router.config.optout
+        if kind == "opt_out" and not any(isinstance(e, OptOut) for e in effects):
+            return [OptOut(texts.confirmation), *effects]
+        if kind == "opt_in" and not any(isinstance(e, OptIn) for e in effects):
+            return [OptIn(texts.opt_in_confirmation), *effects]
+        if kind == "help" and not paused and not any(isinstance(e, Send) for e in effects):
+            return [*effects, Send(texts.help)]
+        return effects
+
     def _drain_inbox(self) -> None:
         inbox = self.handle.inbox
         while inbox:
@@ -262,6 +280,7 @@ class ConversationActor:
         opt_out: bool | None = None
         lookup: str | None = None
         handed_off = False
+        is_out = self.their in router.sender.opted_out
         router.busy += 1
         try:
             for event, inbound_text in events:
@@ -272,6 +291,8 @@ class ConversationActor:
                     metrics.conversations_started.inc()
                 key = f"{self.conversation_id}.{state.turn}"
                 sends: list[tuple[str, float, float, str]] = []
+                if isinstance(event, Message):
+                    effects = self._opt_out_guard(event.text, effects, state.paused)
                 for effect in effects:
                     if isinstance(effect, Send):
                         sends.append((effect.text, effect.delay_scale, effect.extra, "reply"))
@@ -282,10 +303,10 @@ class ConversationActor:
                         tags.append(effect.name)
                     elif isinstance(effect, OptOut | OptIn):
                         opting_out = isinstance(effect, OptOut)
-                        already = (self.their in router.sender.opted_out) == opting_out
-                        opt_out = opting_out
-                        if effect.confirmation and not already:
+                        if opting_out != is_out and effect.confirmation:
+                            # one confirmation per change: a second STOP gets no answer
                             sends.append((effect.confirmation, 1.0, 0.0, "confirmation"))
+                        opt_out = is_out = opting_out
                     elif isinstance(effect, Lookup):
                         lookup = effect.kind
                     elif isinstance(effect, HandOff):
