@@ -24,10 +24,13 @@ from .metrics import Metrics
 from .runtime import DelayModel, Router, Sender, WallClock
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
+    HandBack,
     Ingest,
     Ingested,
     IngestMany,
     MarkOutbox,
+    OperatorSend,
+    OutboxRow,
     Progress,
     ProgressInfo,
     Receipt,
@@ -207,6 +210,34 @@ class Server:
                     info.processed_count >= conv_seq and info.unsent == 0):
                 return
             await trio.sleep(poll)
+
+    async def take_over(self, conversation_id: int, text: str, *, author: str) -> OutboxRow:
+        """A human texts into a conversation; the bot stays silent until `hand_back`.
+
+        Raises `LookupError` for an unknown conversation and `PermissionError` when the
+        number opted out (the send path would refuse the message anyway).
+        """
+        if not text.strip():
+            raise ValueError("the message is empty")
+        row = await self.store.call(OperatorSend(conversation_id, text, author=author,
+                                                 now=self.clock.now()))
+        if row is None:
+            raise LookupError(f"no conversation {conversation_id}")
+        if row.their_number in self.sender.opted_out:
+            await self.store.call(MarkOutbox([row.id], "refused", now=self.clock.now(),
+                                             error="opted out"))
+            raise PermissionError("the number opted out: nothing more may be sent to it")
+        self.sender.enqueue([row])
+        self.router.poke(conversation_id)
+        log.info("conversation %d taken over by %s", conversation_id, author)
+        return row
+
+    async def hand_back(self, conversation_id: int, *, author: str) -> None:
+        """Give a taken-over or handed-off conversation back to the bot."""
+        if not await self.store.call(HandBack(conversation_id, now=self.clock.now())):
+            raise LookupError(f"no conversation {conversation_id}")
+        self.router.poke(conversation_id, wake=True)
+        log.info("conversation %d handed back to the bot by %s", conversation_id, author)
 
     async def reload_scenarios(self) -> ReloadReport:
         """Reload the scenario folder; raise `ScenarioErrors` (changing nothing) on errors.

@@ -85,3 +85,23 @@ async def test_a_window_overlaps_conversations_but_keeps_each_in_order(tmp_path,
         for their in buyers:
             assert phones.by_number[their] == ["re: 1", "re: 2", "re: 3"]
         assert gateway.peak > 1  # different conversations were in flight together
+
+
+async def test_a_receipt_that_beats_the_sent_record_is_kept(tmp_path, autojump_clock):
+    """Fast networks answer before we record the submit: the receipt waits for its row."""
+    from intercept.store import MarkOutbox, Receipt
+
+    async with running(tmp_path) as (server, _):
+        done = await server.gateway.inject(their_number="+12065550199", our_number=OUR,
+                                           text="x")
+        await server.settled(done.conversation_id, done.conv_seq)
+        store = server.store
+        store.db.execute("INSERT INTO outbox (id, conversation_id, position, our_number, "
+                         "their_number, body, not_before, status) VALUES ('late', ?, 999, ?, "
+                         "'+12065550199', 'x', 0, 'sending')", (done.conversation_id, OUR))
+        await store.call(Receipt([("gw-early", "delivered", None)], now=1.0))
+        await store.call(Receipt([("gw-nobody", "delivered", None)], now=1.0))
+        await store.call(MarkOutbox(["late"], "sent", now=3.0, gateway_ids=["gw-early"]))
+        assert store.query("SELECT status, gateway_id FROM outbox WHERE id = 'late'") == [
+            ("delivered", "gw-early")]
+        assert store.query("SELECT gateway_id FROM early_receipts") == [("gw-nobody",)]

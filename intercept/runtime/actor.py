@@ -29,6 +29,7 @@ from ..engine import (
     Message,
     OptIn,
     OptOut,
+    Resume,
     Send,
     Start,
     Tag,
@@ -75,7 +76,7 @@ class Parked(Exception):
 
 class ConversationActor:
     __slots__ = ("crashes", "handle", "last_not_before", "lookup", "lookup_result", "machine",
-                 "our", "pending", "processed", "router", "state", "their")
+                 "operator", "our", "pending", "processed", "resume", "router", "state", "their")
 
     def __init__(self, router: Router, handle: ActorHandle):
         self.router = router
@@ -84,6 +85,8 @@ class ConversationActor:
         self.pending: dict[int, Inbound] = {}
         self.lookup: str | None = None
         self.lookup_result: LookupResult | None = None
+        self.operator = False
+        self.resume = False
 
     @property
     def conversation_id(self) -> int:
@@ -139,6 +142,8 @@ class ConversationActor:
                         for seq, text, media, at in loaded.pending}
         self.lookup = loaded.pending_lookup
         self.lookup_result = None
+        self.operator = loaded.operator
+        self.resume = loaded.resume
         if loaded.state:
             state = _decode_state(loaded.state)
             machine = router.registry.get(state.scenario, state.version)
@@ -237,11 +242,18 @@ class ConversationActor:
             events.append((Start(), ""))
         if self.lookup_result is not None:
             events.append((self.lookup_result, ""))
+        if self.resume and state.paused:
+            events.append((Resume(), ""))
         processed = self.processed
         ready: list[Inbound] = []
         while processed + 1 + len(ready) in self.pending:
             ready.append(self.pending[processed + 1 + len(ready)])
         wake_at = _NEVER
+        if self.operator:
+            # A human has the conversation: messages are recorded as seen, the bot is silent.
+            if ready:
+                processed = ready[-1].conv_seq
+            return events, processed, wake_at
         if ready:
             merge_window = getattr(self.machine, "merge_window", None)  # TODO(issue 3)
             window = merge_window(state) if merge_window and state.started else 0.0
@@ -266,7 +278,7 @@ class ConversationActor:
         router = self.router
         now = router.clock.now()
         events, processed, wake_at = self._ready_events(now)
-        if not events:
+        if not events and processed == self.processed and not self.resume:
             return wake_at
         for seq in range(self.processed + 1, processed + 1):
             del self.pending[seq]
@@ -332,7 +344,7 @@ class ConversationActor:
                 state=_encode(state).decode(), processed_count=processed,
                 timer_at=state.timer_at, crashes=0, outbox=rows, now=now, turn=state.turn,
                 tags=tags, transitions=transitions, opt_out=opt_out, their_number=self.their,
-                pending_lookup=lookup))
+                pending_lookup=lookup, clear_resume=self.resume))
         finally:
             router.busy -= 1
         self.state = state
@@ -340,6 +352,7 @@ class ConversationActor:
         self.crashes = 0
         self.lookup = lookup
         self.lookup_result = None
+        self.resume = False
         if opt_out is not None:
             router.sender.set_opt_out(self.their, opt_out)
         router.sender.enqueue(rows)

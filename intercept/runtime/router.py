@@ -75,6 +75,17 @@ class Router:
         if conversation_id not in self.actors:
             self._spawn(conversation_id)
 
+    def poke(self, conversation_id: int, *, wake: bool = False) -> None:
+        """Make a live actor re-read its conversation from the store (after an operator
+        changed it); with `wake`, start one if none is live."""
+        handle = self.actors.get(conversation_id)
+        if handle is None:
+            if wake:
+                self._spawn(conversation_id)
+            return
+        handle.overflowed = True  # the actor reloads, as after an inbox overflow
+        handle.inbox.put_nowait(Inbound(0, ""))  # and wakes up (seq 0 is never processed)
+
     def schedule_timer(self, conversation_id: int, at: float) -> None:
         """Wake a hibernated conversation at Unix time `at`."""
         previous = self._timer_at.get(conversation_id)

@@ -1,7 +1,9 @@
 """Persistence: SQLite through sqlite-utils, one writer task with group commit."""
 
 from .ops import (
+    Audit,
     CommitStep,
+    HandBack,
     Ingest,
     Ingested,
     IngestMany,
@@ -9,6 +11,7 @@ from .ops import (
     Loaded,
     MarkOutbox,
     Op,
+    OperatorSend,
     OutboxRow,
     Progress,
     ProgressInfo,
@@ -21,8 +24,27 @@ from .ops import (
 from .writer import Store, StoreClosed, StoreError, connect
 
 __all__ = [
-    "CommitStep", "Ingest", "IngestMany", "Ingested", "Load", "Loaded", "MarkOutbox", "Op",
+    "Audit",
+    "CommitStep",
+    "HandBack",
+    "Ingest",
+    "IngestMany",
+    "Ingested",
+    "Load",
+    "Loaded",
+    "MarkOutbox",
+    "Op",
+    "OperatorSend",
     "OutboxRow",
-    "Progress", "ProgressInfo", "Receipt", "Recover", "Recovery", "Requeue",
-    "SetConversationStatus", "Store", "StoreClosed", "StoreError", "connect",
+    "Progress",
+    "ProgressInfo",
+    "Receipt",
+    "Recover",
+    "Recovery",
+    "Requeue",
+    "SetConversationStatus",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "connect",
 ]

@@ -21,9 +21,17 @@ class WriterCache:
     def __init__(self, size: int = 200_000):
         self.size = size
         self.conversations: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+        self.early_receipts: int | None = None
+        """How many receipts wait for their submit's gateway id (None: not counted yet)."""
 
     def forget(self) -> None:
         self.conversations.clear()
+        self.early_receipts = None
+
+    def has_early_receipts(self, cur: Cursor) -> bool:
+        if self.early_receipts is None:
+            self.early_receipts = cur.execute("SELECT count(*) FROM early_receipts").fetchone()[0]
+        return self.early_receipts > 0
 
 
 class Op:
@@ -120,7 +128,8 @@ class CommitStep(Op):
     """A conversation's new state and everything the step produced, in one transaction:
     replies, tags, funnel transitions, an opt-out change and a pending lookup."""
 
-    __slots__ = ("conversation_id", "crashes", "now", "opt_out", "outbox", "outcome",
+    __slots__ = ("clear_resume", "conversation_id", "crashes", "now", "opt_out", "outbox",
+                 "outcome",
                  "pending_lookup", "processed_count", "scenario", "state", "status", "tags",
                  "their_number", "timer_at", "transitions", "turn", "version")
 
@@ -130,7 +139,7 @@ class CommitStep(Op):
                  tags: list[str] | None = None,
                  transitions: list[tuple[int, str, str, str]] | None = None,
                  opt_out: bool | None = None, their_number: str = "",
-                 pending_lookup: str | None = None):
+                 pending_lookup: str | None = None, clear_resume: bool = False):
         self.conversation_id, self.scenario, self.version = conversation_id, scenario, version
         self.status, self.outcome, self.state = status, outcome, state
         self.processed_count, self.timer_at, self.crashes = processed_count, timer_at, crashes
@@ -138,6 +147,7 @@ class CommitStep(Op):
         self.tags, self.transitions = tags, transitions
         self.opt_out, self.their_number = opt_out, their_number
         self.pending_lookup = pending_lookup
+        self.clear_resume = clear_resume
 
     def apply(self, cur: Cursor, cache: WriterCache) -> None:
         now, conversation_id = self.now, self.conversation_id
@@ -148,6 +158,8 @@ class CommitStep(Op):
             (self.scenario, self.version, self.status, self.outcome, self.state,
              self.processed_count, self.timer_at, self.crashes, self.pending_lookup, now,
              conversation_id))
+        if self.clear_resume:
+            cur.execute("UPDATE conversations SET resume = 0 WHERE id = ?", (conversation_id,))
         if self.outbox:
             cur.executemany(
                 "INSERT OR IGNORE INTO outbox (id, conversation_id, position, our_number, "
@@ -199,6 +211,10 @@ class Loaded:
     processed_count: int
     crashes: int
     pending_lookup: str | None = None
+    operator: bool = False
+    """A human has taken the conversation over: the bot does not step."""
+    resume: bool = False
+    """Handed back to the bot, not yet acted on."""
     last_not_before: float = 0.0
     pending: list[tuple[int, str, tuple[str, ...], float]] = field(default_factory=list)
     """Unprocessed inbound messages: (conv_seq, text, media, received_at)."""
@@ -214,11 +230,11 @@ class Load(Op):
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Loaded | None:
         row = cur.execute("SELECT id, our_number, their_number, status, state, processed_count, "
-                          "crashes, pending_lookup FROM conversations WHERE id = ?",
-                          (self.conversation_id,)).fetchone()
+                          "crashes, pending_lookup, operator, resume FROM conversations "
+                          "WHERE id = ?", (self.conversation_id,)).fetchone()
         if row is None:
             return None
-        loaded = Loaded(*row)
+        loaded = Loaded(*row[:8], operator=bool(row[8]), resume=bool(row[9]))
         loaded.last_not_before = cur.execute(
             "SELECT coalesce(max(not_before), 0) FROM outbox WHERE conversation_id = ? "
             "AND status IN ('queued', 'sending')", (row[0],)).fetchone()[0]
@@ -250,7 +266,17 @@ class MarkOutbox(Op):
             f"WHERE id = ? AND {RANK_SQL} < ?",
             [(self.status, gid, self.error, sent_at, self.now, oid, rank)
              for oid, gid in zip(self.ids, gateway_ids, strict=True)])
-        return cur.rowcount
+        changed = cur.rowcount
+        if self.gateway_ids and cache.has_early_receipts(cur):
+            known = [g for g in self.gateway_ids if g is not None]
+            marks = ",".join("?" * len(known))
+            early = cur.execute(f"SELECT gateway_id, status, error FROM early_receipts WHERE "
+                                f"gateway_id IN ({marks})", known).fetchall()
+            if early:
+                _apply_receipts(cur, early, self.now)
+                cur.execute(f"DELETE FROM early_receipts WHERE gateway_id IN ({marks})", known)
+                cache.early_receipts -= len(early)
+        return changed
 
 
 class Receipt(Op):
@@ -265,12 +291,29 @@ class Receipt(Op):
         self.receipts, self.now = receipts, now
 
     def apply(self, cur: Cursor, cache: WriterCache) -> int:
-        cur.executemany(
-            f"UPDATE outbox SET status = ?, error = coalesce(?, error), updated_at = ? "
-            f"WHERE gateway_id = ? AND {RANK_SQL} < ?",
-            [(status, error, self.now, gateway_id, STATUS_RANK[status])
-             for gateway_id, status, error in self.receipts])
-        return cur.rowcount
+        changed = _apply_receipts(cur, self.receipts, self.now)
+        if changed < len(self.receipts):
+            # A receipt can beat the record of the submit it answers: keep it for MarkOutbox.
+            ids = [r[0] for r in self.receipts]
+            marks = ",".join("?" * len(ids))
+            known = {r[0] for r in cur.execute(
+                f"SELECT gateway_id FROM outbox WHERE gateway_id IN ({marks})", ids)}
+            early = [(g, s, e, self.now) for g, s, e in self.receipts if g not in known]
+            if early:
+                cur.executemany("INSERT OR REPLACE INTO early_receipts (gateway_id, status, "
+                                "error, at) VALUES (?, ?, ?, ?)", early)
+                cache.early_receipts = (cache.early_receipts or 0) + len(early)
+        return changed
+
+
+def _apply_receipts(cur: Cursor, receipts: list[tuple[str, str, str | None]], now: float
+                    ) -> int:
+    cur.executemany(
+        f"UPDATE outbox SET status = ?, error = coalesce(?, error), updated_at = ? "
+        f"WHERE gateway_id = ? AND {RANK_SQL} < ?",
+        [(status, error, now, gateway_id, STATUS_RANK[status])
+         for gateway_id, status, error in receipts])
+    return cur.rowcount
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,3 +388,67 @@ class Progress(Op):
         unsent = cur.execute("SELECT count(*) FROM outbox WHERE conversation_id = ? AND status "
                              "IN ('queued', 'sending')", (self.conversation_id,)).fetchone()[0]
         return ProgressInfo(row[0], row[1], row[2], unsent)
+
+
+class OperatorSend(Op):
+    """A human takes the conversation over (the bot falls silent) and texts `text`."""
+
+    __slots__ = ("author", "conversation_id", "now", "text")
+
+    def __init__(self, conversation_id: int, text: str, *, author: str, now: float):
+        self.conversation_id, self.text, self.author, self.now = (
+            conversation_id, text, author, now)
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> OutboxRow | None:
+        row = cur.execute("SELECT our_number, their_number FROM conversations WHERE id = ?",
+                          (self.conversation_id,)).fetchone()
+        if row is None:
+            return None
+        cur.execute("UPDATE conversations SET operator = 1, resume = 0, updated_at = ? "
+                    "WHERE id = ?", (self.now, self.conversation_id))
+        position, count = cur.execute(
+            "SELECT coalesce(max(position), 0) + 1, (SELECT count(*) FROM outbox WHERE "
+            "conversation_id = ?1 AND kind = 'operator') FROM outbox WHERE conversation_id = ?1",
+            (self.conversation_id,)).fetchone()
+        outbox = OutboxRow(id=f"{self.conversation_id}.op.{count + 1}",
+                           conversation_id=self.conversation_id, position=position,
+                           our_number=row[0], their_number=row[1], body=self.text,
+                           not_before=self.now, kind="operator")
+        cur.execute(
+            "INSERT INTO outbox (id, conversation_id, position, our_number, their_number, body, "
+            "not_before, status, kind, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 'operator', ?, ?)",
+            (outbox.id, outbox.conversation_id, outbox.position, outbox.our_number,
+             outbox.their_number, outbox.body, outbox.not_before, self.now, self.now))
+        return outbox
+
+
+class HandBack(Op):
+    """The human gives the conversation back to the bot."""
+
+    __slots__ = ("conversation_id", "now")
+
+    def __init__(self, conversation_id: int, *, now: float):
+        self.conversation_id, self.now = conversation_id, now
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> bool:
+        cur.execute("UPDATE conversations SET operator = 0, resume = 1, updated_at = ? "
+                    "WHERE id = ?", (self.now, self.conversation_id))
+        return cur.rowcount > 0
+
+
+class Audit(Op):
+    """One line of the admin API's audit log."""
+
+    __slots__ = ("action", "actor", "at", "conversation_id", "detail", "role", "status")
+
+    def __init__(self, *, at: float, actor: str, role: str, action: str, status: int,
+                 conversation_id: int | None = None, detail: str = ""):
+        self.at, self.actor, self.role, self.action = at, actor, role, action
+        self.status, self.conversation_id, self.detail = status, conversation_id, detail
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> None:
+        cur.execute("INSERT INTO audit (at, actor, role, action, conversation_id, status, "
+                    "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.at, self.actor, self.role, self.action, self.conversation_id,
+                     self.status, self.detail))

@@ -63,7 +63,25 @@ def _m2_effects(db: sqlite_utils.Database) -> None:
                            "conversation_id": int}, pk="number")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core, _m2_effects]
+def _m3_operators(db: sqlite_utils.Database) -> None:
+    """Human take-over of a conversation, and the audit log of the admin API."""
+    db["conversations"].add_column("operator", int, not_null_default=0)
+    db["conversations"].add_column("resume", int, not_null_default=0)
+    db["audit"].create({
+        "id": int, "at": float, "actor": str, "role": str, "action": str,
+        "conversation_id": int, "status": int, "detail": str,
+    }, pk="id")
+    db["audit"].create_index(["at"])
+
+
+def _m4_early_receipts(db: sqlite_utils.Database) -> None:
+    """Receipts that arrive before the submit's gateway id is recorded wait here."""
+    db["early_receipts"].create({"gateway_id": str, "status": str, "error": str, "at": float},
+                                pk="gateway_id")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
