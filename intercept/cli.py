@@ -199,10 +199,12 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
             click.echo(f"{n.number}  {city.name:<16} {n.persona.name:<12} {n.scenario}")
 
 
+from .cli_ads import ads  # noqa: E402
 from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
 from .cli_scenario_ops import reload, replay, stats  # noqa: E402
 
 main.add_command(scenario)
+main.add_command(ads)
 scenario.add_command(reload)
 scenario.add_command(replay)
 scenario.add_command(stats)
