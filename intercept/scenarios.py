@@ -121,17 +121,17 @@ def compile_folder(folder: Path) -> list[tuple[Machine, str, Path]]:
                                         f"{names[machine.name]}", file=str(path)))
             continue
         names[machine.name] = path
-        found.append((machine, _digest(path, folder), path))
+        found.append((machine, _digest(machine, path), path))
     if errors:
         raise ScenarioErrors(errors)
     return found
 
 
-def _digest(path: Path, folder: Path) -> str:
-    """A fingerprint of a scenario file and the shared files it may include."""
-    digest = hashlib.sha256(path.read_bytes())
-    shared = folder / "shared"
-    if shared.is_dir():
-        for included in sorted(shared.rglob("*.y*ml")):
-            digest.update(included.name.encode() + b"\0" + included.read_bytes())
+def _digest(machine: Machine, path: Path) -> str:
+    """A fingerprint of a scenario file and every file it includes."""
+    info = getattr(machine, "info", None)
+    files = [Path(f) for f in getattr(info, "files", None) or [path]]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.name).encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -19,6 +19,7 @@ from intercept.engine import (
     SetTimer,
     Start,
     TimerFired,
+    Transition,
     compile_text,
     load_scenario,
 )
@@ -47,6 +48,11 @@ def begin(m: Machine, *, seed: int = 0, now: float = T0):
 
 def sent(effects) -> list[str]:
     return [e.text for e in effects if isinstance(e, Send)]
+
+
+def core(effects) -> list:
+    """The effects without the `Transition` records (tested on their own)."""
+    return [e for e in effects if not isinstance(e, Transition)]
 
 
 def reply(m: Machine, state: ConversationState, text: str, now: float = T0 + 1, **kw):
@@ -116,13 +122,14 @@ def test_start_enters_the_start_state_and_says_its_messages():
     new, effects = m.step(state, Start(), T0)
     assert new.node == "hello"
     assert new.started and not new.ended
-    assert effects == [Send("hi i'm Jasmine in Seattle")]
+    assert core(effects) == [Send("hi i'm Jasmine in Seattle")]
+    assert effects[0] == Transition("", "hello", "start")
 
 
 def test_a_start_state_without_say_sends_nothing():
     state, effects = begin(machine(ROUTER))
     assert state.node == "a"
-    assert effects == []
+    assert effects == [Transition("", "a", "start")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +159,7 @@ def test_yaml_yes_no_on_off_stay_words_in_keywords(text):
 
 def test_yes_no_keywords_compile_to_strings():
     m = machine(ROUTER)
-    assert m.nodes["a"].expect[2].words == frozenset({"no", "yes", "on", "off"})
+    assert m.nodes["a"].expect[2].matcher.words == frozenset({"no", "yes", "on", "off"})
 
 
 def test_regex_named_groups_become_variables_and_capture_effects():
@@ -165,10 +172,11 @@ def test_regex_named_groups_become_variables_and_capture_effects():
     assert new.vars["when"] == "8 pm"
 
 
-def test_regex_is_case_insensitive_and_captures_the_folded_text():
+def test_regex_is_case_insensitive_and_captures_the_text_as_written():
     node, texts = route("8PM")
     assert node == "when"
-    assert texts == ["see u at 8pm"]
+    assert texts == ["see u at 8PM"]
+    assert route("８ＰＭ") == ("when", ["see u at 8PM"])  # NFKC: full-width digits read as 8
 
 
 def test_first_matching_entry_wins():
@@ -352,7 +360,7 @@ bye:
 
 def test_a_state_with_timeout_sets_a_timer():
     state, effects = begin(machine(TIMERS))
-    assert effects == [Send("hello?"), SetTimer(T0 + 600)]
+    assert core(effects) == [Send("hello?"), SetTimer(T0 + 600)]
     assert state.timer_at == T0 + 600
 
 
@@ -369,14 +377,15 @@ def test_timer_fired_at_or_after_the_deadline_takes_the_timeout():
         new, effects = m.step(state, TimerFired(), now)
         assert new.node == "nudge"
         assert new.timer_at is None
-        assert effects == [Send("u there?"), CancelTimer()]
+        assert core(effects) == [Send("u there?"), CancelTimer()]
+        assert effects[0] == Transition("a", "nudge", "timeout")
 
 
 def test_a_reply_into_another_timed_state_replaces_the_timer():
     m = machine(TIMERS)
     state, _ = begin(m)
     new, effects = reply(m, state, "wait", now=T0 + 100)
-    assert effects == [SetTimer(T0 + 100 + 90)]  # a bare number is seconds
+    assert core(effects) == [SetTimer(T0 + 100 + 90)]  # a bare number is seconds
     assert new.timer_at == T0 + 190
 
 
@@ -384,7 +393,7 @@ def test_a_state_without_timeout_cancels_the_pending_timer():
     m = machine(TIMERS)
     state, _ = begin(m)
     new, effects = reply(m, state, "plain")
-    assert effects == [Send("no timer here"), CancelTimer()]
+    assert core(effects) == [Send("no timer here"), CancelTimer()]
     assert new.timer_at is None
     assert m.step(new, TimerFired(), T0 + 10_000) == (new, [])
 
@@ -394,7 +403,7 @@ def test_no_cancel_when_no_timer_was_pending():
     state, _ = begin(m)
     state, _ = reply(m, state, "plain")
     _, effects = reply(m, state, "x")
-    assert effects == [Send("bye"), End("gone")]
+    assert core(effects) == [Send("bye"), End("gone")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,7 +427,7 @@ def test_an_end_state_records_the_outcome_and_cancels_the_timer():
         """)
     s2, _ = begin(m2)
     s2, effects = reply(m2, s2, "anything")
-    assert effects == [CancelTimer(), End("finished")]
+    assert core(effects) == [CancelTimer(), End("finished")]
     assert s2.outcome == "finished" and s2.timer_at is None
 
 
@@ -439,7 +448,7 @@ def test_a_start_state_that_ends_at_once():
           end: said
         """)
     state, effects = begin(m)
-    assert effects == [Send("only this"), End("said")]
+    assert core(effects) == [Send("only this"), End("said")]
     assert state.outcome == "said"
 
 
@@ -620,8 +629,9 @@ def test_each_reply_gives_exactly_one_matcher():
             - otherwise: true
               goto: a
         """)
-    assert one_error(text) == ("s.yaml:7:9: states.a.expect[0]: give exactly one of 'keywords', "
-                               "'regex' or 'otherwise: true'; found keywords, regex")
+    assert one_error(text) == ("s.yaml:7:9: states.a.expect[0]: give exactly one of keywords, "
+                               "all, phrase, fuzzy, regex, number, answer, has, intent or "
+                               "'otherwise: true' in an expect entry; found keywords, regex")
 
 
 @pytest.mark.parametrize(("body", "found"), [
@@ -632,8 +642,9 @@ def test_each_reply_gives_exactly_one_matcher():
 def test_a_state_has_exactly_one_of_expect_goto_end(body, found):
     text = scenario(body + "b:\n  end: done\n")
     assert one_error(text) == ("s.yaml:6:5: states.a: a state needs exactly one of 'expect' "
-                               "(wait for a reply), 'goto' (move on) or 'end' (finish with an "
-                               f"outcome); found {found}")
+                               "(wait for a reply), 'goto' (move on), 'if' (choose by a "
+                               "variable), 'split' (choose at random), 'handoff' (to a person) "
+                               f"or 'end' (finish with an outcome); found {found}")
 
 
 def test_timeout_needs_expect():
@@ -731,9 +742,9 @@ def test_unknown_field_in_a_reply():
     ("name: t\nversion: one\nstart: a\nstates:\n  a:\n    end: x\n",
      "s.yaml:2:10: version: expected 'int', got 'str'"),
     ("name: t\nversion: 1\nstart: a\nstates:\n  a:\n    end: x\n    say: {a: b}\n",
-     "s.yaml:7:10: states.a.say: expected 'str | array | null', got 'object'"),
+     "s.yaml:7:10: states.a.say: expected 'str | array', got 'object'"),
     ("name: t\nversion: 1\nstart: a\nstates:\n  a:\n    expect:\n      - keywords: hi\n"
-     "        goto: a\n", "s.yaml:7:19: states.a.expect[0].keywords: expected 'array | null', "
+     "        goto: a\n", "s.yaml:7:19: states.a.expect[0].keywords: expected 'array', "
      "got 'str'"),
 ])
 def test_wrong_type(text, expected):
@@ -894,4 +905,5 @@ def test_yaml_anchors_and_aliases_share_a_value():
         z:
           end: done
         """)
-    assert m.nodes["a"].expect[0].words == m.nodes["b"].expect[0].words == {"cop", "police"}
+    assert m.nodes["a"].expect[0].matcher.words == m.nodes["b"].expect[0].matcher.words == {
+        "cop", "police"}

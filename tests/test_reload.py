@@ -144,3 +144,19 @@ def test_reload_cli_says_when_no_server_answers(tmp_path):
     result = CliRunner().invoke(main, ["scenario", "reload", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "no server answers at http://127.0.0.1:9" in result.output
+
+
+async def test_a_change_in_an_included_file_needs_a_new_version(tmp_path, autojump_clock):
+    folder, config = folder_config(tmp_path)
+    (folder / "shared").mkdir()
+    (folder / "shared" / "words.yaml").write_text("intents:\n  hello: [hi, hey]\n")
+    (folder / "echo.yaml").write_text(TEMPLATE.format(version=1, label="v1").replace(
+        "start: wait", "start: wait\ninclude: [shared/words.yaml]"))
+    async with running(tmp_path, config, from_folder=True) as (server, _):
+        (folder / "shared" / "words.yaml").write_text("intents:\n  hello: [hi, hey, yo]\n")
+        try:
+            await server.reload_scenarios()
+        except ScenarioErrors as exc:
+            assert "changed but its version is still 1" in str(exc)
+        else:
+            raise AssertionError("a change in an included file was accepted unversioned")

@@ -1,20 +1,67 @@
-"""Scenario YAML -> `Machine`, with every error located as ``file:line:col: path: message``."""
+"""Scenario YAML -> `Machine`, with every error located as ``file:line:col: path: message``.
+
+A file may `include` others (paths relative to it): their intents, global handlers, states and
+settings come first, and the including file's own definitions of the same name replace them.
+States that only an included file defines and that the scenario never reaches are dropped.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import msgspec
 
 from ..errors import ScenarioError, ScenarioErrors
 from .durations import parse_duration
-from .machine import _WORD, Machine, Matcher, Node, normalise
-from .model import Reply, Scenario, State
+from .machine import (
+    EXPECT,
+    GOTO,
+    HANDOFF,
+    IF,
+    RETURN,
+    SPLIT,
+    STAY,
+    Actions,
+    Entry,
+    LookupEntry,
+    Machine,
+    Node,
+)
+from .match import (
+    AllWords,
+    Always,
+    Answer,
+    AnyOf,
+    Condition,
+    Fuzzy,
+    Has,
+    Matcher,
+    Number,
+    Regex,
+    Words,
+)
+from .model import Condition as ConditionSpec
+from .model import (
+    Global,
+    IntentPattern,
+    LookupReply,
+    NumberMatch,
+    Pattern,
+    Reply,
+    Scenario,
+    Settings,
+    State,
+)
 from .template import Template
-from .yamlsource import Located, Path, load_located, split_msgspec_error
+from .text import WORD, fold
+from .yamlsource import Located, Path, format_path, load_located, split_msgspec_error
 
 # Placeholders every conversation has. persona.* and city.* come from the number's config.
 CONTEXT_VARS = frozenset({
@@ -23,11 +70,54 @@ CONTEXT_VARS = frozenset({
     "message",
 })
 
+MATCHERS = ("keywords", "all", "phrase", "fuzzy", "regex", "number", "answer", "has", "intent")
+EXITS = ("expect", "goto", "if", "split", "handoff", "end")
+
 _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+_KIND = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """Where something was written."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(slots=True)
+class SourceInfo:
+    """What the authoring tools need to point at the text: kept on `Machine.info`."""
+
+    file: str
+    files: list[str] = field(default_factory=list)
+    top: Loc | None = None
+    states: dict[str, Loc] = field(default_factory=dict)
+    own_states: set[str] = field(default_factory=set)
+    messages: list[tuple[Loc, str, Template]] = field(default_factory=list)
+    """(where, state name or "globals", template) of every text the scenario can send."""
+    regexes: list[tuple[Loc, str]] = field(default_factory=list)
+    opt_out: bool = False
+    """A global handler opts the sender out (STOP is honoured)."""
+
+
+@dataclass(slots=True)
+class _Def:
+    """A definition (state, intent, handler, setting) and the file position it came from."""
+
+    doc: Located
+    path: Path
+    raw: Any
 
 
 def load_scenario(path: str | FsPath) -> Machine:
-    """Read and compile one scenario file."""
+    """Read and compile one scenario file (and the files it includes)."""
     path = FsPath(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -37,18 +127,68 @@ def load_scenario(path: str | FsPath) -> Machine:
 
 
 def compile_text(text: str, *, file: str = "<scenario>") -> Machine:
+    """Compile a scenario; `include` paths are relative to `file`'s folder."""
     return _Compiler(load_located(text, file)).compile()
+
+
+def _join(base: str, relative: str) -> str:
+    """`scenarios/a.yaml` + `shared/b.yaml` -> `scenarios/shared/b.yaml` (`..` collapsed)."""
+    parts: list[str] = []
+    start = PurePosixPath(base.replace("\\", "/")).parent
+    joined = start / relative if not PurePosixPath(relative).is_absolute() else \
+        PurePosixPath(relative)
+    for part in joined.parts:
+        if part == ".." and parts and parts[-1] not in ("..", "/"):
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return str(PurePosixPath(*parts)) if parts else "."
+
+
+def _merge_words(patterns: list[Matcher]) -> tuple[Matcher, ...]:
+    """One keyword matcher for all of an intent's plain keywords (they capture nothing, so the
+    order among them does not matter): one set lookup per reply instead of one per pattern."""
+    plain = [p for p in patterns if type(p) is Words and p.capture is None]
+    if len(plain) < 2:
+        return tuple(patterns)
+    merged = Words([])
+    merged.words = frozenset().union(*(p.words for p in plain))
+    merged.phrases = tuple(dict.fromkeys(ph for p in plain for ph in p.phrases))
+    merged.symbols = tuple(dict.fromkeys(sy for p in plain for sy in p.symbols))
+    out: list[Matcher] = []
+    for pattern in patterns:
+        if pattern is plain[0]:
+            out.append(merged)
+        elif pattern not in plain:
+            out.append(pattern)
+    return tuple(out)
 
 
 class _Compiler:
     def __init__(self, doc: Located):
-        self.doc = doc
+        self.root = doc
+        self.doc = doc  # the file whose definition is being compiled (errors point into it)
         self.errors: list[ScenarioError] = []
+        self.info = SourceInfo(file=doc.file, files=[doc.file])
+
+    # -- errors -------------------------------------------------------------------------------
 
     def fail(self, path: Path, message: str) -> None:
         self.errors.append(self.doc.error(path, message))
 
-    def convert(self, data: Any, type_: type, path: Path) -> Any:
+    def raise_errors(self) -> None:
+        if self.errors:
+            unique = {e.render(): e for e in self.errors}
+            order = {f: i for i, f in enumerate(self.info.files)}
+            errors = sorted(unique.values(), key=lambda e: (order.get(e.file, -1) != 0,
+                                                            order.get(e.file, 99), e.line, e.col))
+            raise ScenarioErrors(errors)
+
+    def loc(self, path: Path) -> Loc:
+        line, col = self.doc.where(path)
+        return Loc(self.doc.file, line, col, format_path(path))
+
+    def convert(self, data: Any, type_: Any, path: Path) -> Any:
         try:
             return msgspec.convert(data, type_)
         except msgspec.ValidationError as exc:
@@ -56,54 +196,221 @@ class _Compiler:
             self.fail((*path, *sub), message)
             return None
 
+    # -- files --------------------------------------------------------------------------------
+
+    def gather(self, doc: Located, stack: tuple[str, ...], seen: set[str]) -> list[Located]:
+        """`doc` and the files it includes, included ones first (depth first)."""
+        data = doc.data
+        out: list[Located] = []
+        includes = data.get("include") if isinstance(data, dict) else None
+        if includes is not None:
+            self.doc = doc
+            names = self.convert(includes, list[str], ("include",)) or []
+            for i, relative in enumerate(names):
+                target = _join(doc.file, relative)
+                if target in stack:
+                    chain = " -> ".join([*stack[stack.index(target):], target])
+                    self.fail(("include", i), f"include loop: {chain}")
+                    continue
+                if target in seen:
+                    continue
+                seen.add(target)
+                try:
+                    text = FsPath(target).read_text(encoding="utf-8")
+                except OSError as exc:
+                    self.doc = doc
+                    self.fail(("include", i), f"cannot read the included file {relative!r} "
+                                              f"({target}): {exc.strerror}")
+                    continue
+                try:
+                    sub = load_located(text, target)
+                except ScenarioError as exc:
+                    self.errors.append(exc)
+                    continue
+                if not isinstance(sub.data, dict):
+                    self.errors.append(sub.error((), "an included file must be a mapping with "
+                                                     "intents, globals, states or settings"))
+                    continue
+                self.info.files.append(target)
+                out += self.gather(sub, (*stack, target), seen)
+        out.append(doc)
+        return out
+
+    # -- the whole file -----------------------------------------------------------------------
+
     def compile(self) -> Machine:
-        data = self.doc.data
+        root = self.root
+        data = root.data
         if not isinstance(data, dict):
-            raise self.doc.error((), "a scenario file must be a mapping with name, version, "
-                                     "start and states")
-        states_raw = data.get("states")
-        top = self.convert({**data, "states": {}}, Scenario, ())
-        if not isinstance(states_raw, dict) or not states_raw:
+            raise root.error((), "a scenario file must be a mapping with name, version, start "
+                                 "and states")
+        self.info.top = self.loc(())
+        files = self.gather(root, (root.file,), {root.file})
+        self.doc = root
+        sections = ("states", "intents", "globals", "settings")
+        top = self.convert({k: v for k, v in data.items() if k not in sections}, Scenario, ())
+        for key in ("name", "version", "start"):
+            if key not in data:
+                self.fail((), f"missing required field {key!r}")
+
+        states: dict[str, _Def] = {}
+        intents: dict[str, _Def] = {}
+        handlers: dict[str, _Def] = {}
+        settings: dict[str, _Def] = {}
+        for doc in files:
+            self.doc = doc
+            body = doc.data
+            for key, into in (("states", states), ("intents", intents), ("settings", settings)):
+                raw = body.get(key)
+                if raw is None:
+                    continue
+                if not isinstance(raw, dict):
+                    what = {"states": "state names to states", "intents": "intent names to "
+                            "lists of patterns", "settings": "setting names to values"}[key]
+                    self.fail((key,), f"must be a mapping of {what}")
+                    continue
+                for name, value in raw.items():
+                    into[name] = _Def(doc, (key, name), value)
+                    if key == "states":
+                        if doc is root:
+                            self.info.own_states.add(name)
+                        else:
+                            self.info.own_states.discard(name)
+            raw = body.get("globals")
+            if raw is not None:
+                if not isinstance(raw, list):
+                    self.fail(("globals",), "must be a list of handlers")
+                else:
+                    for i, value in enumerate(raw):
+                        name = value.get("name") or value.get("intent") if isinstance(
+                            value, dict) else None
+                        key = str(name) if name else f"{doc.file}#{i}"
+                        handlers[key] = _Def(doc, ("globals", i), value)
+        self.doc = root
+        if not states:
             if "states" in data:
                 self.fail(("states",), "must be a mapping of state names to states")
             else:
                 self.fail((), "missing required field 'states'")
+        if not states or top is None:
             self.raise_errors()
-        states: dict[str, State] = {}
-        for name, raw in states_raw.items():
-            if not _STATE_NAME.fullmatch(name):
-                self.fail(("states", name), f"bad state name {name!r}: use letters, digits, "
-                                            "'_' and '-', starting with a letter")
-            state = self.convert(raw if raw is not None else {}, State, ("states", name))
-            if state is not None:
-                states[name] = state
-        self.raise_errors()
         assert top is not None
-        known_vars = set(CONTEXT_VARS)
-        for state in states.values():
-            known_vars.update((state.set or {}).keys())
-            for reply in state.expect or ():
-                known_vars.update((reply.set or {}).keys())
-                if reply.regex:
-                    with contextlib.suppress(re.error):  # reported below
-                        known_vars.update(re.compile(reply.regex).groupindex)
-        self.known_vars = known_vars
-        self.names = set(states)
-        if top.start not in states:
-            self.fail(("start",), self.unknown_state(top.start))
-        nodes = {name: self.node(name, state) for name, state in states.items()}
-        self.check_goto_cycles(nodes)
-        self.raise_errors()
-        return Machine(top.name, top.version, top.start, nodes)
 
-    def raise_errors(self) -> None:
-        if self.errors:
-            self.errors.sort(key=lambda e: (e.line, e.col))
-            raise ScenarioErrors(self.errors)
+        before = len(self.errors)
+        parsed_states: dict[str, tuple[_Def, State]] = {}
+        for name, definition in states.items():
+            self.doc = definition.doc
+            if not _STATE_NAME.fullmatch(name):
+                self.fail(definition.path, f"bad state name {name!r}: use letters, digits, '_' "
+                                           "and '-', starting with a letter")
+            raw = definition.raw if definition.raw is not None else {}
+            state = self.convert(raw, State, definition.path)
+            if state is not None:
+                parsed_states[name] = (definition, state)
+        parsed_intents: dict[str, tuple[_Def, list[IntentPattern]]] = {}
+        for name, definition in intents.items():
+            self.doc = definition.doc
+            if not _KIND.fullmatch(name.replace("-", "_")):
+                self.fail(definition.path, f"bad intent name {name!r}: use lower-case letters, "
+                                           "digits, '_' and '-'")
+            patterns = self.convert(definition.raw, list[IntentPattern], definition.path)
+            if patterns is not None:
+                if not patterns:
+                    self.fail(definition.path, "an empty list: give at least one pattern")
+                parsed_intents[name] = (definition, patterns)
+        parsed_globals: list[tuple[_Def, Global]] = []
+        for definition in handlers.values():
+            self.doc = definition.doc
+            handler = self.convert(definition.raw, Global, definition.path)
+            if handler is not None:
+                parsed_globals.append((definition, handler))
+        merged: Settings | None = Settings()
+        for key, definition in settings.items():
+            self.doc = definition.doc
+            one = self.convert({key: definition.raw}, Settings, ("settings",))
+            if one is not None and merged is not None:
+                setattr(merged, key, getattr(one, key))
+        if len(self.errors) > before:  # what follows needs every definition
+            self.raise_errors()
+        assert merged is not None
+        self.settings = merged
+        self.setting_defs = settings
+
+        self.names = set(parsed_states)
+        self.collect_vars(parsed_states, parsed_intents, parsed_globals)
+        self.intent_defs = parsed_intents
+        self.intents: dict[str, AnyOf] = {}
+        self.intent_stack: list[str] = []
+        for name in parsed_intents:
+            self.intent(name, None)
+
+        self.doc = root
+        if top.start is not None and top.start not in self.names:
+            self.fail(("start",), self.unknown_state(top.start))
+        expire = self.expire_setting()
+        self.globals = self.compile_globals(parsed_globals)
+        nodes: dict[str, Node] = {}
+        for name, (definition, state) in parsed_states.items():
+            self.doc = definition.doc
+            self.info.states[name] = self.loc(definition.path)
+            nodes[name] = self.node(name, state, definition.path)
+        self.raise_errors()
+        nodes = self.prune(nodes, top.start or "", expire)
+        self.check_loops(nodes, parsed_states)
+        self.raise_errors()
+        assert top.name is not None and top.version is not None and top.start is not None
+        return Machine(top.name, top.version, top.start, nodes, expire=expire,
+                       description=top.description, info=self.info)
+
+    # -- names --------------------------------------------------------------------------------
+
+    def collect_vars(self, states: dict[str, tuple[_Def, State]],
+                     intents: dict[str, tuple[_Def, list[IntentPattern]]],
+                     handlers: list[tuple[_Def, Global]]) -> None:
+        known = set(CONTEXT_VARS)
+        kinds: set[str] = set()
+
+        def from_pattern(pattern: Pattern) -> None:
+            if pattern.regex:
+                with contextlib.suppress(re.error):  # reported where it is compiled
+                    known.update(re.compile(pattern.regex).groupindex)
+            if isinstance(pattern.number, NumberMatch) and pattern.number.capture:
+                known.add(pattern.number.capture)
+
+        def from_reply(reply: Reply | LookupReply) -> None:
+            known.update((reply.set or {}).keys())
+            if isinstance(reply, Reply):
+                from_pattern(reply)
+                if reply.capture:
+                    known.add(reply.capture)
+                if reply.lookup:
+                    kinds.add(reply.lookup)
+
+        for _, state in states.values():
+            known.update((state.set or {}).keys())
+            if state.lookup:
+                kinds.add(state.lookup)
+            if state.split is not None:
+                known.add(state.split.record)
+            for reply in state.expect or ():
+                from_reply(reply)
+            for lookup_reply in state.on_lookup or ():
+                from_reply(lookup_reply)
+                if lookup_reply.kind:
+                    kinds.add(lookup_reply.kind)
+        for _, handler in handlers:
+            from_reply(handler)
+        for _, patterns in intents.values():
+            for pattern in patterns:
+                if isinstance(pattern, Pattern):
+                    from_pattern(pattern)
+        self.known_vars = known
+        self.lookup_kinds = kinds
+
+    def known(self, name: str) -> bool:
+        return name in self.known_vars or name.split(".", 1)[0] in self.lookup_kinds
 
     def unknown_state(self, name: str) -> str:
-        import difflib
-
         close = difflib.get_close_matches(name, sorted(self.names), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"unknown state {name!r}{hint}"
@@ -113,120 +420,492 @@ class _Compiler:
             self.fail(path, self.unknown_state(name))
         return name
 
-    def template(self, text: str, path: Path) -> Template:
+    def variable(self, name: str, path: Path) -> str:
+        if not _VAR_NAME.fullmatch(name):
+            self.fail(path, f"bad variable name {name!r}: use letters, digits and '_', with at "
+                            "most one dot")
+        return name
+
+    # -- templates and actions ----------------------------------------------------------------
+
+    def template(self, text: str, path: Path, owner: str | None = None) -> Template:
         try:
             template = Template(text)
         except ValueError as exc:
             self.fail(path, str(exc))
             return Template("")
         for name in template.names:
-            if name not in self.known_vars:
+            if not self.known(name):
                 self.fail(path, f"unknown placeholder {{{name}}}: known are "
                                 f"{', '.join(sorted(self.known_vars))}")
+        if owner is not None:
+            self.info.messages.append((self.loc(path), owner, template))
         return template
 
-    def assignments(self, values: dict[str, str] | None, path: Path
-                    ) -> tuple[tuple[str, Template], ...]:
-        return tuple((k, self.template(str(v), (*path, k))) for k, v in (values or {}).items())
+    def say(self, say: Any, path: Path, owner: str) -> tuple[tuple[Template, ...], ...]:
+        if say is None:
+            return ()
+        variants = [say] if isinstance(say, str) else say
+        if not variants:
+            self.fail(path, "an empty list: give at least one message")
+        out: list[tuple[Template, ...]] = []
+        for i, variant in enumerate(variants):
+            vpath: Path = path if isinstance(say, str) else (*path, i)
+            if isinstance(variant, str):
+                out.append((self.template(variant, vpath, owner),))
+            elif not variant:
+                self.fail(vpath, "an empty list of messages")
+            else:
+                out.append(tuple(self.template(m, (*vpath, j), owner)
+                                 for j, m in enumerate(variant)))
+        return tuple(out)
 
-    def node(self, name: str, state: State) -> Node:
-        base: Path = ("states", name)
-        say: list[tuple[Template, ...]] = []
-        if state.say is not None:
-            variants = [state.say] if isinstance(state.say, str) else state.say
-            if not variants:
-                self.fail((*base, "say"), "an empty list: give at least one message")
-            for i, variant in enumerate(variants):
-                vpath: Path = (*base, "say") if isinstance(state.say, str) else (*base, "say", i)
-                if isinstance(variant, str):
-                    say.append((self.template(variant, vpath),))
-                elif not variant:
-                    self.fail(vpath, "an empty list of messages")
-                else:
-                    say.append(tuple(self.template(m, (*vpath, j)) for j, m in enumerate(variant)))
-        exits = [k for k in ("expect", "goto", "end") if getattr(state, k) is not None]
+    def actions(self, spec: State | Reply | LookupReply, path: Path, owner: str) -> Actions:
+        assign = tuple((self.variable(k, (*path, "set", k)),
+                        self.template(str(v), (*path, "set", k)))
+                       for k, v in (spec.set or {}).items())
+        tags: tuple[str, ...] = ()
+        if spec.tag is not None:
+            tags = (spec.tag,) if isinstance(spec.tag, str) else tuple(spec.tag)
+            for i, tag in enumerate(tags):
+                if not tag.strip():
+                    self.fail((*path, "tag") if isinstance(spec.tag, str) else (*path, "tag", i),
+                              "an empty tag")
+        lookup = getattr(spec, "lookup", None)
+        if lookup is not None and not _KIND.fullmatch(lookup):
+            self.fail((*path, "lookup"), f"bad lookup kind {lookup!r}: use lower-case letters, "
+                                         "digits and '_'")
+        opt_out = getattr(spec, "opt_out", None)
+        opt_in = getattr(spec, "opt_in", None)
+        return Actions(
+            assign=assign, tags=tags, lookup=lookup,
+            opt_out=self.template(opt_out, (*path, "opt_out"), owner)
+            if opt_out is not None else None,
+            opt_in=self.template(opt_in, (*path, "opt_in"), owner)
+            if opt_in is not None else None,
+            say=self.say(spec.say, (*path, "say"), owner))
+
+    def conditions(self, spec: ConditionSpec | list[ConditionSpec] | None, path: Path
+                   ) -> tuple[Condition, ...]:
+        if spec is None:
+            return ()
+        specs = [spec] if isinstance(spec, ConditionSpec) else spec
+        out = []
+        for i, one in enumerate(specs):
+            cpath = path if isinstance(spec, ConditionSpec) else (*path, i)
+            if not self.known(one.var):
+                close = difflib.get_close_matches(one.var, sorted(self.known_vars), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail((*cpath, "var"), f"unknown variable {one.var!r}{hint}")
+            tests = [k for k in ("equals", "not_equals", "in_", "exists", "lt", "le", "gt", "ge")
+                     if getattr(one, k) is not None]
+            if not tests:
+                self.fail(cpath, "give a test: equals, not_equals, in, exists, lt, le, gt or ge")
+
+            def text(value: Any) -> str | None:
+                if value is None:
+                    return None
+                if isinstance(value, bool):
+                    return "true" if value else "false"
+                return str(value)
+
+            out.append(Condition(
+                one.var, equals=text(one.equals), not_equals=text(one.not_equals),
+                in_=tuple(text(v) or "" for v in one.in_) if one.in_ is not None else None,
+                exists=one.exists, lt=one.lt, le=one.le, gt=one.gt, ge=one.ge))
+        return tuple(out)
+
+    # -- matchers -----------------------------------------------------------------------------
+
+    def words(self, values: list[Any], path: Path) -> list[str]:
+        out = []
+        for i, value in enumerate(values):
+            word = str(value)
+            if not fold(word).strip():
+                self.fail((*path, i), "an empty keyword")
+            else:
+                out.append(word)
+        if not values:
+            self.fail(path, "an empty list: give at least one word")
+        return out
+
+    def matcher(self, spec: Pattern, path: Path, *, otherwise: bool = False,
+                capture: str | None = None, what: str = "an expect entry") -> Matcher:
+        kinds = [k for k in MATCHERS if getattr(spec, k) is not None]
+        if otherwise:
+            kinds.append("otherwise")
+        if len(kinds) != 1:
+            self.fail(path, f"give exactly one of {', '.join(MATCHERS)} or 'otherwise: true' in "
+                            f"{what}; found {', '.join(kinds) or 'none'}")
+            return Words([])
+        kind = kinds[0]
+        if capture is not None:
+            self.variable(capture, (*path, "capture"))
+        if kind == "otherwise":
+            return Always(capture)
+        value = getattr(spec, kind)
+        kpath: Path = (*path, kind)
+        if kind == "keywords":
+            return Words(self.words(value, kpath), capture)
+        if kind == "all":
+            return AllWords(self.words(value, kpath), capture)
+        if kind == "phrase":
+            return Words(self.words([value] if isinstance(value, str) else value, kpath),
+                         capture)
+        if kind == "fuzzy":
+            words = self.words(value, kpath)
+            for i, word in enumerate(words):
+                if not WORD.findall(fold(word)):
+                    self.fail((*kpath, i), f"{word!r} has no letters or digits to match fuzzily")
+            return Fuzzy(words, capture)
+        if kind == "regex":
+            self.info.regexes.append((self.loc(kpath), value))
+            try:
+                pattern = re.compile(value, re.IGNORECASE)
+            except re.error as exc:
+                self.fail(kpath, f"invalid regular expression: {exc}")
+                return Words([])
+            return Regex(pattern, capture)
+        if kind == "number":
+            if value is False:
+                self.fail(kpath, "write 'number: true' for any number, or give {min, max}")
+            if isinstance(value, NumberMatch):
+                if value.capture is not None:
+                    if capture is not None:
+                        self.fail((*kpath, "capture"), "give 'capture' once, here or on the "
+                                                       "entry")
+                    capture = self.variable(value.capture, (*kpath, "capture"))
+                if value.min is not None and value.max is not None and value.min > value.max:
+                    self.fail(kpath, f"min ({value.min:g}) is more than max ({value.max:g})")
+                return Number(value.min, value.max, capture)
+            return Number(None, None, capture)
+        if kind == "answer":
+            if value not in ("yes", "no"):
+                self.fail(kpath, f"must be 'yes' or 'no', got {value!r}")
+            return Answer(value, capture)
+        if kind == "has":
+            if value not in ("media", "phone", "url"):
+                self.fail(kpath, f"must be 'media', 'phone' or 'url', got {value!r}")
+            return Has(value, capture)
+        # intent
+        found = self.intent(value, kpath)
+        return AnyOf(found.name, found.patterns, capture)
+
+    def intent(self, name: str, path: Path | None) -> AnyOf:
+        """The compiled intent `name` (compiling it, and the intents it uses, on first use)."""
+        if name in self.intents:
+            return self.intents[name]
+        if name not in self.intent_defs:
+            if path is not None:
+                close = difflib.get_close_matches(name, sorted(self.intent_defs), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = f"; known are {', '.join(sorted(self.intent_defs))}" \
+                    if self.intent_defs and not close else ""
+                self.fail(path, f"unknown intent {name!r}{hint}{known}")
+            return AnyOf(name)
+        definition, patterns = self.intent_defs[name]
+        if name in self.intent_stack:
+            chain = " -> ".join([*self.intent_stack[self.intent_stack.index(name):], name])
+            saved = self.doc
+            self.doc = definition.doc
+            self.fail(definition.path, f"intent loop {chain}: an intent cannot use itself")
+            self.doc = saved
+            return AnyOf(name)
+        self.intent_stack.append(name)
+        saved = self.doc
+        self.doc = definition.doc
+        compiled: list[Matcher] = []
+        for i, pattern in enumerate(patterns):
+            ppath: Path = (*definition.path, i)
+            if isinstance(pattern, str):
+                if not fold(pattern).strip():
+                    self.fail(ppath, "an empty keyword")
+                compiled.append(Words([pattern]))
+            else:
+                compiled.append(self.matcher(pattern, ppath, what="an intent pattern"))
+        self.doc = saved
+        self.intent_stack.pop()
+        result = AnyOf(name, _merge_words(compiled))
+        self.intents[name] = result
+        return result
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def destination(self, reply: Reply | LookupReply, path: Path, *, allow_return: bool = True
+                    ) -> str:
+        given = [k for k, v in (("goto", reply.goto is not None),
+                                ("return", getattr(reply, "return_", False)),
+                                ("stay", reply.stay)) if v]
+        if len(given) != 1:
+            options = "'goto' (a state), 'return: true' or 'stay: true'" if allow_return \
+                else "'goto' (a state) or 'stay: true'"
+            self.fail(path, f"give exactly one of {options}; found {', '.join(given) or 'none'}")
+            return STAY
+        if given[0] == "goto":
+            return self.target(reply.goto or "", (*path, "goto"))
+        return RETURN if given[0] == "return" else STAY
+
+    def entry(self, reply: Reply, path: Path, trigger: str, owner: str) -> Entry:
+        matcher = self.matcher(reply, path, otherwise=reply.otherwise, capture=reply.capture)
+        return Entry(matcher=matcher, target=self.destination(reply, path), trigger=trigger,
+                     actions=self.actions(reply, path, owner),
+                     when=self.conditions(reply.if_, (*path, "if")))
+
+    def compile_globals(self, handlers: list[tuple[_Def, Global]]) -> list[Entry]:
+        out: list[Entry] = []
+        names: set[str] = set()
+        for definition, handler in handlers:
+            self.doc = definition.doc
+            path = definition.path
+            name = handler.name or handler.intent or ""
+            if not name:
+                self.fail(path, "give the handler a 'name' (it names the handler in stats and "
+                                "in skip_globals)")
+            names.add(name)
+            if handler.otherwise:
+                self.fail((*path, "otherwise"), "a global handler cannot use 'otherwise': it "
+                                                "would take every reply in every state")
+            entry = self.entry(handler, path, f"global:{name}", "globals")
+            if handler.opt_out is not None:
+                self.info.opt_out = True
+            out.append(Entry(matcher=entry.matcher, target=entry.target, trigger=entry.trigger,
+                             actions=entry.actions, when=entry.when, name=name,
+                             priority=handler.priority,
+                             while_paused=handler.opt_out is not None
+                             or handler.opt_in is not None))
+        self.global_names = names
+        return sorted(out, key=lambda e: -e.priority)  # stable: ties keep file order
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def duration(self, value: Any, path: Path, *, zero: bool = False) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(path, str(exc))
+            return 0.0
+        if seconds <= 0 and not zero:
+            self.fail(path, "must be longer than zero")
+        return seconds
+
+    @contextlib.contextmanager
+    def in_settings(self, key: str) -> Iterator[Path]:
+        """Report errors inside `with` at the `settings` entry `key` (in its own file)."""
+        definition = self.setting_defs[key]
+        saved, self.doc = self.doc, definition.doc
+        try:
+            yield definition.path
+        finally:
+            self.doc = saved
+
+    def expire_setting(self) -> tuple[float, str | None] | None:
+        spec = self.settings.expire
+        if spec is None:
+            return None
+        with self.in_settings("expire") as path:
+            after = self.duration(spec.after, (*path, "after"))
+            goto = self.target(spec.goto, (*path, "goto")) if spec.goto is not None else None
+        return after, goto
+
+    def busy(self, spec: Any, path: Path) -> tuple[float, float, float] | None:
+        if spec is None:
+            return None
+        low = self.duration(spec.min, (*path, "min"), zero=True)
+        high = self.duration(spec.max, (*path, "max"), zero=True)
+        if low > high:
+            self.fail(path, f"min ({spec.min}) is longer than max ({spec.max})")
+        return spec.chance, low, high
+
+    # -- states -------------------------------------------------------------------------------
+
+    def node(self, name: str, state: State, base: Path) -> Node:
+        exits = [k for k in EXITS if getattr(state, k if k not in ("if",) else "if_") is not None]
         if len(exits) != 1:
             self.fail(base, "a state needs exactly one of 'expect' (wait for a reply), 'goto' "
-                            f"(move on) or 'end' (finish with an outcome); found "
+                            "(move on), 'if' (choose by a variable), 'split' (choose at random), "
+                            "'handoff' (to a person) or 'end' (finish with an outcome); found "
                             f"{', '.join(exits) or 'none'}")
+        kind = exits[0] if exits else EXPECT
         if state.timeout is not None and state.expect is None:
             self.fail((*base, "timeout"), "a timeout only makes sense on a state with 'expect'")
-        matchers = tuple(self.matcher(r, (*base, "expect", i))
-                         for i, r in enumerate(state.expect or ()))
+        if state.on_lookup is not None and state.expect is None:
+            self.fail((*base, "on_lookup"), "'on_lookup' only makes sense on a state with "
+                                            "'expect' (a state that waits)")
+        for key, attr in (("then", "then"), ("else", "else_")):
+            if getattr(state, attr) is not None and state.if_ is None:
+                self.fail((*base, key), f"'{key}' only makes sense with 'if'")
+        actions = self.actions(state, base, name)
+        expect = tuple(self.entry(r, (*base, "expect", i), f"expect[{i}]", name)
+                       for i, r in enumerate(state.expect or ()))
         if state.expect is not None:
             if not state.expect:
                 self.fail((*base, "expect"), "an empty list: add at least an 'otherwise' entry")
-            elif not any(m.otherwise for m in matchers):
+            elif not any(e.otherwise for e in expect):
                 self.fail((*base, "expect"), "no 'otherwise' entry: a reply that matches nothing "
                                              "would get no answer")
             else:
-                first = next(i for i, m in enumerate(matchers) if m.otherwise)
-                if first != len(matchers) - 1:
+                first = next(i for i, e in enumerate(expect) if e.otherwise)
+                if first != len(expect) - 1:
                     self.fail((*base, "expect", first + 1), "unreachable: it comes after "
                                                             "'otherwise', which matches everything")
         timeout = None
         if state.timeout is not None:
-            try:
-                seconds = parse_duration(state.timeout.after)
-            except ValueError as exc:
-                self.fail((*base, "timeout", "after"), str(exc))
-                seconds = 0.0
-            else:
-                if seconds <= 0:
-                    self.fail((*base, "timeout", "after"), "must be longer than zero")
+            seconds = self.duration(state.timeout.after, (*base, "timeout", "after"))
             timeout = (seconds, self.target(state.timeout.goto, (*base, "timeout", "goto")))
+        on_lookup = tuple(self.lookup_entry(r, (*base, "on_lookup", i), i, name)
+                          for i, r in enumerate(state.on_lookup or ()))
         if state.end is not None and not state.end.strip():
             self.fail((*base, "end"), "the outcome must not be empty")
+        condition: tuple[Condition, ...] = ()
+        then = otherwise = None
+        if state.if_ is not None:
+            condition = self.conditions(state.if_, (*base, "if"))
+            for key, value in (("then", state.then), ("else", state.else_)):
+                if value is None:
+                    self.fail(base, f"'if' needs '{key}': the state to go to when the test "
+                                    f"{'holds' if key == 'then' else 'does not hold'}")
+            then = self.target(state.then, (*base, "then")) if state.then else None
+            otherwise = self.target(state.else_, (*base, "else")) if state.else_ else None
+        split: tuple[tuple[str, float, str], ...] = ()
+        record = ""
+        if state.split is not None:
+            spath: Path = (*base, "split")
+            record = self.variable(state.split.record, (*spath, "record"))
+            if not state.split.branches:
+                self.fail((*spath, "branches"), "an empty list: give at least one branch")
+            seen: set[str] = set()
+            branches = []
+            for i, branch in enumerate(state.split.branches):
+                bname = branch.name or branch.goto
+                if bname in seen:
+                    self.fail((*spath, "branches", i), f"two branches named {bname!r}: give "
+                                                       "each a different 'name'")
+                seen.add(bname)
+                branches.append((bname, branch.weight,
+                                 self.target(branch.goto, (*spath, "branches", i, "goto"))))
+            split = tuple(branches)
+        resume = reason = None
+        if state.handoff is not None:
+            resume = self.target(state.handoff.resume, (*base, "handoff", "resume"))
+            reason = state.handoff.reason
+        skipped: set[str] = set()
+        if state.skip_globals is not None:
+            names = [state.skip_globals] if isinstance(state.skip_globals, str) else \
+                state.skip_globals
+            for i, skip in enumerate(names):
+                spath = (*base, "skip_globals") if isinstance(state.skip_globals, str) else \
+                    (*base, "skip_globals", i)
+                if skip != "all" and skip not in self.global_names:
+                    close = difflib.get_close_matches(skip, sorted(self.global_names), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    self.fail(spath, f"unknown global handler {skip!r}{hint}")
+            skipped = set(names)
+        handlers = () if "all" in skipped or kind not in (EXPECT, HANDOFF) else tuple(
+            e for e in self.globals if e.name not in skipped)
+        settings = self.settings
+        merge = 0.0
+        if state.merge is not None:
+            merge = self.duration(state.merge, (*base, "merge"), zero=True)
+        elif settings.merge is not None:
+            with self.in_settings("merge") as spath:
+                merge = self.duration(settings.merge, spath, zero=True)
+        busy = None
+        if state.busy is not None:
+            busy = self.busy(state.busy, (*base, "busy"))
+        elif settings.busy is not None:
+            with self.in_settings("busy") as spath:
+                busy = self.busy(settings.busy, spath)
+        visits = None
+        if state.visits is not None:
+            visits = (state.visits.max,
+                      self.target(state.visits.goto, (*base, "visits", "goto")))
+        elif settings.visits is not None and kind != "end" and settings.visits.goto != name:
+            with self.in_settings("visits") as spath:
+                visits = (settings.visits.max,
+                          self.target(settings.visits.goto, (*spath, "goto")))
+        delay = state.delay if state.delay is not None else (
+            settings.delay if settings.delay is not None else 1.0)
         return Node(
-            name=name, say=tuple(say), expect=matchers, timeout=timeout,
+            name=name, kind=kind, actions=actions, expect=expect, timeout=timeout,
+            on_lookup=on_lookup,
             goto=self.target(state.goto, (*base, "goto")) if state.goto is not None else None,
-            end=state.end, assign=self.assignments(state.set, (*base, "set")))
+            end=state.end, condition=condition, then=then, otherwise=otherwise, split=split,
+            record=record, resume=resume, reason=reason or "", visits=visits, globals=handlers,
+            merge=merge, delay=delay, busy=busy)
 
-    def matcher(self, reply: Reply, path: Path) -> Matcher:
-        kinds = [k for k in ("keywords", "regex") if getattr(reply, k) is not None]
-        if reply.otherwise:
-            kinds.append("otherwise")
-        if len(kinds) != 1:
-            self.fail(path, "give exactly one of 'keywords', 'regex' or 'otherwise: true'; "
-                            f"found {', '.join(kinds) or 'none'}")
-        goto = self.target(reply.goto, (*path, "goto"))
-        assign = self.assignments(reply.set, (*path, "set"))
-        if reply.regex is not None:
-            try:
-                pattern = re.compile(reply.regex, re.IGNORECASE)
-            except re.error as exc:
-                self.fail((*path, "regex"), f"invalid regular expression: {exc}")
-                pattern = None
-            return Matcher(goto=goto, regex=pattern, assign=assign)
-        if reply.keywords is not None:
-            words, phrases, symbols = set(), [], []
-            for i, keyword in enumerate(reply.keywords):
-                folded = normalise(str(keyword)).strip()
-                tokens = _WORD.findall(folded)
-                if not folded:
-                    self.fail((*path, "keywords", i), "an empty keyword")
-                elif not tokens:
-                    symbols.append(folded)  # "$", "💰": matched anywhere in the text
-                elif len(tokens) == 1:
-                    words.add(tokens[0])
-                else:
-                    phrases.append(f" {' '.join(tokens)} ")
-            return Matcher(goto=goto, words=frozenset(words), phrases=tuple(phrases),
-                           symbols=tuple(symbols), assign=assign)
-        return Matcher(goto=goto, otherwise=True, assign=assign)
+    def lookup_entry(self, reply: LookupReply, path: Path, index: int, owner: str
+                     ) -> LookupEntry:
+        if reply.otherwise and (reply.kind or reply.ok is not None or reply.field):
+            self.fail(path, "'otherwise' takes every answer: leave out kind, ok and field")
+        if reply.kind is not None and not _KIND.fullmatch(reply.kind):
+            self.fail((*path, "kind"), f"bad lookup kind {reply.kind!r}")
+        return LookupEntry(target=self.destination(reply, path, allow_return=False),
+                           trigger=f"lookup[{index}]", kind=reply.kind, ok=reply.ok,
+                           field=reply.field, when=self.conditions(reply.if_, (*path, "if")),
+                           actions=self.actions(reply, path, owner))
 
-    def check_goto_cycles(self, nodes: dict[str, Node]) -> None:
-        """A ring of `goto` states would send messages forever without waiting for a reply."""
+    # -- the graph ----------------------------------------------------------------------------
+
+    def prune(self, nodes: dict[str, Node], start: str, expire: tuple[float, str | None] | None
+              ) -> dict[str, Node]:
+        """Drop states that only included files define and that nothing reaches."""
+        seen = {start}
+        todo = [start]
+        if expire is not None and expire[1] is not None:
+            seen.add(expire[1])
+            todo.append(expire[1])
+        while todo:
+            node = nodes.get(todo.pop())
+            if node is None:
+                continue
+            for target, _ in node.exits():
+                if target in nodes and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        keep = {n: v for n, v in nodes.items() if n in seen or n in self.info.own_states}
+        for name in set(nodes) - set(keep):
+            self.info.states.pop(name, None)
+        self.info.messages = [m for m in self.info.messages if m[1] == "globals" or m[1] in keep]
+        return keep
+
+    def check_loops(self, nodes: dict[str, Node], states: dict[str, tuple[_Def, State]]
+                    ) -> None:
+        """States that move on without waiting must not form a ring: it would never stop."""
+        edges: dict[str, list[tuple[str, str]]] = {}
+        for name, node in nodes.items():
+            out = []
+            if node.visits is not None:
+                out.append((node.visits[1], "visits"))
+            if node.kind == GOTO and node.goto:
+                out.append((node.goto, "goto"))
+            elif node.kind == IF:
+                out += [(t, "if") for t in (node.then, node.otherwise) if t]
+            elif node.kind == SPLIT:
+                out += [(t, "split") for _, _, t in node.split]
+            edges[name] = out
         reported: set[str] = set()
-        for start in nodes:
-            seen: list[str] = []
-            name: str | None = start
-            while name is not None and name in nodes and name not in seen:
-                seen.append(name)
-                name = nodes[name].goto
-            if name is not None and name in seen and name not in reported:
-                ring = seen[seen.index(name):]
-                reported.update(ring)
-                self.fail(("states", name, "goto"),
-                          f"'goto' loop {' -> '.join([*ring, name])}: the conversation would "
-                          "never wait for a reply")
+        done: set[str] = set()
+
+        def visit(name: str, trail: list[tuple[str, str]]) -> None:
+            names = [n for n, _ in trail]
+            if name in names:
+                ring = trail[names.index(name):]
+                if not reported & {n for n, _ in ring}:
+                    reported.update(n for n, _ in ring)
+                    first, how = ring[0]
+                    definition = states[first][0]
+                    self.doc = definition.doc
+                    path = (*definition.path, how)
+                    chain = " -> ".join([*(n for n, _ in ring), name])
+                    self.fail(path, f"'{how}' loop {chain}: the conversation would never wait "
+                                    "for a reply")
+                return
+            if name in done or name not in edges:
+                return
+            for target, how in edges[name]:
+                visit(target, [*trail, (name, how)])
+            done.add(name)
+
+        for name in nodes:
+            visit(name, [])
+        self.doc = self.root

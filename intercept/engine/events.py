@@ -29,6 +29,8 @@ class ConversationState(msgspec.Struct, forbid_unknown_fields=True, omit_default
     visits: dict[str, int] = {}
     deadlines: dict[str, float] = {}
     """The engine's own named deadlines (state timeout, expiry...); `timer_at` is their min."""
+    returns: list[str] = []
+    """States interrupted by a global handler, most recent last (for its `return`)."""
 
     @property
     def started(self) -> bool:
@@ -69,6 +71,9 @@ class LookupResult(msgspec.Struct, tag="lookup_result"):
 
 class Resume(msgspec.Struct, tag="resume"):
     """An operator hands a paused (handed-off) conversation back to the bot."""
+
+    state: str = ""
+    """The state to pick up at; empty for the one the scenario names (`handoff.resume`)."""
 
 
 Event = Start | Message | TimerFired | LookupResult | Resume

@@ -2,13 +2,18 @@
 
 Pure and synchronous: no I/O, no clock, no global randomness. `now` is passed in (Unix seconds)
 and random choices come from the SplitMix64 counter kept in the state, so the same state and event
-always give the same result. A `Machine` is built from a scenario by `compiler.compile_scenario`.
+always give the same result. A `Machine` is built from a scenario by `compiler.compile_text`.
+
+One step, for a reply: the reply is read once (`text.Text`); the state's global handlers are
+tried (by priority), then its `expect` entries, in order; the first that matches runs its
+actions and moves on. Entering a state emits `Transition`, runs the state's actions (set, tag,
+lookup, opt out/in, say) and follows goto/if/split states until one waits (`expect`), hands
+off (`handoff`) or ends (`end`). Named deadlines (the state's `timeout`, the scenario's
+`expire`) live in `ConversationState.deadlines`; `timer_at` is the earliest of them.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
 from ..errors import EngineError
@@ -20,59 +25,106 @@ from .events import (
     Effect,
     End,
     Event,
+    HandOff,
+    Lookup,
+    LookupResult,
     Message,
+    OptIn,
+    OptOut,
+    Resume,
     Send,
     SetTimer,
     Start,
+    Tag,
     TimerFired,
+    Transition,
 )
+from .match import Always, Condition, Matcher, all_hold
 from .template import Template
+from .text import Text, fold
+
+RETURN = "\x00return"
+"""An entry's target: back to the state a global handler interrupted (or stay)."""
+STAY = "\x00stay"
+"""An entry's target: stay in the current state."""
+
+TIMEOUT = "timeout"
+EXPIRE = "expire"
+_MAX_RETURNS = 8
+
+# Node kinds
+EXPECT, GOTO, END, IF, SPLIT, HANDOFF = "expect", "goto", "end", "if", "split", "handoff"
+WAITING = frozenset({EXPECT, HANDOFF, END})
+
+
+def normalise(text: str) -> str:
+    """Lower-case, Unicode-compatibility-folded text for matching (see `text.fold`)."""
+    return fold(text)
+
 
 # ---------------------------------------------------------------------------------------------
 # The compiled table
 
 
-def normalise(text: str) -> str:
-    """Lower-case, Unicode-compatibility-folded text for matching."""
-    return unicodedata.normalize("NFKC", text).casefold()
+@dataclass(frozen=True, slots=True)
+class Actions:
+    """What entering a state, or taking an entry, does (in this order)."""
+
+    assign: tuple[tuple[str, Template], ...] = ()
+    tags: tuple[str, ...] = ()
+    lookup: str | None = None
+    opt_out: Template | None = None
+    opt_in: Template | None = None
+    say: tuple[tuple[Template, ...], ...] = ()  # variants, each one or more messages
+
+    @property
+    def empty(self) -> bool:
+        return not (self.assign or self.tags or self.lookup or self.say
+                    or self.opt_out is not None or self.opt_in is not None)
 
 
-_WORD = re.compile(r"\w+")
+NO_ACTIONS = Actions()
 
 
 @dataclass(frozen=True, slots=True)
-class Matcher:
-    """One compiled `expect` entry."""
+class Entry:
+    """One compiled `expect` entry or global handler."""
 
-    goto: str
-    words: frozenset[str] = frozenset()
-    phrases: tuple[str, ...] = ()
-    symbols: tuple[str, ...] = ()
-    regex: re.Pattern[str] | None = None
-    otherwise: bool = False
-    assign: tuple[tuple[str, Template], ...] = ()
+    matcher: Matcher
+    target: str  # a state name, RETURN or STAY
+    trigger: str  # "expect[2]", "global:cop"
+    actions: Actions = NO_ACTIONS
+    when: tuple[Condition, ...] = ()
+    name: str = ""
+    priority: int = 0
+    while_paused: bool = False  # opt-out/opt-in handlers run even when handed off
 
-    def match(self, folded: str, words: frozenset[str]) -> dict[str, str] | None:
-        """Captured values if this entry matches (empty dict for a plain match), else None."""
-        if self.otherwise:
-            return {}
-        if self.regex is not None:
-            found = self.regex.search(folded)
-            if found is None:
-                return None
-            return {k: v for k, v in found.groupdict().items() if v is not None}
-        if self.words & words:
-            return {}
-        for symbol in self.symbols:
-            if symbol in folded:
-                return {}
-        if not self.phrases:
-            return None
-        padded = f" {' '.join(_WORD.findall(folded))} "
-        for phrase in self.phrases:
-            if phrase in padded:
-                return {}
-        return None
+    @property
+    def goto(self) -> str:
+        return self.target
+
+    @property
+    def otherwise(self) -> bool:
+        return isinstance(self.matcher, Always)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupEntry:
+    """One compiled `on_lookup` entry."""
+
+    target: str  # a state name or STAY
+    trigger: str
+    kind: str | None = None
+    ok: bool | None = None
+    field: str | None = None
+    when: tuple[Condition, ...] = ()
+    actions: Actions = NO_ACTIONS
+
+    def takes(self, result: LookupResult, values: dict[str, str]) -> bool:
+        return ((self.kind is None or self.kind == result.kind)
+                and (self.ok is None or self.ok == result.ok)
+                and (self.field is None or bool(result.data.get(self.field)))
+                and all_hold(self.when, values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,25 +132,257 @@ class Node:
     """One compiled state."""
 
     name: str
-    say: tuple[tuple[Template, ...], ...] = ()  # variants, each one or more messages
-    expect: tuple[Matcher, ...] = ()
+    kind: str = EXPECT
+    actions: Actions = NO_ACTIONS
+    expect: tuple[Entry, ...] = ()
     timeout: tuple[float, str] | None = None
+    on_lookup: tuple[LookupEntry, ...] = ()
     goto: str | None = None
     end: str | None = None
-    assign: tuple[tuple[str, Template], ...] = ()
+    condition: tuple[Condition, ...] = ()
+    then: str | None = None
+    otherwise: str | None = None  # `else`
+    split: tuple[tuple[str, float, str], ...] = ()  # (branch name, weight, target)
+    record: str = ""
+    resume: str | None = None
+    reason: str = ""
+    visits: tuple[int, str] | None = None
+    globals: tuple[Entry, ...] = ()
+    merge: float = 0.0
+    delay: float = 1.0
+    busy: tuple[float, float, float] | None = None  # (chance, min, max)
+
+    @property
+    def say(self) -> tuple[tuple[Template, ...], ...]:
+        return self.actions.say
+
+    @property
+    def waits(self) -> bool:
+        return self.kind in WAITING
+
+    def exits(self) -> list[tuple[str, str]]:
+        """(target, trigger) of every way out of this state; targets may be RETURN or STAY."""
+        out: list[tuple[str, str]] = []
+        if self.visits is not None:
+            out.append((self.visits[1], f"visits:{self.name}"))
+        if self.kind == EXPECT:
+            out.extend((e.target, e.trigger) for e in self.globals)
+            out.extend((e.target, e.trigger) for e in self.expect)
+            if self.timeout is not None:
+                out.append((self.timeout[1], TIMEOUT))
+            out.extend((e.target, e.trigger) for e in self.on_lookup)
+        elif self.kind == GOTO:
+            out.append((self.goto or "", "goto"))
+        elif self.kind == IF:
+            out += [(self.then or "", "then"), (self.otherwise or "", "else")]
+        elif self.kind == SPLIT:
+            out.extend((target, f"split:{name}") for name, _, target in self.split)
+        elif self.kind == HANDOFF:
+            out.extend((e.target, e.trigger) for e in self.globals if e.while_paused)
+            out.append((self.resume or "", "resume"))
+        return out
 
 
-_MAX_HOPS = 100  # the compiler refuses goto cycles; this only guards against a compiler bug
+class _Step:
+    """The work of one step: a mutable copy of the state, and the effects so far."""
+
+    __slots__ = ("busy_drawn", "deadlines", "effects", "machine", "node", "now", "outcome",
+                 "paused", "returns", "seed", "state", "vars", "visits")
+
+    def __init__(self, machine: Machine, state: ConversationState, now: float):
+        self.machine = machine
+        self.state = state
+        self.now = now
+        self.node = state.node
+        self.vars = dict(state.vars)
+        self.seed = state.rng
+        self.visits = state.visits
+        self.deadlines = dict(state.deadlines)
+        if not state.deadlines and state.timer_at is not None:  # saved before named deadlines
+            self.deadlines[TIMEOUT] = state.timer_at
+        self.returns = state.returns
+        self.paused = state.paused
+        self.outcome = state.outcome
+        self.effects: list[Effect] = []
+        self.busy_drawn = False
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def act(self, actions: Actions, node: Node) -> None:
+        values = self.vars
+        effects = self.effects
+        for key, template in actions.assign:
+            values[key] = template.render(values)
+        for tag in actions.tags:
+            effects.append(Tag(tag))
+        if actions.lookup is not None:
+            effects.append(Lookup(actions.lookup))
+        if actions.opt_out is not None:
+            effects.append(OptOut(actions.opt_out.render(values)))
+        if actions.opt_in is not None:
+            effects.append(OptIn(actions.opt_in.render(values)))
+        say = actions.say
+        if say:
+            if len(say) > 1:
+                index, self.seed = rng.choose(self.seed, len(say))
+            else:
+                index = 0
+            extra = 0.0
+            if not self.busy_drawn:
+                self.busy_drawn = True
+                if node.busy is not None and node.busy[0] > 0:
+                    chance, low, high = node.busy
+                    value, self.seed = rng.next_value(self.seed)
+                    if value / 2**64 < chance:
+                        value, self.seed = rng.next_value(self.seed)
+                        extra = low + (high - low) * (value / 2**64)
+            scale = node.delay
+            for template in say[index]:
+                effects.append(Send(template.render(values), scale, extra))
+                extra = 0.0
+
+    def capture(self, captured: dict[str, str]) -> None:
+        if captured:
+            self.vars.update(captured)
+            self.effects.extend(Capture(k, v) for k, v in captured.items())
+
+    # -- moving -------------------------------------------------------------------------------
+
+    def arm(self, node: Node) -> None:
+        """The deadlines of a state that has just started (or restarted) waiting."""
+        if node.timeout is not None:
+            self.deadlines[TIMEOUT] = self.now + node.timeout[0]
+        else:
+            self.deadlines.pop(TIMEOUT, None)
+
+    def enter(self, target: str, trigger: str) -> None:
+        """Enter `target` and follow the states that move on, until one waits or ends."""
+        nodes = self.machine.nodes
+        source = self.node
+        for _ in range(self.machine.max_hops):
+            node = nodes[target]
+            if node.visits is not None and self.visits.get(target, 0) >= node.visits[0]:
+                trigger = f"visits:{target}"
+                target = node.visits[1]
+                continue
+            visits = dict(self.visits)
+            visits[target] = visits.get(target, 0) + 1
+            self.visits = visits
+            self.effects.append(Transition(source, target, trigger))
+            self.node = target
+            self.paused = False
+            if not node.actions.empty:
+                self.act(node.actions, node)
+            kind = node.kind
+            if kind == EXPECT:
+                self.arm(node)
+                return
+            source = target
+            if kind == GOTO:
+                target, trigger = node.goto, "goto"  # type: ignore[assignment]
+            elif kind == IF:
+                if all_hold(node.condition, self.vars):
+                    target, trigger = node.then, "then"  # type: ignore[assignment]
+                else:
+                    target, trigger = node.otherwise, "else"  # type: ignore[assignment]
+            elif kind == SPLIT:
+                target, trigger = self.split(node)
+            elif kind == HANDOFF:
+                self.effects.append(HandOff(node.reason))
+                self.paused = True
+                self.deadlines.clear()
+                return
+            else:  # END
+                self.outcome = node.end
+                self.deadlines.clear()
+                return
+        raise EngineError(f"more than {self.machine.max_hops} states entered in one step from "
+                          f"{source!r}")
+
+    def split(self, node: Node) -> tuple[str, str]:
+        chosen = self.vars.get(node.record)
+        for name, _, target in node.split:
+            if name == chosen:  # decided on an earlier visit: keep the same branch
+                return target, f"split:{name}"
+        total = sum(weight for _, weight, _ in node.split)
+        value, self.seed = rng.next_value(self.seed)
+        point = total * (value / 2**64)
+        name, target = node.split[-1][0], node.split[-1][2]
+        for branch, weight, branch_target in node.split:
+            if point < weight:
+                name, target = branch, branch_target
+                break
+            point -= weight
+        self.vars[node.record] = name
+        self.effects.append(Tag(f"{node.record}:{name}"))
+        return target, f"split:{name}"
+
+    def go_back(self) -> None:
+        """`return`: back to the state a global handler interrupted, silently; or stay."""
+        if not self.returns:
+            self.arm(self.machine.nodes[self.node])
+            return
+        *rest, target = self.returns
+        self.returns = rest
+        node = self.machine.nodes[target]
+        self.effects.append(Transition(self.node, target, "return"))
+        self.node = target
+        if node.kind == HANDOFF:
+            self.paused = True
+            self.deadlines.clear()
+        else:
+            self.arm(node)
+
+    def take(self, entry: Entry | LookupEntry, node: Node, *, is_global: bool = False) -> None:
+        if not entry.actions.empty:
+            self.act(entry.actions, node)
+        target = entry.target
+        if target == STAY:
+            self.arm(node)
+        elif target == RETURN:
+            if is_global:
+                self.arm(node)  # answered in place
+            else:
+                self.go_back()
+        else:
+            if is_global:
+                self.returns = [*self.returns[-(_MAX_RETURNS - 1):], node.name]
+            self.enter(target, entry.trigger)
+
+    # -- the result ---------------------------------------------------------------------------
+
+    def finish(self) -> tuple[ConversationState, list[Effect]]:
+        state = self.state
+        deadlines = self.deadlines
+        timer_at = min(deadlines.values()) if deadlines else None
+        effects = self.effects
+        if timer_at != state.timer_at:
+            effects.append(SetTimer(timer_at) if timer_at is not None else CancelTimer())
+        if self.outcome is not None and state.outcome is None:
+            effects.append(End(self.outcome))
+        return ConversationState(
+            scenario=state.scenario, version=state.version, node=self.node, vars=self.vars,
+            rng=self.seed, turn=state.turn + 1, timer_at=timer_at, outcome=self.outcome,
+            paused=self.paused, visits=self.visits, deadlines=deadlines,
+            returns=self.returns), effects
 
 
 class Machine:
     """A compiled scenario. Immutable and shared by every conversation that runs it."""
 
-    def __init__(self, name: str, version: int, start: str, nodes: dict[str, Node]):
+    def __init__(self, name: str, version: int, start: str, nodes: dict[str, Node], *,
+                 expire: tuple[float, str | None] | None = None, description: str = "",
+                 info: object = None):
         self.name = name
         self.version = version
         self.start = start
         self.nodes = nodes
+        self.expire = expire
+        """(seconds of silence, state to enter or None to end at once), or None."""
+        self.description = description
+        self.info = info
+        """Where each part was written (`compiler.SourceInfo`), for the authoring tools."""
+        self.max_hops = 2 * len(nodes) + 2
 
     def __repr__(self) -> str:
         return f"<Machine {self.name} v{self.version}: {len(self.nodes)} states>"
@@ -107,6 +391,14 @@ class Machine:
         """A conversation that has not started. `context` holds persona.* and city.* values."""
         return ConversationState(scenario=self.name, version=self.version, vars=dict(context),
                                  rng=seed)
+
+    def merge_window(self, state: ConversationState) -> float:
+        """Seconds to wait after a reply for more fragments before stepping them as one
+        `Message` (texts joined by newlines); 0 means step each message at once."""
+        if state.ended or state.paused:
+            return 0.0
+        node = self.nodes.get(state.node or self.start)
+        return node.merge if node is not None else 0.0
 
     def step(self, state: ConversationState, event: Event, now: float
              ) -> tuple[ConversationState, list[Effect]]:
@@ -117,7 +409,11 @@ class Machine:
         if isinstance(event, Start):
             if state.started:
                 raise EngineError("the conversation has already started")
-            return self._enter(state, self.start, {}, now, [])
+            run = _Step(self, state, now)
+            if self.expire is not None:
+                run.deadlines[EXPIRE] = now + self.expire[0]
+            run.enter(self.start, "start")
+            return run.finish()
         if not state.started:
             raise EngineError(f"{type(event).__name__} before the conversation started")
         if state.ended:
@@ -126,56 +422,91 @@ class Machine:
         if node is None:
             raise EngineError(f"state {state.node!r} does not exist in {self.name!r} "
                               f"v{self.version}")
-        if isinstance(event, TimerFired):
-            if state.timer_at is None or now < state.timer_at or node.timeout is None:
-                return state, []
-            return self._enter(state, node.timeout[1], {}, now, [])
         if isinstance(event, Message):
-            if not node.expect:
-                return state, []
-            folded = normalise(event.text)
-            words = frozenset(_WORD.findall(folded))
-            for matcher in node.expect:
-                captured = matcher.match(folded, words)
-                if captured is not None:
-                    updates = {"message": event.text, **captured}
-                    effects: list[Effect] = [Capture(k, v) for k, v in captured.items()]
-                    if matcher.assign:
-                        values = {**state.vars, **updates}
-                        for key, template in matcher.assign:
-                            updates[key] = values[key] = template.render(values)
-                    return self._enter(state, matcher.goto, updates, now, effects)
-            raise EngineError(f"no reply matched in state {node.name!r}")  # compiler forbids
+            return self._message(state, node, event, now)
+        if isinstance(event, TimerFired):
+            return self._timer(state, node, now)
+        if isinstance(event, LookupResult):
+            return self._lookup(state, node, event, now)
+        if isinstance(event, Resume):
+            if not state.paused:
+                raise EngineError("Resume for a conversation that is not handed off")
+            target = event.state or node.resume or ""
+            if target not in self.nodes:
+                raise EngineError(f"cannot resume at {target!r}: no such state in "
+                                  f"{self.name!r} v{self.version}")
+            run = _Step(self, state, now)
+            run.paused = False
+            if self.expire is not None:
+                run.deadlines[EXPIRE] = now + self.expire[0]
+            run.enter(target, "resume")
+            return run.finish()
         raise EngineError(f"unknown event {event!r}")
 
-    def _enter(self, state: ConversationState, target: str, updates: dict[str, str],
-               now: float, effects: list[Effect]) -> tuple[ConversationState, list[Effect]]:
-        values = {**state.vars, **updates}
-        seed = state.rng
-        for _ in range(_MAX_HOPS):
-            node = self.nodes[target]
-            for key, template in node.assign:
-                values[key] = template.render(values)
-            if node.say:
-                index, seed = rng.choose(seed, len(node.say)) if len(node.say) > 1 else (0, seed)
-                effects.extend(Send(t.render(values)) for t in node.say[index])
-            if node.end is not None:
-                if state.timer_at is not None:
-                    effects.append(CancelTimer())
-                effects.append(End(node.end))
-                return ConversationState(
-                    scenario=state.scenario, version=state.version, node=target, vars=values,
-                    rng=seed, turn=state.turn + 1, timer_at=None, outcome=node.end), effects
-            if node.goto is not None:
-                target = node.goto
+    def _message(self, state: ConversationState, node: Node, event: Message, now: float
+                 ) -> tuple[ConversationState, list[Effect]]:
+        text = Text(event.text, event.media)
+        values = state.vars
+        paused = state.paused
+        for entry in node.globals:
+            if paused and not entry.while_paused:
                 continue
-            timer_at = None
-            if node.timeout is not None:
-                timer_at = now + node.timeout[0]
-                effects.append(SetTimer(timer_at))
-            elif state.timer_at is not None:
-                effects.append(CancelTimer())
-            return ConversationState(
-                scenario=state.scenario, version=state.version, node=target, vars=values,
-                rng=seed, turn=state.turn + 1, timer_at=timer_at), effects
-        raise EngineError(f"more than {_MAX_HOPS} goto hops without waiting from {target!r}")
+            if entry.when and not all_hold(entry.when, values):
+                continue
+            captured = entry.matcher.match(text)
+            if captured is not None:
+                return self._take(state, node, entry, text, captured, now, is_global=True)
+        if paused:
+            return state, []
+        for entry in node.expect:
+            if entry.when and not all_hold(entry.when, values):
+                continue
+            captured = entry.matcher.match(text)
+            if captured is not None:
+                return self._take(state, node, entry, text, captured, now)
+        raise EngineError(f"no reply matched in state {node.name!r}")  # compiler forbids
+
+    def _take(self, state: ConversationState, node: Node, entry: Entry, text: Text,
+              captured: dict[str, str], now: float, *, is_global: bool = False
+              ) -> tuple[ConversationState, list[Effect]]:
+        run = _Step(self, state, now)
+        run.capture(captured)
+        run.vars["message"] = text.raw
+        if self.expire is not None and not state.paused:
+            run.deadlines[EXPIRE] = now + self.expire[0]
+        run.take(entry, node, is_global=is_global)
+        return run.finish()
+
+    def _timer(self, state: ConversationState, node: Node, now: float
+               ) -> tuple[ConversationState, list[Effect]]:
+        if state.paused or state.timer_at is None or now < state.timer_at:
+            return state, []
+        run = _Step(self, state, now)
+        for _ in range(len(run.deadlines) + 2):
+            due = [(at, name) for name, at in run.deadlines.items() if at <= now]
+            if not due or run.outcome is not None or run.paused:
+                break
+            _, name = min(due)
+            del run.deadlines[name]
+            current = self.nodes[run.node]
+            if name == TIMEOUT and current.timeout is not None:
+                run.enter(current.timeout[1], TIMEOUT)
+            elif name == EXPIRE and self.expire is not None:
+                if self.expire[1] is not None:
+                    run.enter(self.expire[1], "expired")
+                else:
+                    run.outcome = "expired"
+                    run.deadlines.clear()
+        return run.finish()
+
+    def _lookup(self, state: ConversationState, node: Node, event: LookupResult, now: float
+                ) -> tuple[ConversationState, list[Effect]]:
+        run = _Step(self, state, now)
+        for key, value in event.data.items():
+            run.vars[f"{event.kind}.{key}"] = value
+        if not state.paused:
+            for entry in node.on_lookup:
+                if entry.takes(event, run.vars):
+                    run.take(entry, node)
+                    break
+        return run.finish()

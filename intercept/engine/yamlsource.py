@@ -93,8 +93,8 @@ def load_located(text: str, file: str) -> Located:
                                                "the fields out, or reuse a whole value with an "
                                                "alias (*name)")
                 key = construct(key_node, path)
-                if not isinstance(key, str):
-                    key = str(key)
+                if not isinstance(key, str):  # yes:, no:, 8:30: keys mean their words
+                    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
                 if key in out:
                     line = key_node.start_mark.line + 1
                     raise ScenarioError(f"duplicate key {key!r}", file=file, line=line,
@@ -107,6 +107,8 @@ def load_located(text: str, file: str) -> Located:
         value = construct(node, path)
         if isinstance(value, bool) and node.value.lower() not in ("true", "false"):
             return node.value  # YAML 1.1 reads yes/no/on/off as booleans; authors mean words
+        if isinstance(value, int | float) and ":" in node.value:
+            return node.value  # nor is 8:30 the number 510 (YAML 1.1 base 60)
         return value
 
     return Located(build(root, ()), marks, file)
@@ -133,4 +135,5 @@ def split_msgspec_error(message: str) -> tuple[str, Path]:
         message = message.replace("Object missing required field", "missing required field")
     else:
         message = message[:1].lower() + message[1:]
-    return message.replace("`", "'"), tuple(path)
+    message = message.replace("`", "'")
+    return message.replace(" | null'", "'").replace("'null | ", "'"), tuple(path)

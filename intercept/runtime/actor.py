@@ -255,8 +255,7 @@ class ConversationActor:
                 processed = ready[-1].conv_seq
             return events, processed, wake_at
         if ready:
-            merge_window = getattr(self.machine, "merge_window", None)  # TODO(issue 3)
-            window = merge_window(state) if merge_window and state.started else 0.0
+            window = self.machine.merge_window(state) if state.started else 0.0
             quiet_until = ready[-1].received_at + window
             if window <= 0:
                 events.extend((Message(m.text, m.media), m.text) for m in ready)

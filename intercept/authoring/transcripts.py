@@ -1,0 +1,565 @@
+"""Transcript tests: scripted conversations run on the pure engine with a simulated clock.
+
+A test file (YAML) names a scenario and lists tests; each test is a list of steps: what the
+other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup answers
+and operator resumes, and what to expect (`bot` lines, exact or /regex/; `state`, `vars`,
+`tags`, `outcome`, `paused`, `effects`). Timers fire exactly when the engine asked, and
+fragments sent within the scenario's merge window are stepped as one message, the way the
+runtime does it. See docs/scenarios.md, "Transcript tests".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+import msgspec
+
+from ..engine import (
+    ConversationState,
+    Effect,
+    LookupResult,
+    Machine,
+    Message,
+    Resume,
+    Send,
+    Start,
+    Tag,
+    TimerFired,
+    Transition,
+    load_scenario,
+)
+from ..engine.durations import parse_duration
+from ..engine.yamlsource import Located, Path, load_located, split_msgspec_error
+from ..errors import EngineError, ScenarioError, ScenarioErrors
+
+T0 = 1_700_000_000.0
+"""The simulated clock's start (2023-11-14 22:13:20 UTC)."""
+
+EVENTS = ("them", "wait", "lookup", "resume")
+CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects")
+MODIFIERS = {"them": {"media", "after"}}
+
+
+class Persona(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str = "Jasmine"
+    age: int | str | None = 23
+    style: str = "casual"
+
+
+class City(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str = "Seattle"
+    link: str = "https://help.example.org"
+    region: str = "US"
+
+
+class Context(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    persona: Persona | None = None
+    city: City | None = None
+    vars: dict[str, str] | None = None
+
+
+class Case(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    steps: list[dict[str, Any]]
+    seed: int | None = None
+    seeds: int | list[int] | None = None
+    context: Context | None = None
+    strict: bool | None = None
+
+
+class TestFile(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    scenario: str
+    tests: list[Case]
+    context: Context | None = None
+    seed: int = 0
+    gap: str | int | float = "1m"
+    strict: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass(slots=True)
+class Step:
+    kind: str
+    value: Any
+    options: dict[str, Any]
+    line: int
+    text: str  # as written, for reports
+
+
+@dataclass(slots=True)
+class Test:
+    name: str
+    line: int
+    seeds: list[int]
+    context: dict[str, str]
+    steps: list[Step]
+    strict: bool
+
+
+@dataclass(slots=True)
+class Suite:
+    path: str
+    machine: Machine
+    tests: list[Test]
+    gap: float
+
+
+def _context(*layers: Context | None) -> dict[str, str]:
+    persona, city, extra = Persona(), City(), {}
+    for layer in layers:
+        if layer is None:
+            continue
+        if layer.persona is not None:
+            persona = layer.persona
+        if layer.city is not None:
+            city = layer.city
+        extra.update(layer.vars or {})
+    return {"persona.name": persona.name,
+            "persona.age": "" if persona.age is None else str(persona.age),
+            "persona.style": persona.style, "city.name": city.name, "city.link": city.link,
+            "city.region": city.region, **extra}
+
+
+def _render_step(raw: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}"
+                     for k, v in raw.items())
+
+
+def load_suite(path: str | FsPath) -> Suite:
+    """Read a test file and compile its scenario; errors as `file:line:col: path: message`."""
+    path = FsPath(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file: {exc.strerror}", file=str(path)) from None
+    doc = load_located(text, str(path))
+    errors: list[ScenarioError] = []
+
+    def fail(where: Path, message: str) -> None:
+        errors.append(doc.error(where, message))
+
+    try:
+        spec = msgspec.convert(doc.data, TestFile)
+    except msgspec.ValidationError as exc:
+        message, sub = split_msgspec_error(str(exc))
+        raise doc.error(sub, message) from None
+    scenario_path = path.parent / spec.scenario
+    try:
+        machine = load_scenario(scenario_path)
+    except ScenarioError as exc:
+        raise ScenarioErrors([doc.error(("scenario",), f"the scenario does not compile: "
+                                                       f"{exc.render()}")]) from None
+    try:
+        gap = parse_duration(spec.gap)
+    except ValueError as exc:
+        fail(("gap",), str(exc))
+        gap = 60.0
+    tests = []
+    for i, case in enumerate(spec.tests):
+        base: Path = ("tests", i)
+        line = doc.where(base)[0]
+        if case.seeds is not None:
+            seeds = list(range(case.seeds)) if isinstance(case.seeds, int) else case.seeds
+        else:
+            seeds = [case.seed if case.seed is not None else spec.seed]
+        steps = []
+        for j, raw in enumerate(case.steps):
+            where: Path = (*base, "steps", j)
+            steps.extend(_parse_step(raw, where, doc, fail, machine))
+        tests.append(Test(case.name, line, seeds, _context(spec.context, case.context), steps,
+                          case.strict if case.strict is not None else spec.strict))
+    if errors:
+        raise ScenarioErrors(errors)
+    return Suite(str(path), machine, tests, gap)
+
+
+def _parse_step(raw: dict[str, Any], where: Path, doc: Located, fail: Any,
+                machine: Machine) -> Iterator[Step]:
+    kinds = [k for k in raw if k in EVENTS or k in CHECKS]
+    unknown = [k for k in raw if k not in EVENTS and k not in CHECKS
+               and not any(k in m for m in MODIFIERS.values())]
+    if unknown:
+        fail((*where, unknown[0]), f"unknown step {unknown[0]!r}: use one of "
+                                   f"{', '.join(EVENTS + CHECKS)}")
+        return
+    events = [k for k in kinds if k in EVENTS]
+    if len(events) > 1 or (not kinds):
+        fail(where, "give one of them, wait, lookup or resume per step (checks such as bot or "
+                    "state may follow in the same step)" if kinds else "an empty step")
+        return
+    for key in raw:
+        if key not in kinds and not (events and key in MODIFIERS.get(events[0], ())):
+            fail((*where, key), f"{key!r} only goes with "
+                                f"{' or '.join(k for k, m in MODIFIERS.items() if key in m)}")
+    # the event first, then the checks, in the order written
+    order = events + [k for k in kinds if k not in EVENTS]
+    for kind in order:
+        value = raw[kind]
+        kpath: Path = (*where, kind)
+        options = {k: raw[k] for k in MODIFIERS.get(kind, ()) if k in raw}
+        problem = _check_step(kind, value, options, machine)
+        if problem:
+            fail(kpath, problem)
+            continue
+        yield Step(kind, value, options, doc.where(kpath)[0],
+                   _render_step({kind: value, **options}))
+
+
+def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine) -> str:
+    """A sentence describing what is wrong with a step, or ""."""
+    if kind == "them":
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            return "write what they send as text (quote it if it looks like a number or yes/no)"
+        media = options.get("media", [])
+        if not isinstance(media, list) or not all(isinstance(m, str) for m in media):
+            return "media must be a list of URLs"
+        if "after" in options:
+            try:
+                parse_duration(str(options["after"]).lstrip("+"))
+            except ValueError as exc:
+                return f"after: {exc}"
+    elif kind == "wait":
+        if value == "timer":
+            return ""
+        try:
+            parse_duration(str(value).lstrip("+"))
+        except ValueError as exc:
+            return f"{exc}, or 'timer' for the next timer"
+    elif kind == "bot":
+        lines = value if isinstance(value, list) else [value]
+        for line in lines:
+            if not isinstance(line, str):
+                return "bot lines are text, or /regex/"
+            if _is_regex(line):
+                try:
+                    re.compile(line[1:-1])
+                except re.error as exc:
+                    return f"invalid regular expression {line}: {exc}"
+    elif kind == "state":
+        if value not in machine.nodes:
+            return f"the scenario has no state {value!r}"
+    elif kind == "vars":
+        if not isinstance(value, dict):
+            return "vars is a mapping of variable names to expected values (or null for unset)"
+    elif kind == "tags":
+        if not isinstance(value, list):
+            return "tags is a list of tag names"
+    elif kind == "paused":
+        if not isinstance(value, bool):
+            return "paused is true or false"
+    elif kind == "effects":
+        known = {"send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
+                 "opt_out", "opt_in", "transition", "end"}
+        values = value if isinstance(value, list) else [value]
+        bad = [v for v in values if v not in known]
+        if bad:
+            return f"unknown effect {bad[0]!r}: known are {', '.join(sorted(known))}"
+    elif kind == "lookup":
+        if not isinstance(value, dict) or "kind" not in value:
+            return "lookup needs at least {kind: ..., ok: true|false, data: {...}}"
+        try:
+            msgspec.convert({"ok": True, **value}, LookupResult)
+        except msgspec.ValidationError as exc:
+            return f"bad lookup answer: {split_msgspec_error(str(exc))[0]}"
+    elif kind == "resume" and value is not True and value not in machine.nodes:
+        return "resume: true, or the name of a state to resume at"
+    return ""
+
+
+def _is_regex(line: str) -> bool:
+    return len(line) >= 2 and line.startswith("/") and line.endswith("/")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+class Failure(Exception):
+    """A step did not go as the test expected."""
+
+
+@dataclass(slots=True)
+class Result:
+    test: Test
+    seed: int
+    ok: bool
+    message: str = ""
+    step: Step | None = None
+    log: list[str] = field(default_factory=list)
+    visited: set[str] = field(default_factory=set)
+
+    def title(self) -> str:
+        seed = f" (seed {self.seed})" if len(self.test.seeds) > 1 or self.seed else ""
+        return f"{self.test.name}{seed}"
+
+
+class Conversation:
+    """One simulated conversation: the engine, a clock, and the runtime's merging of texts."""
+
+    def __init__(self, machine: Machine, context: dict[str, str], seed: int):
+        self.machine = machine
+        self.now = T0
+        self.state: ConversationState = machine.new_state(seed=seed, context=context)
+        self.unread: list[str] = []
+        self.recent: list[Effect] = []  # effects since the last event
+        self.tags: list[str] = []
+        self.visited: set[str] = set()
+        self.log: list[str] = []
+        self.pending: list[tuple[str, tuple[str, ...]]] = []
+        self.pending_since = 0.0  # when the last fragment arrived
+        self.window = 0.0
+        self._step(Start())
+
+    def _step(self, event: Any) -> None:
+        try:
+            self.state, effects = self.machine.step(self.state, event, self.now)
+        except EngineError as exc:
+            raise Failure(f"the engine refused the {type(event).__name__}: {exc}") from None
+        self.recent.extend(effects)
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.unread.append(effect.text)
+                self.log.append(f"   bot: {effect.text}")
+            elif isinstance(effect, Transition):
+                self.visited.add(effect.target)
+                self.log.append(f"        [{effect.source or 'start'} -> {effect.target}: "
+                                f"{effect.trigger}]")
+            else:
+                if isinstance(effect, Tag):
+                    self.tags.append(effect.name)
+                tag = type(effect).__struct_config__.tag
+                if tag not in ("set_timer", "cancel_timer", "transition"):
+                    fields = msgspec.structs.asdict(effect)
+                    shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+                    self.log.append(f"        ({tag}{': ' + shown if shown else ''})")
+
+    def advance(self, until: float) -> None:
+        """Let time pass to `until`: merged fragments and timers happen when they are due."""
+        while True:
+            flush_at = self.pending_since + self.window if self.pending else None
+            timer_at = self.state.timer_at
+            nexts = [t for t in (flush_at, timer_at) if t is not None and t <= until]
+            if not nexts:
+                break
+            at = min(nexts)
+            self.now = max(self.now, at)
+            if flush_at is not None and at == flush_at and (timer_at is None
+                                                            or flush_at <= timer_at):
+                self._flush()
+            else:
+                self.log.append(f"        (timer, {self._clock()})")
+                self._step(TimerFired())
+        self.now = max(self.now, until)
+
+    def _flush(self) -> None:
+        texts = [t for t, _ in self.pending]
+        media = tuple(m for _, ms in self.pending for m in ms)
+        self.pending = []
+        self._step(Message("\n".join(texts), media))
+
+    def settle(self) -> None:
+        """Step any fragments still waiting for the merge window to pass."""
+        if self.pending:
+            self.advance(self.pending_since + self.window)
+
+    def _clock(self) -> str:
+        seconds = int(self.now - T0)
+        return f"+{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+    # -- events -------------------------------------------------------------------------------
+
+    def them(self, text: str, media: tuple[str, ...]) -> None:
+        shown = text + (f" [media: {', '.join(media)}]" if media else "")
+        self.log.append(f"  them: {shown}   ({self._clock()})")
+        if self.pending:
+            self.pending.append((text, media))
+            self.pending_since = self.now
+            return
+        self.window = self.machine.merge_window(self.state)
+        if self.window > 0:
+            self.pending = [(text, media)]
+            self.pending_since = self.now
+        else:
+            self._step(Message(text, media))
+
+    def wait(self, value: Any) -> None:
+        self.settle()
+        if value == "timer":
+            if self.state.timer_at is None:
+                raise Failure(f"no timer is set in state {self.state.node!r}")
+            self.log.append(f"  wait: for the timer ({self.state.timer_at - self.now:g}s)")
+            self.advance(self.state.timer_at)
+        else:
+            seconds = parse_duration(str(value).lstrip("+"))
+            self.log.append(f"  wait: {value}")
+            self.advance(self.now + seconds)
+
+    def lookup(self, value: dict[str, Any]) -> None:
+        self.settle()
+        result = msgspec.convert({"ok": True, **value}, LookupResult)
+        self.log.append(f"  lookup answer: {result.kind} ok={result.ok} {dict(result.data)}")
+        self._step(result)
+
+    def resume(self, value: Any) -> None:
+        self.settle()
+        self.log.append("  operator resumes" + (f" at {value}" if value is not True else ""))
+        self._step(Resume(state="" if value is True else str(value)))
+
+
+def _line_matches(expected: str, actual: str) -> bool:
+    if _is_regex(expected):
+        return re.search(expected[1:-1], actual) is not None
+    return expected == actual
+
+
+def _value_matches(expected: Any, actual: str | None) -> bool:
+    if expected is None:
+        return actual is None or actual == ""
+    if actual is None:
+        return False
+    if isinstance(expected, str) and _is_regex(expected):
+        return re.search(expected[1:-1], actual) is not None
+    if isinstance(expected, bool):
+        expected = "true" if expected else "false"
+    return str(expected) == actual
+
+
+def run_test(suite: Suite, test: Test, seed: int) -> Result:
+    result = Result(test, seed, ok=True)
+    try:
+        conversation = Conversation(suite.machine, test.context, seed)
+    except Failure as exc:
+        return Result(test, seed, ok=False, message=str(exc))
+    try:
+        for step in test.steps:
+            result.step = step
+            if step.kind in EVENTS:
+                # time passes first: what the bot says meanwhile belongs to earlier steps
+                if step.kind == "them":
+                    after = step.options.get("after")
+                    conversation.advance(conversation.now + (
+                        parse_duration(str(after).lstrip("+")) if after is not None
+                        else suite.gap))
+                else:
+                    conversation.settle()
+                if test.strict and conversation.unread:
+                    raise Failure("the bot said more than the test expects:\n" + "\n".join(
+                        f"      {line}" for line in conversation.unread))
+                conversation.recent = []
+                conversation.unread = []
+                if step.kind == "them":
+                    conversation.them(str(step.value), tuple(step.options.get("media", ())))
+                else:
+                    getattr(conversation, step.kind)(step.value)
+                continue
+            conversation.settle()
+            _check(conversation, step)
+        result.step = None
+        conversation.settle()
+        if test.strict and conversation.unread:
+            raise Failure("the bot said more than the test expects:\n" + "\n".join(
+                f"      {line}" for line in conversation.unread))
+    except Failure as exc:
+        result.ok = False
+        result.message = str(exc)
+    result.log = conversation.log
+    result.visited = conversation.visited
+    return result
+
+
+def _check(conversation: Conversation, step: Step) -> None:
+    state = conversation.state
+    kind, value = step.kind, step.value
+    if kind == "bot":
+        expected = value if isinstance(value, list) else [value]
+        unread = conversation.unread
+        if not expected:
+            if unread:
+                raise Failure("expected the bot to say nothing, but it said:\n" + "\n".join(
+                    f"      {line}" for line in unread))
+            return
+        for i, line in enumerate(expected):
+            if line == "...":
+                conversation.unread = []
+                return
+            if not unread:
+                said = "nothing more" if i else "nothing"
+                raise Failure(f"expected the bot to say\n      {line}\n    but it said {said}")
+            actual = unread.pop(0)
+            if not _line_matches(line, actual):
+                raise Failure(f"expected the bot to say\n      {line}\n    but it said\n"
+                              f"      {actual}")
+    elif kind == "state":
+        if state.node != value:
+            raise Failure(f"expected state {value!r}, but the conversation is in "
+                          f"{state.node!r}")
+    elif kind == "outcome":
+        if (state.outcome or None) != (value or None):
+            raise Failure(f"expected outcome {value!r}, got {state.outcome!r}")
+    elif kind == "vars":
+        for name, expected in value.items():
+            actual = state.vars.get(name)
+            if not _value_matches(expected, actual):
+                raise Failure(f"expected {name} = {expected!r}, got "
+                              f"{'unset' if actual is None else repr(actual)}")
+    elif kind == "tags":
+        missing = [t for t in value if t not in conversation.tags]
+        if missing:
+            raise Failure(f"expected tag(s) {', '.join(map(repr, missing))}; the conversation "
+                          f"has {', '.join(map(repr, conversation.tags)) or 'none'}")
+    elif kind == "paused":
+        if state.paused != value:
+            raise Failure(f"expected paused: {value}, got {state.paused}")
+    elif kind == "effects":
+        wanted = value if isinstance(value, list) else [value]
+        seen = [type(e).__struct_config__.tag for e in conversation.recent]
+        missing = [w for w in wanted if w not in seen]
+        if missing:
+            raise Failure(f"expected effect(s) {', '.join(missing)} from the last event; got "
+                          f"{', '.join(dict.fromkeys(seen)) or 'none'}")
+
+
+@dataclass(slots=True)
+class SuiteResult:
+    suite: Suite
+    results: list[Result]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def visited(self) -> set[str]:
+        return set().union(*(r.visited for r in self.results)) if self.results else set()
+
+    @property
+    def unvisited(self) -> list[str]:
+        return sorted(set(self.suite.machine.nodes) - self.visited)
+
+
+def run_suite(suite: Suite, *, only: str | None = None) -> SuiteResult:
+    results = [run_test(suite, test, seed) for test in suite.tests
+               if only is None or only.lower() in test.name.lower() for seed in test.seeds]
+    return SuiteResult(suite, results)
+
+
+def report(result: Result, path: str) -> str:
+    """A failure as readable text: where, what was expected, and the conversation so far."""
+    step = result.step
+    where = f"{path}:{step.line}" if step else f"{path}:{result.test.line}"
+    lines = [f"FAIL {where}: {result.title()}"]
+    if step is not None:
+        lines.append(f"  step: {step.text}")
+    lines.append("  " + result.message.replace("\n", "\n  "))
+    if result.log:
+        lines.append("  conversation so far:")
+        lines.extend(f"  {entry}" for entry in result.log)
+    return "\n".join(lines)
+

@@ -1,0 +1,359 @@
+"""Compiled reply matchers and conditions: built once by the compiler, tried on every step.
+
+A matcher's `match(text)` returns the variables it captured (an empty dict for a plain match) or
+None. Everything costly (regexes, keyword sets, typo neighbourhoods) is prepared here, once.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import PHONE, URL, WORD, Text, deletions, distance, fold, fuzzy_allowance, squeeze
+from .text import canonical as spell_out
+
+_NONE: dict[str, str] = {}  # the result of a match without captures; never mutated
+
+
+def format_number(value: float) -> str:
+    """200.0 -> "200", 1.5 -> "1.5"."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+class Matcher:
+    """Base class. `capture` names a variable that receives what matched."""
+
+    __slots__ = ("capture",)
+    kind = "matcher"
+
+    def __init__(self, capture: str | None = None):
+        self.capture = capture
+
+    def match(self, text: Text) -> dict[str, str] | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _hit(self, text: Text) -> dict[str, str]:
+        return {self.capture: text.raw} if self.capture else _NONE
+
+
+class Always(Matcher):
+    """`otherwise: true`."""
+
+    __slots__ = ()
+    kind = "otherwise"
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        return self._hit(text)
+
+
+class Words(Matcher):
+    """`keywords`/`phrase`: any whole word, any phrase (words in a row), any symbol."""
+
+    __slots__ = ("phrases", "symbols", "words")
+    kind = "keywords"
+
+    def __init__(self, keywords: list[str], capture: str | None = None):
+        super().__init__(capture)
+        words: set[str] = set()
+        phrases: list[str] = []
+        symbols: list[str] = []
+        for keyword in keywords:
+            folded = fold(keyword).strip()
+            tokens = WORD.findall(folded)
+            if not tokens:
+                symbols.append(folded)  # "$", "💰": anywhere in the text
+            elif len(tokens) == 1:
+                words.add(tokens[0])
+            else:
+                phrases.append(f" {' '.join(tokens)} ")
+        self.words = frozenset(words)
+        self.phrases = tuple(phrases)
+        self.symbols = tuple(symbols)
+
+    def hits(self, text: Text) -> bool:
+        if not self.words.isdisjoint(text.words):
+            return True
+        for symbol in self.symbols:
+            if symbol in text.folded:
+                return True
+        if self.phrases:
+            if text.repeats:
+                return self._phrases_in(text.spellings)
+            padded = text.padded[0]
+            for phrase in self.phrases:
+                if phrase in padded:
+                    return True
+        return False
+
+    def _phrases_in(self, spellings: tuple[tuple[str, ...], ...]) -> bool:
+        """Phrases against words some of which have several spellings ("sooo goood")."""
+        count = len(spellings)
+        for phrase in self.phrases:
+            words = phrase.split()
+            for start in range(count - len(words) + 1):
+                if all(word in spellings[start + i] for i, word in enumerate(words)):
+                    return True
+        return False
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        return self._hit(text) if self.hits(text) else None
+
+
+class AllWords(Matcher):
+    """`all`: every word or phrase is in the reply, in any order."""
+
+    __slots__ = ("parts",)
+    kind = "all"
+
+    def __init__(self, keywords: list[str], capture: str | None = None):
+        super().__init__(capture)
+        self.parts = tuple(Words([k]) for k in keywords)
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        for part in self.parts:
+            if not part.hits(text):
+                return None
+        return self._hit(text)
+
+
+class Regex(Matcher):
+    """`regex`: searched in the NFKC text, case-insensitively; named groups are captured."""
+
+    __slots__ = ("pattern",)
+    kind = "regex"
+
+    def __init__(self, pattern: re.Pattern[str], capture: str | None = None):
+        super().__init__(capture)
+        self.pattern = pattern
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        found = self.pattern.search(text.nfkc)
+        if found is None:
+            return None
+        captured = {k: v for k, v in found.groupdict().items() if v is not None}
+        if self.capture:
+            captured[self.capture] = found.group(0)
+        return captured
+
+
+class Number(Matcher):
+    """`number`: the first amount in the reply within [low, high]."""
+
+    __slots__ = ("high", "low")
+    kind = "number"
+
+    def __init__(self, low: float | None, high: float | None, capture: str | None = None):
+        super().__init__(capture)
+        self.low = low
+        self.high = high
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        if not text.words:
+            return None
+        for value in text.numbers:
+            if (self.low is None or value >= self.low) and (self.high is None
+                                                             or value <= self.high):
+                return {self.capture: format_number(value)} if self.capture else _NONE
+        return None
+
+
+class Answer(Matcher):
+    """`answer: yes` / `answer: no`."""
+
+    __slots__ = ("value",)
+    kind = "answer"
+
+    def __init__(self, value: str, capture: str | None = None):
+        super().__init__(capture)
+        self.value = value
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        return self._hit(text) if text.answer == self.value else None
+
+
+class Has(Matcher):
+    """`has: media | phone | url`; a capture receives the media URLs, the number or the link."""
+
+    __slots__ = ("what",)
+    kind = "has"
+
+    def __init__(self, what: str, capture: str | None = None):
+        super().__init__(capture)
+        self.what = what
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        if self.what == "media":
+            if not text.media:
+                return None
+            return {self.capture: " ".join(text.media)} if self.capture else _NONE
+        if not any(c.isdigit() for c in text.nfkc) and self.what == "phone":
+            return None
+        found = (PHONE if self.what == "phone" else URL).search(text.nfkc)
+        if found is None:
+            return None
+        return {self.capture: found.group(0)} if self.capture else _NONE
+
+
+class Fuzzy(Matcher):
+    """`fuzzy`: words or phrases matched through text-speak ("u" -> "you") and typos (one per
+    word of 5-7 letters, two from 8; none for shorter words)."""
+
+    __slots__ = ("allowance", "cache", "exact", "index", "keys", "phrases")
+    kind = "fuzzy"
+
+    def __init__(self, keywords: list[str], capture: str | None = None):
+        super().__init__(capture)
+        phrases = []
+        for keyword in keywords:
+            words = tuple(spell_out(squeeze(w)[1] if squeeze(w) else w)
+                          for w in WORD.findall(fold(keyword)))
+            if words:
+                phrases.append(words)
+        self.phrases = tuple(phrases)
+        self.exact = frozenset(w for phrase in phrases for w in phrase)
+        self.allowance = {w: fuzzy_allowance(w) for w in self.exact}
+        index: dict[str, set[str]] = {}
+        for word, allowance in self.allowance.items():
+            if allowance:
+                for variant in deletions(word, allowance):
+                    index.setdefault(variant, set()).add(word)
+        self.index = index
+        self.keys = frozenset(index)
+        self.cache: dict[tuple[str, ...], frozenset[str] | set[str]] = {}
+
+    def _words_at(self, spellings: tuple[str, ...]) -> frozenset[str] | set[str]:
+        """The keyword words that one word of the reply stands for (remembered: replies
+        reuse the same few thousand words)."""
+        known = self.cache.get(spellings)
+        if known is not None:
+            return known
+        found = self._find(spellings)
+        if len(self.cache) >= _CACHE_SIZE:
+            self.cache.clear()
+        self.cache[spellings] = found
+        return found
+
+    def _find(self, spellings: tuple[str, ...]) -> frozenset[str] | set[str]:
+        found: set[str] | None = None
+        for spelling in spellings:
+            if spelling in self.exact:
+                found = found or set()
+                found.add(spelling)
+            if len(spelling) > 3 and self.keys:
+                variants = deletions(spelling, 2 if len(spelling) >= 6 else 1)
+                if not self.keys.isdisjoint(variants):
+                    for variant in self.keys.intersection(variants):
+                        for word in self.index[variant]:
+                            limit = self.allowance[word]
+                            if distance(spelling, word, limit) <= limit:
+                                found = found or set()
+                                found.add(word)
+        return found if found is not None else _NO_WORDS
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        tokens = text.canonical
+        if not tokens:
+            return None
+        at = [self._words_at(spellings) for spellings in tokens]
+        count = len(at)
+        for phrase in self.phrases:
+            if len(phrase) == 1:
+                word = phrase[0]
+                for words in at:
+                    if word in words:
+                        return self._hit(text)
+                continue
+            size = len(phrase)
+            for start in range(count - size + 1):
+                for offset, word in enumerate(phrase):
+                    if word not in at[start + offset]:
+                        break
+                else:
+                    return self._hit(text)
+        return None
+
+
+_NO_WORDS: frozenset[str] = frozenset()
+_CACHE_SIZE = 50_000
+
+
+class AnyOf(Matcher):
+    """A named intent: the first of its patterns that matches."""
+
+    __slots__ = ("name", "patterns")
+    kind = "intent"
+
+    def __init__(self, name: str, patterns: tuple[Matcher, ...] = (),
+                 capture: str | None = None):
+        super().__init__(capture)
+        self.name = name
+        self.patterns = patterns
+
+    def match(self, text: Text) -> dict[str, str] | None:
+        for pattern in self.patterns:
+            found = pattern.match(text)
+            if found is not None:
+                if self.capture:
+                    return {**found, self.capture: text.raw}
+                return found
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditions
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class Condition:
+    """`{var: persona.age, lt: 18}`: every test given must hold (a missing number fails)."""
+
+    __slots__ = ("equals", "exists", "ge", "gt", "in_", "le", "lt", "not_equals", "var")
+
+    def __init__(self, var: str, *, equals: str | None = None, not_equals: str | None = None,
+                 in_: tuple[str, ...] | None = None, exists: bool | None = None,
+                 lt: float | None = None, le: float | None = None, gt: float | None = None,
+                 ge: float | None = None):
+        self.var = var
+        self.equals = equals
+        self.not_equals = not_equals
+        self.in_ = in_
+        self.exists = exists
+        self.lt, self.le, self.gt, self.ge = lt, le, gt, ge
+
+    @staticmethod
+    def _same(value: str, expected: str) -> bool:
+        a, b = _number(value), _number(expected)
+        if a is not None and b is not None:
+            return a == b
+        return value.strip().casefold() == expected.strip().casefold()
+
+    def holds(self, values: dict[str, str]) -> bool:
+        value = values.get(self.var, "")
+        if self.exists is not None and bool(value) != self.exists:
+            return False
+        if self.equals is not None and not self._same(value, self.equals):
+            return False
+        if self.not_equals is not None and self._same(value, self.not_equals):
+            return False
+        if self.in_ is not None and not any(self._same(value, v) for v in self.in_):
+            return False
+        if self.lt is None and self.le is None and self.gt is None and self.ge is None:
+            return True
+        number = _number(value)
+        if number is None:
+            return False
+        return ((self.lt is None or number < self.lt) and (self.le is None or number <= self.le)
+                and (self.gt is None or number > self.gt)
+                and (self.ge is None or number >= self.ge))
+
+
+def all_hold(conditions: tuple[Condition, ...], values: dict[str, str]) -> bool:
+    for condition in conditions:  # noqa: SIM110 - a plain loop beats all() on the hot path
+        if not condition.holds(values):
+            return False
+    return True

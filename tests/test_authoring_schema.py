@@ -1,0 +1,120 @@
+"""The JSON Schema for scenario files: shipped up to date, and it accepts exactly the format.
+
+A small validator for the subset of JSON Schema the schema uses stands in for an editor's
+(yaml-language-server's) validation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intercept.authoring.schema import scenario_schema, schema_text
+from intercept.engine.yamlsource import load_located
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "docs" / "scenario.schema.json"
+SCHEMA = scenario_schema()
+SCENARIO_FILES = sorted((ROOT / "scenarios").rglob("*.yaml"))
+
+
+def problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """Where `value` breaks `schema` (types, properties, items, anyOf, $ref, bounds)."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/$defs/")
+        found = problems(value, SCHEMA["$defs"][name], where)
+        rest = {k: v for k, v in schema.items() if k not in ("$ref", "$defs", "$schema",
+                                                              "title", "description")}
+        return found + (problems(value, rest, where) if rest else [])
+    if "anyOf" in schema:
+        if all(problems(value, option, where) for option in schema["anyOf"]):
+            return [f"{where}: matches none of {len(schema['anyOf'])} options"]
+        return []
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool,
+             "integer": int, "number": (int, float), "null": type(None)}
+    if kind is not None:
+        if isinstance(value, bool) and kind in ("integer", "number"):
+            return [f"{where}: expected {kind}"]
+        if not isinstance(value, types[kind]):
+            return [f"{where}: expected {kind}, got {type(value).__name__}"]
+    out: list[str] = []
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                out.append(f"{where}: missing {key}")
+        names = schema.get("propertyNames")
+        for key, item in value.items():
+            if names and not re.fullmatch(names["pattern"].strip("^$"), key):
+                out.append(f"{where}.{key}: bad name")
+            if key in properties:
+                out += problems(item, properties[key], f"{where}.{key}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                out += problems(item, schema["additionalProperties"], f"{where}.{key}")
+            elif schema.get("additionalProperties") is False:
+                out.append(f"{where}: unknown key {key!r}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            out += problems(item, schema["items"], f"{where}[{i}]")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        for key, ok in (("minimum", value >= schema.get("minimum", value)),
+                        ("maximum", value <= schema.get("maximum", value)),
+                        ("exclusiveMinimum", value > schema.get("exclusiveMinimum",
+                                                                value - 1))):
+            if key in schema and not ok:
+                out.append(f"{where}: {key} {schema[key]}")
+    return out
+
+
+def test_the_shipped_schema_is_up_to_date():
+    assert SHIPPED.read_text(encoding="utf-8") == schema_text(), (
+        "regenerate it: intercept scenario schema -o docs/scenario.schema.json")
+
+
+def test_the_schema_is_json_schema_2020_12_with_descriptions():
+    data = json.loads(schema_text())
+    assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    state = data["$defs"]["State"]
+    assert state["additionalProperties"] is False
+    assert {"say", "expect", "timeout", "goto", "if", "then", "else", "split", "handoff", "end",
+            "visits", "merge", "delay", "busy", "skip_globals"} <= set(state["properties"])
+    reply = data["$defs"]["Reply"]["properties"]
+    assert {"keywords", "all", "phrase", "fuzzy", "regex", "number", "answer", "has", "intent",
+            "otherwise", "return", "stay", "capture", "opt_out"} <= set(reply)
+    assert "description" in reply["fuzzy"]
+    assert "null" not in schema_text()  # YAML authors leave keys out; no null alternatives
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_yaml_that_is_a_scenario_matches_the_schema(path):
+    # read as editors do (YAML 1.2: yes and no are words), like the scenario loader
+    data = load_located(path.read_text(encoding="utf-8"), str(path)).data
+    if "tests" in data:  # a transcript test file
+        return
+    assert problems(data, SCHEMA) == []
+
+
+@pytest.mark.parametrize("path", [p for p in SCENARIO_FILES if "tests" not in p.parts],
+                         ids=lambda p: p.name)
+def test_scenario_files_point_editors_at_the_schema(path):
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
+    assert match, f"{path} should start with the yaml-language-server line"
+    assert (path.parent / match.group(1)).resolve() == SHIPPED
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({"name": "x", "states": {"a": {"sya": "hi"}}}, "unknown key 'sya'"),
+    ({"name": "x", "states": {"1st": {"end": "x"}}}, "bad name"),
+    ({"name": "x", "version": "one"}, "expected integer"),
+    ({"states": {"a": {"expect": [{"keywords": "hi"}]}}}, "keywords: expected array"),
+    ({"states": {"a": {"busy": {"chance": 2, "min": 1, "max": 2}}}}, "maximum"),
+])
+def test_the_schema_flags_mistakes(data, problem):
+    found = problems(data, SCHEMA)
+    assert any(problem in p for p in found), found

@@ -1,0 +1,301 @@
+"""The shipped scenarios' transcript tests (scenarios/tests/*.yaml), run from pytest, and the
+transcript runner itself: merging, timers, lookups, resumes, failures and their reports."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from intercept.authoring.transcripts import load_suite, report, run_suite, run_test
+from intercept.errors import ScenarioError
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_FILES = sorted((ROOT / "scenarios" / "tests").glob("*.yaml"))
+SUITES = {path.name: load_suite(path) for path in TEST_FILES}
+
+
+def test_every_shipped_scenario_has_a_transcript_file():
+    tested = {Path(s.machine.info.file).name for s in SUITES.values()}
+    shipped = {p.name for p in (ROOT / "scenarios").glob("*.yaml")}
+    assert tested == shipped
+
+
+def _cases():
+    for name, suite in SUITES.items():
+        for test in suite.tests:
+            yield pytest.param(name, test, id=f"{name}::{test.name}")
+
+
+@pytest.mark.parametrize(("file", "test"), list(_cases()))
+def test_transcript(file, test):
+    suite = SUITES[file]
+    for seed in test.seeds:
+        result = run_test(suite, test, seed)
+        assert result.ok, "\n" + report(result, suite.path)
+
+
+@pytest.mark.parametrize("file", list(SUITES))
+def test_the_transcripts_visit_every_state(file):
+    outcome = run_suite(SUITES[file])
+    assert outcome.ok
+    assert outcome.unvisited == [], f"{file} never visits {outcome.unvisited}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner
+
+
+SCENARIO = """\
+name: runner
+version: 1
+start: wait
+settings:
+  merge: 10s
+  expire: {after: 1d}
+globals:
+  - name: stop
+    keywords: [stop]
+    opt_out: "bye"
+    goto: out
+states:
+  wait:
+    expect:
+      - keywords: [person]
+        goto: person
+      - keywords: [look]
+        goto: looking
+      - regex: '(?P<n>\\d+)'
+        tag: number
+        goto: got
+      - otherwise: true
+        say: "you said: {message}"
+        stay: true
+    timeout: {after: 1h, goto: nudge}
+  nudge:
+    say: "still there?"
+    expect:
+      - otherwise: true
+        goto: wait
+  got:
+    say: [["got {n}", "thanks"]]
+    end: done
+  person:
+    say: "a person will answer"
+    handoff: {resume: wait}
+  looking:
+    lookup: caller
+    expect:
+      - otherwise: true
+        goto: wait
+    on_lookup:
+      - ok: true
+        say: "hi {caller.name}"
+        goto: wait
+      - otherwise: true
+        stay: true
+  out:
+    expect:
+      - otherwise: true
+        stay: true
+"""
+
+
+def suite_from(tmp_path: Path, tests: str):
+    (tmp_path / "runner.yaml").write_text(SCENARIO, encoding="utf-8")
+    path = tmp_path / "t.yaml"
+    path.write_text("scenario: runner.yaml\n" + textwrap.dedent(tests), encoding="utf-8")
+    return load_suite(path)
+
+
+def run(tmp_path: Path, tests: str):
+    suite = suite_from(tmp_path, tests)
+    return suite, run_suite(suite).results
+
+
+def test_fragments_within_the_merge_window_are_one_message(tmp_path):
+    _, results = run(tmp_path, """
+        tests:
+          - name: merged
+            steps:
+              - them: hi
+              - them: there
+                after: 4s
+              - them: you
+                after: 9s
+                bot: "you said: hi\\nthere\\nyou"
+              - them: again
+                after: 11s
+                bot: "you said: again"
+        """)
+    assert results[0].ok, report(results[0], "t")
+
+
+def test_a_fragment_after_the_window_is_a_new_message(tmp_path):
+    _, results = run(tmp_path, """
+        tests:
+          - name: apart
+            strict: true
+            steps:
+              - them: one
+              - them: two
+                after: 30s
+        """)
+    assert not results[0].ok
+    assert "the bot said more than the test expects:\n      you said: one" in results[0].message
+    _, results = run(tmp_path, """
+        tests:
+          - name: apart
+            strict: true
+            steps:
+              - them: one
+                bot: "you said: one"
+              - them: two
+                after: 30s
+                bot: "you said: two"
+        """)
+    assert results[0].ok, report(results[0], "t")
+
+
+def test_waits_fire_timers_when_they_are_due(tmp_path):
+    _, results = run(tmp_path, """
+        tests:
+          - name: timers
+            steps:
+              - wait: 59m
+                state: wait
+                bot: []
+              - wait: +1m
+                state: nudge
+                bot: still there?
+              - them: back
+                state: wait
+              - wait: timer
+                state: nudge
+              - wait: 1d
+                outcome: expired
+        """)
+    assert results[0].ok, report(results[0], "t")
+
+
+def test_vars_tags_effects_outcome_and_seeds(tmp_path):
+    _, results = run(tmp_path, """
+        seed: 5
+        tests:
+          - name: captures
+            seeds: [1, 2]
+            steps:
+              - them: my number is 42
+                vars: {n: "42", message: /number/, missing: null}
+                tags: [number]
+                effects: [capture, tag, end]
+                outcome: done
+                bot: [got 42, thanks]
+        """)
+    assert [(r.ok, r.seed) for r in results] == [(True, 1), (True, 2)]
+
+
+def test_hand_off_resume_and_lookups(tmp_path):
+    _, results = run(tmp_path, """
+        tests:
+          - name: person
+            steps:
+              - them: a person please
+                paused: true
+                effects: [hand_off]
+              - them: hello?
+                bot: []
+              - resume: true
+                state: wait
+                paused: false
+          - name: lookup
+            steps:
+              - them: look
+                effects: [lookup]
+              - lookup: {kind: caller, ok: true, data: {name: Sam}}
+                bot: hi Sam
+                vars: {caller.name: Sam}
+                state: wait
+          - name: stop
+            steps:
+              - them: stop
+                effects: [opt_out]
+                state: out
+        """)
+    assert all(r.ok for r in results), [report(r, "t") for r in results if not r.ok]
+
+
+def test_a_failure_says_where_what_and_shows_the_conversation(tmp_path):
+    suite, results = run(tmp_path, """
+        tests:
+          - name: wrong
+            steps:
+              - them: hello
+                bot: hi there
+        """)
+    (result,) = results
+    assert not result.ok
+    text = report(result, suite.path)
+    lines = text.splitlines()
+    assert lines[0] == f"FAIL {suite.path}:7: wrong"
+    assert "expected the bot to say" in text and "      hi there" in text
+    assert "      you said: hello" in text
+    assert "  them: hello" in text and "conversation so far:" in text
+
+
+@pytest.mark.parametrize(("steps", "message"), [
+    ("- them: hi\n  bot: /nope/", "but it said"),
+    ("- them: hi\n  state: nudge", "expected state 'nudge', but the conversation is in "
+                                    "'wait'"),
+    ("- them: hi\n  vars: {message: bye}", "expected message = 'bye', got 'hi'"),
+    ("- them: hi\n  tags: [x]", "expected tag(s) 'x'; the conversation has none"),
+    ("- them: hi\n  outcome: done", "expected outcome 'done', got None"),
+    ("- them: hi\n  effects: [end]", "expected effect(s) end from the last event"),
+    ("- them: hi\n  paused: true", "expected paused: True, got False"),
+    ("- them: hi\n  bot: []", "expected the bot to say nothing"),
+    ("- them: hi\n  bot: [/said/, more]", "but it said nothing more"),
+])
+def test_each_check_can_fail(tmp_path, steps, message):
+    _, results = run(tmp_path, "tests:\n  - name: t\n    steps:\n      "
+                     + steps.replace("\n", "\n      ") + "\n")
+    assert not results[0].ok
+    assert message in results[0].message
+
+
+def test_strict_tests_must_expect_every_line(tmp_path):
+    _, results = run(tmp_path, """
+        tests:
+          - name: strict
+            strict: true
+            steps:
+              - them: hi
+              - them: there
+                after: 1m
+        """)
+    assert "the bot said more than the test expects" in results[0].message
+
+
+@pytest.mark.parametrize(("tests", "message"), [
+    ("tests:\n  - name: t\n    steps:\n      - tehm: hi\n", "unknown step 'tehm'"),
+    ("tests:\n  - name: t\n    steps:\n      - them: hi\n        wait: 1h\n",
+     "give one of them, wait, lookup or resume per step"),
+    ("tests:\n  - name: t\n    steps:\n      - state: nowhere\n",
+     "the scenario has no state 'nowhere'"),
+    ("tests:\n  - name: t\n    steps:\n      - wait: soon\n", "or 'timer' for the next timer"),
+    ("tests:\n  - name: t\n    steps:\n      - bot: /(/\n", "invalid regular expression"),
+    ("tests:\n  - name: t\n    steps:\n      - them: hi\n        media: x\n",
+     "media must be a list"),
+    ("tests:\n  - name: t\n    stepz: []\n", "unknown field 'stepz'"),
+])
+def test_bad_test_files_are_located(tmp_path, tests, message):
+    with pytest.raises(ScenarioError) as info:
+        suite_from(tmp_path, tests)
+    assert message in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 't.yaml'}:")
+
+
+def test_a_test_file_naming_a_broken_scenario(tmp_path):
+    (tmp_path / "t.yaml").write_text("scenario: missing.yaml\ntests: []\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"the scenario does not compile: .*cannot read"):
+        load_suite(tmp_path / "t.yaml")
