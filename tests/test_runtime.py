@@ -255,3 +255,41 @@ async def test_metrics_count_the_work(tmp_path, autojump_clock):
                      "intercept_outbox_depth", "intercept_actor_crashes_total",
                      "intercept_actor_hibernations_total"):
             assert name in text, name
+
+
+MERGER = """
+name: merger
+version: 1
+start: wait
+settings:
+  merge: 15s
+states:
+  wait:
+    expect:
+      - otherwise: true
+        goto: reply
+  reply:
+    say: "got: {message}"
+    goto: wait
+"""
+
+
+async def test_fragments_within_the_quiet_period_get_one_answer(tmp_path, autojump_clock):
+    from intercept.engine import compile_text
+    from intercept.scenarios import ScenarioRegistry
+
+    config = make_config("merger", delays={"enabled": True, "min": "1s", "max": "1s",
+                                           "jitter": 0.0, "think": "0s"})
+    reg = ScenarioRegistry([compile_text(MERGER)])
+    async with running(tmp_path, config, reg=reg) as (server, phones):
+        await server.gateway.inject(their_number=BUYER, our_number=OUR, text="hey")
+        await trio.sleep(30)
+        assert phones.by_number[BUYER] == ["got: hey"]
+        await server.gateway.inject(their_number=BUYER, our_number=OUR, text="u avail")
+        await trio.sleep(5)
+        await server.gateway.inject(their_number=BUYER, our_number=OUR, text="tonite?")
+        await trio.sleep(14)
+        assert phones.by_number[BUYER] == ["got: hey"]  # still inside the quiet period
+        await trio.sleep(5)
+        assert phones.by_number[BUYER] == ["got: hey", "got: u avail\ntonite?"]
+        assert server.store.query("SELECT processed_count FROM conversations") == [(3,)]

@@ -255,7 +255,9 @@ class ConversationActor:
                 processed = ready[-1].conv_seq
             return events, processed, wake_at
         if ready:
-            window = self.machine.merge_window(state) if state.started else 0.0
+            # merging is human-like timing too: off with the delays (`--fast`, tests)
+            window = (self.machine.merge_window(state)
+                      if state.started and self.router.delays.enabled else 0.0)
             quiet_until = ready[-1].received_at + window
             if window <= 0:
                 events.extend((Message(m.text, m.media), m.text) for m in ready)
