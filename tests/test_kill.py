@@ -166,3 +166,25 @@ def test_sigkill_mid_traffic_loses_nothing_and_sends_nothing_twice(tmp_path):
         outcomes = conn.execute("SELECT outcome, count(*) FROM conversations GROUP BY outcome")
         assert outcomes.fetchall() == [("done", len(BUYERS))]
         assert "stopped" in server.stderr.read_text()
+
+
+def test_sighup_reloads_scenarios(tmp_path):
+    (tmp_path / "scenarios").mkdir()
+    scenario = tmp_path / "scenarios" / "steps.yaml"
+    scenario.write_text(SCENARIO)
+    log, db = tmp_path / "handset.jsonl", tmp_path / "intercept.db"
+    (tmp_path / "intercept.toml").write_text(CONFIG.format(log=log, db=db, our=OUR))
+    server = Serve(tmp_path)
+    server.start()
+    scenario.write_text(SCENARIO.replace("version: 1", "version: 2"))
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "scenarios reloaded: loaded steps v2" not in server.stderr.read_text():
+        assert time.monotonic() < deadline, server.stderr.read_text()
+        time.sleep(0.05)
+    scenario.write_text("name: steps\nversion: 3\nstart: nowhere\nstates: {}\n")
+    server.proc.send_signal(signal.SIGHUP)
+    while "scenario reload refused" not in server.stderr.read_text():
+        assert time.monotonic() < deadline, server.stderr.read_text()
+        time.sleep(0.05)
+    assert server.stop() == 0
