@@ -8,6 +8,7 @@ name over HTTP) register with `Lookups.register`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +28,7 @@ _TYPES = {v: k.lower() for k, v in vars(phonenumbers.PhoneNumberType).items()
           if isinstance(v, int)}
 
 
+@functools.lru_cache(maxsize=100_000)
 def number_metadata(number: str) -> dict[str, str]:
     """What `phonenumbers` knows of `number`, offline (slow on first call: loads data)."""
     from phonenumbers import carrier, geocoder, timezone
@@ -49,6 +51,8 @@ class Lookups:
         self.timeout = timeout
         self.metrics = metrics
         self._providers: dict[str, Provider] = {"number": self._number}
+        self._number_data_loaded = False
+        self._number_data_lock = trio.Lock()
 
     def register(self, kind: str, provider: Provider) -> None:
         self._providers[kind] = provider
@@ -71,6 +75,12 @@ class Lookups:
         return result
 
     async def _number(self, their_number: str, our_number: str) -> dict[str, str]:
-        # abandon_on_cancel: a timed-out lookup must not hold the conversation up
-        return await trio.to_thread.run_sync(number_metadata, their_number,
-                                             abandon_on_cancel=True)
+        if not self._number_data_loaded:
+            # The first call loads ~100 MB of data: once, in a worker thread, while other
+            # lookups wait (abandon_on_cancel: a timed-out lookup must not hold anyone up).
+            async with self._number_data_lock:
+                if not self._number_data_loaded:
+                    await trio.to_thread.run_sync(number_metadata, their_number,
+                                                  abandon_on_cancel=True)
+                    self._number_data_loaded = True
+        return dict(number_metadata(their_number))  # tens of µs once loaded: no thread
