@@ -200,11 +200,13 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
 
 
 from .cli_ads import ads  # noqa: E402
+from .cli_advocate import advocate  # noqa: E402
 from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
 from .cli_scenario_ops import reload, replay, stats  # noqa: E402
 
 main.add_command(scenario)
 main.add_command(ads)
+main.add_command(advocate)
 scenario.add_command(reload)
 scenario.add_command(replay)
 scenario.add_command(stats)

@@ -47,20 +47,23 @@ def reload(config_path: Path | None, url: str | None) -> None:
 
     All or nothing: a broken file is refused and the versions running now stay live. Live
     conversations keep the version they started on; new ones get the new version. Sending
-    the server SIGHUP does the same (errors then go to its log).
+    the server SIGHUP does the same (errors then go to its log). With API tokens configured,
+    it sends INTERCEPT_API_TOKEN (an admin token).
 
     \b
     Examples:
       intercept scenario reload
-      intercept scenario reload --url http://127.0.0.1:8080
+      INTERCEPT_API_TOKEN=... intercept scenario reload --url http://127.0.0.1:8080
       kill -HUP $(pidof -s intercept)
     """
     import httpx
 
     config = _config(config_path)
     base = url or f"http://{config.http.listen}"
+    headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
     try:
-        response = httpx.post(f"{base.rstrip('/')}/api/scenarios/reload", timeout=60)
+        response = httpx.post(f"{base.rstrip('/')}/api/scenarios/reload", timeout=60,
+                              headers=headers)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"no server answers at {base} ({exc}): is 'intercept "
                                    "serve' running with HTTP enabled?") from None

@@ -28,11 +28,92 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class GatewayConfig(_Section):
     url: str = "sim://"
-    """sim:// (the built-in simulator). SMPP and HTTP providers are separate issues."""
+    """sim:// (the built-in simulator) or smpp://SYSTEM_ID[:PASSWORD]@HOST[:PORT]."""
     sim_log: str = ""
     """Sim only: append every message the simulated handsets receive to this JSON-lines file."""
     receipts: bool = True
     """Sim only: report each message as delivered."""
+    # SMPP (docs/configuration.md, docs/smpp.md)
+    password: str = ""
+    """SMPP password; wins over the URL's. Meant for INTERCEPT_GATEWAY_PASSWORD."""
+    password_file: str = ""
+    """SMPP: read the password from this file (used when `password` is empty)."""
+    system_type: str = ""
+    window: int = 100
+    """SMPP: requests in flight on the bind."""
+    rate: float = 0.0
+    """SMPP: most submit_sm per second; 0 means no limit until the SMSC throttles."""
+    source_ton: int = 1
+    source_npi: int = 1
+    dest_ton: int = 1
+    dest_npi: int = 1
+    registered_delivery: int = 1
+    split: Literal["udh", "udh16", "sar", "payload"] = "udh"
+    enquire_link_interval: str = "30s"
+    submit_timeout: str = "30s"
+    on_submit_timeout: Literal["retry", "unknown"] = "retry"
+    reconnect_min: str = "1s"
+    reconnect_max: str = "1m"
+    reassembly_timeout: str = "1m"
+    dedupe_window: str = "10m"
+    default_alphabet: Literal["gsm7", "latin-1", "ascii"] = "gsm7"
+
+    _SMPP_DURATIONS = ("enquire_link_interval", "submit_timeout", "reconnect_min",
+                       "reconnect_max", "reassembly_timeout", "dedupe_window")
+
+    def __post_init__(self) -> None:
+        if self.url.startswith("smpp:"):
+            problem = self.smpp_problem()
+            if problem:
+                raise ValueError(problem)
+
+    def smpp_problem(self) -> str | None:
+        """The first thing wrong with the SMPP settings, as a sentence naming the key."""
+        from urllib.parse import unquote, urlsplit
+
+        try:
+            url = urlsplit(self.url)
+            port = url.port
+        except ValueError as exc:
+            return f"url {self.display_url!r} is not a valid URL ({exc})"
+        if not url.hostname or not url.username or url.path not in ("", "/"):
+            return (f"url {self.display_url!r} should read smpp://SYSTEM_ID:PASSWORD@HOST:PORT "
+                    "(the password may come from INTERCEPT_GATEWAY_PASSWORD instead)")
+        if port == 0:
+            return f"url {self.display_url!r} has port 0"
+        limits = (("system_id in url", unquote(url.username), 15),
+                  ("password", self.password or unquote(url.password or ""), 8),
+                  ("system_type", self.system_type, 12))
+        for name, value, limit in limits:
+            if len(value.encode("latin-1", "replace")) > limit:
+                return f"{name} is {len(value)} characters; SMPP 3.4 allows at most {limit}"
+        if self.window < 1:
+            return f"window is {self.window}; it must be 1 or more"
+        if self.rate < 0:
+            return f"rate is {self.rate}; use a positive number of submits per second, or 0"
+        for name in ("source_ton", "source_npi", "dest_ton", "dest_npi", "registered_delivery"):
+            value = getattr(self, name)
+            if not 0 <= value <= 255:
+                return f"{name} is {value}; it must be 0 to 255"
+        for name in self._SMPP_DURATIONS:
+            try:
+                seconds = parse_duration(getattr(self, name))
+            except ValueError as exc:
+                return f"{name}: {exc}"
+            if seconds <= 0:
+                return f"{name} must be longer than 0"
+        if parse_duration(self.reconnect_max) < parse_duration(self.reconnect_min):
+            return "reconnect_max is shorter than reconnect_min"
+        return None
+
+    @property
+    def display_url(self) -> str:
+        """`url` with any password replaced by ***, safe to print and log."""
+        head, sep, rest = self.url.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        if not at or ":" not in userinfo:
+            return self.url
+        return f"{head}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 class StoreConfig(_Section):
@@ -45,6 +126,19 @@ class StoreConfig(_Section):
 class HttpConfig(_Section):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
+
+
+class ApiConfig(_Section):
+    """The admin API under /api/ (docs/api.md). Tokens never need to be in this file."""
+
+    tokens: str = ""
+    """``role:token[:name],...``; set it from the environment (INTERCEPT_API_TOKENS)."""
+    tokens_file: str = ""
+    """A file of ``role token [name]`` lines, relative to the config file."""
+    token: str = ""
+    """The token the ``intercept advocate`` commands send (INTERCEPT_API_TOKEN)."""
+    readers: int = 2
+    """Read-only database connections the API's queries run on."""
 
 
 class RuntimeConfig(_Section):
@@ -108,6 +202,7 @@ class Config(_Section, dict=True):
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     runtime: RuntimeConfig = msgspec.field(default_factory=RuntimeConfig)
     delays: DelayConfig = msgspec.field(default_factory=DelayConfig)
     scenarios: ScenariosConfig = msgspec.field(default_factory=ScenariosConfig)
@@ -146,7 +241,8 @@ class Config(_Section, dict=True):
         self._by_number = {n.number: n for n in self.numbers}
 
 
-_FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout")
+_FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
+                  "api")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"))
 

@@ -64,6 +64,8 @@ class Server:
                            threaded=threaded_store)
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.http_enabled = config.http.enabled if http is None else http
+        self.app = App(self) if self.http_enabled else None
+        """Built here so that a bad API token file is a start-up error, not a traceback."""
         self.http_addresses: list[str] = []
         self._stop = trio.Event()
         self.clock: WallClock
@@ -129,7 +131,7 @@ class Server:
                     hconfig.accesslog = None
                     hconfig.errorlog = logging.getLogger("hypercorn.error")
                     self.http_addresses = await nursery.start(
-                        partial(serve, App(self), hconfig, shutdown_trigger=trio.sleep_forever))
+                        partial(serve, self.app, hconfig, shutdown_trigger=trio.sleep_forever))
                 task_status.started()
 
     async def _recover(self, recovery: Recovery) -> None:

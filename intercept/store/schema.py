@@ -80,8 +80,20 @@ def _m4_early_receipts(db: sqlite_utils.Database) -> None:
                                 pk="gateway_id")
 
 
+def _m5_advocacy(db: sqlite_utils.Database) -> None:
+    """Outcomes advocates record on handed-off conversations; an index for their queue."""
+    db["advocate_outcomes"].create({
+        "id": int, "conversation_id": int, "kind": str, "note": str, "author": str, "at": float,
+    }, pk="id", foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "kind", "author", "at"})
+    db["advocate_outcomes"].create_index(["conversation_id", "at"])
+    db["advocate_outcomes"].create_index(["kind"])
+    db.execute("CREATE INDEX conversations_queue ON conversations(id) "
+               "WHERE status = 'handed_off' OR operator = 1")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts]
+    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -1,0 +1,263 @@
+"""`intercept advocate queue | show | reply | handback | outcome`: the hand-off queue from a shell.
+
+The commands talk to the running server's admin API (docs/api.md) with httpx; they never open
+the database, so they work from any machine that can reach the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .store.advocacy import OUTCOME_KINDS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ANY_HOST = ("", "0.0.0.0", "::", "[::]")
+
+
+def _options(fn: F) -> F:
+    """--url, --token and --config, shared by every command."""
+    fn = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                      envvar="INTERCEPT_CONFIG", show_envvar=True,
+                      help="Config file; its http.listen is the server's address.")(fn)
+    fn = click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
+                      help="Your API token (advocate or admin role).")(fn)
+    fn = click.option("--url", help="The server, e.g. http://127.0.0.1:8080 (default: "
+                                    "http.listen of the config).")(fn)
+    return fn
+
+
+def base_url(listen: str) -> str:
+    """The URL to reach a server listening on `listen` (``host:port``) from this machine."""
+    host, _, port = listen.rpartition(":")
+    if host in _ANY_HOST:
+        host = "[::1]" if host in ("::", "[::]") else "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+class ApiClient:
+    """A few calls to the admin API; every failure becomes a `click.ClickException`."""
+
+    def __init__(self, url: str | None, token: str | None, config_path: Path | None):
+        if url is None:
+            from .cli import _load
+
+            config = _load(config_path)
+            url = base_url(config.http.listen)
+            token = token or config.api.token or None
+        self.base = url.rstrip("/")
+        self.token = token
+
+    def call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
+             params: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.request(method, self.base + path, json=body, params=params,
+                                     headers=headers, timeout=30)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(
+                f"no server answers at {self.base} ({exc or type(exc).__name__}): is "
+                "'intercept serve' running with HTTP enabled? Give its address with --url."
+            ) from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code < 400:
+            return payload
+        message = payload.get("error") if isinstance(payload, dict) else None
+        message = message or f"HTTP {response.status_code}"
+        if response.status_code == 401:
+            raise click.ClickException(f"the server refused the token: {message}. Give a valid "
+                                       "one with --token or INTERCEPT_API_TOKEN.")
+        if response.status_code == 403:
+            raise click.ClickException(f"not allowed: {message}")
+        raise click.ClickException(message)
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _stamp(text: str | None) -> str:
+    moment = _when(text)
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+
+
+@click.group()
+def advocate() -> None:
+    """Work the hand-off queue of the running server: read, reply, hand back, record outcomes.
+
+    The commands use the server's admin API: give its address with --url (default: http.listen
+    of the config) and your token with --token or INTERCEPT_API_TOKEN.
+
+    \b
+    Examples:
+      export INTERCEPT_API_TOKEN=...        # your advocate token
+      intercept advocate queue
+      intercept advocate show 42
+      intercept advocate reply 42 "Hi, this is Sam. I'm here to help."
+      intercept advocate outcome 42 meeting_scheduled --note "Tue 10am, library"
+      intercept advocate handback 42
+    """
+
+
+@advocate.command()
+@_options
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500),
+              help="How many conversations to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
+def queue(url: str | None, token: str | None, config_path: Path | None, limit: int,
+          as_json: bool) -> None:
+    """List conversations waiting for a human, the longest waiting first.
+
+    WAITING is how long the person has waited for a human ('answered' when a human wrote
+    last); NEW counts their messages since our last one.
+
+    \b
+    Examples:
+      intercept advocate queue
+      intercept advocate queue --url http://10.0.0.5:8080 --limit 10
+      intercept advocate queue --json | jq '.items[].conversation.id'
+    """
+    page = ApiClient(url, token, config_path).call("GET", "/api/queue", params={"limit": limit})
+    if as_json:
+        click.echo(json.dumps(page, indent=2, ensure_ascii=False))
+        return
+    if not page["items"]:
+        click.echo("The queue is empty.")
+        return
+    now = datetime.now(UTC)
+    rows = [("ID", "WAITING", "NEW", "STATUS", "CITY", "NUMBER", "OUTCOMES")]
+    for item in page["items"]:
+        c = item["conversation"]
+        since = _when(item["waiting_since"])
+        rows.append((str(c["id"]), "answered" if since is None else _age(
+            (now - since).total_seconds()), str(item["unanswered"]),
+            "taken over" if c["operator"] else c["status"], c["city"] or "-",
+            c["their_number"], ", ".join(item["outcomes"]) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    if page["total"] > len(page["items"]):
+        click.echo(f"({page['total'] - len(page['items'])} more: use --limit)")
+
+
+@advocate.command()
+@_options
+@click.argument("conversation_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
+def show(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,
+         as_json: bool) -> None:
+    """Print a conversation: who, where, its outcomes and the whole transcript (UTC times).
+
+    Each line says who wrote: 'them', 'bot', or 'human' (an advocate), and for our messages
+    whether they went out. Reading a transcript is written to the audit log.
+
+    \b
+    Examples:
+      intercept advocate show 42
+      intercept advocate show 42 --json
+    """
+    detail = ApiClient(url, token, config_path).call("GET", f"/api/conversations/"
+                                                            f"{conversation_id}")
+    if as_json:
+        click.echo(json.dumps(detail, indent=2, ensure_ascii=False))
+        return
+    c = detail["conversation"]
+    status = c["status"] + (", taken over by a human" if c["operator"] else "")
+    click.echo(f"Conversation {c['id']}: {c['their_number']} texting {c['our_number']} "
+               f"({c['city'] or 'no city'}); {status}; scenario {c['scenario'] or '-'} "
+               f"v{c['version'] or '-'}")
+    if detail["tags"]:
+        click.echo("Tags: " + ", ".join(t["name"] for t in detail["tags"]))
+    for o in detail["outcomes"]:
+        note = f": {o['note']}" if o["note"] else ""
+        click.echo(f"Outcome: {o['kind']} by {o['author']} at {_stamp(o['at'])}{note}")
+    click.echo("")
+    for line in detail["transcript"]:
+        who = "them" if line["direction"] == "in" else (
+            "human" if line["kind"] == "operator" else "bot")
+        status = "" if line["direction"] == "in" else f"  [{line['status']}]"
+        media = f"  (+{len(line['media'])} media)" if line["media"] else ""
+        click.echo(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{status}")
+
+
+@advocate.command()
+@_options
+@click.argument("conversation_id", metavar="ID", type=int)
+@click.argument("text")
+def reply(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,
+          text: str) -> None:
+    """Text into a conversation as yourself; the bot stays silent until you hand it back.
+
+    TEXT '-' reads the message from standard input.
+
+    \b
+    Examples:
+      intercept advocate reply 42 "Hi, this is Sam. Are you safe to talk?"
+      echo "We can meet tomorrow at 10." | intercept advocate reply 42 -
+    """
+    if text == "-":
+        text = sys.stdin.read().strip()
+    sent = ApiClient(url, token, config_path).call(
+        "POST", f"/api/conversations/{conversation_id}/messages", body={"text": text})
+    click.echo(f"Sent to conversation {conversation_id} (message {sent['id']} queued). The bot "
+               f"stays silent until: intercept advocate handback {conversation_id}")
+
+
+@advocate.command()
+@_options
+@click.argument("conversation_id", metavar="ID", type=int)
+def handback(url: str | None, token: str | None, config_path: Path | None,
+             conversation_id: int) -> None:
+    """Give a conversation back to the bot (it resumes where the scenario says).
+
+    \b
+    Examples:
+      intercept advocate handback 42
+    """
+    ApiClient(url, token, config_path).call(
+        "POST", f"/api/conversations/{conversation_id}/hand-back", body={})
+    click.echo(f"Conversation {conversation_id} is back with the bot.")
+
+
+@advocate.command()
+@_options
+@click.argument("conversation_id", metavar="ID", type=int)
+@click.argument("kind", type=click.Choice(OUTCOME_KINDS))
+@click.option("--note", default="", help="What happened (needed for KIND other).")
+def outcome(url: str | None, token: str | None, config_path: Path | None,
+            conversation_id: int, kind: str, note: str) -> None:
+    """Record an outcome of a conversation; several per conversation are fine.
+
+    \b
+    Examples:
+      intercept advocate outcome 42 positive_conversation
+      intercept advocate outcome 42 meeting_scheduled --note "Tue 10am at the library"
+      intercept advocate outcome 42 other --note "moved to another city; referred there"
+    """
+    recorded = ApiClient(url, token, config_path).call(
+        "POST", f"/api/conversations/{conversation_id}/outcomes",
+        body={"kind": kind, "note": note})
+    click.echo(f"Recorded {kind} on conversation {conversation_id} (outcome {recorded['id']}).")

@@ -1,0 +1,301 @@
+"""The admin API under /api/: conversations, the advocates' hand-off queue, stats, reload, audit.
+
+Reads run on `Reads` (their own connections, never the writer); changes go through the
+`Server` (take-over, hand-back, reload) or the writer (`RecordOutcome`). Roles are checked and
+calls audited by `App` from each `Route`'s declaration; handlers see an authenticated request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ..errors import ScenarioError, ScenarioErrors
+from ..phone import mask, to_e164
+from ..store import reads as q
+from ..store.advocacy import RecordedOutcome, RecordOutcome
+from . import schemas as s
+from .auth import Role
+from .routing import HTTPError, Request, Response, Route, json_response
+
+if TYPE_CHECKING:
+    from ..server import Server
+    from ..store.reads import Reads
+
+log = logging.getLogger(__name__)
+
+
+def _time(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _parse_time(text: str, name: str, *, end: bool) -> float:
+    """A date (YYYY-MM-DD, UTC; as an end, the whole day is included) or an ISO 8601 time."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return (moment + timedelta(days=1) if end else moment).timestamp()
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPError(400, f"query parameter {name!r}: {text!r} is not a date (YYYY-MM-DD) "
+                             "or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class Api:
+    """The handlers of /api/; `routes()` lists them with their roles and shapes."""
+
+    def __init__(self, server: Server, reads: Reads):
+        self.server = server
+        self.reads = reads
+        config = server.config
+        self.city_of = {n.number: n.city for n in config.numbers}
+        self.numbers_of: dict[str, tuple[str, ...]] = {
+            key: tuple(n.number for n in config.numbers if n.city == key)
+            for key in config.cities}
+
+    def routes(self) -> list[Route]:
+        conversation = ("conversations",)
+        advocates = ("advocates",)
+        err = s.ErrorBody
+        return [
+            Route("GET", "/api/me", self.me, "Who the token belongs to", role=Role.viewer,
+                  responses={200: s.Me}, tags=("auth",)),
+            Route("GET", "/api/conversations", self.list_conversations,
+                  "List and search conversations", role=Role.viewer,
+                  query=s.ConversationQuery, responses={200: s.ConversationPage},
+                  tags=conversation, description="Newest first. Numbers are masked for the "
+                  "viewer role; filtering by `number` needs the advocate role."),
+            Route("GET", "/api/conversations/{id}", self.get_conversation,
+                  "One conversation with its transcript", role=Role.viewer, audit=True,
+                  responses={200: s.ConversationDetail, 404: err}, tags=conversation,
+                  description="Inbound and outbound messages merged by time, with tags, "
+                  "funnel transitions and advocate outcomes. Every read is audited."),
+            Route("POST", "/api/conversations/{id}/messages", self.send_message,
+                  "Text into a conversation as a human (take-over)", role=Role.advocate,
+                  audit=True, body=s.OperatorMessage,
+                  responses={200: s.OperatorMessageQueued, 404: err, 409: err},
+                  tags=conversation, description="The bot stays silent in the conversation "
+                  "until it is handed back. 409 when the number opted out."),
+            Route("POST", "/api/conversations/{id}/hand-back", self.hand_back,
+                  "Give the conversation back to the bot", role=Role.advocate, audit=True,
+                  body=s.HandBackRequest, responses={200: s.HandedBack, 404: err, 409: err},
+                  tags=conversation,
+                  description="409 when no human has the conversation."),
+            Route("GET", "/api/conversations/{id}/outcomes", self.list_outcomes,
+                  "Outcomes advocates recorded on a conversation", role=Role.viewer,
+                  responses={200: s.OutcomeList, 404: err}, tags=advocates),
+            Route("POST", "/api/conversations/{id}/outcomes", self.record_outcome,
+                  "Record an outcome", role=Role.advocate, audit=True, body=s.OutcomeRequest,
+                  responses={201: s.Outcome, 404: err}, tags=advocates,
+                  description="Several outcomes per conversation are allowed; kind `other` "
+                  "needs a note."),
+            Route("GET", "/api/queue", self.queue, "The advocates' hand-off queue",
+                  role=Role.viewer, query=s.PageQuery, responses={200: s.QueuePage},
+                  tags=advocates, description="Conversations handed off by the scenario or "
+                  "taken over by a human, the longest waiting first."),
+            Route("GET", "/api/stats", self.stats, "Counts over the whole store",
+                  role=Role.viewer, responses={200: s.Stats}, tags=("server",)),
+            Route("POST", "/api/scenarios/reload", self.reload, "Reload the scenario folder",
+                  role=Role.admin, audit=True,
+                  responses={200: s.ReloadResult, 422: s.ReloadRefused}, tags=("server",),
+                  description="All or nothing: on any error the running versions stay."),
+            Route("GET", "/api/audit", self.audit, "The audit log, newest first",
+                  role=Role.admin, query=s.AuditQuery, responses={200: s.AuditPage},
+                  tags=("server",)),
+        ]
+
+    # -- shapes
+
+    def _conversation(self, row: q.ConversationRow, request: Request) -> s.Conversation:
+        assert request.principal is not None
+        full = request.principal.role >= Role.advocate
+        return s.Conversation(
+            id=row.id, our_number=row.our_number,
+            their_number=row.their_number if full else mask(row.their_number),
+            city=self.city_of.get(row.our_number), scenario=row.scenario, version=row.version,
+            status=row.status, outcome=row.outcome, operator=row.operator,
+            messages_in=row.inbound_count, messages_out=row.outbound_count, tags=list(row.tags),
+            created_at=_time(row.created_at), updated_at=_time(row.updated_at))
+
+    @staticmethod
+    def _outcome(o: RecordedOutcome) -> s.Outcome:
+        return s.Outcome(id=o.id, conversation_id=o.conversation_id, kind=o.kind, note=o.note,  # type: ignore[arg-type]
+                         author=o.author, at=_time(o.at))
+
+    # -- handlers
+
+    async def me(self, request: Request) -> Response:
+        assert request.principal is not None
+        return json_response(200, s.Me(name=request.principal.name,
+                                       role=request.principal.role.name))  # type: ignore[arg-type]
+
+    async def list_conversations(self, request: Request) -> Response:
+        query: s.ConversationQuery = request.query
+        assert request.principal is not None
+        our_numbers = None
+        if query.city is not None:
+            if query.city not in self.numbers_of:
+                raise HTTPError(400, f"unknown city {query.city!r}; the cities are "
+                                     f"{', '.join(sorted(self.numbers_of)) or 'none'}")
+            our_numbers = self.numbers_of[query.city]
+        their = None
+        if query.number is not None:
+            if request.principal.role < Role.advocate:
+                raise HTTPError(403, "searching by phone number needs the advocate role")
+            their = to_e164(query.number)
+            if their is None:
+                raise HTTPError(400, "query parameter 'number' is not a valid phone number")
+        where = q.ConversationFilter(
+            status=query.status, outcome=query.outcome, our_numbers=our_numbers,
+            scenario=query.scenario, version=query.version,
+            since=None if query.since is None else _parse_time(query.since, "since", end=False),
+            until=None if query.until is None else _parse_time(query.until, "until", end=True),
+            operator=query.operator, tag=query.tag, their_number=their)
+        total, rows = await self.reads.run(q.list_conversations, where, query.limit,
+                                           query.offset)
+        return json_response(200, s.ConversationPage(
+            total=total, limit=query.limit, offset=query.offset,
+            items=[self._conversation(r, request) for r in rows]))
+
+    async def get_conversation(self, request: Request) -> Response:
+        cid = request.params["id"]
+        detail = await self.reads.run(q.conversation_detail, cid)
+        if detail is None:
+            raise HTTPError(404, f"no conversation {cid}")
+        body = s.ConversationDetail(
+            conversation=self._conversation(detail.conversation, request),
+            transcript=[s.TranscriptEntry(direction=line.direction, at=_time(line.at),  # type: ignore[arg-type]
+                                          id=line.id, text=line.text, media=list(line.media),
+                                          kind=line.kind, status=line.status, error=line.error)
+                        for line in detail.transcript],
+            tags=[s.TagEntry(name=name, at=_time(at)) for name, at in detail.tags],
+            transitions=[s.TransitionEntry(turn=t.turn, source=t.source, target=t.target,
+                                           trigger=t.trigger, scenario=t.scenario,
+                                           version=t.version, at=_time(t.at))
+                         for t in detail.transitions],
+            outcomes=[self._outcome(o) for o in detail.outcomes])
+        return json_response(200, body, detail=f"{len(detail.transcript)} messages")
+
+    async def send_message(self, request: Request) -> Response:
+        cid = request.params["id"]
+        message: s.OperatorMessage = request.data
+        assert request.principal is not None
+        try:
+            row = await self.server.take_over(cid, message.text, author=request.principal.name)
+        except LookupError:
+            raise HTTPError(404, f"no conversation {cid}") from None
+        except PermissionError as exc:
+            raise HTTPError(409, f"conversation {cid}: {exc}") from None
+        except ValueError as exc:
+            raise HTTPError(400, f"conversation {cid}: {exc}") from None
+        return json_response(200, s.OperatorMessageQueued(id=row.id, conversation_id=cid),
+                             detail=f"queued {row.id} ({len(message.text)} characters)")
+
+    async def hand_back(self, request: Request) -> Response:
+        cid = request.params["id"]
+        assert request.principal is not None
+        row = await self.reads.run(q.get_conversation, cid)
+        if row is None:
+            raise HTTPError(404, f"no conversation {cid}")
+        if not row.operator and row.status != "handed_off":
+            raise HTTPError(409, f"conversation {cid} is not with a human (status "
+                                 f"{row.status}): there is nothing to hand back")
+        try:
+            await self.server.hand_back(cid, author=request.principal.name)
+        except LookupError:
+            raise HTTPError(404, f"no conversation {cid}") from None
+        return json_response(200, s.HandedBack(conversation_id=cid),
+                             detail=f"was {row.status}" + (", taken over" if row.operator
+                                                           else ""))
+
+    async def list_outcomes(self, request: Request) -> Response:
+        cid = request.params["id"]
+
+        def read(conn: sqlite3.Connection) -> list[RecordedOutcome] | None:
+            if q.get_conversation(conn, cid) is None:
+                return None
+            return q.outcomes(conn, cid)
+
+        found = await self.reads.run(read)
+        if found is None:
+            raise HTTPError(404, f"no conversation {cid}")
+        return json_response(200, s.OutcomeList(items=[self._outcome(o) for o in found]))
+
+    async def record_outcome(self, request: Request) -> Response:
+        cid = request.params["id"]
+        body: s.OutcomeRequest = request.data
+        assert request.principal is not None
+        try:
+            op = RecordOutcome(cid, body.kind, note=body.note.strip(),
+                               author=request.principal.name, now=self.server.clock.now())
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        recorded = await self.server.store.call(op)
+        if recorded is None:
+            raise HTTPError(404, f"no conversation {cid}")
+        log.info("conversation %d: outcome %s recorded by %s", cid, body.kind,
+                 request.principal.name)
+        return json_response(201, self._outcome(recorded), detail=f"outcome {body.kind}")
+
+    async def queue(self, request: Request) -> Response:
+        page: s.PageQuery = request.query
+        total, rows = await self.reads.run(q.queue, page.limit, page.offset)
+        items = [s.QueueEntry(
+            conversation=self._conversation(r.conversation, request),
+            waiting_since=None if r.waiting_since is None else _time(r.waiting_since),
+            unanswered=r.unanswered,
+            last_message_at=None if r.last_message_at is None else _time(r.last_message_at),
+            outcomes=list(r.outcomes))  # type: ignore[arg-type]
+            for r in rows]
+        return json_response(200, s.QueuePage(total=total, limit=page.limit,
+                                              offset=page.offset, items=items))
+
+    async def stats(self, request: Request) -> Response:
+        rows = await self.reads.run(q.stats)
+        by_city: dict[str, int] = {}
+        for number, count in rows.by_our_number.items():
+            city = self.city_of.get(number, "unknown")
+            by_city[city] = by_city.get(city, 0) + count
+        health = self.server.health()
+        return json_response(200, s.Stats(
+            conversations=rows.conversations, by_status=rows.by_status,
+            by_outcome=rows.by_outcome,
+            by_scenario=[s.ScenarioCount(scenario=n, version=v, conversations=c)
+                         for n, v, c in rows.by_scenario],
+            by_city=by_city, messages_in=rows.messages_in, messages_out=rows.messages_out,
+            with_a_human=rows.with_a_human, opted_out=rows.opted_out,
+            advocate_outcomes=rows.advocate_outcomes,
+            live_actors=int(health.get("live_actors", 0)),
+            outbox_depth=int(health.get("outbox_depth", 0))))
+
+    async def reload(self, request: Request) -> Response:
+        try:
+            report = await self.server.reload_scenarios()
+        except ScenarioErrors as exc:
+            return json_response(422, s.ReloadRefused(ok=False,
+                                                      errors=[e.render() for e in exc.errors]),
+                                 detail=f"refused: {len(exc.errors)} errors")
+        except ScenarioError as exc:
+            return json_response(422, s.ReloadRefused(ok=False, errors=[exc.render()]),
+                                 detail="refused: 1 error")
+        return json_response(200, s.ReloadResult(
+            ok=True, summary=report.summary(), added=[f"{n} v{v}" for n, v in report.added],
+            unchanged=[f"{n} v{v}" for n, v in report.unchanged]), detail=report.summary())
+
+    async def audit(self, request: Request) -> Response:
+        query: s.AuditQuery = request.query
+        total, rows = await self.reads.run(partial(
+            q.audit_log, limit=query.limit, offset=query.offset, actor=query.actor,
+            conversation_id=query.conversation_id))
+        return json_response(200, s.AuditPage(
+            total=total, limit=query.limit, offset=query.offset,
+            items=[s.AuditEntry(id=r.id, at=_time(r.at), actor=r.actor, role=r.role,
+                                action=r.action, conversation_id=r.conversation_id,
+                                status=r.status, detail=r.detail) for r in rows]))

@@ -1,0 +1,311 @@
+"""The JSON shapes of the HTTP API: every request body, query and response is a Struct here.
+
+`/api/openapi.json` is generated from these (see `openapi.py`), so a docstring here is the
+description a client reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ..store.advocacy import OUTCOME_KINDS
+
+
+class Model(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every API shape: an unknown field is an error, not ignored."""
+
+
+Status = Literal["new", "active", "ended", "handed_off", "parked"]
+OutcomeKind = Literal["positive_conversation", "meeting_scheduled", "connected_to_services",
+                      "other"]
+assert set(OutcomeKind.__args__) == set(OUTCOME_KINDS)  # type: ignore[attr-defined]
+RoleName = Literal["viewer", "advocate", "admin"]
+Limit = Annotated[int, Meta(ge=1, le=500, description="Page size (1 to 500).")]
+Offset = Annotated[int, Meta(ge=0, description="Items to skip.")]
+
+
+class ErrorBody(Model):
+    """Any 4xx/5xx answer: a sentence saying what is wrong."""
+
+    error: str
+
+
+# -- the public endpoints
+
+
+class Health(Model, forbid_unknown_fields=False):
+    """GET /healthz. More keys may appear."""
+
+    status: str
+    gateway: str
+    live_actors: int
+    outbox_depth: int
+
+
+class SimInbound(Model, rename={"from_": "from"}):
+    """POST /sim/messages: a simulated phone texts one of our numbers."""
+
+    from_: str
+    to: str
+    text: str
+    id: str | None = None
+    media: list[str] = []
+
+
+class SimIngested(Model):
+    conversation_id: int
+    sequence: int
+    duplicate: bool
+
+
+class SimMessage(Model, rename={"from_": "from"}):
+    at: float
+    from_: str
+    to: str
+    text: str
+
+
+class SimReceivedQuery(Model):
+    to: str | None = None
+    """Only the messages to this number."""
+
+
+class SimReceived(Model):
+    """What the simulated phones received, oldest first."""
+
+    messages: list[SimMessage]
+
+
+# -- conversations
+
+
+class Me(Model):
+    """The caller, as the server sees its token."""
+
+    name: str
+    role: RoleName
+
+
+class ConversationQuery(Model):
+    """Filters of GET /api/conversations (all optional, combined with AND)."""
+
+    status: Status | None = None
+    outcome: str | None = None
+    """The scenario's outcome, e.g. deterred, finished."""
+    city: str | None = None
+    """A key of [cities] in the config."""
+    scenario: str | None = None
+    version: int | None = None
+    since: str | None = None
+    """Started at or after this date (YYYY-MM-DD, UTC) or ISO 8601 time."""
+    until: str | None = None
+    """Started before this time; a date YYYY-MM-DD includes that whole day (UTC)."""
+    operator: bool | None = None
+    """true: a human has taken it over."""
+    tag: str | None = None
+    number: str | None = None
+    """Their phone number, exactly (advocate and admin only)."""
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class Conversation(Model):
+    """A conversation. `their_number` is masked (+1•••••••99) for the viewer role."""
+
+    id: int
+    our_number: str
+    their_number: str
+    city: str | None
+    scenario: str | None
+    version: int | None
+    status: str
+    """new, active, ended, handed_off or parked."""
+    outcome: str | None
+    operator: bool
+    """A human has taken it over: the bot is silent until it is handed back."""
+    messages_in: int
+    messages_out: int
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationPage(Model):
+    total: int
+    limit: int
+    offset: int
+    items: list[Conversation]
+
+
+class TranscriptEntry(Model):
+    """One message. Out: `kind` is reply (the bot), operator (a human) or confirmation."""
+
+    direction: Literal["in", "out"]
+    at: datetime
+    """In: when it arrived. Out: when it was sent (or is due, while queued)."""
+    id: str
+    text: str
+    media: list[str] = []
+    kind: str | None = None
+    status: str | None = None
+    """Out: queued, sending, sent, delivered, failed, unknown or refused."""
+    error: str | None = None
+
+
+class TagEntry(Model):
+    name: str
+    at: datetime
+
+
+class TransitionEntry(Model):
+    turn: int
+    source: str
+    target: str
+    trigger: str
+    scenario: str
+    version: int
+    at: datetime
+
+
+class Outcome(Model):
+    """An outcome an advocate recorded."""
+
+    id: int
+    conversation_id: int
+    kind: OutcomeKind
+    note: str
+    author: str
+    at: datetime
+
+
+class ConversationDetail(Model):
+    conversation: Conversation
+    transcript: list[TranscriptEntry]
+    tags: list[TagEntry]
+    transitions: list[TransitionEntry]
+    outcomes: list[Outcome]
+
+
+class OperatorMessage(Model):
+    """POST /api/conversations/{id}/messages: a human texts into the conversation."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=1600)]
+
+
+class OperatorMessageQueued(Model):
+    id: str
+    """The outbox id of the message."""
+    conversation_id: int
+    status: Literal["queued"] = "queued"
+
+
+class HandBackRequest(Model):
+    """POST /api/conversations/{id}/hand-back takes no fields (an empty body is fine)."""
+
+
+class HandedBack(Model):
+    conversation_id: int
+    operator: bool = False
+
+
+class OutcomeRequest(Model):
+    """POST /api/conversations/{id}/outcomes. Kind `other` needs a note."""
+
+    kind: OutcomeKind
+    note: Annotated[str, Meta(max_length=2000)] = ""
+
+
+class OutcomeList(Model):
+    items: list[Outcome]
+
+
+# -- the hand-off queue, stats, reload, audit
+
+
+class PageQuery(Model):
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class QueueEntry(Model):
+    conversation: Conversation
+    waiting_since: datetime | None
+    """Since when the person has been waiting for a human; null when a human answered last."""
+    unanswered: int
+    """Their messages since our last one."""
+    last_message_at: datetime | None
+    outcomes: list[OutcomeKind]
+
+
+class QueuePage(Model):
+    total: int
+    limit: int
+    offset: int
+    items: list[QueueEntry]
+
+
+class ScenarioCount(Model):
+    scenario: str
+    version: int
+    conversations: int
+
+
+class Stats(Model):
+    conversations: int
+    by_status: dict[str, int]
+    by_outcome: dict[str, int]
+    by_scenario: list[ScenarioCount]
+    by_city: dict[str, int]
+    messages_in: int
+    messages_out: dict[str, int]
+    """Outbound messages by status."""
+    with_a_human: int
+    """Conversations in the hand-off queue."""
+    opted_out: int
+    advocate_outcomes: dict[str, int]
+    live_actors: int
+    outbox_depth: int
+
+
+class ReloadResult(Model):
+    ok: bool
+    summary: str
+    added: list[str]
+    unchanged: list[str]
+
+
+class ReloadRefused(Model):
+    ok: bool
+    errors: list[str]
+
+
+class AuditQuery(Model):
+    actor: str | None = None
+    conversation_id: int | None = None
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class AuditEntry(Model):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    conversation_id: int | None
+    status: int
+    detail: str
+
+
+class AuditPage(Model):
+    total: int
+    limit: int
+    offset: int
+    items: list[AuditEntry]
+
+
+OpenApiDocument = dict[str, Any]
