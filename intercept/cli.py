@@ -83,7 +83,7 @@ def serve(config_path: Path | None, verbose: int) -> None:
                                            signal.SIGHUP) as signals:
                 await nursery.start(server.run)
                 click.echo(f"intercept: serving {len(config.numbers)} numbers "
-                           f"(gateway {config.gateway.url}, store {config.store.path}"
+                           f"(gateway {config.gateway.display_url}, store {config.store.path}"
                            + (f", http {' '.join(server.http_addresses)}"
                               if server.http_addresses else "") + ")", err=True)
                 async for signum in signals:
@@ -103,6 +103,8 @@ def serve(config_path: Path | None, verbose: int) -> None:
                                        f"{failure.strerror or failure}") from None
         if isinstance(failure, click.ClickException):
             raise failure from None
+        if isinstance(failure, InterceptError):  # e.g. the SMSC refused our bind
+            raise click.ClickException(str(failure)) from None
         raise
 
 

@@ -1,22 +1,83 @@
 """SMS gateways: the interface, and the transports behind it."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from ..errors import ConfigError
 from .base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from .sim import SimGateway
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
-def gateway_from_config(config) -> Gateway:
-    """Build the gateway named by ``gateway.url``."""
+    from ..config import Config, GatewayConfig
+    from .smpp.client import SmppSettings
+
+
+def gateway_from_config(config: Config, *, registry: CollectorRegistry | None = None
+                        ) -> Gateway:
+    """Build the gateway named by ``gateway.url``; `registry` takes its metrics (SMPP)."""
     url = config.gateway.url
     if url.startswith("sim:"):
         return SimGateway(log_path=config.gateway.sim_log or None,
                           receipts=config.gateway.receipts)
+    if url.startswith("smpp:"):
+        from .smpp.client import SmppGateway
+
+        return SmppGateway(smpp_settings(config.gateway, source=config.source,
+                                         base_dir=config.base_dir), registry=registry)
     scheme = url.split(":", 1)[0]
-    raise ConfigError(f"gateway.url: unsupported scheme {scheme!r} in {url!r}; this version "
-                      "supports 'sim://'")
+    raise ConfigError(f"gateway.url: unsupported scheme {scheme!r} in "
+                      f"{config.gateway.display_url!r}; this version supports 'sim://' and "
+                      "'smpp://'")
+
+
+def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
+                  base_dir: Path | None = None) -> SmppSettings:
+    """`SmppSettings` from the ``[gateway]`` section (already validated by the config loader).
+
+    The password is the first of: ``gateway.password`` (e.g. INTERCEPT_GATEWAY_PASSWORD), the
+    contents of ``gateway.password_file`` (relative to the config file), the URL's password.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    from ..engine.durations import parse_duration
+    from .smpp.client import SmppSettings
+
+    problem = gateway.smpp_problem()
+    if problem:
+        raise ConfigError(f"{source}: gateway: {problem}")
+    url = urlsplit(gateway.url)
+    password = gateway.password
+    if not password and gateway.password_file:
+        path = Path(gateway.password_file)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            password = path.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{source}: gateway.password_file: cannot read {str(path)!r}: "
+                              f"{exc.strerror or exc}") from None
+        if len(password.encode("latin-1", "replace")) > 8:
+            raise ConfigError(f"{source}: gateway.password_file: the password in {str(path)!r} "
+                              f"is {len(password)} characters; SMPP 3.4 allows at most 8")
+    if not password:
+        password = unquote(url.password or "")
+    options: dict[str, Any] = {
+        name: parse_duration(getattr(gateway, name)) for name in gateway._SMPP_DURATIONS}
+    return SmppSettings(
+        host=url.hostname or "", port=url.port or 2775, system_id=unquote(url.username or ""),
+        password=password, system_type=gateway.system_type, window=gateway.window,
+        rate=gateway.rate or None, source_ton=gateway.source_ton,
+        source_npi=gateway.source_npi, dest_ton=gateway.dest_ton, dest_npi=gateway.dest_npi,
+        registered_delivery=gateway.registered_delivery, split=gateway.split,
+        on_submit_timeout=gateway.on_submit_timeout, default_alphabet=gateway.default_alphabet,
+        **options)
 
 
 __all__ = [
     "DeliveryReceipt", "Gateway", "InboundMessage", "OutboundMessage", "SimGateway", "Sink",
-    "gateway_from_config",
+    "gateway_from_config", "smpp_settings",
 ]

@@ -130,8 +130,10 @@ class Reassembler:
     def expire(self, now: float) -> list[Reassembled]:
         """Give up on messages whose first part is `timeout` seconds old (or that were evicted).
 
-        Each comes back with ``complete=False``, the text that arrived and markers for the rest.
-        Also forgets finished messages older than the timeout.
+        Each comes back with ``complete=False``, the text that arrived and markers for the rest,
+        and is remembered like a finished message: a late copy of a part that did arrive is a
+        `Duplicate` (an SMSC redelivers parts whose answers were held). Also forgets finished
+        messages older than the timeout.
         """
         out, self._evicted = self._evicted, []
         deadline = now - self.timeout
@@ -141,7 +143,9 @@ class Reassembler:
                 break
             stale.append(key)
         for key in stale:
-            out.append(self._result(key, self._pending.pop(key)))
+            entry = self._pending.pop(key)
+            self._done[key] = (now, entry.parts)  # a late copy of a part is then a Duplicate
+            out.append(self._result(key, entry))
         old = []
         for key, (finished, _) in self._done.items():
             if finished > deadline:

@@ -1,0 +1,810 @@
+"""`SmppGateway`: every conversation over one SMPP 3.4 bind_transceiver, on trio.
+
+One connection at a time carries everything. Per connection (a `_Link`), in one nursery:
+
+- the **writer** takes every frame queued since its last write and sends them in one
+  ``send_all`` (submits, responses and keep-alives coalesce under load);
+- the **reader** feeds the socket to the sans-IO `Decoder`, settles the responses to our
+  requests at once and hands each burst of deliver_sm/data_sm to the inbound task; it answers
+  enquire_link, unbind and malformed PDUs (generic_nack; a fatal framing error drops the link);
+- the **inbound** task decodes and reassembles messages, commits them with
+  `Sink.inbound_many()` and records receipts with `Sink.receipts()`, and only then sends the
+  deliver_sm_resps;
+- the **timer** expires requests that got no answer in `submit_timeout` and sends an
+  enquire_link when nothing has been received for `enquire_link_interval`.
+
+A link that fails (connection lost, no answer to a bind or enquire_link, a fatal PDU, unbind)
+is closed: every request still waiting for its response raises `GatewayRetryLater`, and `run()`
+reconnects after an exponential backoff with jitter, rebinds and carries on.
+
+Outbound durability (docs/smpp.md): a submit_sm that got a response is settled by it and never
+resent; one that did not (the link dropped, or `submit_timeout` passed with the default
+``on_submit_timeout="retry"``) is retried after the reconnect. The SMSC may have accepted it
+and lost only the response, so that edge is at-least-once. With ``on_submit_timeout="unknown"``
+a timed-out submit raises `GatewayOutcomeUnknown` instead (never resent: at-most-once).
+
+Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL) halves the send rate (`SendRate`) and the message is
+retried later; `rate` caps submits per second. `window` bounds the requests in flight and is the
+gateway's `max_in_flight`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import msgspec
+import trio
+from prometheus_client import CollectorRegistry
+
+from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
+from ...phone import mask
+from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
+from .codec import (
+    BindTransceiver,
+    CommandId,
+    CommandStatus,
+    DataSm,
+    DataSmResp,
+    Decoder,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    MalformedPdu,
+    MessageState,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    encode,
+    next_sequence,
+    response_for,
+)
+from .concat import Duplicate, Reassembled, Reassembler
+from .encoding import DefaultAlphabet, Part, SplitMode, decode_sm, split
+from .inbound import MoIds, from_address, mo_key, to_address
+from .metrics import SmppMetrics, status_name
+from .ratelimit import SendRate
+from .receipt import Receipt, is_receipt, receipt_from_pdu
+
+log = logging.getLogger(__name__)
+
+Connector = Callable[[], Awaitable[trio.abc.Stream]]
+OnTimeout = Literal["retry", "unknown"]
+
+DEFAULT_WINDOW = 100
+"""Requests in flight on the bind; see docs/smpp.md for the measurement behind it."""
+
+_NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+_THROTTLED = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
+_TEMPORARY = frozenset({CommandStatus.ESME_RSYSERR, CommandStatus.ESME_RX_T_APPN})
+_AUTH = frozenset({CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID,
+                   CommandStatus.ESME_RINVSYSTYP, CommandStatus.ESME_RBINDFAIL})
+_MAX_QUEUED_FRAMES = 200_000
+"""A writer this far behind means the connection is stuck: drop it."""
+_FAILED_STATES = frozenset({"expired", "deleted", "undeliverable", "rejected"})
+
+
+class LinkDown(Exception):
+    """The connection to the SMSC is unusable (the reason is a sentence)."""
+
+
+class BindRefused(LinkDown):
+    """The SMSC answered the bind with an error status."""
+
+    def __init__(self, status: int):
+        self.status = status
+        super().__init__(f"the SMSC refused the bind with {status_name(status)}"
+                         + (" (check gateway.url's system id and the password)"
+                            if status in _AUTH else ""))
+
+
+class SmppSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything `SmppGateway` needs; `gateway_from_config` builds it from ``[gateway]``."""
+
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    window: int = DEFAULT_WINDOW
+    rate: float | None = None
+    """Most submit_sm per second; None: no limit (until the SMSC throttles)."""
+    source_ton: int = 1
+    source_npi: int = 1
+    dest_ton: int = 1
+    dest_npi: int = 1
+    registered_delivery: int = 1
+    split: SplitMode = "udh"
+    enquire_link_interval: float = 30.0
+    submit_timeout: float = 30.0
+    """Also bounds the wait for bind_transceiver_resp and enquire_link_resp."""
+    on_submit_timeout: OnTimeout = "retry"
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    reassembly_timeout: float = 60.0
+    dedupe_window: float = 600.0
+    default_alphabet: DefaultAlphabet = "gsm7"
+
+
+class _Request:
+    __slots__ = ("done", "kind", "response", "sent_at", "timed_out")
+
+    def __init__(self, kind: int, sent_at: float):
+        self.kind = kind
+        self.sent_at = sent_at
+        self.done = trio.Event()
+        self.response: Pdu | None = None
+        self.timed_out = False
+
+
+class _Link:
+    """One connection: its stream, decoder, outgoing frames and requests awaiting answers."""
+
+    def __init__(self, number: int, stream: trio.abc.Stream, window: int, now: float):
+        self.number = number
+        self.stream = stream
+        self.decoder = Decoder()
+        self.out: list[bytes] = []
+        self.out_ready = trio.Event()
+        self.pending: dict[int, _Request] = {}
+        self.sequence = 0
+        self.window = trio.Semaphore(window)
+        self.waiting: set[trio.CancelScope] = set()
+        self.scope = trio.CancelScope()
+        self.reason: str | None = None
+        self.error: BaseException | None = None
+        self.bound = False
+        self.bound_once = False
+        self.closing: str | None = None
+        self.torn = False
+        self.last_rx = now
+        self.enquiring = False
+        self.inbound_send, self.inbound_receive = trio.open_memory_channel[list[Pdu]](256)
+        self.on_close: Callable[[], None] | None = None
+
+    def next_sequence(self) -> int:
+        self.sequence = next_sequence(self.sequence)
+        return self.sequence
+
+    def write(self, frame: bytes) -> None:
+        out = self.out
+        out.append(frame)
+        if len(out) > _MAX_QUEUED_FRAMES:
+            self.close(f"{len(out)} frames are waiting to be written; the connection is stuck")
+        self.out_ready.set()
+
+    def close(self, reason: str, error: BaseException | None = None) -> None:
+        """Take the link down (idempotent): wake every request and waiter, cancel its tasks."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self.error = error
+        self.bound = False
+        self.scope.cancel()
+        for scope in self.waiting:
+            scope.cancel()
+        for _ in range(self.window.statistics().tasks_waiting):
+            self.window.release()  # the waiters see `reason` and give up
+        for request in self.pending.values():
+            request.done.set()  # response None: the link went down before the answer
+        self.pending.clear()
+        if self.on_close is not None:
+            self.on_close()
+
+
+class _Outcome:
+    """How one part's submit ended."""
+
+    __slots__ = ("kind", "message_id", "reason", "retry_after")
+
+    def __init__(self, kind: Literal["ok", "retry", "unknown", "failed"], *,
+                 message_id: str = "", reason: str = "", retry_after: float = 1.0):
+        self.kind = kind
+        self.message_id = message_id
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Plan:
+    """A message's parts and which of them the SMSC has accepted (kept across a retry)."""
+
+    __slots__ = ("ids", "parts", "template")
+
+    def __init__(self, template: SubmitSm, parts: list[Part]):
+        self.template = template
+        self.parts = parts
+        self.ids: list[str | None] = [None] * len(parts)
+
+
+class SmppGateway(Gateway):
+    """An SMPP 3.4 ESME: one bind_transceiver to the SMSC for all traffic.
+
+    `connect` replaces the TCP connection (tests pass in-memory streams); `registry` is the
+    Prometheus registry for the client's metrics (without one, the metrics join the sink's
+    ``metrics.registry`` when `run()` starts, if it has one). `wall_clock` is read only to
+    derive MO gateway ids.
+    """
+
+    name = "smpp"
+
+    def __init__(self, settings: SmppSettings | None = None, *, connect: Connector | None = None,
+                 registry: CollectorRegistry | None = None,
+                 wall_clock: Callable[[], float] = time.time, **options: object):
+        if settings is None:
+            settings = msgspec.convert(options, SmppSettings)
+        elif options:
+            settings = msgspec.structs.replace(settings, **options)
+        if settings.window < 1:
+            raise ValueError(f"window is {settings.window}; it must be at least 1.")
+        self.settings = settings
+        self.max_in_flight = settings.window
+        self._connect = connect or self._open_tcp
+        self._wall = wall_clock
+        self.metrics = SmppMetrics(registry)
+        self.metrics.window_size.set(settings.window)
+        self.metrics.window_function(self._window_in_use)
+        self._rate = SendRate(settings.rate)
+        self._rate_lock = trio.Lock()
+        self.metrics.send_rate.set(settings.rate or 0)
+        self._reassembler = Reassembler(timeout=settings.reassembly_timeout,
+                                        default_alphabet=settings.default_alphabet)
+        self._mo_ids = MoIds(settings.dedupe_window)
+        self._link: _Link | None = None
+        self._links = 0
+        self._ref = random.randrange(256)
+        self._plans: dict[str, _Plan] = {}
+        self._next_attempt = 0.0
+        self._tick = max(0.05, min(1.0, settings.submit_timeout / 4,
+                                   settings.enquire_link_interval / 4))
+        self.bound = trio.Event()
+        """Set while bound (a new Event after each disconnect)."""
+        self.binds = 0
+
+    # -- life cycle
+
+    @property
+    def is_bound(self) -> bool:
+        return self._link is not None and self._link.bound
+
+    def _window_in_use(self) -> float:
+        link = self._link
+        return 0 if link is None else self.settings.window - link.window.value
+
+    async def _open_tcp(self) -> trio.abc.Stream:
+        return await trio.open_tcp_stream(self.settings.host, self.settings.port)
+
+    def _adopt_registry(self, sink: Sink) -> None:
+        registry = getattr(getattr(sink, "metrics", None), "registry", None)
+        if isinstance(registry, CollectorRegistry) and not self.metrics._registered:
+            self.metrics.register(registry)
+
+    async def run(self, sink: Sink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Connect and bind, call `task_status.started()` (once bound, or after the first
+        attempt failed: the server then serves while this keeps retrying), then carry traffic
+        and reconnect whenever the link drops, until cancelled.
+
+        A first bind refused for bad credentials raises `GatewayError`.
+        """
+        self._adopt_registry(sink)
+        s = self.settings
+        failures = 0
+        started = False
+        ever_bound = False
+        while True:
+            link = None
+            try:
+                with trio.move_on_after(s.submit_timeout) as connecting:
+                    stream = await self._connect()
+                if connecting.cancelled_caught:
+                    raise LinkDown(f"no connection within {s.submit_timeout:g}s")
+            except (LinkDown, *_NETWORK_ERRORS) as exc:
+                reason = _describe(exc)
+            else:
+                self._links += 1
+                link = _Link(self._links, stream, s.window, trio.current_time())
+                link.on_close = self._link_closed
+                try:
+                    await self._serve_link(link, sink, task_status if not started else None)
+                finally:
+                    self._link_closed()
+                    with trio.CancelScope(shield=True):
+                        if link.reason is None:  # cancelled from outside: say goodbye
+                            await self._unbind(link)
+                            link.close("the gateway is stopping")
+                        await trio.aclose_forcefully(stream)
+                if link.bound_once:
+                    started = ever_bound = True
+                    failures = 0
+                reason = link.reason or "the connection ended"
+                if isinstance(link.error, BindRefused) and not ever_bound and (
+                        link.error.status in _AUTH):
+                    raise GatewayError(f"SMPP bind to {s.host}:{s.port} as {s.system_id!r} "
+                                       f"refused: {link.error}.") from None
+            self.metrics.reconnects.inc()
+            delay = _backoff(failures, s.reconnect_min, s.reconnect_max)
+            failures += 1
+            log.warning("SMPP link to %s:%d down: %s; reconnecting in %.1fs", s.host, s.port,
+                        reason, delay)
+            if not started:
+                started = True
+                task_status.started()
+            self._next_attempt = trio.current_time() + delay
+            await trio.sleep(delay)
+
+    def _link_closed(self) -> None:
+        self._link = None
+        if self.bound.is_set():
+            self.bound = trio.Event()
+        self.metrics.bound.set(0)
+
+    async def _serve_link(self, link: _Link, sink: Sink,
+                          task_status: trio.TaskStatus[None] | None) -> None:
+        with link.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._guard, link, self._writer(link))
+                nursery.start_soon(self._guard, link, self._reader(link))
+                nursery.start_soon(self._guard, link, self._timer(link))
+                await self._guard(link, self._bind(link))
+                if link.reason is not None:
+                    return
+                link.bound = True
+                link.bound_once = True
+                self._link = link
+                self.binds += 1
+                self.metrics.bound.set(1)
+                self.bound.set()
+                s = self.settings
+                log.info("SMPP bound to %s:%d as %s (window %d%s)", s.host, s.port, s.system_id,
+                         s.window, f", at most {s.rate:g}/s" if s.rate else "")
+                nursery.start_soon(self._guard, link, self._inbound(link, sink))
+                if task_status is not None:
+                    task_status.started()
+
+    async def _guard(self, link: _Link, work: Awaitable[None]) -> None:
+        """Run one of the link's tasks; a network failure takes the link down, not the gateway."""
+        try:
+            await work
+        except (LinkDown, *_NETWORK_ERRORS) as exc:
+            link.close(_describe(exc), exc)
+
+    async def _bind(self, link: _Link) -> None:
+        s = self.settings
+        request = self._send_request(link, BindTransceiver(
+            sequence=link.next_sequence(), system_id=s.system_id, password=s.password,
+            system_type=s.system_type))
+        await request.done.wait()
+        response = request.response
+        if response is None:
+            raise LinkDown(link.reason or "no answer to bind_transceiver")
+        if response.status != CommandStatus.ESME_ROK:
+            raise BindRefused(response.status)
+
+    async def _unbind(self, link: _Link) -> None:
+        """Say unbind and read until unbind_resp (settling late responses), within 2 seconds."""
+        if link.torn or not link.bound_once:
+            return  # a write was cut in the middle: the stream cannot carry another PDU
+        with trio.move_on_after(min(2.0, self.settings.submit_timeout)):
+            try:
+                sequence = link.next_sequence()
+                await link.stream.send_all(b"".join([*link.out, encode(Unbind(sequence=sequence))]))
+                link.out = []
+                self.metrics.pdu("out", CommandId.UNBIND)
+                while True:
+                    data = await link.stream.receive_some(65536)
+                    if not data:
+                        return
+                    link.decoder.feed(data)
+                    for pdu in link.decoder:
+                        if isinstance(pdu, UnbindResp) and pdu.sequence == sequence:
+                            return
+                        if isinstance(pdu, Pdu) and pdu.is_response:
+                            self._settle(link, pdu)  # answers to submits still in flight
+            except _NETWORK_ERRORS:
+                return
+
+    # -- the link's tasks
+
+    async def _writer(self, link: _Link) -> None:
+        stream = link.stream
+        timeout = self.settings.submit_timeout
+        while True:
+            if not link.out:
+                if link.closing is not None:
+                    raise LinkDown(link.closing)
+                link.out_ready = trio.Event()
+                await link.out_ready.wait()
+                continue
+            frames = link.out
+            link.out = []
+            # Shielded: a cancelled send_all could leave half a PDU on the wire. A peer that
+            # reads nothing for submit_timeout makes the write give up and the link go down.
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + timeout
+                await stream.send_all(frames[0] if len(frames) == 1 else b"".join(frames))
+            if scope.cancelled_caught:
+                link.torn = True
+                raise LinkDown(f"the SMSC read nothing for {timeout:g}s")
+
+    def _close_after_flush(self, link: _Link, reason: str) -> None:
+        link.closing = reason
+        link.out_ready.set()
+
+    def _send_request(self, link: _Link, pdu: Pdu) -> _Request:
+        request = _Request(pdu.command_id, trio.current_time())
+        link.pending[pdu.sequence] = request
+        link.write(encode(pdu))
+        self.metrics.pdu("out", pdu.command_id)
+        return request
+
+    def _answer(self, link: _Link, pdu: Pdu) -> None:
+        link.write(encode(pdu))
+        self.metrics.pdu("out", pdu.command_id, pdu.status)
+
+    async def _reader(self, link: _Link) -> None:
+        stream = link.stream
+        decoder = link.decoder
+        metrics = self.metrics
+        counts = metrics.pdu_counts
+        pending = link.pending
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                raise LinkDown("the SMSC closed the connection")
+            link.last_rx = now = trio.current_time()
+            decoder.feed(data)
+            burst: list[Pdu] | None = None
+            for pdu in decoder:
+                cls = type(pdu)
+                if cls is SubmitSmResp:
+                    counts["in", CommandId.SUBMIT_SM_RESP, pdu.status] += 1
+                    request = pending.pop(pdu.sequence, None)
+                    if request is not None:
+                        link.window.release()
+                        metrics.submit_observe(now - request.sent_at)
+                        request.response = pdu
+                        request.done.set()
+                elif cls is DeliverSm or cls is DataSm:
+                    counts["in", pdu.command_id, pdu.status] += 1
+                    if burst is None:
+                        burst = []
+                    burst.append(pdu)
+                elif cls is MalformedPdu:
+                    self._malformed(link, pdu)
+                else:
+                    metrics.pdu("in", pdu.command_id, pdu.status)
+                    if cls is EnquireLink:
+                        self._answer(link, EnquireLinkResp(sequence=pdu.sequence))
+                    elif cls is Unbind:
+                        self._answer(link, UnbindResp(sequence=pdu.sequence))
+                        link.bound = False
+                        self._close_after_flush(link, "the SMSC unbound")
+                    elif pdu.is_response:
+                        self._settle(link, pdu)
+                    else:  # a request an ESME does not take (bind, submit_sm...)
+                        self._answer(link, GenericNack(sequence=pdu.sequence,
+                                                       status=CommandStatus.ESME_RINVCMDID))
+            if burst is not None:
+                await link.inbound_send.send(burst)
+
+    def _settle(self, link: _Link, pdu: Pdu) -> None:
+        request = link.pending.pop(pdu.sequence, None)
+        if request is None:
+            log.debug("a %s for sequence %d that nothing waits for", pdu.command_name,
+                      pdu.sequence)
+            return
+        if request.kind == CommandId.SUBMIT_SM:
+            link.window.release()
+            self.metrics.submit_observe(trio.current_time() - request.sent_at)
+        elif request.kind == CommandId.ENQUIRE_LINK:
+            link.enquiring = False
+        request.response = pdu
+        request.done.set()
+
+    def _malformed(self, link: _Link, pdu: MalformedPdu) -> None:
+        self.metrics.pdu("in", pdu.command_id or 0, pdu.status)
+        log.warning("malformed PDU from the SMSC: %s", pdu.reason)
+        answer = response_for(pdu)
+        if answer is not None:
+            self._answer(link, answer)
+        elif pdu.sequence is not None and pdu.sequence in link.pending:
+            # A response we cannot read: settle its request with the status it carried.
+            status = pdu.command_status or 0
+            if pdu.command_id == CommandId.SUBMIT_SM_RESP:
+                self._settle(link, SubmitSmResp(sequence=pdu.sequence, status=status))
+            else:
+                self._settle(link, GenericNack(sequence=pdu.sequence,
+                                               status=status or pdu.status))
+        if pdu.fatal:
+            self._close_after_flush(link, "the SMSC sent a PDU that cannot be framed")
+
+    async def _timer(self, link: _Link) -> None:
+        """Expire unanswered requests; send enquire_link on an idle link."""
+        s = self.settings
+        while True:
+            await trio.sleep(self._tick)
+            now = trio.current_time()
+            horizon = now - s.submit_timeout
+            expired = []
+            for sequence, request in link.pending.items():
+                if request.sent_at > horizon:
+                    break
+                expired.append((sequence, request))
+            for sequence, request in expired:
+                if request.kind != CommandId.SUBMIT_SM:
+                    name = CommandId(request.kind).name.lower()
+                    raise LinkDown(f"no answer to {name} within {s.submit_timeout:g}s")
+                self.metrics.submit_timeouts.inc()
+                if s.on_submit_timeout == "retry":
+                    raise LinkDown(f"no submit_sm_resp within {s.submit_timeout:g}s")
+                del link.pending[sequence]
+                link.window.release()
+                request.timed_out = True
+                request.done.set()
+            if link.bound and not link.enquiring and now - link.last_rx >= \
+                    s.enquire_link_interval:
+                link.enquiring = True  # cleared by its answer; no answer in time drops the link
+                self._send_request(link, EnquireLink(sequence=link.next_sequence()))
+
+    async def _inbound(self, link: _Link, sink: Sink) -> None:
+        receive = link.inbound_receive
+        tick = min(5.0, self.settings.reassembly_timeout / 4)
+        while True:
+            pdus: list[Pdu] = []
+            with trio.move_on_after(tick):
+                pdus = await receive.receive()
+                while True:
+                    try:
+                        pdus += receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+            await self._deliver(link, sink, pdus)
+
+    async def _deliver(self, link: _Link, sink: Sink, pdus: list[Pdu]) -> None:
+        """Commit a burst of deliver_sm/data_sm, then answer them."""
+        s = self.settings
+        now = trio.current_time()
+        wall = self._wall()
+        messages: list[InboundMessage] = []
+        seen: set[str] = set()
+        receipts: list[DeliveryReceipt] = []
+        answer: list[tuple[int, int, bool]] = []  # (link number, sequence, is data_sm)
+        reassembler = self._reassembler
+        alphabet = s.default_alphabet
+        for pdu in pdus:
+            assert isinstance(pdu, DeliverSm | DataSm)
+            token = (link.number, pdu.sequence, type(pdu) is DataSm)
+            if is_receipt(pdu):
+                receipt = _read_receipt(pdu)
+                if receipt is not None:
+                    self.metrics.receipt(receipt.state)
+                    mapped = _delivery_receipt(receipt)
+                    if mapped is not None:
+                        receipts.append(mapped)
+                answer.append(token)
+                continue
+            source = from_address(pdu.source_addr, pdu.source_addr_ton)
+            destination = from_address(pdu.destination_addr, pdu.dest_addr_ton)
+            result = reassembler.add(source, destination, decode_sm(pdu, default_alphabet=alphabet),
+                                     now, token=token)
+            if result is None:
+                continue  # a part: answered once the whole message is committed
+            if isinstance(result, Duplicate):
+                answer.append(token)
+                continue
+            self._collect(result, messages, seen, answer, wall, now)
+        for result in reassembler.expire(now):
+            self.metrics.reassembly_incomplete.inc()
+            log.warning("a concatenated message from %s lacks parts %s after %gs; delivering "
+                        "what arrived", mask(result.source), result.missing,
+                        s.reassembly_timeout)
+            self._collect(result, messages, seen, answer, wall, now)
+        if messages:
+            await sink.inbound_many(messages)
+        if receipts:
+            await sink.receipts(receipts)
+        number = link.number
+        for link_number, sequence, is_data_sm in answer:
+            if link_number == number:  # parts from an earlier link are redelivered anyway
+                self._answer(link, DataSmResp(sequence=sequence) if is_data_sm
+                             else DeliverSmResp(sequence=sequence))
+
+    def _collect(self, result: Reassembled, messages: list[InboundMessage], seen: set[str],
+                 answer: list[tuple[int, int, bool]], wall: float, now: float) -> None:
+        key = mo_key(result.source, result.destination, result.data_coding, result.text,
+                     result.ref, result.total)
+        gateway_id = self._mo_ids.id_for(key, wall=wall, now=now)
+        answer.extend(result.tokens)
+        if gateway_id in seen:
+            return  # a copy in the same burst
+        seen.add(gateway_id)
+        messages.append(InboundMessage(gateway_id=gateway_id, our_number=result.destination,
+                                       their_number=result.source, text=result.text))
+
+    # -- submit
+
+    def _next_ref(self) -> int:
+        self._ref = (self._ref + 1) & (0xFF if self.settings.split == "udh" else 0xFFFF)
+        return self._ref
+
+    def _retry_after(self) -> float:
+        return max(1.0, self._next_attempt - trio.current_time())
+
+    async def submit(self, message: OutboundMessage) -> str:
+        """Submit every part of `message`; return the SMSC's message_id of the first part.
+
+        Raises `GatewayRetryLater` when not bound, throttled, on a temporary SMSC error or when
+        the link dropped before the answer (parts already accepted are not sent again);
+        `GatewayError` when the SMSC refused it for good; `GatewayOutcomeUnknown` when a part
+        timed out and ``on_submit_timeout = "unknown"``.
+        """
+        link = self._link
+        if link is None or not link.bound:
+            raise GatewayRetryLater("not bound to the SMSC", retry_after=self._retry_after())
+        s = self.settings
+        plan = self._plans.pop(message.outbox_id, None)
+        if plan is None:
+            template = SubmitSm(
+                sequence=0, source_addr_ton=s.source_ton, source_addr_npi=s.source_npi,
+                source_addr=to_address(message.our_number), dest_addr_ton=s.dest_ton,
+                dest_addr_npi=s.dest_npi, destination_addr=to_address(message.their_number),
+                registered_delivery=s.registered_delivery)
+            try:
+                parts = split(message.text, ref=self._next_ref(), mode=s.split)
+            except ValueError as exc:
+                raise GatewayError(f"the message cannot be sent as SMS: {exc}") from None
+            plan = _Plan(template, parts)
+        requests: list[tuple[int, _Request | _Outcome]] = []
+        for index, part in enumerate(plan.parts):
+            if plan.ids[index] is None:
+                requests.append((index, await self._send_part(link, plan.template, part)))
+        outcomes: list[tuple[int, _Outcome]] = []
+        for index, request in requests:
+            outcome = request if isinstance(request, _Outcome) else await self._outcome(request)
+            if outcome.kind == "ok":
+                plan.ids[index] = outcome.message_id
+            outcomes.append((index, outcome))
+        return self._conclude(message, plan, outcomes)
+
+    def _conclude(self, message: OutboundMessage, plan: _Plan,
+                  outcomes: list[tuple[int, _Outcome]]) -> str:
+        total = len(plan.parts)
+        for kind in ("failed", "unknown", "retry"):
+            index, bad = next(((i, o) for i, o in outcomes if o.kind == kind), (0, None))
+            if bad is None:
+                continue
+            where = f" (part {index + 1} of {total})" if total > 1 else ""
+            if kind == "failed":
+                raise GatewayError(bad.reason + where)
+            if kind == "unknown":
+                raise GatewayOutcomeUnknown(bad.reason + where)
+            if any(plan.ids):
+                if len(self._plans) >= 100_000:
+                    self._plans.pop(next(iter(self._plans)))
+                self._plans[message.outbox_id] = plan  # send only the missing parts next time
+            raise GatewayRetryLater(bad.reason + where, retry_after=bad.retry_after)
+        first = plan.ids[0]
+        assert first is not None
+        return first
+
+    async def _send_part(self, link: _Link, template: SubmitSm, part: Part
+                         ) -> _Request | _Outcome:
+        """Take a window slot and a rate token, write the submit_sm; the request to wait on."""
+        try:
+            link.window.acquire_nowait()
+        except trio.WouldBlock:
+            await link.window.acquire()  # a closing link releases every waiter
+        if link.reason is not None:
+            return self._lost(link)
+        rate = self._rate
+        if rate.limited:
+            try:
+                with trio.CancelScope() as scope:
+                    link.waiting.add(scope)
+                    try:
+                        async with self._rate_lock:
+                            while (wait := rate.delay(trio.current_time())) > 0:
+                                await trio.sleep(wait)
+                    finally:
+                        link.waiting.discard(scope)
+            except BaseException:
+                link.window.release()
+                raise
+            if scope.cancelled_caught or link.reason is not None:
+                return self._lost(link)
+        else:
+            rate.delay(trio.current_time())
+        pdu = part.submit_sm(template, sequence=link.next_sequence())
+        try:
+            return self._send_request(link, pdu)
+        except ValueError as exc:  # the values are left out: they may be numbers
+            link.window.release()
+            reason = re.sub(r"'[^']*'", "…", str(exc))
+            return _Outcome("failed", reason=f"the message cannot be encoded: {reason}")
+
+    def _lost(self, link: _Link) -> _Outcome:
+        return _Outcome("retry", reason=f"the SMPP link went down ({link.reason})",
+                        retry_after=self._retry_after())
+
+    async def _outcome(self, request: _Request) -> _Outcome:
+        await request.done.wait()
+        response = request.response
+        if request.timed_out:
+            return _Outcome("unknown", reason=f"no submit_sm_resp within "
+                                              f"{self.settings.submit_timeout:g}s")
+        if response is None:
+            return _Outcome("retry", reason="the SMPP link went down before the SMSC answered",
+                            retry_after=self._retry_after())
+        status = response.status
+        now = trio.current_time()
+        if status == CommandStatus.ESME_ROK:
+            self._rate.accepted(now)
+            if self._rate.max_rate != self._rate.rate:
+                self.metrics.send_rate.set(self._rate.rate or 0)
+            return _Outcome("ok", message_id=getattr(response, "message_id", ""))
+        name = status_name(status)
+        if status in _THROTTLED:
+            self.metrics.throttled.inc()
+            before = self._rate.rate
+            if self._rate.throttled(now):
+                # warn when throttling starts; later cuts of an adapting rate are routine
+                level = logging.WARNING if before == self._rate.max_rate else logging.DEBUG
+                log.log(level, "the SMSC throttles (%s): sending at most %.0f submit_sm/s now",
+                        name, self._rate.rate or 0)
+                self.metrics.send_rate.set(self._rate.rate or 0)
+            return _Outcome("retry", reason=f"the SMSC throttled the message ({name})",
+                            retry_after=1.0 + random.random())
+        if status in _TEMPORARY:
+            return _Outcome("retry", reason=f"the SMSC could not take the message now ({name})",
+                            retry_after=2.0)
+        if status == CommandStatus.ESME_RINVBNDSTS:
+            link = self._link
+            if link is not None:
+                link.close("the SMSC says we are not bound (ESME_RINVBNDSTS)")
+            return _Outcome("retry", reason="the SMSC says we are not bound",
+                            retry_after=self._retry_after())
+        kind = "generic_nack" if isinstance(response, GenericNack) else "submit_sm_resp"
+        return _Outcome("failed", reason=f"the SMSC refused the message: {kind} {name}")
+
+
+def _backoff(failures: int, low: float, high: float) -> float:
+    """Exponential backoff with jitter: between half and all of min(high, low * 2**failures)."""
+    ceiling = min(high, low * math.pow(2, min(failures, 30)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, LinkDown):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or exc}"
+    return f"the connection broke ({type(exc).__name__})"
+
+
+def _read_receipt(pdu: DeliverSm | DataSm) -> Receipt | None:
+    """`receipt_from_pdu`, skipping the text when the TLVs already say "delivered" (the common
+    case, and the text parse is most of a receipt's cost)."""
+    if pdu.receipted_message_id and pdu.message_state == MessageState.DELIVERED:
+        return Receipt(message_id=pdu.receipted_message_id, state="delivered")
+    return receipt_from_pdu(pdu)
+
+
+def _delivery_receipt(receipt: Receipt) -> DeliveryReceipt | None:
+    """What the store records: delivered, failed (with the reason) or nothing (in transit)."""
+    if receipt.state == "delivered":
+        return DeliveryReceipt(receipt.message_id, "delivered")
+    if receipt.state in _FAILED_STATES:
+        error = receipt.stat or receipt.state.upper()
+        if receipt.error and receipt.error.strip("0"):
+            error += f" err:{receipt.error}"
+        return DeliveryReceipt(receipt.message_id, "failed", error)
+    return None
