@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections import Counter
 
 import trio
 
@@ -34,16 +33,12 @@ class Sender:
         self._heap: list[tuple[float, int, int, OutboxRow]] = []
         self._tiebreak = 0
         self._wakeup = trio.Event()
-        self._pending: Counter[int] = Counter()
         self._queued: set[str] = set()
         self.opted_out: set[str] = set()
         """Numbers that opted out: nothing but a confirmation is ever sent to them."""
 
     def __len__(self) -> int:
         return len(self._heap)
-
-    def pending_for(self, conversation_id: int) -> int:
-        return self._pending[conversation_id]
 
     def set_opt_out(self, number: str, opted_out: bool) -> None:
         if opted_out:
@@ -61,7 +56,6 @@ class Sender:
             self._queued.add(row.id)
             self._tiebreak += 1
             heapq.heappush(self._heap, (row.not_before, row.position, self._tiebreak, row))
-            self._pending[row.conversation_id] += 1
         self.metrics.outbox_depth.set(len(self._heap))
         if rows:
             self._wakeup.set()
@@ -87,9 +81,6 @@ class Sender:
 
     def _forget(self, row: OutboxRow) -> None:
         self._queued.discard(row.id)
-        self._pending[row.conversation_id] -= 1
-        if self._pending[row.conversation_id] <= 0:
-            del self._pending[row.conversation_id]
 
     async def _wait(self, until: float | None) -> None:
         self._wakeup = trio.Event()
