@@ -28,7 +28,8 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class GatewayConfig(_Section):
     url: str = "sim://"
-    """sim:// (the built-in simulator) or smpp://SYSTEM_ID[:PASSWORD]@HOST[:PORT]."""
+    """sim:// (the built-in simulator), smpp://SYSTEM_ID[:PASSWORD]@HOST[:PORT] or
+    twilio://ACCOUNT_SID@HOST (Twilio or a provider with its API)."""
     sim_log: str = ""
     """Sim only: append every message the simulated handsets receive to this JSON-lines file."""
     receipts: bool = True
@@ -57,15 +58,75 @@ class GatewayConfig(_Section):
     reassembly_timeout: str = "1m"
     dedupe_window: str = "10m"
     default_alphabet: Literal["gsm7", "latin-1", "ascii"] = "gsm7"
+    # Twilio-compatible HTTP providers (docs/twilio.md)
+    auth_token: str = ""
+    """Twilio: the account's auth token; meant for INTERCEPT_GATEWAY_AUTH_TOKEN."""
+    auth_token_file: str = ""
+    """Twilio: read the auth token from this file (used when `auth_token` is empty)."""
+    api_url: str = ""
+    """Twilio: the REST API's base URL; default https://HOST from `url` (tests: a fake)."""
+    public_url: str = ""
+    """Twilio: this server's URL as the provider sees it (behind a proxy: the proxy's), used
+    to check webhook signatures and to build status-callback URLs."""
+    rate_per_number: float = 1.0
+    """Twilio: most messages per second from one of our numbers (1 for a long code)."""
+    connections: int = 20
+    """Twilio: HTTP requests to the provider in flight at once."""
+    http2: bool = True
+    """Twilio: speak HTTP/2 to the provider when it offers it."""
+    request_timeout: str = "15s"
+    catch_up: str = "0s"
+    """Twilio: on start, fetch inbound messages of this recent period that webhooks missed
+    (0s: off)."""
 
     _SMPP_DURATIONS = ("enquire_link_interval", "submit_timeout", "reconnect_min",
                        "reconnect_max", "reassembly_timeout", "dedupe_window")
 
     def __post_init__(self) -> None:
+        problem = None
         if self.url.startswith("smpp:"):
             problem = self.smpp_problem()
-            if problem:
-                raise ValueError(problem)
+        elif self.url.startswith("twilio:"):
+            problem = self.twilio_problem()
+        if problem:
+            raise ValueError(problem)
+
+    def twilio_problem(self) -> str | None:
+        """The first thing wrong with the Twilio settings, as a sentence naming the key."""
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(self.url)
+            url.port  # noqa: B018 - validates the port
+        except ValueError as exc:
+            return f"url {self.display_url!r} is not a valid URL ({exc})"
+        if not url.username or not url.hostname or url.path not in ("", "/"):
+            return (f"url {self.display_url!r} should read twilio://ACCOUNT_SID@HOST, e.g. "
+                    "twilio://AC0123456789abcdef0123456789abcdef@api.twilio.com (the auth token "
+                    "comes from INTERCEPT_GATEWAY_AUTH_TOKEN or gateway.auth_token_file)")
+        if url.password:
+            return ("url: put the auth token in INTERCEPT_GATEWAY_AUTH_TOKEN or "
+                    "gateway.auth_token_file, not in the URL")
+        for name in ("api_url", "public_url"):
+            value = getattr(self, name)
+            if value:
+                parts = urlsplit(value)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    return f"{name} {value!r} should be an http:// or https:// URL"
+        if self.rate_per_number <= 0:
+            return f"rate_per_number is {self.rate_per_number}; it must be more than 0"
+        if self.rate < 0:
+            return f"rate is {self.rate}; use a positive number of messages per second, or 0"
+        if self.connections < 1:
+            return f"connections is {self.connections}; it must be 1 or more"
+        for name in ("request_timeout", "catch_up"):
+            try:
+                seconds = parse_duration(getattr(self, name))
+            except ValueError as exc:
+                return f"{name}: {exc}"
+            if name == "request_timeout" and seconds <= 0:
+                return "request_timeout must be longer than 0"
+        return None
 
     def smpp_problem(self) -> str | None:
         """The first thing wrong with the SMPP settings, as a sentence naming the key."""
@@ -126,6 +187,27 @@ class StoreConfig(_Section):
 class HttpConfig(_Section):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
+
+
+class MediaConfig(_Section):
+    """Fetching the photos (MMS media) buyers send: where from, how big, what kinds."""
+
+    enabled: bool = True
+    dir: str = "media"
+    """Where media files are stored, by SHA-256, relative to the config file."""
+    allowed_hosts: list[str] = msgspec.field(default_factory=lambda: [
+        "api.twilio.com", "*.twiliocdn.com", "*.twilio.com"])
+    """Hosts media may be fetched from (``*.`` matches subdomains); others are refused."""
+    max_bytes: int = 5 * 1024 * 1024
+    content_types: list[str] = msgspec.field(default_factory=lambda: [
+        "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/heif",
+        "image/bmp", "image/tiff"])
+    timeout: str = "30s"
+    concurrency: int = 4
+    max_attempts: int = 5
+    allow_private_addresses: bool = False
+    """Allow hosts that resolve to private, loopback or link-local addresses (a fake provider
+    on the same machine); never in production."""
 
 
 class ApiConfig(_Section):
@@ -207,6 +289,7 @@ class Config(_Section, dict=True):
     delays: DelayConfig = msgspec.field(default_factory=DelayConfig)
     scenarios: ScenariosConfig = msgspec.field(default_factory=ScenariosConfig)
     optout: OptOutConfig = msgspec.field(default_factory=OptOutConfig)
+    media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     source: str = ""
@@ -219,6 +302,10 @@ class Config(_Section, dict=True):
     @property
     def scenario_dir(self) -> Path:
         return (self.base_dir / self.scenarios.dir).resolve()
+
+    @property
+    def media_dir(self) -> Path:
+        return (self.base_dir / self.media.dir).resolve()
 
     def number(self, e164: str) -> Number | None:
         return self._by_number.get(e164)
@@ -242,9 +329,12 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
-                  "api")
+                  "api", "media")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
-                  ("delays", "think"), ("delays", "min"), ("delays", "max"))
+                  ("delays", "think"), ("delays", "min"), ("delays", "max"),
+                  ("media", "timeout"))
+_LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
+"""Keys whose environment override is a comma-separated list."""
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -302,7 +392,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], source: 
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{source}: [{section}] must be a table to take {name}")
-        raw[section][key] = value
+        raw[section][key] = ([v.strip() for v in value.split(",") if v.strip()]
+                             if (section, key) in _LIST_KEYS else value)
         overrides[f"{section}.{key}"] = name
     return overrides
 

@@ -63,5 +63,18 @@ class Metrics:
         self.unrouted = Counter("intercept_messages_unrouted", "Inbound messages to a number that "
                                 "is not configured", registry=r)
 
+        self.media = Counter("intercept_media", "Inbound media (photos), by result: stored, "
+                             "refused, failed, retry", ["result"], registry=r)
+        self.media_bytes = Counter("intercept_media_bytes", "Bytes of media stored", registry=r)
+        self.webhooks = Counter("intercept_webhooks", "Provider webhooks, by kind (message, "
+                                "status) and result (ok, duplicate, forbidden, invalid)",
+                                ["kind", "result"], registry=r)
+        self.provider_requests = Counter(
+            "intercept_provider_requests", "REST calls to an HTTP SMS provider, by operation and "
+            "result", ["operation", "result"], registry=r)
+        self.provider_seconds = Histogram(
+            "intercept_provider_seconds", "Time of one REST call to an HTTP SMS provider",
+            buckets=_COMMIT, registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -18,9 +18,16 @@ import trio
 
 from .config import Config, duration
 from .errors import ConfigError
-from .gateways import DeliveryReceipt, Gateway, InboundMessage, gateway_from_config
+from .gateways import (
+    DeliveryReceipt,
+    Gateway,
+    InboundMessage,
+    OutboundMessage,
+    gateway_from_config,
+)
 from .http import App
 from .metrics import Metrics
+from .phone import mask
 from .runtime import DelayModel, Router, Sender, WallClock
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
@@ -37,6 +44,7 @@ from .store import (
     Recover,
     Recovery,
     Requeue,
+    SetOptOut,
     Store,
 )
 
@@ -58,7 +66,8 @@ class Server:
                    is None]
         if missing:
             raise ConfigError("\n".join(f"{config.source}: {m}" for m in missing))
-        self.gateway = gateway or gateway_from_config(config)
+        self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
+        self.gateway.use_metrics(self.metrics)
         self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
                            batch_max=config.store.batch_max, metrics=self.metrics,
                            threaded=threaded_store)
@@ -132,18 +141,29 @@ class Server:
                     hconfig.errorlog = logging.getLogger("hypercorn.error")
                     self.http_addresses = await nursery.start(
                         partial(serve, self.app, hconfig, shutdown_trigger=trio.sleep_forever))
+                    self.gateway.listening(self.http_addresses)
                 task_status.started()
 
     async def _recover(self, recovery: Recovery) -> None:
         now = self.clock.now()
         if recovery.sending:
-            sent, requeue, unknown = [], [], []
-            for outbox_id in recovery.sending:
-                outcome = await self.gateway.reconcile(outbox_id)
-                (sent if outcome == "sent" else requeue if outcome == "not_sent"
-                 else unknown).append(outbox_id)
+            sent: list[str] = []
+            gateway_ids: list[str | None] = []
+            requeue: list[str] = []
+            unknown: list[str] = []
+            for row, since in recovery.sending:
+                outcome = await self.gateway.reconcile(
+                    OutboundMessage(outbox_id=row.id, our_number=row.our_number,
+                                    their_number=row.their_number, text=row.body), since=since)
+                if outcome is None:
+                    unknown.append(row.id)
+                elif outcome.sent:
+                    sent.append(row.id)
+                    gateway_ids.append(outcome.gateway_id)
+                else:
+                    requeue.append(row.id)
             if sent:
-                await self.store.call(MarkOutbox(sent, "sent", now=now))
+                await self.store.call(MarkOutbox(sent, "sent", now=now, gateway_ids=gateway_ids))
             if requeue:
                 self.sender.enqueue(await self.store.call(Requeue(requeue, now=now)))
             if unknown:
@@ -194,10 +214,21 @@ class Server:
             self.metrics.messages_in_duplicate.inc(len(messages) - fresh)
         return results
 
-    async def receipts(self, receipts: list[DeliveryReceipt]) -> None:
-        """Record delivery receipts (queued for the next commit)."""
-        await self.store.post(Receipt([(r.gateway_id, r.status, r.error) for r in receipts],
-                                      now=self.clock.now()))
+    async def receipts(self, receipts: list[DeliveryReceipt], *, wait: bool = False) -> None:
+        """Record delivery receipts (queued for the next commit, or committed with `wait`)."""
+        op = Receipt([(r.gateway_id, r.status, r.error) for r in receipts if r.outbox_id is None],
+                     now=self.clock.now(),
+                     by_outbox=[(r.outbox_id, r.gateway_id, r.status, r.error)
+                                for r in receipts if r.outbox_id is not None])
+        await (self.store.call(op) if wait else self.store.post(op))
+
+    async def carrier_opt_out(self, their_number: str) -> None:
+        """The network says this number opted out: never text it again (until it opts in)."""
+        changed = await self.store.call(SetOptOut(their_number, True, now=self.clock.now()))
+        self.sender.set_opt_out(their_number, True)
+        if changed:
+            log.info("%s opted out at the carrier: nothing more will be sent to it",
+                     mask(their_number))
 
     # -- introspection
 

@@ -253,11 +253,13 @@ def _toml(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return repr(value)
 
 
 @pytest.mark.parametrize("section", ["gateway", "store", "http", "runtime", "delays",
-                                     "scenarios"])
+                                     "scenarios", "media"])
 def test_the_configuration_reference_documents_every_key(section):
     doc = (SHIPPED.parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
     heading = f"## `[{section}]`"
@@ -265,5 +267,7 @@ def test_the_configuration_reference_documents_every_key(section):
     part = doc.split(heading, 1)[1].split("\n## ", 1)[0]
     struct = type(getattr(Config(), section))
     for field in msgspec.structs.fields(struct):
-        row = f"| `{field.name}` | `{_toml(field.default)}` |"
+        default = (field.default_factory() if field.default is msgspec.NODEFAULT
+                   else field.default)
+        row = f"| `{field.name}` | `{_toml(default)}` |"
         assert row in part, f"docs/configuration.md [{section}] lacks {row}"

@@ -13,12 +13,15 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from ..config import Config, GatewayConfig
+    from ..metrics import Metrics
     from .smpp.client import SmppSettings
+    from .twilio import TwilioSettings
 
 
-def gateway_from_config(config: Config, *, registry: CollectorRegistry | None = None
-                        ) -> Gateway:
-    """Build the gateway named by ``gateway.url``; `registry` takes its metrics (SMPP)."""
+def gateway_from_config(config: Config, *, registry: CollectorRegistry | None = None,
+                        metrics: Metrics | None = None) -> Gateway:
+    """Build the gateway named by ``gateway.url``; `registry` takes its metrics (SMPP),
+    `metrics` the server's (Twilio)."""
     url = config.gateway.url
     if url.startswith("sim:"):
         return SimGateway(log_path=config.gateway.sim_log or None,
@@ -28,10 +31,54 @@ def gateway_from_config(config: Config, *, registry: CollectorRegistry | None = 
 
         return SmppGateway(smpp_settings(config.gateway, source=config.source,
                                          base_dir=config.base_dir), registry=registry)
+    if url.startswith("twilio:"):
+        from .twilio import TwilioGateway
+
+        return TwilioGateway(twilio_settings(config), metrics=metrics)
     scheme = url.split(":", 1)[0]
     raise ConfigError(f"gateway.url: unsupported scheme {scheme!r} in "
-                      f"{config.gateway.display_url!r}; this version supports 'sim://' and "
-                      "'smpp://'")
+                      f"{config.gateway.display_url!r}; this version supports 'sim://', "
+                      "'smpp://' and 'twilio://'")
+
+
+def twilio_settings(config: Config) -> TwilioSettings:
+    """`TwilioSettings` from the ``[gateway]`` section (already validated by the loader).
+
+    The auth token is ``gateway.auth_token`` (e.g. INTERCEPT_GATEWAY_AUTH_TOKEN), else the
+    contents of ``gateway.auth_token_file`` (relative to the config file).
+    """
+    from urllib.parse import unquote, urlsplit
+
+    from ..engine.durations import parse_duration
+    from .twilio import TwilioSettings
+
+    gateway, source = config.gateway, config.source or "<config>"
+    problem = gateway.twilio_problem()
+    if problem:
+        raise ConfigError(f"{source}: gateway: {problem}")
+    url = urlsplit(gateway.url)
+    token = gateway.auth_token
+    if not token and gateway.auth_token_file:
+        path = Path(gateway.auth_token_file)
+        if not path.is_absolute():
+            path = config.base_dir / path
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{source}: gateway.auth_token_file: cannot read {str(path)!r}: "
+                              f"{exc.strerror or exc}") from None
+    if not token:
+        raise ConfigError(f"{source}: gateway: twilio:// needs the account's auth token: set "
+                          "INTERCEPT_GATEWAY_AUTH_TOKEN or gateway.auth_token_file")
+    host = url.hostname or ""
+    api_url = gateway.api_url or f"https://{host}{f':{url.port}' if url.port else ''}"
+    return TwilioSettings(
+        account_sid=unquote(url.username or ""), auth_token=token, api_url=api_url,
+        public_url=gateway.public_url, rate_per_number=gateway.rate_per_number,
+        rate=gateway.rate, connections=gateway.connections, http2=gateway.http2,
+        request_timeout=parse_duration(gateway.request_timeout),
+        catch_up=parse_duration(gateway.catch_up),
+        numbers=tuple(n.number for n in config.numbers))
 
 
 def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
@@ -79,5 +126,5 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
 
 __all__ = [
     "DeliveryReceipt", "Gateway", "InboundMessage", "OutboundMessage", "SimGateway", "Sink",
-    "gateway_from_config", "smpp_settings",
+    "gateway_from_config", "smpp_settings", "twilio_settings",
 ]

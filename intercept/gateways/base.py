@@ -8,12 +8,16 @@ returned, which is after the message is committed to the store.
 from __future__ import annotations
 
 import abc
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
 import trio
 
 from ..store import Ingested
+
+if TYPE_CHECKING:
+    from ..http.routing import Route
+    from ..metrics import Metrics
 
 
 class InboundMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,12 +38,18 @@ class OutboundMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class DeliveryReceipt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     gateway_id: str
-    status: Literal["delivered", "failed"]
+    status: Literal["sent", "delivered", "failed"]
     error: str | None = None
+    outbox_id: str | None = None
+    """Our row, when the receipt names it (an HTTP provider's status callback URL carries it);
+    such a receipt also settles a row whose submit outcome was lost."""
 
 
-Reconciled = Literal["sent", "not_sent"] | None
-"""What a gateway knows of a submit whose outcome we did not record: None means unknown."""
+class Reconciled(msgspec.Struct, frozen=True):
+    """What a gateway found out about a submit whose outcome we did not record."""
+
+    sent: bool
+    gateway_id: str | None = None
 
 
 class Sink(Protocol):
@@ -50,8 +60,12 @@ class Sink(Protocol):
         """Commit a burst of messages in one transaction (e.g. all PDUs of one socket read)."""
 
 
-    async def receipts(self, receipts: list[DeliveryReceipt]) -> None:
-        """Record delivery receipts."""
+    async def receipts(self, receipts: list[DeliveryReceipt], *, wait: bool = False) -> None:
+        """Record delivery receipts; with `wait`, return once they are committed."""
+
+    async def carrier_opt_out(self, their_number: str) -> None:
+        """The network refused a message because the recipient opted out (e.g. Twilio 21610):
+        record it like a STOP, committed when this returns."""
 
 
 class Gateway(abc.ABC):
@@ -75,6 +89,23 @@ class Gateway(abc.ABC):
         `GatewayOutcomeUnknown` (it may have gone out).
         """
 
-    async def reconcile(self, outbox_id: str) -> Reconciled:
-        """Whether a message submitted before a crash actually went out, if the gateway knows."""
+    def use_metrics(self, metrics: Metrics) -> None:
+        """The server's metrics, for a gateway that counts into them."""
+        return None
+
+    def listening(self, addresses: list[str]) -> None:
+        """The HTTP server is up at `addresses` (a webhook gateway may need its URL)."""
+        return None
+
+    def routes(self) -> list[Route]:
+        """HTTP routes the gateway serves (an HTTP provider's webhooks)."""
+        return []
+
+    def media_credentials(self) -> dict[str, tuple[str, str]]:
+        """HTTP Basic credentials by host for fetching inbound media (only from that host)."""
+        return {}
+
+    async def reconcile(self, message: OutboundMessage, *, since: float) -> Reconciled | None:
+        """Whether a message submitted (at wall time `since` or later) before a crash actually
+        went out, if the gateway can tell; None when it cannot."""
         return None

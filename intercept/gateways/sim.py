@@ -109,7 +109,9 @@ class SimGateway(Gateway):
                 self._receipt_send.send_nowait(DeliveryReceipt(gateway_id, "delivered"))
         return gateway_id
 
-    async def reconcile(self, outbox_id: str) -> Reconciled:
+    async def reconcile(self, message: OutboundMessage, *, since: float) -> Reconciled | None:
         if self.log_path is None:
             return None
-        return "sent" if outbox_id in self._logged else "not_sent"
+        if message.outbox_id in self._logged:
+            return Reconciled(sent=True, gateway_id=f"sim-out-{message.outbox_id}")
+        return Reconciled(sent=False)

@@ -105,7 +105,8 @@ class App:
         self.auth = Authenticator.from_config(server.config)
         self.reads = Reads(server.store.path, size=server.config.api.readers)
         self.api = Api(server, self.reads)
-        self.routes = RouteTable([*self._public_routes(), *self.api.routes()])
+        self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
+                                  *self.api.routes()])
         self._openapi: bytes | None = None
 
     def _public_routes(self) -> list[Route]:

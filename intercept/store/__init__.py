@@ -20,6 +20,7 @@ from .ops import (
     Recovery,
     Requeue,
     SetConversationStatus,
+    SetOptOut,
 )
 from .writer import Store, StoreClosed, StoreError, connect
 
@@ -43,6 +44,7 @@ __all__ = [
     "Recovery",
     "Requeue",
     "SetConversationStatus",
+    "SetOptOut",
     "Store",
     "StoreClosed",
     "StoreError",

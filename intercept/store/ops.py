@@ -92,6 +92,12 @@ class Ingest(Op):
         entry[1] = count + 1
         cur.execute("UPDATE conversations SET inbound_count = ?, updated_at = ? WHERE id = ?",
                     (count + 1, self.received_at, conv_id))
+        if self.media:  # fetched later by the media fetcher (intercept/media.py)
+            cur.executemany(
+                "INSERT INTO media (conversation_id, inbound_seq, position, url, status, "
+                "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+                [(conv_id, inserted[0], i, url, self.received_at, self.received_at)
+                 for i, url in enumerate(self.media)])
         return Ingested(conv_id, count + 1, duplicate=False)
 
 
@@ -282,16 +288,32 @@ class MarkOutbox(Op):
 class Receipt(Op):
     """Delivery receipts (gateway id, status, error), matched by the gateway's message id.
 
-    A status never moves back: a late 'sent' does not overwrite 'delivered'.
+    A status never moves back: a late 'sent' does not overwrite 'delivered'. Receipts in
+    `by_outbox` (outbox id, gateway id, status, error) name our row themselves (an HTTP
+    provider's status callback carries it): they also settle a row whose submit outcome was
+    lost ('sending' or 'unknown') and record its gateway id.
     """
 
-    __slots__ = ("now", "receipts")
+    __slots__ = ("by_outbox", "now", "receipts")
 
-    def __init__(self, receipts: list[tuple[str, str, str | None]], *, now: float):
-        self.receipts, self.now = receipts, now
+    def __init__(self, receipts: list[tuple[str, str, str | None]], *, now: float,
+                 by_outbox: list[tuple[str, str, str, str | None]] | None = None):
+        self.receipts, self.now, self.by_outbox = receipts, now, by_outbox
 
     def apply(self, cur: Cursor, cache: WriterCache) -> int:
-        changed = _apply_receipts(cur, self.receipts, self.now)
+        changed = 0
+        if self.by_outbox:
+            now = self.now
+            cur.executemany(
+                f"UPDATE outbox SET status = ?, gateway_id = coalesce(gateway_id, ?), "
+                f"error = coalesce(?, error), sent_at = coalesce(sent_at, ?), updated_at = ? "
+                f"WHERE id = ? AND {RANK_SQL} < ?",
+                [(status, gateway_id, error, now, now, outbox_id, STATUS_RANK[status])
+                 for outbox_id, gateway_id, status, error in self.by_outbox])
+            changed += cur.rowcount
+        if not self.receipts:
+            return changed
+        changed += _apply_receipts(cur, self.receipts, self.now)
         if changed < len(self.receipts):
             # A receipt can beat the record of the submit it answers: keep it for MarkOutbox.
             ids = [r[0] for r in self.receipts]
@@ -320,7 +342,8 @@ def _apply_receipts(cur: Cursor, receipts: list[tuple[str, str, str | None]], no
 class Recovery:
     """What a restart must pick up: see the durability contract in docs/architecture.md."""
 
-    sending: list[str]
+    sending: list[tuple[OutboxRow, float]]
+    """Rows caught between 'sending' and an outcome, with the time they were marked."""
     queued: list[OutboxRow]
     wake: list[int]
     timers: list[tuple[int, float]]
@@ -333,7 +356,9 @@ class Recover(Op):
     __slots__ = ()
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Recovery:
-        sending = [r[0] for r in cur.execute("SELECT id FROM outbox WHERE status = 'sending'")]
+        sending = [(OutboxRow(*r[:-1]), r[-1]) for r in cur.execute(
+            f"SELECT {_OUTBOX_COLUMNS}, updated_at FROM outbox WHERE status = 'sending' "
+            "ORDER BY not_before, position")]
         queued = [OutboxRow(*r) for r in cur.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' "
             "ORDER BY not_before, position")]
@@ -345,6 +370,27 @@ class Recover(Op):
             "AND timer_at IS NOT NULL")]
         opted_out = [r[0] for r in cur.execute("SELECT number FROM opt_outs WHERE opted_out")]
         return Recovery(sending, queued, wake, timers, opted_out)
+
+
+class SetOptOut(Op):
+    """A number opted out (or back in) outside a conversation step, e.g. at the carrier."""
+
+    __slots__ = ("now", "number", "opted_out")
+
+    def __init__(self, number: str, opted_out: bool, *, now: float):
+        self.number, self.opted_out, self.now = number, opted_out, now
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> bool:
+        """True if this changed the number's recorded choice."""
+        row = cur.execute("SELECT opted_out FROM opt_outs WHERE number = ?",
+                          (self.number,)).fetchone()
+        if row is not None and bool(row[0]) == self.opted_out:
+            return False
+        cur.execute(
+            "INSERT INTO opt_outs (number, opted_out, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (number) DO UPDATE SET opted_out = excluded.opted_out, "
+            "updated_at = excluded.updated_at", (self.number, int(self.opted_out), self.now))
+        return True
 
 
 class Requeue(Op):

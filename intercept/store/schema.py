@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-# Outbox statuses in the order they may advance; a status never moves left.
-OUTBOX_STATUSES = ("queued", "sending", "sent", "delivered")
-FINAL_STATUSES = ("failed", "unknown", "refused")
+# Outbox statuses in the order they may advance; a status never moves left. 'unknown' (the
+# submit's outcome was lost) sits before 'sent': a later receipt or status callback settles it.
+OUTBOX_STATUSES = ("queued", "sending", "unknown", "sent", "delivered")
+FINAL_STATUSES = ("failed", "refused")
 STATUS_RANK = {s: i for i, s in enumerate(OUTBOX_STATUSES)} | {s: 9 for s in FINAL_STATUSES}
 RANK_SQL = "CASE status " + " ".join(
     f"WHEN '{s}' THEN {r}" for s, r in STATUS_RANK.items()) + " ELSE 9 END"
@@ -92,8 +93,24 @@ def _m5_advocacy(db: sqlite_utils.Database) -> None:
                "WHERE status = 'handed_off' OR operator = 1")
 
 
+def _m6_media(db: sqlite_utils.Database) -> None:
+    """Photos and other media that came with inbound messages, fetched to disk by SHA-256."""
+    db["media"].create({
+        "id": int, "conversation_id": int, "inbound_seq": int, "position": int, "url": str,
+        "status": str, "sha256": str, "content_type": str, "size": int, "error": str,
+        "attempts": int, "next_attempt_at": float, "created_at": float, "fetched_at": float,
+    }, pk="id", foreign_keys=[("conversation_id", "conversations", "id"),
+                              ("inbound_seq", "inbound", "seq")],
+        not_null={"conversation_id", "inbound_seq", "position", "url", "status"},
+        defaults={"status": "pending", "attempts": 0})
+    db["media"].create_index(["conversation_id"])
+    db["media"].create_index(["sha256"])
+    db["media"].create_index(["inbound_seq", "position"], unique=True)
+    db.execute("CREATE INDEX media_pending ON media(next_attempt_at) WHERE status = 'pending'")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy]
+    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

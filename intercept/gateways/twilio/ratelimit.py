@@ -1,0 +1,64 @@
+"""Send slots per sending number and overall, handed out as reservations.
+
+A provider allows so many messages per second from one number (1 for a US long code) and so
+many overall. Rather than hold a send slot while it waits, a message that cannot go now gets a
+reserved time and is handed back to the sender's queue until then (`GatewayRetryLater`); when it
+comes back, its reservation lets it through. Reservations keep the order in which messages asked.
+"""
+
+from __future__ import annotations
+
+
+class SendSlots:
+    """Reserve send times so that no number exceeds `per_number`/s and all `overall`/s."""
+
+    tolerance = 1e-3
+    """A reservation is due this early (clock conversions round by microseconds)."""
+
+    def __init__(self, *, per_number: float, overall: float = 0.0,
+                 max_reservations: int = 1_000_000):
+        if per_number <= 0:
+            raise ValueError("per_number must be more than 0")
+        self.number_gap = 1.0 / per_number
+        self.overall_gap = 1.0 / overall if overall > 0 else 0.0
+        self.max_reservations = max_reservations
+        self._next_for_number: dict[str, float] = {}
+        self._next_overall = float("-inf")
+        self._reserved: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._reserved)
+
+    def claim(self, key: str, number: str, now: float) -> float:
+        """Seconds until message `key` (from `number`) may be sent; 0 means send it now.
+
+        A positive answer reserves that time for `key`: ask again then and the answer is 0.
+        """
+        reserved = self._reserved.get(key)
+        if reserved is not None:
+            if reserved <= now + self.tolerance:
+                del self._reserved[key]
+                return 0.0
+            return reserved - now
+        at = max(now, self._next_for_number.get(number, now), self._next_overall)
+        self._next_for_number[number] = at + self.number_gap
+        if self.overall_gap:
+            self._next_overall = at + self.overall_gap
+        if at <= now:
+            return 0.0
+        if len(self._reserved) >= self.max_reservations:
+            # a message whose reservation was never used (it was refused meanwhile): forget
+            # the oldest, which can only make a later message wait one slot more
+            self._reserved.pop(next(iter(self._reserved)))
+        self._reserved[key] = at
+        return at - now
+
+    def release(self, key: str) -> None:
+        """Forget `key`'s reservation (it will not be sent)."""
+        self._reserved.pop(key, None)
+
+    def forget_idle(self, now: float) -> None:
+        """Drop the per-number state of numbers that could send now anyway (bounded memory)."""
+        stale = [n for n, at in self._next_for_number.items() if at <= now]
+        for number in stale:
+            del self._next_for_number[number]
