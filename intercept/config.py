@@ -194,7 +194,7 @@ class MediaConfig(_Section):
 
     enabled: bool = True
     dir: str = "media"
-    """Where media files are stored, by SHA-256, relative to the config file."""
+    """Where media files are stored, by SHA-256, relative to the store file's folder."""
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: [
         "api.twilio.com", "*.twiliocdn.com", "*.twilio.com"])
     """Hosts media may be fetched from (``*.`` matches subdomains); others are refused."""
@@ -305,7 +305,8 @@ class Config(_Section, dict=True):
 
     @property
     def media_dir(self) -> Path:
-        return (self.base_dir / self.media.dir).resolve()
+        """``media.dir``, relative to the folder of the store file."""
+        return (Path(self.store.path).parent / self.media.dir).resolve()
 
     def number(self, e164: str) -> Number | None:
         return self._by_number.get(e164)

@@ -26,6 +26,7 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
+from .media import MediaFetcher
 from .metrics import Metrics
 from .phone import mask
 from .runtime import DelayModel, Router, Sender, WallClock
@@ -56,7 +57,8 @@ class Server:
 
     def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
                  gateway: Gateway | None = None, store_path: str | Path | None = None,
-                 fast: bool = False, http: bool | None = None, threaded_store: bool = True):
+                 fast: bool = False, http: bool | None = None, threaded_store: bool = True,
+                 media: MediaFetcher | None = None):
         self.config = config
         self.metrics = Metrics()
         self.registry = registry or ScenarioRegistry.from_dir(config.scenario_dir)
@@ -71,6 +73,11 @@ class Server:
         self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
                            batch_max=config.store.batch_max, metrics=self.metrics,
                            threaded=threaded_store)
+        self.media = media or MediaFetcher(
+            store=self.store, config=config.media, media_dir=config.media_dir,
+            metrics=self.metrics, credentials=self.gateway.media_credentials(),
+            threaded=threaded_store)
+        """Fetches the photos buyers send (rows written with their message)."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.http_enabled = config.http.enabled if http is None else http
         self.app = App(self) if self.http_enabled else None
@@ -106,6 +113,7 @@ class Server:
                         await services.start(self.router.run)
                         await services.start(self.sender.run)
                         recovery = await self.store.call(Recover())  # before any new work
+                        await services.start(self.media.run)  # pending media, then new ones
                         intake = trio.CancelScope()
                         await services.start(self._run_intake, intake)
                         await self._recover(recovery)
@@ -210,6 +218,8 @@ class Server:
                     received_at)
         if fresh:
             self.metrics.messages_in.inc(fresh)
+            if any(m.media for m in messages):
+                self.media.wake()
         if fresh < len(messages):
             self.metrics.messages_in_duplicate.inc(len(messages) - fresh)
         return results

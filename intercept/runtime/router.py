@@ -48,6 +48,7 @@ class Router:
         self.actors: dict[int, ActorHandle] = {}
         self.busy = 0
         self._nursery: trio.Nursery | None = None
+        self._closed = False
         self._timers: list[tuple[float, int]] = []
         self._timer_at: dict[int, float] = {}
         self._timer_wakeup = trio.Event()
@@ -56,23 +57,30 @@ class Router:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         """The supervisor nursery: every actor task lives here. Runs until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._run_timers)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._run_timers)
+                task_status.started()
+        finally:
+            # Late arrivals (a webhook whose commit finished during shutdown) are committed:
+            # the next start processes them, so they are not routed now.
+            self._closed = True
 
     # -- events in
 
     def deliver(self, conversation_id: int, conv_seq: int, text: str,
                 media: tuple[str, ...] = (), received_at: float = 0.0) -> None:
         """Route a committed inbound message to its actor, waking it if needed."""
+        if self._closed:
+            return
         handle = self.actors.get(conversation_id) or self._spawn(conversation_id)
         if not handle.inbox.put_nowait(Inbound(conv_seq, text, media, received_at)):
             handle.overflowed = True  # the actor re-reads its pending messages from the store
 
     def wake(self, conversation_id: int) -> None:
         """Make sure the conversation has a live actor (it loads its work from the store)."""
-        if conversation_id not in self.actors:
+        if conversation_id not in self.actors and not self._closed:
             self._spawn(conversation_id)
 
     def poke(self, conversation_id: int, *, wake: bool = False) -> None:
@@ -80,7 +88,7 @@ class Router:
         changed it); with `wake`, start one if none is live."""
         handle = self.actors.get(conversation_id)
         if handle is None:
-            if wake:
+            if wake and not self._closed:
                 self._spawn(conversation_id)
             return
         handle.overflowed = True  # the actor reloads, as after an inbox overflow
