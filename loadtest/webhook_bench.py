@@ -22,6 +22,7 @@ is intercept / bare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -194,10 +195,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 def _pin(process: subprocess.Popen[bytes], cpu: int) -> None:
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
-        try:
+        with contextlib.suppress(OSError):
             os.sched_setaffinity(process.pid, {cpu})
-        except OSError:
-            pass
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
