@@ -89,6 +89,7 @@ class TwilioGateway(Gateway):
         self._client: httpx.AsyncClient | None = None
         self._sink: Sink | None = None
         self._ready = trio.Event()
+        self._stopped = False
         self._failures = 0
         self._random = random.Random()
         self._base = f"/{API_VERSION}/Accounts/{quote(settings.account_sid, safe='')}"
@@ -101,13 +102,16 @@ class TwilioGateway(Gateway):
 
     async def run(self, sink: Sink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        async with self._open_client() as client:
-            self._client, self._sink = client, sink
-            self._ready.set()
-            task_status.started()
-            if self.settings.catch_up > 0:
-                await self.catch_up(self.settings.catch_up)
-            await trio.sleep_forever()
+        try:
+            async with self._open_client() as client:
+                self._client, self._sink = client, sink
+                self._ready.set()
+                task_status.started()
+                if self.settings.catch_up > 0:
+                    await self.catch_up(self.settings.catch_up)
+                await trio.sleep_forever()
+        finally:
+            self._client, self._stopped = None, True
 
     def _open_client(self) -> httpx.AsyncClient:
         s = self.settings
@@ -131,9 +135,10 @@ class TwilioGateway(Gateway):
                         "provider on the internet cannot reach", self.public_url)
 
     async def _client_ready(self) -> httpx.AsyncClient:
-        if self._client is None:
+        if self._client is None and not self._stopped:
             await self._ready.wait()
-        assert self._client is not None
+        if self._client is None:  # stopped: intake ends before the last replies are sent
+            raise GatewayRetryLater("the gateway is stopping", retry_after=1.0)
         return self._client
 
     # -- outbound
