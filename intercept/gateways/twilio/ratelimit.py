@@ -56,9 +56,3 @@ class SendSlots:
     def release(self, key: str) -> None:
         """Forget `key`'s reservation (it will not be sent)."""
         self._reserved.pop(key, None)
-
-    def forget_idle(self, now: float) -> None:
-        """Drop the per-number state of numbers that could send now anyway (bounded memory)."""
-        stale = [n for n, at in self._next_for_number.items() if at <= now]
-        for number in stale:
-            del self._next_for_number[number]
