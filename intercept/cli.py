@@ -205,12 +205,21 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
 
 from .cli_ads import ads  # noqa: E402
 from .cli_advocate import advocate  # noqa: E402
+from .cli_buyers import buyers  # noqa: E402
+from .cli_campaign import campaign  # noqa: E402
+from .cli_export import export, purge  # noqa: E402
+from .cli_report import report  # noqa: E402
 from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
 from .cli_scenario_ops import reload, replay, stats  # noqa: E402
 
 main.add_command(scenario)
 main.add_command(ads)
 main.add_command(advocate)
+main.add_command(campaign)
+main.add_command(report)
+main.add_command(buyers)
+main.add_command(export)
+main.add_command(purge)
 scenario.add_command(reload)
 scenario.add_command(replay)
 scenario.add_command(stats)

@@ -8,6 +8,7 @@ Secrets are never required in the file: they come from the environment or a ``*_
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -223,6 +224,55 @@ class ApiConfig(_Section):
     """Read-only database connections the API's queries run on."""
 
 
+class LookupsConfig(_Section):
+    """Caller-name and line-type lookups of buyer numbers over a Twilio Lookup v2-compatible
+    API (docs/evidence.md). Off by default; each request costs money."""
+
+    provider: Literal["", "twilio"] = ""
+    """"" (off) or "twilio": register the caller_name and buyer lookups."""
+    api_url: str = "https://lookups.twilio.com"
+    account_sid: str = ""
+    auth_token: str = ""
+    """Meant for INTERCEPT_LOOKUPS_AUTH_TOKEN."""
+    auth_token_file: str = ""
+    """Read the auth token from this file, relative to the config file (when `auth_token`
+    is empty)."""
+    timeout: str = "5s"
+    cache_ttl: str = "30d"
+    """How long an answer is reused for the same number."""
+    daily_budget: int = 500
+    """Most requests per UTC day; 0 means none."""
+    breaker_failures: int = 5
+    """Consecutive failures after which requests stop for `breaker_cooldown`."""
+    breaker_cooldown: str = "5m"
+
+    def problem(self) -> str | None:
+        """The first thing wrong with these settings, as a sentence naming the key."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"api_url {self.api_url!r} should be an http:// or https:// URL"
+        if self.provider and not self.account_sid:
+            return "account_sid is needed with provider = \"twilio\""
+        if self.daily_budget < 0:
+            return f"daily_budget is {self.daily_budget}; use 0 or more"
+        if self.breaker_failures < 1:
+            return f"breaker_failures is {self.breaker_failures}; it must be 1 or more"
+        return None
+
+
+class RetentionConfig(_Section):
+    """Scheduled purging of old conversations (docs/evidence.md#retention)."""
+
+    buyer_after: str = ""
+    """Delete buyer conversations idle this long (e.g. "180d"); empty: never."""
+    outreach_after: str = ""
+    """The same for outreach conversations; empty: never."""
+    interval: str = "1d"
+    """How often the server purges (when either of the above is set)."""
+
+
 class RuntimeConfig(_Section):
     hibernate_after: str = "2m"
     """An actor with nothing to do for this long ends its task; its state stays in the store."""
@@ -278,6 +328,29 @@ class Number(_Section):
     city: str
     scenario: str
     persona: Persona
+    kind: Literal["buyer", "outreach"] = "buyer"
+    """buyer: a decoy number buyers text; outreach: a number campaigns text victims from.
+    Conversations take their number's kind, and outreach data never mixes with buyer data."""
+
+
+class Campaign(_Section):
+    """Victim outreach: text the numbers found in a city's ads, once, within quiet hours."""
+
+    name: str
+    city: str
+    numbers: list[str]
+    """Our sending numbers: [[numbers]] of the same city with kind = "outreach"."""
+    variants: list[str] = []
+    """First texts to choose from (A/B), with {persona.*} and {city.*}; empty: the
+    scenario's own opening."""
+    scenario: str = ""
+    """The scenario that handles replies; empty: the sending numbers' scenario."""
+    window: str = "09:00-20:00"
+    """When texts may go out, in the recipient's local time."""
+    rate_per_number: str = "1/m"
+    rate: str = "10/m"
+    contact_again_after: str = "90d"
+    """Never text a number again within this long of the last campaign text (any campaign)."""
 
 
 class Config(_Section, dict=True):
@@ -290,8 +363,11 @@ class Config(_Section, dict=True):
     scenarios: ScenariosConfig = msgspec.field(default_factory=ScenariosConfig)
     optout: OptOutConfig = msgspec.field(default_factory=OptOutConfig)
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
+    lookups: LookupsConfig = msgspec.field(default_factory=LookupsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
+    campaigns: list[Campaign] = []
     source: str = ""
     """The file this was read from (set by `load_config`)."""
 
@@ -310,6 +386,9 @@ class Config(_Section, dict=True):
 
     def number(self, e164: str) -> Number | None:
         return self._by_number.get(e164)
+
+    def campaign(self, name: str) -> Campaign | None:
+        return next((c for c in self.campaigns if c.name == name), None)
 
     def context_for(self, number: Number) -> dict[str, str]:
         """The persona.* and city.* placeholder values of one of our numbers."""
@@ -330,10 +409,11 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
-                  "api", "media")
+                  "api", "media", "lookups", "retention")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
-                  ("media", "timeout"))
+                  ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
+                  ("lookups", "breaker_cooldown"), ("retention", "interval"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 
@@ -428,9 +508,117 @@ def _check(config: Config, source: str, overrides: Mapping[str, str]) -> None:
                             f"numbers[{seen[e164]}])")
         seen[e164] = i
         number.number = e164
+    problems += _check_campaigns(config)
+    problems += _check_evidence(config, overrides)
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     config.__post_init__()
+
+
+def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
+    """Problems of [lookups] and [retention], each naming its key."""
+    problems = []
+    lookup_problem = config.lookups.problem()
+    if lookup_problem:
+        problems.append(f"lookups.{lookup_problem}")
+    for key in ("buyer_after", "outreach_after"):
+        value = getattr(config.retention, key)
+        if not value:
+            continue
+        where = f"retention.{key}"
+        try:
+            if parse_duration(value) < 86400:
+                problems.append(f"{where}: {value!r} is less than a day; write e.g. '180d' "
+                                "(or leave it empty to keep conversations)"
+                                f"{_via(overrides, where)}")
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}{_via(overrides, where)}")
+    return problems
+
+
+_CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_campaigns(config: Config) -> list[str]:
+    """Problems of the [[campaigns]] entries, each naming its key; normalises their numbers."""
+    from .engine.template import Template
+    from .outreach.window import Window, parse_rate, zone
+
+    problems: list[str] = []
+    by_number = {n.number: n for n in config.numbers}
+    names: dict[str, int] = {}
+    for i, campaign in enumerate(config.campaigns):
+        where = f"campaigns[{i}]"
+        if not _CAMPAIGN_NAME.fullmatch(campaign.name):
+            problems.append(f"{where}.name: {campaign.name!r} is not a campaign name (letters, "
+                            "digits, '.', '_' and '-', at most 64)")
+        elif campaign.name in names:
+            problems.append(f"{where}.name: {campaign.name!r} is used twice (also "
+                            f"campaigns[{names[campaign.name]}])")
+        names.setdefault(campaign.name, i)
+        city = config.cities.get(campaign.city)
+        if city is None:
+            problems.append(f"{where}.city: unknown city {campaign.city!r}; defined cities: "
+                            f"{', '.join(sorted(config.cities)) or 'none'}")
+        else:
+            try:
+                zone(city.timezone)
+            except ValueError as exc:
+                problems.append(f"cities.{campaign.city}.timezone: {exc}")
+        if not campaign.numbers:
+            problems.append(f"{where}.numbers: give at least one of our numbers to send from")
+        scenarios = set()
+        for j, raw in enumerate(campaign.numbers):
+            e164 = to_e164(raw, city.region if city else "US")
+            number = by_number.get(e164) if e164 else None
+            if number is None:
+                problems.append(f"{where}.numbers[{j}]: {raw!r} is not one of the [[numbers]]")
+                continue
+            campaign.numbers[j] = number.number
+            if number.kind != "outreach":
+                problems.append(f"{where}.numbers[{j}]: {number.number} is a {number.kind} "
+                                'number; give it kind = "outreach" in [[numbers]] (buyer '
+                                "numbers never text victims)")
+            if number.city != campaign.city:
+                problems.append(f"{where}.numbers[{j}]: {number.number} is a number of "
+                                f"{number.city!r}, not of {campaign.city!r}")
+            scenarios.add(number.scenario)
+        if len(set(campaign.numbers)) < len(campaign.numbers):
+            problems.append(f"{where}.numbers: a number is listed twice")
+        if campaign.scenario:
+            for j, raw in enumerate(campaign.numbers):
+                number = by_number.get(raw)
+                if number is not None and number.scenario != campaign.scenario:
+                    problems.append(f"{where}.numbers[{j}]: {number.number} answers with "
+                                    f"scenario {number.scenario!r}, not the campaign's "
+                                    f"{campaign.scenario!r}; replies must reach the campaign's "
+                                    "scenario")
+        elif len(scenarios) > 1:
+            problems.append(f"{where}.numbers: the numbers answer with different scenarios "
+                            f"({', '.join(sorted(scenarios))}); use one")
+        elif scenarios:
+            campaign.scenario = scenarios.pop()
+        for j, text in enumerate(campaign.variants):
+            try:
+                unknown = set(Template(text).names) - {
+                    k for k in CONTEXT_VARS if k.startswith(("persona.", "city."))}
+            except ValueError as exc:
+                problems.append(f"{where}.variants[{j}]: {exc}")
+                continue
+            if not text.strip():
+                problems.append(f"{where}.variants[{j}]: the text is empty")
+            elif unknown:
+                problems.append(f"{where}.variants[{j}]: unknown placeholder "
+                                f"{{{sorted(unknown)[0]}}}; use persona.* or city.* ones")
+            elif len(text) > 1600:
+                problems.append(f"{where}.variants[{j}]: {len(text)} characters; at most 1600")
+        for key, parse in (("window", Window.parse), ("rate_per_number", parse_rate),
+                           ("rate", parse_rate), ("contact_again_after", parse_duration)):
+            try:
+                parse(getattr(campaign, key))
+            except ValueError as exc:
+                problems.append(f"{where}.{key}: {exc}")
+    return problems
 
 
 def duration(text: str) -> float:

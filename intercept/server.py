@@ -16,6 +16,8 @@ from typing import Any
 
 import trio
 
+from .buyers.enrichment import Enricher
+from .buyers.lookups import LookupSettings, TwilioLookup, install
 from .config import Config, duration
 from .errors import ConfigError
 from .gateways import (
@@ -28,8 +30,10 @@ from .gateways import (
 from .http import App
 from .media import MediaFetcher
 from .metrics import Metrics
+from .outreach.campaigns import CampaignRunner
 from .phone import mask
 from .runtime import DelayModel, Router, Sender, WallClock
+from .runtime.lookups import Lookups
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
     HandBack,
@@ -48,6 +52,9 @@ from .store import (
     SetOptOut,
     Store,
 )
+from .store.campaigns import RegisterNumbers
+from .store.ops import Audit
+from .store.retention import Kind, Purge, PurgeResult
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,8 @@ class Server:
                    is None]
         if missing:
             raise ConfigError("\n".join(f"{config.source}: {m}" for m in missing))
+        self.campaigns = CampaignRunner(self)
+        """Victim-outreach campaigns (intercept/outreach/campaigns.py)."""
         self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
         self.gateway.use_metrics(self.metrics)
         self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
@@ -78,6 +87,13 @@ class Server:
             metrics=self.metrics, credentials=self.gateway.media_credentials(),
             threaded=threaded_store)
         """Fetches the photos buyers send (rows written with their message)."""
+        self.lookups = Lookups(metrics=self.metrics)
+        settings = LookupSettings.from_config(config)
+        self.lookup_provider = None if settings is None else TwilioLookup(
+            store=self.store, settings=settings, clock=self._now, metrics=self.metrics)
+        install(self.lookups, self.lookup_provider)
+        self.enricher = Enricher(store=self.store, clock=self._now, threaded=threaded_store)
+        """Offline metadata of every new buyer number, off the message path."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.http_enabled = config.http.enabled if http is None else http
         self.app = App(self) if self.http_enabled else None
@@ -104,11 +120,13 @@ class Server:
             store=self.store, sender=self.sender, registry=self.registry, config=config,
             clock=clock, metrics=self.metrics, delays=self.delays,
             hibernate_after=duration(config.runtime.hibernate_after),
-            inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes)
+            inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
+            lookups=self.lookups)
         try:
             async with trio.open_nursery() as root:
                 await root.start(self.store.run)
                 try:
+                    await self._register_numbers()
                     async with trio.open_nursery() as services:
                         await services.start(self.router.run)
                         await services.start(self.sender.run)
@@ -116,7 +134,12 @@ class Server:
                         await services.start(self.media.run)  # pending media, then new ones
                         intake = trio.CancelScope()
                         await services.start(self._run_intake, intake)
+                        await self.campaigns.hold(recovery.queued)  # quiet hours after a stop
                         await self._recover(recovery)
+                        await services.start(self.campaigns.run)
+                        await services.start(self.enricher.run)
+                        if config.retention.buyer_after or config.retention.outreach_after:
+                            services.start_soon(self._run_retention)
                         log.info("serving %d numbers; gateway %s%s", len(config.numbers),
                                  self.gateway.name,
                                  f"; http on {', '.join(self.http_addresses)}"
@@ -128,6 +151,9 @@ class Server:
                         with trio.move_on_after(duration(config.runtime.shutdown_grace)):
                             await self.router.quiesce()
                         services.cancel_scope.cancel()
+                    if self.lookup_provider is not None:
+                        with trio.CancelScope(shield=True):
+                            await self.lookup_provider.aclose()
                 finally:
                     self.store.close()  # the writer commits what is queued, then returns
         finally:
@@ -151,6 +177,46 @@ class Server:
                         partial(serve, self.app, hconfig, shutdown_trigger=trio.sleep_forever))
                     self.gateway.listening(self.http_addresses)
                 task_status.started()
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    async def _run_retention(self) -> None:
+        """Purge on `retention.interval`: buyer, then outreach conversations (each audited)."""
+        retention = self.config.retention
+        while True:
+            for kind, after in (("buyer", retention.buyer_after),
+                                ("outreach", retention.outreach_after)):
+                if not after:
+                    continue
+                result = await self.purge(kind, duration(after))  # type: ignore[arg-type]
+                await self.store.call(Audit(
+                    at=self.clock.now(), actor="retention", role="server",
+                    action=f"scheduled purge {kind}", status=200,
+                    detail=purge_detail(result, after)))
+            await trio.sleep(duration(retention.interval))
+
+    async def purge(self, kind: Kind, older_than: float, *, dry_run: bool = False
+                    ) -> PurgeResult:
+        """Delete `kind` conversations idle for longer than `older_than` seconds, in the writer,
+        then the media files no row refers to any more (docs/evidence.md#retention)."""
+        now = self.clock.now()
+        result: PurgeResult = await self.store.call(
+            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run))
+        if result.unreferenced:
+            result.files_deleted = await trio.to_thread.run_sync(
+                _delete_media, self.config.media_dir, result.unreferenced)
+        if result.conversations and not dry_run:
+            log.info("purged %d %s conversations idle for over %ds (%d media files deleted)",
+                     result.conversations, kind, older_than, result.files_deleted)
+        return result
+
+    async def _register_numbers(self) -> None:
+        """Record each number's kind, so conversations are marked buyer or outreach."""
+        problems = await self.store.call(RegisterNumbers(
+            [(n.number, n.kind, n.city) for n in self.config.numbers], now=self.clock.now()))
+        if problems:
+            raise ConfigError("\n".join(f"{self.config.source}: numbers: {p}" for p in problems))
 
     async def _recover(self, recovery: Recovery) -> None:
         now = self.clock.now()
@@ -218,6 +284,8 @@ class Server:
                     received_at)
         if fresh:
             self.metrics.messages_in.inc(fresh)
+            if any(i.conv_seq == 1 and not i.duplicate for i in results):
+                self.enricher.wake()  # a new conversation: maybe a new buyer number
             if any(m.media for m in messages):
                 self.media.wake()
         if fresh < len(messages):
@@ -295,3 +363,27 @@ class Server:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "gateway": self.gateway.name,
                 "live_actors": len(self.router.actors), "outbox_depth": len(self.sender)}
+
+
+def purge_detail(result: PurgeResult, older_than: str) -> str:
+    """A purge for the audit log: counts only, never a number or a text."""
+    return (f"{'dry run: ' if result.dry_run else ''}{result.kind} conversations idle for over "
+            f"{older_than}: {result.conversations} conversations, {result.messages_in} messages "
+            f"in, {result.messages_out} out, {result.media} media rows, {result.files_deleted} "
+            f"files deleted, {result.skipped} kept")
+
+
+def _delete_media(media_dir: Path, hashes: list[str]) -> int:
+    """Delete the media files of `hashes`; return how many were there."""
+    from .media import media_path
+
+    deleted = 0
+    for digest in hashes:
+        try:
+            media_path(media_dir, digest).unlink()
+            deleted += 1
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("retention: cannot delete media file %s: %s", digest, exc)
+    return deleted

@@ -87,7 +87,12 @@ ENDPOINTS = [
     ("POST", "/api/conversations/{id}/outcomes", {"kind": "positive_conversation"}, "advocate",
      201),
     ("POST", "/api/scenarios/reload", None, "admin", 200),
+    ("GET", "/api/campaigns", None, "viewer", 200),
+    # no campaign in this config: the role checks pass, then 404 (tests/test_api_campaigns.py)
+    ("POST", "/api/campaigns/start", {"name": "spring"}, "admin", 404),
+    ("POST", "/api/campaigns/pause", {"name": "spring"}, "admin", 404),
     ("GET", "/api/audit", None, "admin", 200),
+    ("POST", "/api/purge", {"older_than": "180d", "dry_run": True}, "admin", 200),
 ]
 
 
@@ -466,7 +471,7 @@ def _refs(node: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("shape", ["OperatorMessage", "OutcomeRequest", "HandBackRequest",
-                                   "SimInbound"])
+                                   "SimInbound", "CampaignRequest"])
 def test_request_bodies_forbid_unknown_fields(shape):
     from intercept.http import schemas
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from intercept.config import Config, duration, load_config
+from intercept.config import Campaign, Config, Number, duration, load_config
 from intercept.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "intercept.toml"
@@ -259,7 +259,7 @@ def _toml(value) -> str:
 
 
 @pytest.mark.parametrize("section", ["gateway", "store", "http", "runtime", "delays",
-                                     "scenarios", "media"])
+                                     "scenarios", "media", "lookups", "retention"])
 def test_the_configuration_reference_documents_every_key(section):
     doc = (SHIPPED.parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
     heading = f"## `[{section}]`"
@@ -271,3 +271,66 @@ def test_the_configuration_reference_documents_every_key(section):
                    else field.default)
         row = f"| `{field.name}` | `{_toml(default)}` |"
         assert row in part, f"docs/configuration.md [{section}] lacks {row}"
+
+
+@pytest.mark.parametrize(("heading", "struct"), [("## `[[campaigns]]`", Campaign),
+                                                 ("## `[[numbers]]`", Number)])
+def test_the_configuration_reference_documents_every_list_key(heading, struct):
+    doc = (SHIPPED.parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert heading in doc
+    part = doc.split(heading, 1)[1].split("\n## ", 1)[0]
+    for field in msgspec.structs.fields(struct):
+        if field.required:
+            row = f"| `{field.name}` | *required* |"
+            if field.name == "persona":
+                row = "| `persona.name` | *required* |"
+        else:
+            default = (field.default_factory() if field.default is msgspec.NODEFAULT
+                       else field.default)
+            row = f"| `{field.name}` | `{_toml(default)}` |"
+        assert row in part, f"docs/configuration.md {heading} lacks {row}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Victim outreach: number kinds and [[campaigns]]
+
+
+def test_the_shipped_outreach_example_is_off_and_loads_when_uncommented(tmp_path):
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert load(SHIPPED).campaigns == []
+    head, example = text.split("# Victim outreach", 1)
+    lines = example.splitlines()[3:]
+    assert all(line.startswith("#") for line in lines if line.strip())
+    enabled = head + "\n".join(line.removeprefix("# ").removeprefix("#") for line in lines)
+    path = write(tmp_path, enabled.replace('dir = "../scenarios"',
+                                           f'dir = "{SHIPPED.parent.parent / "scenarios"}"'))
+    config = load(path)
+    (campaign,) = config.campaigns
+    assert (campaign.name, campaign.city, campaign.numbers, campaign.scenario) == (
+        "seattle-outreach", "seattle", ["+12065550130"], "victim-outreach")
+    assert config.number("+12065550130").kind == "outreach"
+    assert {n.kind for n in config.numbers if n.number != "+12065550130"} == {"buyer"}
+
+
+def test_campaign_defaults_and_normalised_numbers(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('persona = { name = "Jasmine", age = 23 }',
+                                           'kind = "outreach"\npersona = { name = "Jasmine" }')
+                 + '\n[[campaigns]]\nname = "c1"\ncity = "seattle"\n'
+                   'numbers = ["(206) 555-0100"]\n')
+    (campaign,) = load(path).campaigns
+    assert campaign.numbers == ["+12065550100"]
+    assert campaign.scenario == "buyer-deterrence"  # the numbers' scenario
+    assert (campaign.window, campaign.rate_per_number, campaign.rate,
+            campaign.contact_again_after, campaign.variants) == (
+        "09:00-20:00", "1/m", "10/m", "90d", [])
+
+
+def test_a_campaign_from_a_buyer_number_is_refused(tmp_path):
+    path = write(tmp_path, MINIMAL + '\n[[campaigns]]\nname = "c1"\ncity = "seattle"\n'
+                                     'numbers = ["+12065550100"]\nwindow = "9-5"\n')
+    assert error(path).splitlines() == [
+        f'{path}: campaigns[0].numbers[0]: +12065550100 is a buyer number; give it kind = '
+        '"outreach" in [[numbers]] (buyer numbers never text victims)',
+        f"{path}: campaigns[0].window: expected a window like '09:00-20:00', got '9-5'"]
+    path = write(tmp_path, MINIMAL.replace("persona", 'kind = "victim"\npersona'))
+    assert error(path) == f"{path}: numbers[0].kind: invalid enum value 'victim'"

@@ -17,6 +17,7 @@ from ..errors import ScenarioError, ScenarioErrors
 from ..phone import mask, to_e164
 from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
+from ..store.campaigns import SKIP_REASONS, campaign_counts
 from . import schemas as s
 from .auth import Role
 from .routing import HTTPError, Request, Response, Route, json_response
@@ -106,6 +107,29 @@ class Api:
                   role=Role.admin, audit=True,
                   responses={200: s.ReloadResult, 422: s.ReloadRefused}, tags=("server",),
                   description="All or nothing: on any error the running versions stay."),
+            Route("GET", "/api/campaigns", self.campaigns, "Campaigns and their progress",
+                  role=Role.viewer, query=s.CampaignQuery, responses={200: s.CampaignList,
+                                                                      404: err},
+                  tags=("campaigns",), description="Every [[campaigns]] entry of the config "
+                  "with its live figures: targets, texted, sent, queued, held for quiet hours, "
+                  "skipped, replied, handed off."),
+            Route("POST", "/api/campaigns/start", self.start_campaign,
+                  "Start or resume a campaign", role=Role.admin, audit=True,
+                  body=s.CampaignRequest, responses={200: s.CampaignChanged, 404: err},
+                  tags=("campaigns",), description="Texts go out only inside the window in "
+                  "each recipient's local time, at the campaign's rates. Starting a running "
+                  "campaign changes nothing."),
+            Route("POST", "/api/campaigns/pause", self.pause_campaign, "Pause a campaign",
+                  role=Role.admin, audit=True, body=s.CampaignRequest,
+                  responses={200: s.CampaignChanged, 404: err}, tags=("campaigns",),
+                  description="No new texts until it is started again; replies are still "
+                  "answered."),
+            Route("POST", "/api/purge", self.purge, "Delete old conversations (retention)",
+                  role=Role.admin, audit=True, body=s.PurgeRequest,
+                  responses={200: s.PurgeResult, 400: err}, tags=("server",),
+                  description="Deletes the conversations of one kind whose last activity is "
+                  "older than `older_than`, with their messages, tags, transitions, media rows "
+                  "and unreferenced media files; keeps their counts for the impact report."),
             Route("GET", "/api/audit", self.audit, "The audit log, newest first",
                   role=Role.admin, query=s.AuditQuery, responses={200: s.AuditPage},
                   tags=("server",)),
@@ -289,6 +313,51 @@ class Api:
             ok=True, summary=report.summary(), added=[f"{n} v{v}" for n, v in report.added],
             unchanged=[f"{n} v{v}" for n, v in report.unchanged]), detail=report.summary())
 
+    async def _campaign(self, name: str) -> s.CampaignStatus:
+        runner = self.server.campaigns
+        try:
+            spec = runner.spec(name)
+        except LookupError as exc:
+            raise HTTPError(404, str(exc)) from None
+        counts = await self.reads.run(campaign_counts, name, spec.campaign.city)
+        p = runner.progress(name, counts, self.server.clock.now())
+        skipped = {reason: p.skipped.get(reason, 0) for reason in SKIP_REASONS}
+        return s.CampaignStatus(
+            name=p.name, city=p.city, status=p.status,  # type: ignore[arg-type]
+            scenario=spec.campaign.scenario, numbers=list(spec.campaign.numbers),
+            window=p.window, started_at=None if p.started_at is None else _time(p.started_at),
+            targets=p.targets, texted=p.texted, sent=p.sent, queued=p.queued, failed=p.failed,
+            held=p.held, waiting=p.waiting, skipped=s.CampaignSkipped(**skipped),
+            replied=p.replied, handed_off=p.handed_off, opted_out=p.opted_out)
+
+    async def campaigns(self, request: Request) -> Response:
+        query: s.CampaignQuery = request.query
+        names = ([query.name] if query.name is not None
+                 else [c.name for c in self.server.config.campaigns])
+        return json_response(200, s.CampaignList(items=[await self._campaign(n)
+                                                        for n in names]))
+
+    async def start_campaign(self, request: Request) -> Response:
+        return await self._change_campaign(request, start=True)
+
+    async def pause_campaign(self, request: Request) -> Response:
+        return await self._change_campaign(request, start=False)
+
+    async def _change_campaign(self, request: Request, *, start: bool) -> Response:
+        body: s.CampaignRequest = request.data
+        assert request.principal is not None
+        runner = self.server.campaigns
+        change = runner.start if start else runner.pause
+        try:
+            previous = await change(body.name, actor=request.principal.name)
+        except LookupError as exc:
+            raise HTTPError(404, str(exc)) from None
+        status = await self._campaign(body.name)
+        return json_response(200, s.CampaignChanged(campaign=status,
+                                                    previous=previous or "idle"),  # type: ignore[arg-type]
+                             detail=f"campaign {body.name}: was {previous or 'idle'}, now "
+                                    f"{status.status}")
+
     async def audit(self, request: Request) -> Response:
         query: s.AuditQuery = request.query
         total, rows = await self.reads.run(partial(
@@ -299,3 +368,23 @@ class Api:
             items=[s.AuditEntry(id=r.id, at=_time(r.at), actor=r.actor, role=r.role,
                                 action=r.action, conversation_id=r.conversation_id,
                                 status=r.status, detail=r.detail) for r in rows]))
+
+    async def purge(self, request: Request) -> Response:
+        from ..engine.durations import parse_duration
+        from ..server import purge_detail
+
+        body: s.PurgeRequest = request.data
+        try:
+            seconds = parse_duration(body.older_than)
+        except ValueError as exc:
+            raise HTTPError(400, f"older_than: {exc}") from None
+        if seconds < 86400:
+            raise HTTPError(400, f"older_than: {body.older_than!r} is less than a day; give "
+                                 "e.g. 180d")
+        result = await self.server.purge(body.kind, seconds, dry_run=body.dry_run)
+        return json_response(200, s.PurgeResult(
+            kind=body.kind, cutoff=_time(result.cutoff), dry_run=result.dry_run,
+            conversations=result.conversations, messages_in=result.messages_in,
+            messages_out=result.messages_out, media=result.media,
+            files_deleted=result.files_deleted, skipped=result.skipped),
+            detail=purge_detail(result, body.older_than))

@@ -283,6 +283,78 @@ class ReloadRefused(Model):
     errors: list[str]
 
 
+# -- campaigns (victim outreach)
+
+
+class CampaignQuery(Model):
+    name: str | None = None
+    """Only this campaign (404 if the config has none of that name)."""
+
+
+class CampaignRequest(Model):
+    """POST /api/campaigns/start and /api/campaigns/pause: which campaign."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class CampaignSkipped(Model):
+    """Numbers the campaign decided not to text, by reason."""
+
+    opted_out: int = 0
+    recent: int = 0
+    """Texted by a campaign within contact_again_after."""
+    in_conversation: int = 0
+    """Already talking with one of our outreach numbers."""
+    no_window: int = 0
+    """The window is never open in all of the number's possible time zones at once."""
+
+
+class CampaignStatus(Model):
+    """A campaign's live progress. Numbers come from the ads imported for its city."""
+
+    name: str
+    city: str
+    status: Literal["running", "paused", "idle"]
+    """idle: never started."""
+    scenario: str
+    numbers: list[str]
+    """Our sending numbers."""
+    window: str
+    """When texts go out, in each recipient's local time."""
+    started_at: datetime | None
+    targets: int
+    """Numbers found in the city's ads: texted + skipped + held + waiting."""
+    texted: int
+    """Conversations started by the campaign's first text."""
+    sent: int
+    """First texts the gateway took (sent or delivered)."""
+    queued: int
+    """First texts not submitted yet."""
+    failed: int
+    """First texts refused, failed or of unknown outcome."""
+    held: int
+    """Numbers still to text that are outside their window now (quiet hours)."""
+    waiting: int
+    """Numbers still to text inside their window, waiting for the rates."""
+    skipped: CampaignSkipped
+    replied: int
+    """Texted numbers that answered."""
+    handed_off: int
+    """Conversations with an advocate (handed off, taken over, or with an outcome)."""
+    opted_out: int
+    """Texted numbers that have opted out since."""
+
+
+class CampaignList(Model):
+    items: list[CampaignStatus]
+
+
+class CampaignChanged(Model):
+    campaign: CampaignStatus
+    previous: Literal["running", "paused", "idle"]
+    """Its status before this request."""
+
+
 class AuditQuery(Model):
     actor: str | None = None
     conversation_id: int | None = None
@@ -307,5 +379,35 @@ class AuditPage(Model):
     offset: int
     items: list[AuditEntry]
 
+
+
+# -- retention
+
+
+class PurgeRequest(Model):
+    """POST /api/purge: delete conversations idle for longer than `older_than`."""
+
+    older_than: Annotated[str, Meta(min_length=1, max_length=32)]
+    """A duration of at least a day, e.g. 180d."""
+    kind: Literal["buyer", "outreach"] = "buyer"
+    dry_run: bool = False
+    """Only count what would be deleted."""
+
+
+class PurgeResult(Model):
+    kind: Literal["buyer", "outreach"]
+    cutoff: datetime
+    """Conversations whose last activity is before this were deleted."""
+    dry_run: bool
+    conversations: int
+    messages_in: int
+    messages_out: int
+    media: int
+    """Media rows (photos) of those conversations."""
+    files_deleted: int
+    """Media files no remaining row referred to, deleted from media.dir."""
+    skipped: int
+    """Old enough but kept: a reply still to send, or an outreach conversation whose number
+    also has buyer conversations."""
 
 OpenApiDocument = dict[str, Any]

@@ -43,7 +43,14 @@ def number_metadata(number: str) -> dict[str, str]:
         "timezone": ",".join(z for z in timezone.time_zones_for_number(parsed)
                              if z != "Etc/Unknown"),
     }
+    global _number_data_loaded
+    _number_data_loaded = True
     return {k: v for k, v in fields.items() if v}
+
+
+_number_data_loaded = False
+"""The process has loaded the geocoder and carrier data (by any caller of `number_metadata`,
+e.g. the buyer-number enricher): later lookups need no worker thread."""
 
 
 class Lookups:
@@ -75,7 +82,7 @@ class Lookups:
         return result
 
     async def _number(self, their_number: str, our_number: str) -> dict[str, str]:
-        if not self._number_data_loaded:
+        if not self._number_data_loaded and not _number_data_loaded:
             # The first call loads ~100 MB of data: once, in a worker thread, while other
             # lookups wait (abandon_on_cancel: a timed-out lookup must not hold anyone up).
             async with self._number_data_lock:

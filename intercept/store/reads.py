@@ -257,6 +257,50 @@ def outcomes(conn: sqlite3.Connection, conversation_id: int) -> list[RecordedOut
         "FROM advocate_outcomes WHERE conversation_id = ? ORDER BY at, id", (conversation_id,))]
 
 
+# -- buyer data only (the law-enforcement side): never a victim's conversation or number
+
+BUYER_ONLY_SQL = """
+c.kind = 'buyer'
+AND NOT EXISTS (SELECT 1 FROM found_numbers f WHERE f.number = c.their_number)
+AND NOT EXISTS (SELECT 1 FROM conversations o WHERE o.their_number = c.their_number
+                AND o.kind = 'outreach')
+AND NOT EXISTS (SELECT 1 FROM campaign_targets t WHERE t.number = c.their_number)
+"""
+"""Conversations (alias c) that are buyer data and nothing else. Outreach data is kept out
+three ways: the conversation is on a buyer number (its kind, set when it was created, is
+``buyer``: ``outreach`` and unknown kinds are left out); the other side's number was never
+found in an ad; and it never talked with an outreach number nor was a campaign's target."""
+
+
+def buyer_conversation_ids(conn: sqlite3.Connection, *, since: float | None = None,
+                           until: float | None = None,
+                           our_numbers: tuple[str, ...] | None = None) -> list[int]:
+    """Ids of buyer conversations only, oldest first: what an export to law enforcement may
+    contain. Never an outreach (victim) conversation, nor any conversation with a number found
+    in an ad or contacted by outreach (see `BUYER_ONLY_SQL`). Optional filters: started at or
+    after `since`, before `until` (epoch seconds), on these numbers of ours."""
+    clauses, params = [BUYER_ONLY_SQL], []
+    if since is not None:
+        clauses.append("c.created_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("c.created_at < ?")
+        params.append(until)
+    if our_numbers is not None:
+        clauses.append(f"c.our_number IN ({','.join('?' * len(our_numbers))})"
+                       if our_numbers else "0")
+        params.extend(our_numbers)
+    return [r[0] for r in conn.execute(
+        f"SELECT c.id FROM conversations c WHERE {' AND '.join(clauses)} ORDER BY c.id", params)]
+
+
+def buyer_numbers(conn: sqlite3.Connection) -> list[str]:
+    """The numbers of the buyers in `buyer_conversation_ids`, sorted."""
+    return [r[0] for r in conn.execute(
+        f"SELECT DISTINCT c.their_number FROM conversations c WHERE {BUYER_ONLY_SQL} "
+        "ORDER BY 1")]
+
+
 # -- the advocates' hand-off queue
 
 

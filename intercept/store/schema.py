@@ -109,8 +109,73 @@ def _m6_media(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX media_pending ON media(next_attempt_at) WHERE status = 'pending'")
 
 
+def _m7_outreach(db: sqlite_utils.Database) -> None:
+    """Victim outreach: ads and the numbers found in them, campaigns and the numbers they
+    texted, and the kind of every conversation (buyer or outreach), so the two never mix.
+
+    A new conversation takes the kind of its number of ours from `number_kinds` (filled from
+    the config at start-up); a number missing there leaves the kind NULL, which no buyer query
+    returns.
+    """
+    db["conversations"].add_column("kind", str)
+    db["conversations"].create_index(["their_number"])
+    db["number_kinds"].create({"number": str, "kind": str, "city": str, "updated_at": float},
+                              pk="number", not_null={"kind"})
+    db.execute("CREATE TRIGGER conversations_kind AFTER INSERT ON conversations "
+               "WHEN NEW.kind IS NULL BEGIN UPDATE conversations SET kind = "
+               "(SELECT kind FROM number_kinds WHERE number = NEW.our_number) "
+               "WHERE id = NEW.id; END")
+    db["ads"].create({
+        "id": int, "source": str, "external_id": str, "city": str, "url": str,
+        "text_hash": str, "posted_at": float, "first_seen": float, "last_seen": float,
+        "seen": int,
+    }, pk="id", not_null={"source", "city", "text_hash", "first_seen", "last_seen", "seen"})
+    db["ads"].create_index(["source", "external_id"], unique=True)
+    db["ads"].create_index(["text_hash"], unique=True)
+    db["ad_numbers"].create({"ad_id": int, "number": str}, pk=("ad_id", "number"),
+                            foreign_keys=[("ad_id", "ads", "id")])
+    db["ad_numbers"].create_index(["number"])
+    db["found_numbers"].create({"number": str, "city": str, "first_seen": float,
+                                "last_seen": float}, pk=("number", "city"))
+    db["found_numbers"].create_index(["city", "first_seen"])
+    db["campaigns"].create({"name": str, "status": str, "started_at": float,
+                            "updated_at": float, "actor": str}, pk="name",
+                           not_null={"status"})
+    db["campaign_targets"].create({
+        "campaign": str, "number": str, "city": str, "status": str, "conversation_id": int,
+        "our_number": str, "variant": str, "at": float,
+    }, pk=("campaign", "number"), not_null={"status", "at"})
+    db.execute("CREATE INDEX campaign_texts ON campaign_targets(number, at) "
+               "WHERE status = 'sent'")
+    db["campaign_targets"].create_index(["conversation_id"])
+
+
+def _m8_evidence(db: sqlite_utils.Database) -> None:
+    """Buyer intelligence: offline number metadata, cached lookups and their daily use, and
+    the counts of purged conversations that the impact report adds back in."""
+    db["number_info"].create({
+        "number": str, "valid": int, "type": str, "region": str, "place": str,
+        "timezone": str, "carrier": str, "computed_at": float,
+    }, pk="number")
+    db["lookup_cache"].create({
+        "number": str, "kind": str, "provider": str, "data": str, "fetched_at": float,
+        "expires_at": float,
+    }, pk=("number", "kind"), not_null={"data", "fetched_at", "expires_at"})
+    db["lookup_usage"].create({"day": str, "provider": str, "requests": int},
+                              pk=("day", "provider"), not_null={"requests"})
+    db["purged"].create({
+        "id": int, "purged_at": float, "kind": str, "city": str, "day": str,
+        "conversations": int, "buyers": int, "messages_in": int, "messages_out": int,
+        "deterred": int, "lengths": str, "durations": str, "replied": int, "opted_out": int,
+        "handed_off": int, "positive": int, "meetings": int, "connected": int,
+        "contacted": int,
+    }, pk="id", not_null={"purged_at", "kind", "city", "day"})
+    db["purged"].create_index(["kind", "city", "day"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media]
+    _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
+    _m7_outreach, _m8_evidence]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -1,0 +1,188 @@
+"""`intercept buyers list | show`: buyer profiles, read from the store (read-only)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from .cli_report import _since
+from .cli_scenario_ops import _config_option, _db_option, _open_store
+from .config import Config
+from .phone import mask, to_e164
+
+
+def _stamp(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def city_numbers(config: Config, city: str | None) -> tuple[str, ...] | None:
+    """Our numbers of `city` (None: every number); a bad city is a usage error."""
+    if city is None:
+        return None
+    if city not in config.cities:
+        raise click.BadParameter(f"unknown city {city!r}; the cities are "
+                                 f"{', '.join(sorted(config.cities))}", param_hint="--city")
+    return tuple(n.number for n in config.numbers if n.city == city)
+
+
+def buyer_number(value: str | None) -> str | None:
+    if value is None:
+        return None
+    number = to_e164(value)
+    if number is None:
+        raise click.BadParameter(f"{value!r} is not a valid phone number (write it as "
+                                 "+12065550199)")
+    return number
+
+
+def withheld(conn: sqlite3.Connection, number: str | None = None) -> int:
+    """Numbers with buyer conversations that the buyer-only gate holds back (they also appear
+    in outreach data: ads, campaigns or an outreach conversation)."""
+    from .store.reads import BUYER_ONLY_SQL
+
+    extra, params = ("AND c.their_number = ?", (number,)) if number else ("", ())
+    return conn.execute(
+        "SELECT count(DISTINCT c.their_number) FROM conversations c WHERE c.kind = 'buyer' "
+        f"{extra} AND NOT ({BUYER_ONLY_SQL})", params).fetchone()[0]
+
+
+@click.group()
+def buyers() -> None:
+    """Buyer profiles: one per number that texted our decoys, across numbers and cities.
+
+    A profile gathers his conversations (first and last contact, cities, messages in and out),
+    what he said (captured price offered, time, place), his photos, what is known of his
+    number (offline metadata and lookups), outcomes and the deterrence message sent. Only
+    buyer data: a number that also appears in outreach data is withheld. See docs/evidence.md.
+
+    \b
+    Examples:
+      intercept buyers list --city seattle --since 2024-05-01
+      intercept buyers show +12065550199 --json
+    """
+
+
+@buyers.command("list")
+@_config_option
+@_db_option
+@click.option("--city", help="Only conversations on this city's numbers (a key of [cities]).")
+@click.option("--since", callback=_since,
+              help="Only conversations started on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="One profile as JSON per line.")
+@click.option("--full-numbers", is_flag=True,
+              help="Show buyers' numbers in full (masked by default: +1•••••••99).")
+def list_(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
+          as_json: bool, full_numbers: bool) -> None:
+    """List buyer profiles, first contact first. Numbers are masked unless --full-numbers.
+
+    \b
+    Examples:
+      intercept buyers list
+      intercept buyers list --city atlanta --since 2024-05-01 --full-numbers
+      intercept buyers list --json | jq -c '{number, cities, deterrence}'
+    """
+    from .buyers.profiles import buyer_profiles, selected_conversations
+    from .cli import _load
+
+    config = _load(config_path)
+    ours = city_numbers(config, city)
+    conn = _open_store(config, db)
+    try:
+        conn.row_factory = None
+        ids = selected_conversations(conn, our_numbers=ours, since=since)
+        profiles = buyer_profiles(conn, ids, city_of={n.number: n.city for n in config.numbers})
+        held = withheld(conn)
+    finally:
+        conn.close()
+    if as_json:
+        for p in profiles:
+            shown = p.number if full_numbers else mask(p.number)
+            click.echo(json.dumps(p.as_json(number=shown), ensure_ascii=False))
+    else:
+        rows = [["NUMBER", "FIRST SEEN", "LAST SEEN", "CITIES", "CONV", "IN", "OUT", "PHOTOS",
+                 "DETERRED"]]
+        for p in profiles:
+            sent = [d for d in p.deterrence if d.status in ("sent", "delivered")]
+            rows.append([p.number if full_numbers else mask(p.number), _stamp(p.first_seen),
+                         _stamp(p.last_seen), ",".join(p.cities), str(len(p.conversations)),
+                         str(p.messages_in), str(p.messages_out),
+                         str(sum(ph.status == "stored" for ph in p.photos)),
+                         _stamp(sent[0].at) if sent else "-"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        if not profiles:
+            click.echo("(no buyer conversations match)")
+    if held:
+        click.echo(f"{held} numbers with buyer conversations are withheld: they also appear in "
+                   "outreach data (ads, campaigns or outreach conversations).", err=True)
+
+
+@buyers.command()
+@_config_option
+@_db_option
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="The profile as JSON.")
+def show(config_path: Path | None, db: Path | None, number: str, as_json: bool) -> None:
+    """One buyer's profile, with every conversation he had with any of our numbers.
+
+    NUMBER is his full number (you know it already, so it is shown in full).
+
+    \b
+    Examples:
+      intercept buyers show +12065550199
+      intercept buyers show +12065550199 --json | jq .captured
+    """
+    from .buyers.profiles import buyer_profiles, iso, selected_conversations
+    from .cli import _load
+
+    config = _load(config_path)
+    their = buyer_number(number)
+    assert their is not None
+    conn = _open_store(config, db)
+    try:
+        conn.row_factory = None
+        ids = selected_conversations(conn, number=their)
+        profiles = buyer_profiles(conn, ids, city_of={n.number: n.city for n in config.numbers})
+        held = withheld(conn, their)
+    finally:
+        conn.close()
+    if not profiles:
+        reason = ("it also appears in outreach data (ads, campaigns or outreach conversations), "
+                  "so it is withheld" if held else "no buyer conversation with that number")
+        raise click.ClickException(f"no buyer profile for {their}: {reason}")
+    profile = profiles[0]
+    if as_json:
+        click.echo(json.dumps(profile.as_json(), indent=2, ensure_ascii=False))
+        return
+    data = profile.as_json()
+    click.echo(f"Buyer {profile.number}")
+    click.echo(f"  first seen   {_stamp(profile.first_seen)} UTC")
+    click.echo(f"  last seen    {_stamp(profile.last_seen)} UTC")
+    click.echo(f"  cities       {', '.join(profile.cities)}")
+    click.echo(f"  messages     {profile.messages_in} in, {profile.messages_out} out")
+    info = profile.number_info
+    if info:
+        click.echo("  number       " + ", ".join(f"{k} {v}" for k, v in info.items()
+                                                  if v not in ("", None) and k != "computed_at"))
+    for kind, found in profile.cached_lookups.items():
+        click.echo(f"  {kind:<12} " + ", ".join(f"{k} {v}" for k, v in found["data"].items())
+                   + f" ({found['provider']}, {found['fetched_at']})")
+    for name, values in profile.captured.items():
+        click.echo(f"  said         {name}: {' | '.join(values)}")
+    for photo in data["photos"]:
+        click.echo(f"  photo        {photo['status']} {photo['sha256'] or ''} "
+                   f"{photo['content_type'] or ''} {photo['received_at'] or ''}".rstrip())
+    for d in profile.deterrence:
+        click.echo(f"  deterrence   {iso(d.at) or '-'} {d.status or '-'} {d.city} "
+                   f"{d.link or '(no link)'}")
+    click.echo("  conversations:")
+    for c in profile.conversations:
+        click.echo(f"    #{c.id} {c.our_number} ({c.city}, {c.persona}) {c.scenario} "
+                   f"v{c.version}: {c.status}{', ' + c.outcome if c.outcome else ''}; "
+                   f"{c.messages_in} in, {c.messages_out} out; {_stamp(c.started_at)} to "
+                   f"{_stamp(c.last_activity)}")

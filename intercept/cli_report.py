@@ -1,0 +1,121 @@
+"""`intercept report`: the impact report, read from the store (read-only)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from .cli_scenario_ops import _config_option, _db_option, _open_store
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
+                                 ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    if total < 3600:
+        return f"{total // 60}m {total % 60:02d}s"
+    text = str(timedelta(seconds=total))
+    return text.replace(", ", " ").rsplit(":", 1)[0].replace(":", "h ") + "m"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = []
+    for r in [header, *rows]:
+        out.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                             for i, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    return out
+
+
+@click.command()
+@_config_option
+@_db_option
+@click.option("--city", help="Only this city (a key of [cities]).")
+@click.option("--since", "since", callback=_since,
+              help="Only what started on or after this date (YYYY-MM-DD, UTC) or time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def report(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
+           as_json: bool) -> None:
+    """The impact report, per city.
+
+    Victim outreach: numbers found in ads, contacted (a campaign's first text went out),
+    replied, opted out, handed off to an advocate, positive conversations (an advocate
+    recorded positive_conversation, meeting_scheduled or connected_to_services), meetings
+    (meeting_scheduled) and connections to services. Numbers are counted once each; the rest
+    counts conversations.
+
+    Buyer deterrence: buyers engaged (distinct numbers that texted a decoy), conversations,
+    messages exchanged (theirs plus ours that went out), deterrence messages sent (outcome
+    deterred, and the message went out), and the median conversation length (messages) and
+    duration (first to last message: the time wasted). Only conversations that pass the
+    buyer-only gate count: never one with a number found in ads or contacted by outreach.
+
+    The store is opened read-only; it can run beside a serving server.
+
+    \b
+    Examples:
+      intercept report
+      intercept report --city seattle --since 2024-05-01
+      intercept report --json --db /var/lib/intercept/intercept.db | jq '.total'
+    """
+    from .cli import _load
+    from .store.report import impact_report
+
+    config = _load(config_path)
+    if city is not None and city not in config.cities:
+        raise click.BadParameter(f"unknown city {city!r}; the cities are "
+                                 f"{', '.join(sorted(config.cities))}", param_hint="--city")
+    conn = _open_store(config, db)
+    try:
+        conn.row_factory = None
+        result = impact_report(conn, since=since, city=city,
+                               city_of={n.number: n.city for n in config.numbers})
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps({
+            "since": None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
+            "cities": [c.as_json() for c in result.cities],
+            "total": result.total.as_json()}, indent=2))
+        return
+    period = "all time" if since is None else (
+        "since " + datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    click.echo(f"Impact report, {period}" + (f", {city}" if city else ""))
+    rows = [*result.cities, result.total] if len(result.cities) != 1 else result.cities
+    click.echo("")
+    for line in _table(
+            ["victim outreach", "numbers found", "contacted", "replied", "opted out",
+             "handed off", "positive", "meetings", "services"],
+            [[c.city, *(str(v) for v in (
+                c.outreach.numbers_found, c.outreach.contacted, c.outreach.replied,
+                c.outreach.opted_out, c.outreach.handed_off, c.outreach.positive,
+                c.outreach.meetings, c.outreach.connected))] for c in rows]):
+        click.echo(line)
+    click.echo("")
+    for line in _table(
+            ["buyer deterrence", "buyers", "conversations", "messages", "deterrence sent",
+             "median length", "median time wasted"],
+            [[c.city, str(c.buyers.buyers), str(c.buyers.conversations),
+              str(c.buyers.messages), str(c.buyers.deterred),
+              "-" if c.buyers.median_length is None else f"{c.buyers.median_length:g}",
+              _duration(c.buyers.median_duration)] for c in rows]):
+        click.echo(line)
+    if not result.cities:
+        click.echo("\n(nothing in the store yet)")

@@ -1,0 +1,418 @@
+"""The campaign runner: one task that texts the numbers found in ads, campaign by campaign.
+
+For each running campaign it keeps the numbers still to text (found in the city's ads and not
+yet decided; re-read every `refresh` seconds, so new imports join a running campaign), grouped
+by the time zones their window is read in. It texts a number only when it is inside the
+campaign's window in the recipient's local time, when the campaign's overall rate and the
+sending number's rate allow, and only through `CampaignSend`, which re-checks opt-out, the
+contact-again rule and existing conversations in the transaction that starts the conversation.
+The sender refuses any text to an opted-out number anyway.
+
+Starting a conversation: the campaign steps the scenario's `Start` event itself (the engine is
+pure), so the conversation is stored already past its opening text, waiting for the reply, and
+the opening text is its first outbox row (kind ``campaign``). With campaign `variants`, one of
+them replaces the scenario's opening texts (and its A/B record), and the conversation is tagged
+``campaign_variant:N``. Campaign state (running / paused, and every number decided) is in the
+store, so a restarted server resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+from prometheus_client import Counter
+
+from ..config import Campaign, Config, duration
+from ..engine import Send, Start, Tag, Transition
+from ..engine.machine import SPLIT
+from ..engine.rng import choose, seed_from
+from ..engine.template import Template
+from ..errors import ConfigError
+from ..phone import mask
+from ..store.campaigns import (
+    CampaignCounts,
+    CampaignRows,
+    CampaignSend,
+    CampaignSent,
+    CampaignSkip,
+    LoadCampaigns,
+    Opening,
+    PendingTargets,
+    Reschedule,
+    SendingNumbers,
+    SetCampaignStatus,
+)
+from ..store.ops import OutboxRow
+from .window import Window, parse_rate, zones_for
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpec:
+    """A campaign of the config, with its values parsed."""
+
+    campaign: Campaign
+    window: Window
+    per_number: float
+    """Seconds between two texts from one of our numbers."""
+    spacing: float
+    """Seconds between two texts of the campaign."""
+    contact_after: float
+    timezone: str
+    """The city's time zone (the fallback for numbers without one)."""
+
+    @classmethod
+    def of(cls, campaign: Campaign, config: Config) -> CampaignSpec:
+        return cls(campaign, Window.parse(campaign.window),
+                   1.0 / parse_rate(campaign.rate_per_number), 1.0 / parse_rate(campaign.rate),
+                   duration(campaign.contact_again_after),
+                   config.cities[campaign.city].timezone)
+
+    @property
+    def name(self) -> str:
+        return self.campaign.name
+
+    def zones(self, number: str) -> tuple[str, ...]:
+        return zones_for(number, self.timezone)
+
+
+@dataclass(slots=True)
+class _Live:
+    """A running campaign's numbers still to text, by the time zones of their window."""
+
+    spec: CampaignSpec
+    next_at: float = 0.0
+    refreshed_at: float | None = None
+    groups: dict[tuple[str, ...], collections.deque[tuple[int, str]]] = field(
+        default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    seq: int = 0
+
+    def add(self, numbers: list[str]) -> None:
+        for number in numbers:
+            if number not in self.known:
+                self.known.add(number)
+                self.seq += 1
+                self.groups.setdefault(self.spec.zones(number), collections.deque()).append(
+                    (self.seq, number))
+
+    def done(self, zones: tuple[str, ...]) -> None:
+        """The head of a group has been decided."""
+        self.groups[zones].popleft()
+        if not self.groups[zones]:
+            del self.groups[zones]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignProgress:
+    """A campaign's live figures (see docs/outreach.md)."""
+
+    name: str
+    city: str
+    status: str
+    """running, paused or idle (never started)."""
+    window: str
+    started_at: float | None
+    targets: int
+    texted: int
+    sent: int
+    queued: int
+    failed: int
+    held: int
+    """Numbers still to text whose local time is outside the window now."""
+    waiting: int
+    """Numbers still to text inside their window, waiting for the rates."""
+    skipped: dict[str, int]
+    replied: int
+    handed_off: int
+    opted_out: int
+
+
+class CampaignRunner:
+    """Runs the [[campaigns]] of a server's config; `run` is one task of its services."""
+
+    def __init__(self, server: Server, *, refresh: float = 300.0):
+        self.server = server
+        config = server.config
+        self.specs = {c.name: CampaignSpec.of(c, config) for c in config.campaigns}
+        self.refresh = refresh
+        problems = []
+        for i, campaign in enumerate(config.campaigns):
+            machine = server.registry.current(campaign.scenario)
+            if machine is None:
+                problems.append(f"campaigns[{i}].scenario: no scenario named "
+                                f"{campaign.scenario!r} in {config.scenario_dir}")
+            elif not campaign.variants and not self._says_something(campaign):
+                problems.append(f"campaigns[{i}]: scenario {campaign.scenario!r} sends nothing "
+                                "when it starts; give the campaign variants (its first texts)")
+        if problems:
+            raise ConfigError("\n".join(f"{config.source}: {p}" for p in problems))
+        self._live: dict[str, _Live] = {}
+        self._slots: dict[str, float] = {}
+        """Our number -> when it may send its next campaign text."""
+        self._last: dict[str, float] = {}
+        """Campaign -> when it last texted."""
+        self._wakeup = trio.Event()
+        registry = server.metrics.registry
+        self._texts = Counter("intercept_campaign_texts", "Campaign first texts committed",
+                              ["campaign"], registry=registry)
+        self._skips = Counter("intercept_campaign_skips", "Numbers a campaign did not text, by "
+                              "reason", ["campaign", "reason"], registry=registry)
+
+    def _says_something(self, campaign: Campaign) -> bool:
+        machine = self.server.registry.current(campaign.scenario)
+        assert machine is not None
+        number = self.server.config.number(campaign.numbers[0])
+        assert number is not None
+        state = machine.new_state(seed=0, context=self.server.config.context_for(number))
+        _, effects = machine.step(state, Start(), 0.0)
+        return any(isinstance(e, Send) for e in effects)
+
+    # -- control
+
+    def spec(self, name: str) -> CampaignSpec:
+        """The campaign called `name`; LookupError naming the configured ones if none."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise LookupError(f"no campaign {name!r} in the config (campaigns: "
+                              f"{', '.join(sorted(self.specs)) or 'none'})")
+        return spec
+
+    async def start(self, name: str, *, actor: str) -> str | None:
+        """Start or resume a campaign; returns its previous status (None: never started)."""
+        spec = self.spec(name)
+        previous = await self.server.store.call(SetCampaignStatus(
+            name, "running", actor=actor, now=self.server.clock.now()))
+        if name not in self._live:
+            self._live[name] = _Live(spec, next_at=self._last.get(name, -math.inf)
+                                     + spec.spacing)
+        self._wakeup.set()
+        if previous != "running":
+            log.info("campaign %s started by %s", name, actor)
+        return previous
+
+    async def pause(self, name: str, *, actor: str) -> str | None:
+        """Pause a campaign (no new texts); returns its previous status."""
+        self.spec(name)
+        previous = await self.server.store.call(SetCampaignStatus(
+            name, "paused", actor=actor, now=self.server.clock.now()))
+        self._live.pop(name, None)
+        self._wakeup.set()
+        if previous == "running":
+            log.info("campaign %s paused by %s", name, actor)
+        return previous
+
+    def progress(self, name: str, counts: CampaignCounts, now: float) -> CampaignProgress:
+        """The figures of campaign `name` from its stored `counts`, at `now`."""
+        spec = self.spec(name)
+        by_zones = collections.Counter(spec.zones(n) for n in counts.pending)
+        held = sum(n for zones, n in by_zones.items() if not spec.window.is_open(now, zones))
+        by = counts.by_text_status
+        sent = by.get("sent", 0) + by.get("delivered", 0)
+        queued = by.get("queued", 0) + by.get("sending", 0)
+        return CampaignProgress(
+            name=name, city=spec.campaign.city, status=counts.status or "idle",
+            window=str(spec.window), started_at=counts.started_at,
+            targets=counts.texted + sum(counts.skipped.values()) + len(counts.pending),
+            texted=counts.texted, sent=sent, queued=queued,
+            failed=counts.texted - sent - queued, held=held, waiting=len(counts.pending) - held,
+            skipped=dict(counts.skipped), replied=counts.replied,
+            handed_off=counts.handed_off, opted_out=counts.opted_out_after)
+
+    async def hold(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Campaign texts recovered after a restart wait for their window if it has closed."""
+        ids = [r.id for r in rows if r.kind == "campaign"]
+        if not ids:
+            return rows
+        names = await self.server.store.call(CampaignRows(ids))
+        now = self.server.clock.now()
+        moves = []
+        for row in rows:
+            spec = self.specs.get(names.get(row.id, ""))
+            if spec is None:
+                continue
+            zones = spec.zones(row.their_number)
+            at = max(now, row.not_before)
+            if spec.window.is_open(at, zones, 0.0):
+                continue
+            opens = spec.window.next_open(at, zones)
+            if opens is not None:
+                row.not_before = opens
+                moves.append((row.id, opens))
+        if moves:
+            await self.server.store.call(Reschedule(moves, now=now))
+            log.info("%d campaign texts recovered outside their window wait for it to open",
+                     len(moves))
+        return rows
+
+    # -- the task
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        store, clock = self.server.store, self.server.clock
+        state = await store.call(LoadCampaigns())
+        self._last = dict(state.last_by_campaign)
+        for name, status in state.status.items():
+            spec = self.specs.get(name)
+            if status == "running" and spec is not None:
+                self._live[name] = _Live(spec, next_at=self._last.get(name, -math.inf)
+                                         + spec.spacing)
+        for number, at in state.last_by_number.items():
+            spacing = min((s.per_number for s in self.specs.values()
+                           if number in s.campaign.numbers), default=0.0)
+            self._slots[number] = at + spacing
+        if self._live:
+            log.info("resuming campaigns: %s", ", ".join(sorted(self._live)))
+        task_status.started()
+        while True:
+            self._wakeup = trio.Event()
+            wake_at = math.inf
+            for live in list(self._live.values()):
+                try:
+                    wake_at = min(wake_at, await self._advance(live))
+                except Exception as exc:  # a bug must not take the server down: retry later
+                    log.error("campaign %s: %s: %s; trying again in a minute", live.spec.name,
+                              type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                    wake_at = min(wake_at, clock.now() + 60.0)
+            if self._wakeup.is_set():
+                continue
+            if wake_at == math.inf:
+                await self._wakeup.wait()
+            else:
+                with trio.move_on_at(clock.deadline(wake_at)):
+                    await self._wakeup.wait()
+
+    async def _advance(self, live: _Live) -> float:
+        """Text what `live` may text now; return when to look at it again."""
+        store, clock = self.server.store, self.server.clock
+        spec = live.spec
+        name, city = spec.name, spec.campaign.city
+        now = clock.now()
+        if live.refreshed_at is None or now >= live.refreshed_at + self.refresh:
+            live.add(await store.call(PendingTargets(name, city)))
+            live.refreshed_at = now
+        refresh_at = live.refreshed_at + self.refresh
+        while self._live.get(name) is live:
+            now = clock.now()
+            if live.next_at > now:
+                return min(live.next_at, refresh_at)
+            picked, opens = self._pick(live, now)
+            for zones in [z for z in live.groups if z not in picked and z not in opens]:
+                # the window is never open in all of these zones at once
+                for _, number in live.groups.pop(zones):
+                    await self._skip(spec, number, "no_window", now)
+            if not picked:
+                return min([refresh_at, *opens.values()])
+            zones = min(picked, key=lambda z: live.groups[z][0][0])
+            number = live.groups[zones][0][1]
+            if number in self.server.sender.opted_out:
+                live.done(zones)
+                await self._skip(spec, number, "opted_out", now)
+                continue
+            ours = spec.campaign.numbers
+            reason, free = await store.call(SendingNumbers(number, ours, now=now,
+                                                           contact_after=spec.contact_after))
+            if reason is not None or not free:
+                live.done(zones)
+                await self._skip(spec, number, reason or "in_conversation", now)
+                continue
+            our = min(free, key=lambda n: self._slots.get(n, -math.inf))
+            if self._slots.get(our, -math.inf) > now:
+                return min(self._slots[our], refresh_at)
+            if self._live.get(name) is not live:
+                break
+            opening = self._opening(spec, our, number, now)
+            result = await store.call(CampaignSend(
+                campaign=name, city=city, number=number, our=our, opening=opening, now=now,
+                contact_after=spec.contact_after))
+            if result is None:
+                continue  # `our` started talking with them meanwhile: choose again
+            live.done(zones)
+            if isinstance(result, str):
+                self._skips.labels(campaign=name, reason=result).inc()
+                continue
+            self._sent(spec, live, our, number, opening, result, now)
+        return math.inf
+
+    def _pick(self, live: _Live, now: float
+              ) -> tuple[list[tuple[str, ...]], dict[tuple[str, ...], float]]:
+        """The zone groups open now, and when each closed one opens (never: left out)."""
+        window = live.spec.window
+        picked, opens = [], {}
+        for zones in live.groups:
+            at = window.next_open(now, zones)
+            if at == now:
+                picked.append(zones)
+            elif at is not None:
+                opens[zones] = at
+        return picked, opens
+
+    async def _skip(self, spec: CampaignSpec, number: str, reason: str, now: float) -> None:
+        await self.server.store.call(CampaignSkip(spec.name, spec.campaign.city, number, reason,
+                                                  now=now))
+        self._skips.labels(campaign=spec.name, reason=reason).inc()
+        log.debug("campaign %s skips %s: %s", spec.name, mask(number), reason)
+
+    def _opening(self, spec: CampaignSpec, our: str, number: str, now: float) -> Opening:
+        """The conversation as the first text leaves it: the scenario stepped past its start."""
+        server = self.server
+        campaign = spec.campaign
+        machine = server.registry.current(campaign.scenario)
+        if machine is None:
+            raise LookupError(f"scenario {campaign.scenario!r} is not loaded")
+        ours = server.config.number(our)
+        assert ours is not None
+        context = server.config.context_for(ours)
+        state = machine.new_state(seed=seed_from(f"{campaign.name}:{number}"), context=context)
+        state, effects = machine.step(state, Start(), now)
+        texts = [e.text for e in effects if isinstance(e, Send)]
+        tags = [e.name for e in effects if isinstance(e, Tag)]
+        transitions = [(e.source, e.target, e.trigger) for e in effects
+                       if isinstance(e, Transition)]
+        variant = ""
+        if campaign.variants:
+            index, _ = choose(seed_from(f"variant:{campaign.name}:{number}"),
+                              len(campaign.variants))
+            variant = str(index + 1)
+            texts = [Template(campaign.variants[index]).render(context)]
+            records = {machine.nodes[t].record for _, t, _ in transitions
+                       if machine.nodes[t].kind == SPLIT}
+            values = {k: v for k, v in state.vars.items() if k not in records}
+            values["campaign_variant"] = variant
+            state = msgspec.structs.replace(state, vars=values)
+            tags = [f"campaign_variant:{variant}"]
+            transitions = [("", state.node, "campaign")]
+        tags.append(f"campaign:{campaign.name}")
+        status = "ended" if state.ended else "handed_off" if state.paused else "active"
+        return Opening(scenario=state.scenario, version=state.version,
+                       state=_encode(state).decode(), status=status, outcome=state.outcome,
+                       timer_at=state.timer_at, texts=texts, tags=tags,
+                       transitions=transitions, variant=variant)
+
+    def _sent(self, spec: CampaignSpec, live: _Live, our: str, number: str, opening: Opening,
+              sent: CampaignSent, now: float) -> None:
+        server = self.server
+        self._slots[our] = now + spec.per_number
+        live.next_at = now + spec.spacing
+        self._last[spec.name] = now
+        server.sender.enqueue(sent.rows)
+        if sent.timer_at is not None:
+            server.router.schedule_timer(sent.conversation_id, sent.timer_at)
+        server.metrics.conversations_started.inc()
+        server.router.record(opening.scenario, [(1, *t) for t in opening.transitions],
+                             opening.outcome, opening.status == "handed_off")
+        self._texts.labels(campaign=spec.name).inc()
+        log.debug("campaign %s texted %s from %s (conversation %d)", spec.name, mask(number),
+                  our, sent.conversation_id)

@@ -1,0 +1,286 @@
+"""Buyer profiles, evidence bundles and their verification, enrichment and deterrence by city,
+with the shipped buyer scenario; outreach (victim) data never reaches a profile or a bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from click.testing import CliRunner
+
+from intercept.cli import main
+from intercept.media import media_path
+from intercept.server import Server
+from intercept.store.media_ops import MediaStored
+
+from helpers import running
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SEA_DECOY, ATL_DECOY, DC_DECOY, SEA_OUTREACH = (
+    "+12065550100", "+14045550111", "+12025550122", "+12065550130")
+BUYER, OTHER_BUYER, VICTIM = "+12065550199", "+13125550177", "+12065550166"
+SEA_LINK, GENERAL_LINK = "https://www.seattleops.org", "https://www.sexhelp.com"
+
+
+def config_text(tmp_path: Path) -> str:
+    """The shipped cities and decoys, plus a Seattle outreach number; paths in tmp_path."""
+    return f"""
+[store]
+path = "{tmp_path / 'intercept.db'}"
+[http]
+enabled = false
+[delays]
+enabled = false
+[media]
+enabled = false
+[scenarios]
+dir = "{SCENARIOS}"
+[cities.seattle]
+name = "Seattle"
+link = "{SEA_LINK}"
+[cities.atlanta]
+name = "Atlanta"
+link = "{GENERAL_LINK}"
+[cities.washington-dc]
+name = "Washington DC"
+link = "{GENERAL_LINK}"
+[[numbers]]
+number = "{SEA_DECOY}"
+city = "seattle"
+scenario = "buyer-deterrence"
+persona = {{ name = "Jasmine", age = 23 }}
+[[numbers]]
+number = "{ATL_DECOY}"
+city = "atlanta"
+scenario = "buyer-deterrence"
+persona = {{ name = "Kayla", age = 21 }}
+[[numbers]]
+number = "{DC_DECOY}"
+city = "washington-dc"
+scenario = "buyer-deterrence"
+persona = {{ name = "Mia", age = 24 }}
+[[numbers]]
+number = "{SEA_OUTREACH}"
+city = "seattle"
+scenario = "victim-outreach"
+kind = "outreach"
+persona = {{ name = "Maya" }}
+"""
+
+
+def load(tmp_path: Path) -> Any:
+    from intercept.config import load_config
+
+    path = tmp_path / "intercept.toml"
+    path.write_text(config_text(tmp_path))
+    return load_config(path, environ={})
+
+
+async def text(server: Server, their: str, ours: str, body: str,
+               media: tuple[str, ...] = ()) -> int:
+    done = await server.gateway.inject(their_number=their, our_number=ours, text=body,
+                                       media=media)
+    await server.settled(done.conversation_id, done.conv_seq)
+    return done.conversation_id
+
+
+async def store_media(server: Server, conversation_id: int, content: bytes) -> str:
+    """Pretend the fetcher stored the conversation's pending media with these bytes."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = media_path(server.config.media_dir, digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    for (media_id,) in server.store.query("SELECT id FROM media WHERE conversation_id = ? AND "
+                                          "status = 'pending'", (conversation_id,)):
+        await server.store.call(MediaStored(media_id, digest, "image/jpeg", len(content),
+                                            server.clock.now()))
+    return digest
+
+
+PHOTO, VICTIM_PHOTO = b"\xff\xd8\xff buyer selfie", b"\xff\xd8\xff victim photo"
+
+
+async def populate(tmp_path: Path) -> dict[str, Any]:
+    """A buyer who texts Seattle and Atlanta, another in DC, and a victim who texted the
+    outreach number (with a photo) and the Atlanta decoy."""
+    config = load(tmp_path)
+    out: dict[str, Any] = {"config": config}
+    async with running(tmp_path, config, db="intercept.db", from_folder=True) as (server, _):
+        sea = await text(server, BUYER, SEA_DECOY, "hey u available tonight?")
+        await text(server, BUYER, SEA_DECOY, "can u do 100?")
+        await text(server, BUYER, SEA_DECOY, "r u a cop?")
+        await text(server, BUYER, SEA_DECOY, "here", media=("https://media.example.com/1",))
+        out["photo"] = await store_media(server, sea, PHOTO)
+        await trio.sleep(3600)
+        atl = await text(server, BUYER, ATL_DECOY, "hi")
+        await text(server, BUYER, ATL_DECOY, "are you a cop")
+        await text(server, BUYER, ATL_DECOY, "whatever")
+        dc = await text(server, OTHER_BUYER, DC_DECOY, "how much")
+        outreach = await text(server, VICTIM, SEA_OUTREACH, "I need help, this is Ana",
+                              media=("https://media.example.com/2",))
+        out["victim_photo"] = await store_media(server, outreach, VICTIM_PHOTO)
+        mixed = await text(server, VICTIM, ATL_DECOY, "hey whats the price")
+        await trio.sleep(10)
+        out.update(sea=sea, atl=atl, dc=dc, outreach=outreach, mixed=mixed, server=server)
+        out["outreach_texts"] = [b for (b,) in server.store.query(
+            "SELECT body FROM inbound WHERE conversation_id = ? UNION ALL SELECT body FROM "
+            "outbox WHERE conversation_id = ?", (outreach, outreach))]
+    return out
+
+
+def cli(tmp_path: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, [*args[:2], "--config", str(tmp_path / "intercept.toml"),
+                                     *args[2:]] if args[0] in ("buyers",) else
+                              [args[0], "--config", str(tmp_path / "intercept.toml"),
+                               *args[1:]], catch_exceptions=False)
+
+
+async def test_one_profile_per_buyer_across_cities_with_what_he_said_and_deterrence(
+        tmp_path, autojump_clock):
+    data = await populate(tmp_path)
+    result = cli(tmp_path, "buyers", "show", BUYER, "--json")
+    assert result.exit_code == 0, result.output
+    profile = json.loads(result.output)
+    assert profile["number"] == BUYER
+    assert [c["id"] for c in profile["conversations"]] == [data["sea"], data["atl"]]
+    assert profile["cities"] == ["atlanta", "seattle"]
+    assert profile["messages_in"] == 7
+    assert profile["messages_out"] > 0
+    assert profile["captured"]["when"] == ["tonight"]
+    assert profile["captured"]["offer"] == ["100"]
+    assert profile["captured"]["his_photo"] == ["https://media.example.com/1"]
+    assert [p["sha256"] for p in profile["photos"]] == [data["photo"]]
+    assert profile["photos"][0]["status"] == "stored"
+    assert profile["outcomes"] == {"deterred": 2}
+    links = {d["city"]: d["link"] for d in profile["deterrence"]}
+    assert links == {"seattle": SEA_LINK, "atlanta": GENERAL_LINK}  # the city's own link
+    assert all(d["sent"] and d["at"] for d in profile["deterrence"])
+    info = profile["number_info"]  # enriched offline, off the message path
+    assert info["valid"] and info["region"] == "US" and info["place"] == "Washington State"
+    assert profile["conversations"][0]["lookups"]["number"]["region"] == "US"
+    assert first_seen_order(profile)
+    listing = cli(tmp_path, "buyers", "list")
+    assert listing.exit_code == 0
+    assert "+1••••••••99" in listing.output and BUYER not in listing.output
+    assert "atlanta,seattle" in listing.output
+    assert "1 numbers with buyer conversations are withheld" in listing.output
+    full = cli(tmp_path, "buyers", "list", "--full-numbers", "--city", "washington-dc",
+               "--json")
+    (line,) = full.output.strip().splitlines()[:1]
+    assert json.loads(line)["number"] == OTHER_BUYER
+
+
+def first_seen_order(profile: dict[str, Any]) -> bool:
+    return profile["first_seen"] <= profile["last_seen"]
+
+
+async def test_the_victim_number_is_withheld_everywhere(tmp_path, autojump_clock):
+    data = await populate(tmp_path)
+    shown = cli(tmp_path, "buyers", "show", VICTIM)
+    assert shown.exit_code == 1
+    assert "also appears in outreach data" in shown.output
+    out = tmp_path / "bundle"
+    result = cli(tmp_path, "export", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert VICTIM.encode() not in everything and VICTIM[2:].encode() not in everything
+    for body in data["outreach_texts"]:
+        assert body.encode() not in everything, body
+    assert b"price" not in everything  # the victim's text to the decoy
+    assert VICTIM_PHOTO not in everything
+    names = {p.name for p in (out / "media").iterdir()}
+    assert names == {f"{data['photo']}.jpg"}
+    transcripts = {p.stem for p in (out / "transcripts").iterdir()}
+    assert transcripts == {str(data["sea"]), str(data["atl"]), str(data["dc"])}
+
+
+async def test_a_bundle_verifies_and_any_change_is_named(tmp_path, autojump_clock):
+    data = await populate(tmp_path)
+    out = tmp_path / "bundle"
+    result = cli(tmp_path, "export", "--out", str(out), "--city", "seattle")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "intercept-evidence/1"
+    assert manifest["generator"].startswith("intercept ")
+    assert manifest["scenarios"] == [{"name": "buyer-deterrence", "version": 2}]
+    assert manifest["filters"] == {"city": "seattle", "since": None, "buyer": None}
+    counts = manifest["counts"]
+    assert (counts["buyers"], counts["conversations"], counts["media"]) == (1, 1, 1)
+    assert counts["messages"] == len(json.loads(
+        (out / f"transcripts/{data['sea']}.json").read_text())["messages"])
+    assert manifest["time_range"]["first"] <= manifest["time_range"]["last"]
+    files = {f["path"] for f in manifest["files"]}
+    assert files == {"profiles.json", "profiles.csv", "conversations.csv", "messages.csv",
+                     f"transcripts/{data['sea']}.json", f"media/{data['photo']}.jpg"}
+    for entry in manifest["files"]:
+        assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    transcript = json.loads((out / f"transcripts/{data['sea']}.json").read_text())
+    directions = [m["direction"] for m in transcript["messages"]]
+    assert directions.count("in") == 4 and "out" in directions
+    assert all(m["at"].endswith("Z") for m in transcript["messages"])
+    assert transcript["messages"][-1]["direction"] == "out"
+    assert SEA_LINK in " ".join(m["text"] for m in transcript["messages"])
+    photos = [m["photos"] for m in transcript["messages"] if m.get("photos")]
+    assert photos == [[f"media/{data['photo']}.jpg"]]
+    csv_rows = (out / "profiles.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("number,first_seen") and csv_rows[1].startswith(BUYER)
+    ok = CliRunner().invoke(main, ["export", "verify", str(out)])
+    assert ok.exit_code == 0 and "OK, 6 files match" in ok.output
+    for path in sorted(files):
+        original = (out / path).read_bytes()
+        (out / path).write_bytes(original + b" ")
+        bad = CliRunner().invoke(main, ["export", "verify", str(out)])
+        assert bad.exit_code == 1
+        assert f"altered: {path}" in bad.output
+        (out / path).write_bytes(original)
+    (out / "profiles.csv").unlink()
+    (out / "notes.txt").write_text("added later")
+    bad = CliRunner().invoke(main, ["export", "verify", str(out)])
+    assert bad.exit_code == 1
+    assert "missing: profiles.csv" in bad.output and "extra: notes.txt" in bad.output
+    audit = sqlite3.connect(tmp_path / "intercept.db").execute(
+        "SELECT actor, role, action, detail FROM audit").fetchall()
+    (actor, role, action, detail), = audit
+    assert actor.startswith("cli:") and role == "cli" and action == "CLI intercept export"
+    assert "city=seattle" in detail and "6 files" in detail
+    assert manifest_digest(out) in detail
+    refused = cli(tmp_path, "export", "--out", str(out))
+    assert refused.exit_code == 1 and "not empty" in refused.output
+
+
+def manifest_digest(out: Path) -> str:
+    return hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+
+
+async def test_export_filters_by_buyer_and_since(tmp_path, autojump_clock):
+    data = await populate(tmp_path)
+    out = tmp_path / "one"
+    result = cli(tmp_path, "export", "--out", str(out), "--buyer", "(312) 555-0177")
+    assert result.exit_code == 0, result.output
+    profiles = json.loads((out / "profiles.json").read_text())
+    assert [p["number"] for p in profiles] == [OTHER_BUYER]
+    assert [c["id"] for c in profiles[0]["conversations"]] == [data["dc"]]
+    detail = sqlite3.connect(tmp_path / "intercept.db").execute(
+        "SELECT detail FROM audit").fetchone()[0]
+    assert OTHER_BUYER not in detail and "buyer=+1••••••••77" in detail
+    later = tmp_path / "later"
+    since = "2999-01-01"
+    result = cli(tmp_path, "export", "--out", str(later), "--since", since)
+    assert result.exit_code == 0
+    assert json.loads((later / "profiles.json").read_text()) == []
+
+
+@pytest.mark.parametrize("city", ["seattle", "atlanta", "washington-dc"])
+def test_the_shipped_cities_carry_their_deterrence_link(city):
+    from intercept.config import load_config
+    from intercept.resources import default_config_path
+
+    config = load_config(default_config_path(), environ={})
+    link = config.cities[city].link
+    assert link.startswith("https://")
+    assert (link == SEA_LINK) == (city == "seattle")  # Seattle: its local class
