@@ -6,7 +6,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
@@ -137,11 +136,6 @@ async def test_every_opt_out_word_in_a_campaign_conversation(tmp_path, autojump_
         assert opted == set(targets)
 
 
-@pytest.mark.xfail(strict=True, reason="victim-outreach reads 'pls' as a yes: 'stop pls' opts "
-                   "the number out (the runtime's guard) but the scenario's own step also runs "
-                   "and hands the conversation to an advocate, tagged interested. Fix in "
-                   "runtime/actor.py (do not apply the scenario's step when the runtime opts "
-                   "out) or in scenarios/shared/compliance.yaml (allow trailing text).")
 async def test_an_opt_out_with_trailing_text_does_not_reach_the_advocates(
         tmp_path, autojump_clock, monkeypatch):
     monkeypatch.setattr(clock_module, "time", _FixedTime(START))

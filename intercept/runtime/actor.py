@@ -298,6 +298,7 @@ class ConversationActor:
         try:
             for event, inbound_text in events:
                 started = time.perf_counter()
+                prior = state
                 state, effects = machine.step(state, event, now)
                 metrics.engine_step_seconds.observe(time.perf_counter() - started)
                 if isinstance(event, Start):
@@ -305,7 +306,14 @@ class ConversationActor:
                 key = f"{self.conversation_id}.{state.turn}"
                 sends: list[tuple[str, float, float, str]] = []
                 if isinstance(event, Message):
+                    handled = any(isinstance(e, OptOut) for e in effects)
                     effects = self._opt_out_guard(event.text, effects, state.paused)
+                    if not handled and effects and isinstance(effects[0], OptOut):
+                        # The scenario did not take this for STOP ("stop pls"), so its reading
+                        # of the message is dropped: an opted-out person is never handed off,
+                        # tagged or answered because of it. Only the turn advances.
+                        state = msgspec.structs.replace(prior, turn=state.turn)
+                        effects = [effects[0]]
                 for effect in effects:
                     if isinstance(effect, Send):
                         sends.append((effect.text, effect.delay_scale, effect.extra, "reply"))
