@@ -77,6 +77,7 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
     """
     from .cli import _load
     from .store.report import impact_report
+    from .store.retention import add_purged
 
     config = _load(config_path)
     if city is not None and city not in config.cities:
@@ -87,6 +88,8 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
         conn.row_factory = None
         result = impact_report(conn, since=since, city=city,
                                city_of={n.number: n.city for n in config.numbers})
+        # conversations removed by retention still count (their figures were kept)
+        result = add_purged(conn, result, since=since, city=city)
     finally:
         conn.close()
     if as_json:
