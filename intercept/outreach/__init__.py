@@ -1,4 +1,4 @@
-"""Victim outreach: phone numbers found in ads (more to come: import, campaigns, opt-outs)."""
+"""Victim outreach: numbers found in ads, ad import, campaigns and their quiet-hours windows."""
 
 from .extract import Found, find_numbers
 
