@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -165,3 +166,47 @@ async def test_gateway_metrics_join_the_server_registry(tmp_path, autojump_clock
         assert 'intercept_smpp_pdus_total{command="submit_sm",direction="out",' \
                'status="ESME_ROK"} 1.0' in text
         assert "intercept_smpp_bound 1.0" in text
+
+
+async def test_replies_waiting_for_a_send_slot_at_shutdown_go_out_after_restart(
+        tmp_path, autojump_clock):
+    """A graceful stop while replies wait for the rate limit: they go back to the queue (not
+    'unknown'), and the next start sends each exactly once."""
+    smsc = Smsc()
+    config = make_config(runtime={"hibernate_after": "1h", "shutdown_grace": "1s"})
+    buyers = [buyer_number(i) for i in range(30)]
+
+    def new_server() -> Server:
+        gateway = SmppGateway(connect=smsc.connect, system_id="intercept", password="secret",
+                              wall_clock=lambda: 1.7e9 + trio.current_time(), rate=5.0)
+        return Server(config, registry=registry(), gateway=gateway,
+                      store_path=tmp_path / "smpp.db", threaded_store=False)
+
+    async with trio.open_nursery() as outer:
+        await outer.start(smsc.run)
+        first = new_server()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(first.run)
+            for their in buyers:
+                smsc.deliver_nowait(their, OUR, f"hi {their}")
+            while len(smsc.messages) < 5:
+                await trio.sleep(0.05)
+            first.stop()
+        db = sqlite3.connect(tmp_path / "smpp.db")
+        stopped = Counter(s for (s,) in db.execute("SELECT status FROM outbox"))
+        db.close()
+        assert stopped["queued"] > 0 and stopped["unknown"] == 0 and stopped["sending"] == 0
+        second = new_server()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(second.run)
+            with trio.fail_after(600):
+                for their in buyers:
+                    await smsc.wait_for(their, 1)
+            await trio.sleep(2)
+            rows = Counter(s for (s,) in second.store.query("SELECT status FROM outbox"))
+            second.stop()
+        outer.cancel_scope.cancel()
+    assert rows == {"delivered": 30}
+    for their in buyers:
+        assert smsc.phones[their] == [f"re: hi {their}"]
+    assert len(smsc.messages) == 30

@@ -105,6 +105,12 @@ class Gateway(abc.ABC):
         """HTTP Basic credentials by host for fetching inbound media (only from that host)."""
         return {}
 
+    def may_have_sent(self, outbox_id: str) -> bool:
+        """After a `submit` was cancelled (shutdown): whether any of the message may have
+        reached the network. False lets the sender put it back in the queue instead of
+        leaving its outcome unknown."""
+        return True
+
     async def reconcile(self, message: OutboundMessage, *, since: float) -> Reconciled | None:
         """Whether a message submitted (at wall time `since` or later) before a crash actually
         went out, if the gateway can tell; None when it cannot."""

@@ -16,7 +16,7 @@ from ..errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ..gateways import Gateway, OutboundMessage
 from ..metrics import Metrics
 from ..phone import mask
-from ..store import MarkOutbox, OutboxRow, Requeue, Store
+from ..store import MarkOutbox, OutboxRow, Requeue, Store, StoreClosed
 from .clock import WallClock
 
 log = logging.getLogger(__name__)
@@ -104,20 +104,31 @@ class Sender:
             if not batch:
                 return
         ids = [row.id for row in batch]
-        await self.store.call(MarkOutbox(ids, "sending", now=self.clock.now()))
+        try:
+            await self.store.call(MarkOutbox(ids, "sending", now=self.clock.now()))
+        except trio.Cancelled:  # shutdown: the mark may be committed, nothing was submitted
+            await self._requeue_at_shutdown(ids)
+            raise
         # Replies of one conversation go out in order; different conversations may overlap
         # when the gateway allows several submits in flight (an SMPP window).
         groups: dict[int, list[OutboxRow]] = {}
         for row in batch:
             groups.setdefault(row.conversation_id, []).append(row)
         outcome = _BatchOutcome()
-        if self.gateway.max_in_flight <= 1 or len(groups) == 1:
-            for rows in groups.values():
-                await self._submit_in_order(rows, outcome)
-        else:
-            async with trio.open_nursery() as nursery:
+        try:
+            if self.gateway.max_in_flight <= 1 or len(groups) == 1:
                 for rows in groups.values():
-                    nursery.start_soon(self._submit_in_order, rows, outcome)
+                    await self._submit_in_order(rows, outcome)
+            else:
+                async with trio.open_nursery() as nursery:
+                    for rows in groups.values():
+                        nursery.start_soon(self._submit_in_order, rows, outcome)
+        finally:
+            # also at shutdown: what the gateway already answered is recorded
+            with trio.CancelScope(shield=True):
+                await self._record(outcome)
+
+    async def _record(self, outcome: _BatchOutcome) -> None:
         now = self.clock.now()
         if outcome.sent_ids:
             self.metrics.messages_out.inc(len(outcome.sent_ids))
@@ -138,6 +149,12 @@ class Sender:
                                       their_number=row.their_number, text=row.body)
             try:
                 gateway_id = await self.gateway.submit(message)
+            except trio.Cancelled:
+                # Shutdown. Rows that never reached the network go back to the queue; one
+                # that may have is left 'sending', to be reconciled with the gateway on start.
+                first = index + 1 if self.gateway.may_have_sent(row.id) else index
+                await self._requeue_at_shutdown([r.id for r in rows[first:]])
+                raise
             except GatewayRetryLater as exc:
                 # Not accepted: try again later, and keep this conversation's order.
                 for later in rows[index:]:
@@ -157,6 +174,17 @@ class Sender:
                 outcome.sent_ids.append(row.id)
                 outcome.gateway_ids.append(gateway_id)
             self._forget(row)
+
+
+    async def _requeue_at_shutdown(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        with trio.CancelScope(shield=True):  # the writer serves until the server closes it
+            try:
+                await self.store.call(Requeue(ids, now=self.clock.now()))
+            except StoreClosed:
+                log.warning("%d replies stay marked 'sending' (the store closed first); they "
+                            "are reconciled with the gateway on the next start", len(ids))
 
 
 class _BatchOutcome:

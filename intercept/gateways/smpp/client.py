@@ -262,6 +262,8 @@ class SmppGateway(Gateway):
         self._links = 0
         self._ref = random.randrange(256)
         self._plans: dict[str, _Plan] = {}
+        self._maybe_sent: set[str] = set()
+        """Messages whose submit was cancelled after a submit_sm was handed to the link."""
         self._next_attempt = 0.0
         self._tick = max(0.05, min(1.0, settings.submit_timeout / 4,
                                    settings.enquire_link_interval / 4))
@@ -664,16 +666,28 @@ class SmppGateway(Gateway):
                 raise GatewayError(f"the message cannot be sent as SMS: {exc}") from None
             plan = _Plan(template, parts)
         requests: list[tuple[int, _Request | _Outcome]] = []
-        for index, part in enumerate(plan.parts):
-            if plan.ids[index] is None:
-                requests.append((index, await self._send_part(link, plan.template, part)))
-        outcomes: list[tuple[int, _Outcome]] = []
-        for index, request in requests:
-            outcome = request if isinstance(request, _Outcome) else await self._outcome(request)
-            if outcome.kind == "ok":
-                plan.ids[index] = outcome.message_id
-            outcomes.append((index, outcome))
+        written = any(plan.ids)
+        try:
+            for index, part in enumerate(plan.parts):
+                if plan.ids[index] is None:
+                    request = await self._send_part(link, plan.template, part)
+                    written = written or isinstance(request, _Request)
+                    requests.append((index, request))
+            outcomes: list[tuple[int, _Outcome]] = []
+            for index, request in requests:
+                outcome = (request if isinstance(request, _Outcome)
+                           else await self._outcome(request))
+                if outcome.kind == "ok":
+                    plan.ids[index] = outcome.message_id
+                outcomes.append((index, outcome))
+        except trio.Cancelled:
+            if written:  # a submit_sm was handed to the link: it may have gone out
+                self._maybe_sent.add(message.outbox_id)
+            raise
         return self._conclude(message, plan, outcomes)
+
+    def may_have_sent(self, outbox_id: str) -> bool:
+        return outbox_id in self._maybe_sent
 
     def _conclude(self, message: OutboundMessage, plan: _Plan,
                   outcomes: list[tuple[int, _Outcome]]) -> str:
