@@ -1,0 +1,265 @@
+"""intercept-loadtest: simulated buyers texting our numbers, with exact loss and duplicate counts.
+
+Starts `intercept serve` itself (a generated config: the echo scenario, delays off, a fresh
+SQLite file in a temporary folder) behind the SMSC simulator (SMPP) or the fake Twilio provider
+(signed webhooks in, REST out), or loads a running server (--target). Exit status: 0 when
+nothing was lost, nothing arrived twice and no rule was broken; 1 otherwise (unless
+--no-fail-on-loss); 2 when the run could not be made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from loadtest.behaviours import BEHAVIOURS, MAX_BUYERS
+from loadtest.phones import PROVIDER_FAULTS, SMPP_FAULTS
+from loadtest.run import Options, run_load
+from loadtest.target import (
+    CONFIRMATION,
+    ServerSettings,
+    config_dict,
+    our_numbers,
+    secrets_env,
+    write_config,
+)
+
+DEFAULT_MIX = "human=5,fragment=1,photo=1,abandon=1,stop=1,rapid=1,two_numbers=1"
+
+EXAMPLES = """examples:
+  intercept-loadtest                                    # 1,000 buyers, 30 s, SMPP, every behaviour
+  intercept-loadtest --transport provider --buyers 500 --duration 60
+  intercept-loadtest --buyers 5000 --think 0:0 --mix human=1 --json    # as fast as it goes
+  intercept-loadtest --faults drop=0.002,throttle=0.05,slow=0.01
+  intercept-loadtest --buyers 100000 --ramp-up 60 --duration 120 --think 30:70 --mix human=1
+  python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775   # config for --target
+  intercept-loadtest --target http://127.0.0.1:8080 --listen 127.0.0.1:2775 \\
+      --ours +12065550100,+12065550101
+
+faults (probability per outbound submit): throttle, error, slow, drop; SMPP also lost_resp
+(accepted, answer lost: resent by design, so it shows as duplicates). See loadtest/phones.py."""
+
+
+def _pairs(text: str, allowed: tuple[str, ...], what: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{what}: {item!r} should read NAME=NUMBER")
+        if name not in allowed:
+            raise argparse.ArgumentTypeError(f"{what}: unknown name {name!r}; expected some of "
+                                             f"{', '.join(allowed)}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: {value!r} for {name} is not a number"
+                                             ) from None
+        if out[name] < 0:
+            raise argparse.ArgumentTypeError(f"{what}: {name} is negative")
+    return out
+
+
+def mix(text: str) -> dict[str, float]:
+    """--mix human=5,stop=1: weights of the behaviours."""
+    weights = _pairs(text, tuple(BEHAVIOURS), "--mix")
+    if not any(weights.values()):
+        raise argparse.ArgumentTypeError("--mix gives no behaviour a weight above 0")
+    return weights
+
+
+def faults(text: str) -> dict[str, float]:
+    """--faults drop=0.01,throttle=0.05: probabilities per outbound submit."""
+    rates = _pairs(text, tuple(dict.fromkeys(SMPP_FAULTS + PROVIDER_FAULTS)), "--faults")
+    if sum(rates.values()) > 1:
+        raise argparse.ArgumentTypeError("--faults: the probabilities add up to more than 1")
+    return rates
+
+
+def span(text: str) -> tuple[float, float]:
+    """--think 2:8 (seconds, uniform) or a single number."""
+    low, _, high = text.partition(":")
+    try:
+        pair = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--think: {text!r} should read MIN:MAX seconds"
+                                         ) from None
+    if pair[0] < 0 or pair[1] < pair[0]:
+        raise argparse.ArgumentTypeError(f"--think: {text!r}: need 0 <= MIN <= MAX")
+    return pair
+
+
+def address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} should read HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def positive(kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="intercept-loadtest", description=__doc__.split("\n\n")[0],
+                                epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--transport", choices=["smpp", "provider"], default="smpp",
+                   help="SMPP through the SMSC simulator, or the fake Twilio provider")
+    p.add_argument("--buyers", type=positive(int), default=1000,
+                   help=f"simulated buyers (default 1000, at most {MAX_BUYERS:,})")
+    p.add_argument("--duration", type=positive(float), default=30.0,
+                   help="seconds during which buyers text (default 30)")
+    p.add_argument("--ramp-up", type=float, default=5.0,
+                   help="seconds over which the buyers start (default 5)")
+    p.add_argument("--drain", type=float, default=20.0,
+                   help="seconds after the end to wait for the last answers (default 20)")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="seconds to wait after the last answer for late copies (default 1)")
+    p.add_argument("--mix", type=mix, default=mix(DEFAULT_MIX),
+                   help=f"behaviour weights (default {DEFAULT_MIX})")
+    p.add_argument("--think", type=span, default=(1.0, 5.0),
+                   help="a human's pause between answer and next text, MIN:MAX s (default 1:5)")
+    p.add_argument("--reply-timeout", type=positive(float), default=10.0,
+                   help="a buyer waits this long for an answer before going on; later answers "
+                        "count as late, not lost (default 10)")
+    p.add_argument("--faults", type=faults, default={},
+                   help="gateway faults, probability per outbound submit: "
+                        "throttle=,error=,slow=,drop=[,lost_resp=]")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--no-fail-on-loss", dest="fail_on_loss", action="store_false",
+                   help="exit 0 even when messages were lost or duplicated")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    server = p.add_argument_group("the server it starts")
+    server.add_argument("--numbers", type=positive(int), default=4,
+                        help="how many of our numbers the generated config has (default 4)")
+    server.add_argument("--window", type=positive(int), default=100, help="SMPP window")
+    server.add_argument("--hibernate-after", default="2m",
+                        help="runtime.hibernate_after (default 2m)")
+    server.add_argument("--synchronous", choices=["normal", "full"], default="normal")
+    server.add_argument("--in-process", action="store_true",
+                        help="run the server in this process (profiling, tests)")
+    server.add_argument("--pin", action="store_true",
+                        help="pin the server to CPU 0 (the load tester takes the rest)")
+    server.add_argument("--keep", action="store_true",
+                        help="keep the temporary folder (config, store, server log)")
+    server.add_argument("--write-config", type=Path, metavar="DIR",
+                        help="write the config and scenario for a server to load with "
+                             "--target, then exit (needs --listen with a fixed port)")
+    server.add_argument("--http-port", type=int, default=8080,
+                        help="with --write-config: the server's HTTP port (default 8080)")
+    target = p.add_argument_group("a running server")
+    target.add_argument("--target", metavar="URL",
+                        help="the running server's HTTP base URL (webhooks, /healthz)")
+    target.add_argument("--listen", type=address, default=("127.0.0.1", 0),
+                        metavar="HOST:PORT",
+                        help="where the SMSC simulator / fake provider listens (default: any "
+                             "free port on 127.0.0.1)")
+    target.add_argument("--ours", default="",
+                        help="the running server's numbers, comma-separated (they must run the "
+                             "loadtest-echo scenario: see --write-config)")
+    target.add_argument("--confirmation", default=CONFIRMATION,
+                        help="the server's optout.confirmation text")
+    target.add_argument("--system-id", default="intercept")
+    target.add_argument("--password", default=None, help="SMPP password the server binds with")
+    target.add_argument("--account-sid", default=None)
+    target.add_argument("--auth-token", default=None)
+    target.add_argument("--no-callbacks", dest="callbacks", action="store_false",
+                        help="the fake provider posts no status callbacks")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    """The run's Options from parsed arguments; ValueError names a bad combination."""
+    allowed = SMPP_FAULTS if args.transport == "smpp" else PROVIDER_FAULTS
+    wrong = [name for name in args.faults if name not in allowed]
+    if wrong:
+        raise ValueError(f"--faults {', '.join(wrong)} is not offered for --transport "
+                         f"{args.transport} (it has {', '.join(allowed)})")
+    if args.buyers > MAX_BUYERS:
+        raise ValueError(f"--buyers is {args.buyers:,}; at most {MAX_BUYERS:,} are supported")
+    ours = [n.strip() for n in args.ours.split(",") if n.strip()]
+    if args.target and not ours:
+        raise ValueError("--target needs --ours: the running server's numbers")
+    options = Options(
+        transport=args.transport, buyers=args.buyers, duration=args.duration,
+        ramp_up=min(args.ramp_up, args.duration), drain=args.drain, settle=args.settle,
+        mix=args.mix, think=args.think, reply_timeout=args.reply_timeout, faults=args.faults,
+        seed=args.seed, numbers=args.numbers, window=args.window,
+        hibernate_after=args.hibernate_after, synchronous=args.synchronous,
+        in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
+        listen=args.listen, ours=ours, confirmation=args.confirmation,
+        system_id=args.system_id, callbacks=args.callbacks)
+    for name in ("password", "account_sid", "auth_token"):
+        if getattr(args, name) is not None:
+            setattr(options, name, getattr(args, name))
+    return options
+
+
+def _write_config(args: argparse.Namespace) -> None:
+    host, port = args.listen
+    if not port:
+        raise ValueError("--write-config needs --listen HOST:PORT with a fixed port: the "
+                         "server's gateway must know where the simulator will listen")
+    folder = args.write_config.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = our_numbers(args.numbers)
+    settings = ServerSettings(numbers=numbers, folder=folder, http_port=args.http_port,
+                              window=args.window, hibernate_after=args.hibernate_after,
+                              synchronous=args.synchronous)
+    config = config_dict(settings, transport=args.transport, network_port=port)
+    path = write_config(config, folder)
+    env = " ".join(f"{k}={v}" for k, v in secrets_env(args.transport).items())
+    print(f"wrote {path} and {folder / 'scenarios'}\nrun the server:  {env} intercept serve "
+          f"--config {path}\nthen:  intercept-loadtest --transport {args.transport} --target "
+          f"http://127.0.0.1:{args.http_port} --listen {host}:{port} --ours {','.join(numbers)}")
+
+
+def _only_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse, run, print the report; exit 0 (clean), 1 (lost/duplicates/violations), 2."""
+    from loadtest.report import to_json, to_text
+
+    args = parser().parse_args(argv)
+    try:
+        if args.write_config:
+            _write_config(args)
+            return
+        options = options_from(args)
+        report = trio.run(lambda: run_load(options, progress=None if args.quiet
+                                           else sys.stderr))
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"intercept-loadtest: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except BaseExceptionGroup as group:
+        leaf = _only_leaf(group)
+        if not isinstance(leaf, ValueError | RuntimeError | OSError | KeyboardInterrupt):
+            raise
+        print(f"intercept-loadtest: {leaf or 'interrupted'}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("intercept-loadtest: interrupted", file=sys.stderr)
+        sys.exit(2)
+    print(to_json(report) if args.json else to_text(report), flush=True)
+    if args.fail_on_loss and not report["ok"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

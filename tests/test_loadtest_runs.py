@@ -1,0 +1,82 @@
+"""Short load runs against an in-process server: clean runs pass, and a duplicate or a stopped
+server is reported (the accounting can fail)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import trio
+
+from loadtest.phones import ProviderPhones, SmppPhones
+from loadtest.report import REPORT_KEYS
+from loadtest.run import LoadRun, Options, run_load
+
+ALL = {"human": 3, "fragment": 1, "photo": 1, "abandon": 1, "stop": 1, "rapid": 1,
+       "two_numbers": 1}
+
+
+def quick(**changes: object) -> Options:
+    options = Options(buyers=18, duration=1.0, ramp_up=0.2, drain=4.0, settle=0.2, mix=ALL,
+                      think=(0.05, 0.2), reply_timeout=2.0, in_process=True, numbers=2)
+    return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
+
+
+async def test_a_clean_smpp_run_answers_every_message_once():
+    report = await run_load(quick(), progress=None)
+    assert set(REPORT_KEYS) <= set(report)
+    assert report["ok"], report
+    assert (report["lost"], report["duplicates"]) == (0, 0)
+    assert report["messages"]["in"] > 50
+    assert report["messages"]["answered"] == sum(
+        row["answered"] for row in report["behaviours"].values())
+    assert report["latency_ms"]["p99"] is not None
+    assert set(report["behaviours"]) == set(ALL)
+    assert report["server"]["outbox"].get("refused", 0) >= 1  # STOP's echo is refused
+
+
+async def test_a_clean_provider_run_with_photos_and_faults_passes():
+    report = await run_load(quick(transport="provider", faults={"error": 0.05, "drop": 0.05},
+                                  mix={"human": 1, "photo": 2, "stop": 1}), progress=None)
+    assert report["ok"], report
+    assert report["network"]["created"] == report["messages"]["out"]
+    assert sum(report["faults"].values()) > 0
+
+
+async def test_an_smpp_response_lost_after_acceptance_shows_as_a_duplicate():
+    async def lose_one_response(run: LoadRun) -> None:
+        await trio.sleep(0.5)
+        assert isinstance(run.phones, SmppPhones)
+        run.phones.smsc.drop_on_submit("before_resp", after=1)  # the documented edge
+
+    report = await run_load(quick(mix={"human": 1}), progress=None, hook=lose_one_response)
+    assert not report["ok"]
+    assert report["duplicates"] >= 1
+    assert report["detail"]["duplicate_deliveries"] >= 1
+    assert report["network"]["submits_accepted_unanswered"] >= 1
+    assert report["lost"] == 0
+
+
+async def test_a_duplicate_creation_at_the_provider_is_reported():
+    async def duplicate_one(run: LoadRun) -> None:
+        assert isinstance(run.phones, ProviderPhones)
+        fake = run.phones.fake
+        while not fake.sent:
+            await trio.sleep(0.01)
+        fake.sent.append(fake.sent[0])  # the phone gets the same message (outbox id) again
+
+    report = await run_load(quick(transport="provider", mix={"human": 1}), progress=None,
+                            hook=duplicate_one)
+    assert not report["ok"]
+    assert report["duplicates"] == 1
+
+
+async def test_a_server_stopped_mid_run_shows_lost_messages():
+    async def stop_server(run: LoadRun) -> None:
+        await trio.sleep(0.4)
+        run.in_process.stop()
+
+    report = await run_load(quick(mix={"human": 1}, drain=1.0), progress=None, hook=stop_server)
+    assert not report["ok"]
+    assert report["lost"] > 0
+    assert report["detail"]["lost_examples"]
+
