@@ -1,10 +1,10 @@
 """Signed Twilio webhooks per second accepted end to end, beside a bare hypercorn app's ceiling.
 
-    python -m loadtest.webhook_bench                  # both runs, 10 s each
+    python -m loadtest.webhook_bench                  # the three runs, 10 s each
     python -m loadtest.webhook_bench --seconds 20 --connections 64 --json
 
-Two runs against a server in its own process (this machine has two cores: the server gets one,
-the load generator and the fake provider the other):
+Three runs against a server in its own process (this machine has two cores: the server gets
+one, the load generator and the fake provider the other):
 
 1. **bare**: a hypercorn app (trio worker, same settings as ours) that reads the body and
    answers 200 with a small body: the ceiling of the HTTP layer on this machine;
@@ -12,11 +12,13 @@ the load generator and the fake provider the other):
    scenarios, on a fresh SQLite file: each request is a webhook with its own MessageSid from one
    of `--buyers` numbers, signed like Twilio signs it; a 200 means the signature was checked and
    the message committed (the server answers only after the commit); the conversations then
-   run and their replies go to a fake provider (``loadtest.fake_provider``) over REST.
+   run and their replies go to a fake provider (``loadtest.fake_provider``) over REST;
+3. **deferred**: the same, with reply delays of one to two hours, so that no reply is sent
+   during the run: the webhook intake and the conversation steps alone.
 
 The load generator speaks HTTP/1.1 over keep-alive sockets with pre-built requests (no client
-library in the measured loop), so the server, not the generator, is what is measured. The ratio
-is intercept / bare.
+library in the measured loop), so the server, not the generator, is what is measured. The
+ratios are each run / bare.
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ def run_bare(args: argparse.Namespace) -> dict[str, float]:
         _stop(process)
 
 
-def write_config(folder: Path, port: int, provider_port: int) -> Path:
+def write_config(folder: Path, port: int, provider_port: int, *, defer: bool = False) -> Path:
     from intercept.resources import bundled_root
 
     shipped = bundled_root() / "config" / "intercept.toml"
@@ -235,19 +237,22 @@ def write_config(folder: Path, port: int, provider_port: int) -> Path:
                f'[store]\npath = "{folder / "bench.db"}"\n\n'
                f'[http]\nlisten = "127.0.0.1:{port}"\n\n'
                f'[scenarios]\ndir = "{scenarios}"\n\n'
-               f'[media]\ndir = "{folder / "media"}"\n\n')
+               f'[media]\ndir = "{folder / "media"}"\n\n'
+               + ('[delays]\nmin = "1h"\nmax = "2h"\n\n' if defer else ''))
     kept = []
     skip = False
     for line in text.splitlines():
         if line.startswith("["):
-            skip = line.strip() in ("[gateway]", "[store]", "[http]", "[scenarios]", "[media]")
+            replaced = ["[gateway]", "[store]", "[http]", "[scenarios]", "[media]"]
+            table = line.split("#", 1)[0].strip()
+            skip = table in replaced + (["[delays]"] if defer else [])
         if not skip:
             kept.append(line)
     config.write_text(gateway + "\n".join(kept) + "\n", encoding="utf-8")
     return config
 
 
-def run_intercept(args: argparse.Namespace) -> dict[str, float]:
+def run_intercept(args: argparse.Namespace, *, defer: bool = False) -> dict[str, float]:
     from loadtest.fake_provider import Callbacks, FakeTwilio
 
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
@@ -258,7 +263,7 @@ def run_intercept(args: argparse.Namespace) -> dict[str, float]:
         async def main() -> dict[str, float]:
             async with trio.open_nursery() as nursery:
                 provider_port = await nursery.start(provider.serve, "127.0.0.1", 0)
-                config = write_config(folder, port, provider_port)
+                config = write_config(folder, port, provider_port, defer=defer)
                 env = {**os.environ, "INTERCEPT_GATEWAY_AUTH_TOKEN": TOKEN}
                 wrap = os.environ.get("BENCH_WRAP", "").split()
                 process = subprocess.Popen([*wrap, sys.executable, "-m", "intercept", "serve",
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="distinct phone numbers the webhooks come from")
     parser.add_argument("--requests", type=int, default=200_000,
                         help="pre-built requests per run (must outlast the run)")
-    parser.add_argument("--only", choices=["bare", "intercept"])
+    parser.add_argument("--only", choices=["bare", "intercept", "deferred"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -305,13 +310,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "intercept"):
         print("intercept serve with signed Twilio webhooks ...", file=sys.stderr, flush=True)
         results["intercept"] = run_intercept(args)
-    if "bare" in results and "intercept" in results:
-        results["ratio"] = {"intercept_over_bare":
-                            results["intercept"]["per_second"] / results["bare"]["per_second"]}
+    if args.only in (None, "deferred"):
+        print("the same with every reply deferred past the run (intake and conversation "
+              "steps only) ...", file=sys.stderr, flush=True)
+        results["deferred"] = run_intercept(args, defer=True)
+    if "bare" in results:
+        results["ratio"] = {f"{name}_over_bare": results[name]["per_second"]
+                            / results["bare"]["per_second"]
+                            for name in ("intercept", "deferred") if name in results}
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    for name in ("bare", "intercept"):
+    for name in ("bare", "intercept", "deferred"):
         if name in results:
             r = results[name]
             print(f"{name:>10}: {r['per_second']:8,.0f} requests/s answered 200 "
@@ -319,8 +329,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{int(r['other'])} other answers)"
                   + (f"; {int(r['replies_sent'])} replies sent to the provider"
                      if "replies_sent" in r else ""))
-    if "ratio" in results:
-        print(f"     ratio: {results['ratio']['intercept_over_bare']:.0%} of the bare ceiling")
+    for key, value in results.get("ratio", {}).items():
+        print(f"{key.removesuffix('_over_bare'):>10}: {value:.0%} of the bare ceiling")
 
 
 if __name__ == "__main__":
