@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import time
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _FAST = (.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1)
@@ -75,6 +80,28 @@ class Metrics:
         self.provider_seconds = Histogram(
             "intercept_provider_seconds", "Time of one REST call to an HTTP SMS provider",
             buckets=_COMMIT, registry=r)
+
+        self.gc_pause_seconds = Histogram(
+            "intercept_gc_pause_seconds", "Garbage collections of the server process, by "
+            "generation (the whole process stops while one runs)", ["generation"],
+            buckets=_COMMIT, registry=r)
+        self._gc_started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self.gc_pause_seconds.labels(str(info["generation"])).observe(
+                time.perf_counter() - self._gc_started)
+
+    @contextlib.contextmanager
+    def watching_gc(self) -> Iterator[None]:
+        """Time the process's garbage collections while the block runs."""
+        gc.callbacks.append(self._on_gc)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._on_gc)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -123,42 +123,47 @@ class Server:
             inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
             lookups=self.lookups)
         try:
-            async with trio.open_nursery() as root:
-                await root.start(self.store.run)
-                try:
-                    await self._register_numbers()
-                    async with trio.open_nursery() as services:
-                        await services.start(self.router.run)
-                        await services.start(self.sender.run)
-                        recovery = await self.store.call(Recover())  # before any new work
-                        await services.start(self.media.run)  # pending media, then new ones
-                        intake = trio.CancelScope()
-                        await services.start(self._run_intake, intake)
-                        await self.campaigns.hold(recovery.queued)  # quiet hours after a stop
-                        await self._recover(recovery)
-                        await services.start(self.campaigns.run)
-                        await services.start(self.enricher.run)
-                        if config.retention.buyer_after or config.retention.outreach_after:
-                            services.start_soon(self._run_retention)
-                        log.info("serving %d numbers; gateway %s%s", len(config.numbers),
-                                 self.gateway.name,
-                                 f"; http on {', '.join(self.http_addresses)}"
-                                 if self.http_addresses else "")
-                        task_status.started(self)
-                        await self._stop.wait()
-                        log.info("shutting down: intake stopped, finishing in-flight steps")
-                        intake.cancel()
-                        with trio.move_on_after(duration(config.runtime.shutdown_grace)):
-                            await self.router.quiesce()
-                        services.cancel_scope.cancel()
-                    if self.lookup_provider is not None:
-                        with trio.CancelScope(shield=True):
-                            await self.lookup_provider.aclose()
-                finally:
-                    self.store.close()  # the writer commits what is queued, then returns
+            with self.metrics.watching_gc():
+                await self._serve(task_status)
         finally:
             self.store.shutdown()
         log.info("stopped")
+
+    async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:
+        config = self.config
+        async with trio.open_nursery() as root:
+            await root.start(self.store.run)
+            try:
+                await self._register_numbers()
+                async with trio.open_nursery() as services:
+                    await services.start(self.router.run)
+                    await services.start(self.sender.run)
+                    recovery = await self.store.call(Recover())  # before any new work
+                    await services.start(self.media.run)  # pending media, then new ones
+                    intake = trio.CancelScope()
+                    await services.start(self._run_intake, intake)
+                    await self.campaigns.hold(recovery.queued)  # quiet hours after a stop
+                    await self._recover(recovery)
+                    await services.start(self.campaigns.run)
+                    await services.start(self.enricher.run)
+                    if config.retention.buyer_after or config.retention.outreach_after:
+                        services.start_soon(self._run_retention)
+                    log.info("serving %d numbers; gateway %s%s", len(config.numbers),
+                             self.gateway.name,
+                             f"; http on {', '.join(self.http_addresses)}"
+                             if self.http_addresses else "")
+                    task_status.started(self)
+                    await self._stop.wait()
+                    log.info("shutting down: intake stopped, finishing in-flight steps")
+                    intake.cancel()
+                    with trio.move_on_after(duration(config.runtime.shutdown_grace)):
+                        await self.router.quiesce()
+                    services.cancel_scope.cancel()
+                if self.lookup_provider is not None:
+                    with trio.CancelScope(shield=True):
+                        await self.lookup_provider.aclose()
+            finally:
+                self.store.close()  # the writer commits what is queued, then returns
 
     async def _run_intake(self, scope: trio.CancelScope, *,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

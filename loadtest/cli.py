@@ -10,6 +10,7 @@ nothing was lost, nothing arrived twice and no rule was broken; 1 otherwise (unl
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -237,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     from loadtest.report import to_json, to_text
 
     args = parser().parse_args(argv)
+    # Like the server: tens of thousands of buyer tasks are millions of long-lived objects,
+    # and full collections over them would stall the simulated network for seconds.
+    gc.set_threshold(50_000, 20, 20)
     try:
         if args.write_config:
             _write_config(args)
