@@ -621,6 +621,25 @@ def _check_campaigns(config: Config) -> list[str]:
     return problems
 
 
+def read_secret(value: str, file: str, *, key: str, source: str = "<config>",
+                base_dir: Path | None = None) -> str:
+    """A secret given directly (`value`, e.g. from the environment), else the first line of
+    `file` (relative to `base_dir`, the config file's folder; its newline dropped).
+
+    `key` names the setting in errors, e.g. ``gateway.auth_token``.
+    """
+    if value or not file:
+        return value
+    path = Path(file)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    try:
+        return path.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{source}: {key}_file: cannot read {str(path)!r}: "
+                          f"{exc.strerror or exc}") from None
+
+
 def duration(text: str) -> float:
     """Seconds in a duration config value (already validated by `load_config`)."""
     return parse_duration(text)

@@ -30,14 +30,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 import trio
 
-from ..config import Config, duration
+from ..config import Config, duration, read_secret
 from ..errors import ConfigError
 from ..phone import mask
 from ..store.evidence import CachedLookup, ReserveLookup, SaveLookup
@@ -85,14 +84,8 @@ class LookupSettings:
         c = config.lookups
         if not c.provider:
             return None
-        token = c.auth_token
-        if not token and c.auth_token_file:
-            path = config.base_dir / Path(c.auth_token_file)
-            try:
-                token = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"{config.source}: lookups.auth_token_file: cannot read "
-                                  f"{path}: {exc.strerror}") from None
+        token = read_secret(c.auth_token, c.auth_token_file, key="lookups.auth_token",
+                            source=config.source, base_dir=config.base_dir)
         if not token:
             raise ConfigError(f"{config.source}: lookups.auth_token: give the auth token in "
                               "INTERCEPT_LOOKUPS_AUTH_TOKEN or lookups.auth_token_file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import read_secret
 from ..errors import ConfigError
 from .base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from .sim import SimGateway
@@ -57,16 +58,8 @@ def twilio_settings(config: Config) -> TwilioSettings:
     if problem:
         raise ConfigError(f"{source}: gateway: {problem}")
     url = urlsplit(gateway.url)
-    token = gateway.auth_token
-    if not token and gateway.auth_token_file:
-        path = Path(gateway.auth_token_file)
-        if not path.is_absolute():
-            path = config.base_dir / path
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{source}: gateway.auth_token_file: cannot read {str(path)!r}: "
-                              f"{exc.strerror or exc}") from None
+    token = read_secret(gateway.auth_token, gateway.auth_token_file, key="gateway.auth_token",
+                        source=source, base_dir=config.base_dir)
     if not token:
         raise ConfigError(f"{source}: gateway: twilio:// needs the account's auth token: set "
                           "INTERCEPT_GATEWAY_AUTH_TOKEN or gateway.auth_token_file")
@@ -97,19 +90,12 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
     if problem:
         raise ConfigError(f"{source}: gateway: {problem}")
     url = urlsplit(gateway.url)
-    password = gateway.password
-    if not password and gateway.password_file:
-        path = Path(gateway.password_file)
-        if base_dir is not None and not path.is_absolute():
-            path = base_dir / path
-        try:
-            password = path.read_text(encoding="utf-8").strip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"{source}: gateway.password_file: cannot read {str(path)!r}: "
-                              f"{exc.strerror or exc}") from None
-        if len(password.encode("latin-1", "replace")) > 8:
-            raise ConfigError(f"{source}: gateway.password_file: the password in {str(path)!r} "
-                              f"is {len(password)} characters; SMPP 3.4 allows at most 8")
+    password = read_secret(gateway.password, gateway.password_file, key="gateway.password",
+                           source=source, base_dir=base_dir)
+    if not gateway.password and len(password.encode("latin-1", "replace")) > 8:
+        raise ConfigError(f"{source}: gateway.password_file: the password in "
+                          f"{gateway.password_file!r} is {len(password)} characters; SMPP 3.4 "
+                          "allows at most 8")
     if not password:
         password = unquote(url.password or "")
     options: dict[str, Any] = {
