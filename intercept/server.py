@@ -115,7 +115,7 @@ class Server:
         config = self.config
         self.clock = clock = WallClock()
         self.sender = Sender(store=self.store, gateway=self.gateway, clock=clock,
-                             metrics=self.metrics)
+                             metrics=self.metrics, hold=self.campaigns.hold)
         self.router = Router(
             store=self.store, sender=self.sender, registry=self.registry, config=config,
             clock=clock, metrics=self.metrics, delays=self.delays,

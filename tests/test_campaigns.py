@@ -333,6 +333,35 @@ async def test_a_text_queued_before_a_stop_waits_for_the_window_after_it(
         assert sent_at == pytest.approx(utc(2024, 5, 2, 16), abs=1)  # 09:00 the next morning
 
 
+class ThrottledUntil(SimGateway):
+    """Refuses every message until `until` (mock-clock seconds), then sends normally."""
+
+    until = 0.0
+
+    async def submit(self, message: OutboundMessage) -> str:
+        if trio.current_time() < self.until:
+            raise GatewayRetryLater("throttled", retry_after=120)
+        return await super().submit(message)
+
+
+async def test_a_text_held_up_by_the_gateway_past_its_window_waits_for_the_next(
+        tmp_path, autojump_clock, wall, registry):
+    """Throttled from 19:55 to 20:10 in Seattle: the text must not go out at 20:10."""
+    add_ads(tmp_path / "test.db", [SEATTLE])
+    config = outreach_config({"name": "spring"})
+    wall(utc(2024, 5, 2, 2, 55))  # 19:55 in Seattle
+    gateway = ThrottledUntil(receipts=False)
+    gateway.until = trio.current_time() + 15 * 60
+    async with running(tmp_path, config, reg=registry, gateway=gateway) as (server, _):
+        log = Log(server)
+        await server.campaigns.start("spring", actor="test")
+        await trio.sleep(DAY)
+        (text,) = log.campaign_texts()
+        assert local_minute(text.at, SEATTLE) == 9 * 60  # 09:00 the next morning
+        ((status,),) = server.store.query("SELECT status FROM outbox")
+        assert status == "sent"
+
+
 async def test_variants_replace_the_scenarios_opening_and_replies_reach_the_scenario(
         tmp_path, autojump_clock, wall, registry):
     targets = [f"+1206555{n:04d}" for n in range(140, 150)]

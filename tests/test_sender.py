@@ -58,6 +58,20 @@ async def test_throttled_rows_are_retried_in_order(tmp_path, autojump_clock):
         assert statuses == [("re: a", "sent"), ("re: b", "sent")]
 
 
+async def test_a_later_reply_never_overtakes_one_waiting_to_be_sent_again(tmp_path,
+                                                                         autojump_clock):
+    """'re: a' is throttled for 5 s; 'b' arrives a second later: its reply waits for 're: a'."""
+    gateway = Flaky({"a": ["throttle"]})
+    their = "+12065550199"
+    async with running(tmp_path, gateway=gateway) as (server, phones):
+        await server.gateway.inject(their_number=their, our_number=OUR, text="a")
+        await trio.sleep(1)
+        assert phones.by_number[their] == []
+        await talk(server, their, ["b"])
+        assert phones.by_number[their] == ["re: a", "re: b"]
+        assert gateway.attempts == ["re: a", "re: a", "re: b"]
+
+
 async def test_unknown_outcomes_are_never_resent_and_refusals_fail(tmp_path, autojump_clock):
     gateway = Flaky({"a": ["unknown"], "b": ["refuse"]})
     async with running(tmp_path, gateway=gateway) as (server, phones):

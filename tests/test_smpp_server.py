@@ -71,7 +71,8 @@ def repeats_were_unanswered(smsc: Smsc) -> int:
         key = (mt.destination, mt.text)
         if key in seen:
             assert seen[key] not in smsc.answered, f"{key} was answered, then sent again"
-            smsc.phones[mt.destination].remove(mt.text)
+            texts = smsc.phones[mt.destination]  # the later copy is the repeat
+            del texts[len(texts) - 1 - texts[::-1].index(mt.text)]
             repeats += 1
         seen[key] = mt.message_ids[0]
     return repeats

@@ -232,7 +232,8 @@ class CampaignRunner:
             handed_off=counts.handed_off, opted_out=counts.opted_out_after)
 
     async def hold(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """Campaign texts recovered after a restart wait for their window if it has closed."""
+        """Campaign texts whose window has closed (recovered after a restart, or held up by the
+        gateway until too late) wait for it to open again: their not-before moves there."""
         ids = [r.id for r in rows if r.kind == "campaign"]
         if not ids:
             return rows
@@ -253,8 +254,7 @@ class CampaignRunner:
                 moves.append((row.id, opens))
         if moves:
             await self.server.store.call(Reschedule(moves, now=now))
-            log.info("%d campaign texts recovered outside their window wait for it to open",
-                     len(moves))
+            log.info("%d campaign texts outside their window wait for it to open", len(moves))
         return rows
 
     # -- the task

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class Sender:
     def __init__(self, *, store: Store, gateway: Gateway, clock: WallClock, metrics: Metrics,
-                 batch_max: int = 500):
+                 batch_max: int = 500, hold: Hold | None = None):
         self.store = store
         self.gateway = gateway
         self.clock = clock
@@ -34,6 +35,12 @@ class Sender:
         self._tiebreak = 0
         self._wakeup = trio.Event()
         self._queued: set[str] = set()
+        self._retrying: dict[int, tuple[str, float, int]] = {}
+        """Per conversation, its earliest reply waiting to be tried again (id, time, position):
+        later replies of the conversation wait for it, so they never overtake it."""
+        self.hold = hold
+        """Campaign texts pass through this just before they go out: one whose window (the
+        recipient's local hours) has closed meanwhile comes back with a later not-before."""
         self.opted_out: set[str] = set()
         """Numbers that opted out: nothing but a confirmation is ever sent to them."""
 
@@ -54,6 +61,9 @@ class Sender:
             if row.id in self._queued:
                 continue  # already scheduled (recovery can meet a row an actor just made)
             self._queued.add(row.id)
+            waiting = self._retrying.get(row.conversation_id)
+            if waiting is not None and row.not_before < waiting[1]:
+                row.not_before = waiting[1]  # never before an earlier reply sent again later
             self._tiebreak += 1
             heapq.heappush(self._heap, (row.not_before, row.position, self._tiebreak, row))
         self.metrics.outbox_depth.set(len(self._heap))
@@ -91,6 +101,15 @@ class Sender:
                 await self._wakeup.wait()
 
     async def _send_batch(self, batch: list[OutboxRow]) -> None:
+        if self._retrying:
+            for row in batch:  # a conversation's retried reply is going out again
+                waiting = self._retrying.get(row.conversation_id)
+                if waiting is not None and waiting[0] == row.id:
+                    del self._retrying[row.conversation_id]
+        if self.hold is not None and any(row.kind == "campaign" for row in batch):
+            batch = await self._hold_campaign_texts(batch)
+            if not batch:
+                return
         refused = [row for row in batch
                    if row.their_number in self.opted_out and row.kind != "confirmation"]
         if refused:  # the opt-out is enforced here, where every message goes out
@@ -141,6 +160,9 @@ class Sender:
             await self.store.call(Requeue([row.id for row, _ in outcome.retry], now=now))
             for row, after in outcome.retry:
                 row.not_before = now + after
+                first = self._retrying.get(row.conversation_id)
+                if first is None or row.position < first[2]:
+                    self._retrying[row.conversation_id] = (row.id, row.not_before, row.position)
             self.enqueue([row for row, _ in outcome.retry])
 
     async def _submit_in_order(self, rows: list[OutboxRow], outcome: _BatchOutcome) -> None:
@@ -176,6 +198,21 @@ class Sender:
             self._forget(row)
 
 
+    async def _hold_campaign_texts(self, batch: list[OutboxRow]) -> list[OutboxRow]:
+        """A campaign text delayed past its window (throttling, an outage) waits for the
+        next opening instead of reaching someone at night."""
+        assert self.hold is not None
+        await self.hold([row for row in batch if row.kind == "campaign"])  # moves not_before
+        now = self.clock.now()
+        later = [row for row in batch if row.kind == "campaign" and row.not_before > now]
+        if not later:
+            return batch
+        for row in later:
+            self._forget(row)
+        self.enqueue(later)
+        waiting = {row.id for row in later}
+        return [row for row in batch if row.id not in waiting]
+
     async def _requeue_at_shutdown(self, ids: list[str]) -> None:
         if not ids:
             return
@@ -185,6 +222,9 @@ class Sender:
             except StoreClosed:
                 log.warning("%d replies stay marked 'sending' (the store closed first); they "
                             "are reconciled with the gateway on the next start", len(ids))
+
+
+Hold = Callable[[list[OutboxRow]], Awaitable[list[OutboxRow]]]
 
 
 class _BatchOutcome:
