@@ -1,7 +1,8 @@
 """Configuration: a TOML file decoded into Structs, with environment overrides.
 
-Every key of the flat sections (gateway, store, http, runtime, delays, scenarios) can be set from
-the environment as ``INTERCEPT_<SECTION>_<KEY>``, e.g. ``INTERCEPT_STORE_PATH=/var/lib/x.db``.
+Every key of the flat sections (gateway, store, http, runtime, delays, scenarios, optout, api,
+media, lookups, retention) can be set from the environment as ``INTERCEPT_<SECTION>_<KEY>``,
+e.g. ``INTERCEPT_STORE_PATH=/var/lib/x.db`` (lists, such as media.allowed_hosts, comma-separated).
 Secrets are never required in the file: they come from the environment or a ``*_file`` key.
 """
 
