@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, unquote
 
 import trio
 
+from intercept.http.app import answer_lifespan
+
 log = logging.getLogger("loadtest.fake_lookup")
 
 FAULTS = ("slow", "500", "429", "ok")
@@ -103,13 +105,8 @@ class FakeLookup:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):  # read the body: keep-alive needs it

@@ -39,6 +39,7 @@ from urllib.parse import urlencode
 import trio
 
 from intercept.gateways.twilio.signature import compute_signature
+from intercept.http.app import answer_lifespan
 
 ACCOUNT = "AC" + "b" * 32
 TOKEN = "bench-token-0123456789abcdef0123"
@@ -150,13 +151,8 @@ async def _read_response(stream: trio.SocketStream, buffer: bytearray) -> tuple[
 
 async def _bare_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     more = True

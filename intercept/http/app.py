@@ -204,13 +204,7 @@ class App:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
         finally:
             self.reads.close()
 
@@ -259,6 +253,17 @@ class App:
         messages = [s.SimMessage(at=at, from_=m.our_number, to=m.their_number, text=m.text)
                     for at, m in gateway.recent if wanted is None or m.their_number == wanted]
         return json_response(200, s.SimReceived(messages=messages))
+
+
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge the ASGI lifespan messages until the server shuts the app down."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 async def _read_body(receive: Receive) -> bytes | None:

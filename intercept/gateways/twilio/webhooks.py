@@ -61,8 +61,8 @@ class _Webhooks:
         self.metrics = gateway.metrics.webhooks
         self.token = gateway.settings.auth_token
 
-    def _signed_params(self, request: Request, kind: str) -> list[tuple[str, str]] | None:
-        """The form parameters, if the request is signed; None after counting a refusal."""
+    def _signed_fields(self, request: Request, kind: str) -> dict[str, str] | None:
+        """The form fields, if the request is signed; None after counting a refusal."""
         try:
             params = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
@@ -75,7 +75,7 @@ class _Webhooks:
                         "gateway.public_url right?)", kind,
                         "a wrong" if request.header(b"x-twilio-signature") else "no", url)
             return None
-        return params
+        return dict(params)
 
     def _url(self, request: Request) -> str:
         """The URL the provider called: gateway.public_url, else what the request says."""
@@ -90,10 +90,9 @@ class _Webhooks:
         return f"{base}{path}{'?' + query if query else ''}"
 
     async def message(self, request: Request) -> Response:
-        params = self._signed_params(request, "message")
-        if params is None:
+        fields = self._signed_fields(request, "message")
+        if fields is None:
             return error_response(403, _FORBIDDEN)
-        fields = dict(params)
         sid = fields.get("MessageSid") or fields.get("SmsSid")
         their = to_e164(fields.get("From", ""))
         ours = to_e164(fields.get("To", ""))
@@ -115,10 +114,9 @@ class _Webhooks:
         return EMPTY_TWIML
 
     async def status(self, request: Request) -> Response:
-        params = self._signed_params(request, "status")
-        if params is None:
+        fields = self._signed_fields(request, "status")
+        if fields is None:
             return error_response(403, _FORBIDDEN)
-        fields = dict(params)
         sid = fields.get("MessageSid") or fields.get("SmsSid")
         reported = (fields.get("MessageStatus") or fields.get("SmsStatus") or "").lower()
         outbox = parse_qs(request.scope.get("query_string", b"").decode("latin-1")).get(
