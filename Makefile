@@ -1,19 +1,52 @@
 # The two quick-start commands: `make serve` and `make test`.
-# Both create .venv on first use and install what they need into it.
+# Both create .venv on first use and install into it exactly what uv.lock pins, with hashes
+# (uv itself comes from requirements-uv.txt, also pinned with hashes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
+LATEST ?= .venv-latest
+LOWEST ?= .venv-lowest
 
-.PHONY: serve test lint bench loadtest-ci clean
+# uv installs into our venv, never downloads a Python of its own, and leaves uv.lock alone
+# unless `make lock` asks: `--locked` stops with an error when pyproject.toml and uv.lock differ.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+SYNC = $(UV) sync --locked --extra test
 
 # The CI load run: 1,000 simulated buyers for 30 s over SMPP with gateway faults; it fails the
 # build on any lost or duplicated message (docs/performance.md).
 LOADTEST_CI = --buyers 1000 --duration 30 --ramp-up 5 --faults drop=0.002,error=0.01
 
-$(BIN)/intercept: pyproject.toml
+# ruff, the test suite and the CI load run, with the tools in the bin folder $(1).
+define suite
+	$(1)/ruff check .
+	$(1)/pytest
+	$(1)/intercept-loadtest $(LOADTEST_CI)
+endef
+
+# A new venv $(1) with the project and its test tools resolved from pyproject.toml alone, with
+# uv's resolution strategy $(2) (highest, or lowest-direct), ignoring uv.lock.
+define unlocked
+	rm -rf $(1)
+	$(PYTHON) -m venv $(1)
+	$(UV) pip install --quiet --python $(1)/bin/python "hatchling>=1.21" "editables>=0.5"
+	$(UV) pip install --quiet --python $(1)/bin/python --resolution $(2) --no-build-isolation \
+		-e '.[test]'
+endef
+
+.PHONY: serve test lint bench loadtest-ci lock test-latest test-lowest clean
+
+$(UV): requirements-uv.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-uv.txt
+	touch $@
+
+# The build backend (the locked `build` group) goes in first: the project is then installed
+# without build isolation, so nothing unlocked is fetched to build it.
+$(BIN)/intercept: $(UV) pyproject.toml uv.lock
+	$(SYNC) --no-install-project
+	$(SYNC)
 	touch $@
 
 serve: $(BIN)/intercept
@@ -22,9 +55,8 @@ serve: $(BIN)/intercept
 lint: $(BIN)/intercept
 	$(BIN)/ruff check .
 
-test: $(BIN)/intercept lint
-	$(BIN)/pytest
-	$(BIN)/intercept-loadtest $(LOADTEST_CI)
+test: $(BIN)/intercept
+	$(call suite,$(BIN))
 
 loadtest-ci: $(BIN)/intercept
 	$(BIN)/intercept-loadtest $(LOADTEST_CI)
@@ -32,5 +64,23 @@ loadtest-ci: $(BIN)/intercept
 bench: $(BIN)/intercept
 	$(BIN)/python -m loadtest.bench
 
+# Re-resolve uv.lock to the newest versions pyproject.toml's ranges allow; then run `make test`
+# and commit uv.lock. To move uv itself, edit its version and run:
+#   echo uv==X.Y.Z | $(UV) pip compile - --generate-hashes --no-header -o requirements-uv.txt
+lock: $(UV)
+	$(UV) lock --upgrade
+
+# The suite on the newest versions pyproject.toml allows, without the lock, in $(LATEST):
+# drift in a dependency shows here before it reaches a user.
+test-latest: $(UV)
+	$(call unlocked,$(LATEST),highest)
+	$(call suite,$(LATEST)/bin)
+
+# The suite on the lowest versions pyproject.toml's ranges name for our direct dependencies:
+# the lower bounds stay ones the suite has passed with.
+test-lowest: $(UV)
+	$(call unlocked,$(LOWEST),lowest-direct)
+	$(call suite,$(LOWEST)/bin)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(LOWEST) .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ import trio
 
 from intercept.gateways import SimGateway
 from intercept.http.app import App
+from intercept.jsontext import canonical
 from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
 
@@ -461,6 +462,7 @@ async def test_the_openapi_description_lists_every_route(tmp_path):
             "$ref": "#/components/schemas/OutcomeRequest"}
         refs = _refs(doc)
         assert refs and all(ref.split("/")[-1] in doc["components"]["schemas"] for ref in refs)
+        assert doc == canonical(doc), "descriptions cleaned and required lists sorted"
 
 
 def _refs(node: Any) -> list[str]:

@@ -8,12 +8,12 @@ shows their descriptions and flags typos while you type:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
 
 from ..engine.model import Scenario
+from ..jsontext import canonical, canonical_text
 
 STATE_NAME = "^[A-Za-z][A-Za-z0-9_-]*$"
 
@@ -48,7 +48,7 @@ def scenario_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Intercept scenario",
         "description": "A scenario file for Intercept (docs/scenarios.md).",
-        **_tidy(raw),
+        **canonical(_tidy(raw)),
     }
     states = schema["$defs"]["Scenario"]["properties"]["states"]
     states["propertyNames"] = {"pattern": STATE_NAME}
@@ -57,4 +57,4 @@ def scenario_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     """The schema as the JSON text shipped in docs/scenario.schema.json."""
-    return json.dumps(scenario_schema(), indent=2, ensure_ascii=False) + "\n"
+    return canonical_text(scenario_schema())

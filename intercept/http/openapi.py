@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from ..jsontext import canonical
 from .routing import Route
 from .schemas import ErrorBody
 
@@ -28,7 +29,7 @@ def _version() -> str:
 
 
 def openapi(routes: list[Route]) -> dict[str, Any]:
-    """An OpenAPI 3.1 document describing `routes`."""
+    """An OpenAPI 3.1 document describing `routes` (descriptions cleaned, `required` sorted)."""
     types: list[Any] = [ErrorBody]
     for route in routes:
         for t in (route.query, route.body, *route.responses.values()):
@@ -46,7 +47,7 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(
             route, schema_of, queries.get(route.query))
-    return {
+    return canonical({
         "openapi": "3.1.0",
         "info": {"title": "Intercept", "version": _version(),
                  "description": "The Intercept server's HTTP API. See docs/api.md."},
@@ -57,7 +58,7 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
                                            "description": "A token from INTERCEPT_API_TOKENS "
                                                           "or api.tokens_file."}},
         },
-    }
+    })
 
 
 def _operation(route: Route, schema_of: dict[Any, Any], query: dict[str, Any] | None

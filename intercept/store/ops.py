@@ -454,8 +454,8 @@ class OperatorSend(Op):
                     "WHERE id = ?", (self.now, self.conversation_id))
         position, count = cur.execute(
             "SELECT coalesce(max(position), 0) + 1, (SELECT count(*) FROM outbox WHERE "
-            "conversation_id = ?1 AND kind = 'operator') FROM outbox WHERE conversation_id = ?1",
-            (self.conversation_id,)).fetchone()
+            "conversation_id = ? AND kind = 'operator') FROM outbox WHERE conversation_id = ?",
+            (self.conversation_id, self.conversation_id)).fetchone()
         outbox = OutboxRow(id=f"{self.conversation_id}.op.{count + 1}",
                            conversation_id=self.conversation_id, position=position,
                            our_number=row[0], their_number=row[1], body=self.text,
