@@ -25,25 +25,101 @@ def test_a_rate_limit_spaces_tokens():
     assert 99 <= granted <= 101
 
 
-def test_a_throttle_halves_the_rate_once_per_cooldown_and_it_recovers():
-    rate = SendRate(100)
-    assert rate.throttled(1.0)
-    assert rate.rate == 50
-    assert not rate.throttled(1.5)  # answers to requests already in flight
-    assert rate.rate == 50
-    for second in range(3, 30):
-        rate.accepted(float(second))
-    assert rate.rate == 100  # back to the configured maximum, never above
+class Cap:
+    """An SMSC that accepts at most `rate` submits per second (a token bucket)."""
+
+    def __init__(self, rate: float):
+        self.rate, self.tokens, self.stamp = rate, 1.0, 0.0
+
+    def __call__(self, now: float) -> bool:
+        self.tokens = min(max(1.0, self.rate / 10), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
-def test_without_a_limit_a_throttle_starts_from_what_went_out():
+def drive(rate: SendRate, smsc, *, demand: float, start: float, seconds: float,
+          step: float = 0.001) -> list[int]:
+    """Offer `demand` submits/s for `seconds`; `smsc(now)` accepts or throttles each one
+    (answers come at once). Accepted submits per whole second."""
+    per_second: list[int] = []
+    owed, now, end = 0.0, start, start + seconds
+    while now < end:
+        second = int(now - start)
+        if second == len(per_second):
+            per_second.append(0)
+        owed = min(owed + demand * step, 200.0)  # a queue of waiting messages
+        refused = 0
+        while owed >= 1 and rate.delay(now) == 0:
+            owed -= 1
+            if smsc(now):
+                rate.accepted(now)
+                per_second[second] += 1
+            else:
+                rate.throttled(now)
+                refused += 1
+        owed += refused  # tried again in a moment
+        now += step
+    return per_second
+
+
+def test_sporadic_throttles_leave_the_rate_alone():
+    import random
+
+    chance = random.Random(7)
     rate = SendRate(None)
-    for i in range(400):
-        assert rate.delay(i / 400) == 0  # 400 in the last second
-    rate.throttled(1.0)
-    assert rate.rate == 200
-    rate.accepted(1.0 + 31)
-    assert rate.rate is None  # quiet for recover_after: the limit is lifted
+    accepted = drive(rate, lambda now: chance.random() >= 0.05, demand=300, start=0,
+                     seconds=30)
+    assert rate.throttles > 300 and rate.cuts == 0 and not rate.limited
+    assert min(accepted[1:]) >= 0.8 * 300
+
+
+def test_sporadic_throttles_keep_a_configured_rate():
+    import random
+
+    chance = random.Random(8)
+    rate = SendRate(100)
+    drive(rate, lambda now: chance.random() >= 0.05, demand=500, start=0, seconds=20)
+    assert rate.cuts == 0 and rate.rate == 100
+
+
+def test_a_contracted_rate_is_learned_and_the_median_accepted_rate_stays_near_it():
+    rate = SendRate(None)
+    accepted = drive(rate, Cap(200), demand=1000, start=0, seconds=30)
+    steady = sorted(accepted[2:])
+    assert steady[len(steady) // 2] >= 0.8 * 200
+    assert rate.reference is not None and 100 <= rate.reference <= 230
+    assert rate.limited or rate.cuts >= 1
+
+
+def test_a_cut_stops_at_the_floor_unless_throttling_persists():
+    rate = SendRate(100)
+    drive(rate, Cap(100), demand=100, start=0, seconds=5)
+    assert rate.rate == 100 and rate.cuts == 0
+    # The SMSC now takes only 10/s: the limit first stops at half the configured 100 ...
+    drive(rate, Cap(10), demand=300, start=5, seconds=2.6)
+    assert rate.rate == pytest.approx(50)
+    # ... and only when throttling persists there does it go lower, to what is accepted.
+    drive(rate, Cap(10), demand=300, start=7.6, seconds=20)
+    assert rate.rate is not None and rate.rate < 25
+
+
+def test_the_rate_recovers_quickly_once_throttling_stops():
+    rate = SendRate(100)
+    drive(rate, Cap(40), demand=300, start=0, seconds=10)
+    assert rate.rate is not None and rate.rate < 100
+    drive(rate, lambda now: True, demand=300, start=10, seconds=6)
+    assert rate.rate == 100  # back to the configured maximum within seconds, never above
+
+
+def test_without_a_limit_the_limit_is_lifted_after_quiet_seconds():
+    rate = SendRate(None, recover_after=10)
+    drive(rate, Cap(50), demand=300, start=0, seconds=5)
+    assert rate.limited
+    drive(rate, lambda now: True, demand=300, start=5, seconds=12)
+    assert not rate.limited
 
 
 def test_mo_ids_same_content_within_the_window_is_the_same_message():

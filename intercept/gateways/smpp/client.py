@@ -23,9 +23,11 @@ resent; one that did not (the link dropped, or `submit_timeout` passed with the 
 and lost only the response, so that edge is at-least-once. With ``on_submit_timeout="unknown"``
 a timed-out submit raises `GatewayOutcomeUnknown` instead (never resent: at-most-once).
 
-Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL) halves the send rate (`SendRate`) and the message is
-retried later; `rate` caps submits per second. `window` bounds the requests in flight and is the
-gateway's `max_in_flight`.
+Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the message is tried again after a short jittered
+wait; the send rate (`SendRate`) is lowered only when throttles persist in proportion to the
+rate sent (a rate limit), not for sporadic refusals. `rate` caps submits per second. `window`
+bounds the requests in flight and is the gateway's `max_in_flight`; a submit waiting for a rate
+token does not hold a window slot.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ DEFAULT_WINDOW = 100
 
 _NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 _THROTTLED = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
+THROTTLE_RETRY = (0.2, 0.8)
+"""Seconds (uniform) before a throttled message is tried again."""
 _TEMPORARY = frozenset({CommandStatus.ESME_RSYSERR, CommandStatus.ESME_RX_T_APPN})
 _AUTH = frozenset({CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID,
                    CommandStatus.ESME_RINVSYSTYP, CommandStatus.ESME_RBINDFAIL})
@@ -712,31 +716,31 @@ class SmppGateway(Gateway):
 
     async def _send_part(self, link: _Link, template: SubmitSm, part: Part
                          ) -> _Request | _Outcome:
-        """Take a window slot and a rate token, write the submit_sm; the request to wait on."""
+        """Take a rate token, then a window slot, write the submit_sm; the request to wait on.
+
+        The token comes first: a submit waiting for its turn under the rate never holds a
+        window slot that an answer, an enquire_link or a submit already due could use.
+        """
+        rate = self._rate
+        if rate.limited:
+            with trio.CancelScope() as scope:
+                link.waiting.add(scope)
+                try:
+                    async with self._rate_lock:
+                        while (wait := rate.delay(trio.current_time())) > 0:
+                            await trio.sleep(wait)
+                finally:
+                    link.waiting.discard(scope)
+            if scope.cancelled_caught or link.reason is not None:
+                return self._lost(link)
+        else:
+            rate.delay(trio.current_time())
         try:
             link.window.acquire_nowait()
         except trio.WouldBlock:
             await link.window.acquire()  # a closing link releases every waiter
         if link.reason is not None:
             return self._lost(link)
-        rate = self._rate
-        if rate.limited:
-            try:
-                with trio.CancelScope() as scope:
-                    link.waiting.add(scope)
-                    try:
-                        async with self._rate_lock:
-                            while (wait := rate.delay(trio.current_time())) > 0:
-                                await trio.sleep(wait)
-                    finally:
-                        link.waiting.discard(scope)
-            except BaseException:
-                link.window.release()
-                raise
-            if scope.cancelled_caught or link.reason is not None:
-                return self._lost(link)
-        else:
-            rate.delay(trio.current_time())
         pdu = part.submit_sm(template, sequence=link.next_sequence())
         try:
             return self._send_request(link, pdu)
@@ -761,8 +765,9 @@ class SmppGateway(Gateway):
         status = response.status
         now = trio.current_time()
         if status == CommandStatus.ESME_ROK:
+            before = self._rate.rate
             self._rate.accepted(now)
-            if self._rate.max_rate != self._rate.rate:
+            if self._rate.rate != before:
                 self.metrics.send_rate.set(self._rate.rate or 0)
             return _Outcome("ok", message_id=getattr(response, "message_id", ""))
         name = status_name(status)
@@ -770,13 +775,15 @@ class SmppGateway(Gateway):
             self.metrics.throttled.inc()
             before = self._rate.rate
             if self._rate.throttled(now):
-                # warn when throttling starts; later cuts of an adapting rate are routine
+                # warn when a limit is first learned; later adjustments are routine
                 level = logging.WARNING if before == self._rate.max_rate else logging.DEBUG
-                log.log(level, "the SMSC throttles (%s): sending at most %.0f submit_sm/s now",
-                        name, self._rate.rate or 0)
+                log.log(level, "the SMSC keeps throttling (%s on %.0f%% of answers): sending "
+                        "at most %.0f submit_sm/s now", name, self._rate.share * 100,
+                        self._rate.rate or 0)
                 self.metrics.send_rate.set(self._rate.rate or 0)
+            # sporadic or not, this message is tried again soon, after a jittered wait
             return _Outcome("retry", reason=f"the SMSC throttled the message ({name})",
-                            retry_after=1.0 + random.random())
+                            retry_after=random.uniform(*THROTTLE_RETRY))
         if status in _TEMPORARY:
             return _Outcome("retry", reason=f"the SMSC could not take the message now ({name})",
                             retry_after=2.0)

@@ -1,45 +1,67 @@
-"""The send rate: a token bucket whose rate adapts to the SMSC's throttling (AIMD).
+"""The send rate: a token bucket whose limit follows the SMSC's throttling, when it persists.
 
 `SendRate` is plain state; time is passed in, so it is tested without a clock. The client
-asks `delay(now)` before each submit_sm and sleeps that long (zero when a token is free).
+asks `delay(now)` before each submit_sm and sleeps that long (zero when a token is free), and
+reports every answer with `accepted(now)` or `throttled(now)`.
 
-- With a configured maximum (`max_rate` submits per second) the bucket never goes faster.
-- A throttle answer (ESME_RTHROTTLED, ESME_RMSGQFUL) halves the rate, measured from what
-  actually went out in the last second when no limit was set. Answers to the requests that
-  were already in flight come back throttled too, so the rate is cut at most once per
-  `cooldown` seconds.
-- Every `cooldown` seconds without a throttle the rate grows by a quarter, up to `max_rate`;
-  with no configured maximum the limit is lifted after `recover_after` quiet seconds.
+An SMSC throttles (ESME_RTHROTTLED, ESME_RMSGQFUL) for two reasons, told apart by how the
+share of throttled answers moves with the rate sent:
+
+- **Sporadic refusals** (a congested upstream): a small share of submits, whatever the rate.
+  The rate is left alone; the client retries that message after a short, jittered wait.
+- **A rate limit** (a contracted TPS): the share grows with the rate sent. When, over one
+  `window`, at least `min_answers` answers came back and `threshold` of them or more were
+  throttles, the limit becomes what the SMSC accepted in that window (a little under it).
+
+The cut never goes below `floor_share` of the reference rate (the configured maximum, or the
+rate the SMSC accepted when throttling first persisted) unless throttling persists at the
+floor for `persist` windows in a row, which halves the floor (down to `MIN_RATE`). Windows
+with under half the threshold of throttles raise the limit by a quarter (plus one), up to the
+configured maximum; without one the limit is lifted after `recover_after` quiet seconds.
 """
 
 from __future__ import annotations
 
 MIN_RATE = 1.0
-"""The adaptive rate never drops below this many submits per second."""
+"""The limit never drops below this many submits per second."""
 
 
 class SendRate:
-    """Token bucket + adaptive limit. `rate` is None while unlimited."""
+    """Token bucket + a limit learned from persistent throttling. `rate` is None while
+    unlimited."""
 
-    def __init__(self, max_rate: float | None = None, *, cooldown: float = 1.0,
-                 recover_after: float = 30.0, increase: float = 1.25, decrease: float = 0.5):
+    def __init__(self, max_rate: float | None = None, *, window: float = 1.0,
+                 threshold: float = 0.2, min_answers: int = 20, floor_share: float = 0.5,
+                 persist: int = 3, increase: float = 1.25, recover_after: float = 10.0,
+                 margin: float = 0.95):
         if max_rate is not None and max_rate <= 0:
             raise ValueError(f"max_rate is {max_rate}; it must be positive, or None for no "
                              "limit.")
         self.max_rate = max_rate
         self.rate: float | None = max_rate
-        self.cooldown = cooldown
-        self.recover_after = recover_after
+        self.window = window
+        self.threshold = threshold
+        self.min_answers = min_answers
+        self.floor_share = floor_share
+        self.persist = persist
         self.increase = increase
-        self.decrease = decrease
+        self.recover_after = recover_after
+        self.margin = margin
+        self.reference: float | None = max_rate
+        """What the floor is relative to: the configured rate, or the one learned."""
+        self.floor_scale = 1.0
         self.tokens = self._burst()
-        self._stamp: float | None = None
-        self._last_cut = float("-inf")
-        self._last_raise = float("-inf")
-        self._window_start = 0.0
-        self._window_count = 0
-        self._last_window_rate = 0.0
         self.throttles = 0
+        self.cuts = 0
+        self._stamp: float | None = None
+        self._window_start: float | None = None
+        self._ok = 0
+        self._refused = 0
+        self._last_cut = float("-inf")
+        self._at_floor = 0
+        self._last_share = 0.0
+
+    # -- the bucket ----------------------------------------------------------------------------
 
     def _burst(self) -> float:
         return 1.0 if self.rate is None else max(1.0, self.rate * 0.1)
@@ -55,55 +77,108 @@ class SendRate:
 
     def delay(self, now: float) -> float:
         """Take a token if one is free (return 0), else how long to wait before asking again."""
+        self._roll(now)
         if self.rate is None:
-            self._count(now)
             return 0.0
         self._refill(now)
         if self.tokens >= 1.0 - 1e-9:  # (float sums: never ask for a sleep of nothing)
             self.tokens = max(0.0, self.tokens - 1.0)
-            self._count(now)
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
-    def _count(self, now: float) -> None:
-        elapsed = now - self._window_start
-        if elapsed >= 1.0:
-            self._last_window_rate = self._window_count / elapsed if elapsed < 2.0 else 0.0
-            self._window_start = now
-            self._window_count = 0
-        self._window_count += 1
-
-    def measured(self, now: float) -> float:
-        """Submits per second over about the last second."""
-        elapsed = now - self._window_start
-        if elapsed >= 2.0:
-            return 0.0
-        return max(self._last_window_rate, self._window_count / max(elapsed, 1.0))
-
-    def throttled(self, now: float) -> bool:
-        """The SMSC said slow down; return True when this cut the rate."""
-        self.throttles += 1
-        if now - self._last_cut < self.cooldown:
-            return False
-        base = self.rate if self.rate is not None else max(self.measured(now), MIN_RATE * 2)
-        self._refill(now)
-        self.rate = max(MIN_RATE, base * self.decrease)
-        self.tokens = min(self.tokens, self._burst())
-        self._last_cut = now
-        self._last_raise = now
-        return True
+    # -- answers -------------------------------------------------------------------------------
 
     def accepted(self, now: float) -> None:
-        """A submit went through: let the rate creep back up."""
+        """The SMSC accepted a submit_sm."""
+        self._roll(now)
+        self._ok += 1
+
+    def throttled(self, now: float) -> bool:
+        """The SMSC throttled a submit_sm; True when this answer lowered the limit."""
+        self.throttles += 1
+        cuts = self.cuts
+        self._refused += 1
+        self._roll(now, early=True)
+        return self.cuts != cuts
+
+    @property
+    def floor(self) -> float:
+        """The lowest limit a cut may set now."""
+        if self.reference is None:
+            return MIN_RATE
+        return max(MIN_RATE, self.reference * self.floor_share * self.floor_scale)
+
+    @property
+    def share(self) -> float:
+        """The share of throttled answers in the last complete window."""
+        return self._last_share
+
+    def _roll(self, now: float, *, early: bool = False) -> None:
+        """Close the current window when it is over and act on what it saw.
+
+        With `early`, a window at least a quarter long closes at once when it already holds
+        enough throttles to prove a limit (a burst against a cap is not answered for a whole
+        window).
+        """
+        if self._window_start is None:
+            self._window_start = now
+            return
+        elapsed = now - self._window_start
+        answers = self._ok + self._refused
+        share = self._refused / answers if answers else 0.0
+        if elapsed < self.window:
+            if not (early and elapsed >= self.window / 4 and self._refused >= self.min_answers
+                    and share >= self.threshold):
+                return
+        if elapsed < 2 * self.window:  # an idle gap says nothing about the SMSC's limit
+            self._last_share = share
+            if answers >= self.min_answers and share >= self.threshold:
+                self._persisting(now, accepted=self._ok / elapsed)
+            elif share < self.threshold / 2:
+                self._quiet(now)
+            elif answers >= self.min_answers:
+                self._holding(now, accepted=self._ok / elapsed)
+        self._window_start = now
+        self._ok = self._refused = 0
+
+    def _persisting(self, now: float, *, accepted: float) -> None:
+        if now - self._last_cut < self.window * 1.5:
+            return  # answers to submits sent before the last cut are still coming back
+        if self.max_rate is None and (self.rate is None or self.reference is None):
+            self.reference = max(MIN_RATE, accepted)  # a fresh measure of the SMSC's limit
+        if self.rate is not None and self.rate <= self.floor + 1e-9:
+            self._at_floor += 1
+            if self._at_floor >= self.persist:  # throttling persists: the floor gives way
+                self.floor_scale /= 2
+                self._at_floor = 0
+        target = max(self.floor, accepted * self.margin)
+        if self.rate is not None:
+            target = min(self.rate, target)  # a cut never raises the limit
+        self._refill(now)
+        if target != self.rate:
+            self.rate = target
+            self.cuts += 1
+        self.tokens = min(self.tokens, self._burst())
+        self._last_cut = now
+
+    def _quiet(self, now: float) -> None:
+        self._at_floor = 0
+        recovered = now - self._last_cut >= self.recover_after
+        if recovered:
+            self.floor_scale = 1.0
         if self.rate is None or self.rate == self.max_rate:
             return
-        if now - self._last_raise < self.cooldown:
-            return
-        self._last_raise = now
-        if self.max_rate is None and now - self._last_cut >= self.recover_after:
-            self.rate = None
+        if self.max_rate is None and recovered:
+            self.rate = None  # quiet for long enough: the limit is lifted
             self.tokens = 1.0
             return
         self._refill(now)
         grown = self.rate * self.increase + 1.0
         self.rate = grown if self.max_rate is None else min(self.max_rate, grown)
+
+    def _holding(self, now: float, *, accepted: float) -> None:
+        """Some throttling, not enough to prove a limit: ease toward what was accepted."""
+        if self.rate is None or now - self._last_cut < self.window * 1.5:
+            return
+        self._refill(now)
+        self.rate = max(self.floor, min(self.rate, accepted * (2 - self.margin)))
