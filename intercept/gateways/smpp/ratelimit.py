@@ -126,10 +126,10 @@ class SendRate:
         elapsed = now - self._window_start
         answers = self._ok + self._refused
         share = self._refused / answers if answers else 0.0
-        if elapsed < self.window:
-            if not (early and elapsed >= self.window / 4 and self._refused >= self.min_answers
-                    and share >= self.threshold):
-                return
+        proven = (early and elapsed >= self.window / 4 and self._refused >= self.min_answers
+                  and share >= self.threshold)
+        if elapsed < self.window and not proven:
+            return
         if elapsed < 2 * self.window:  # an idle gap says nothing about the SMSC's limit
             self._last_share = share
             if answers >= self.min_answers and share >= self.threshold:
