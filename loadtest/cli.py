@@ -35,6 +35,7 @@ EXAMPLES = """examples:
   intercept-loadtest --transport provider --buyers 500 --duration 60
   intercept-loadtest --buyers 5000 --think 0:0 --mix human=1 --json    # as fast as it goes
   intercept-loadtest --faults drop=0.002,throttle=0.05,slow=0.01
+  intercept-loadtest --rate-cap 200 --buyers 2000 --think 0.5:1    # a contracted 200 submits/s
   intercept-loadtest --buyers 100000 --ramp-up 60 --duration 120 --think 30:70 --mix human=1
   python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775   # config for --target
   intercept-loadtest --target http://127.0.0.1:8080 --listen 127.0.0.1:2775 \\
@@ -137,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", type=faults, default={},
                    help="gateway faults, probability per outbound submit: "
                         "throttle=,error=,slow=,drop=[,lost_resp=]")
+    p.add_argument("--rate-cap", type=positive(float), default=None, metavar="N",
+                   help="a contracted rate: the SMSC throttles our bind above N submits/s; the "
+                        "fake provider answers 429 to a number sending above N/s")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--no-fail-on-loss", dest="fail_on_loss", action="store_false",
@@ -197,6 +201,7 @@ def options_from(args: argparse.Namespace) -> Options:
         transport=args.transport, buyers=args.buyers, duration=args.duration,
         ramp_up=min(args.ramp_up, args.duration), drain=args.drain, settle=args.settle,
         mix=args.mix, think=args.think, reply_timeout=args.reply_timeout, faults=args.faults,
+        rate_cap=args.rate_cap,
         seed=args.seed, numbers=args.numbers, window=args.window,
         hibernate_after=args.hibernate_after, synchronous=args.synchronous,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,

@@ -127,10 +127,12 @@ class SmppPhones:
     name = "smpp"
 
     def __init__(self, on_reply: OnReply, *, faults: dict[str, float] | None = None,
-                 seed: int = 0, system_id: str = "intercept", password: str = "secret") -> None:
+                 seed: int = 0, system_id: str = "intercept", password: str = "secret",
+                 rate_cap: float | None = None) -> None:
         self.smsc = FaultySmsc(on_reply, faults=faults, seed=seed, system_id=system_id,
-                               password=password, redeliver_after=5.0)
+                               password=password, redeliver_after=5.0, max_rate=rate_cap)
         self.faults_injected = self.smsc.faults_injected
+        self.accepted_per_second: list[int] = []
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -138,7 +140,16 @@ class SmppPhones:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.smsc.run)
             bound = await nursery.start(partial(self.smsc.serve_tcp, port, host=host))
+            nursery.start_soon(self._sample)
             task_status.started(bound)
+
+    async def _sample(self) -> None:
+        """Submits the SMSC accepted in each second (for the rate under a --rate-cap)."""
+        last = self.smsc.accepted
+        while True:
+            await trio.sleep(1.0)
+            self.accepted_per_second.append(self.smsc.accepted - last)
+            last = self.smsc.accepted
 
     async def ready(self) -> None:
         """Return once our server is bound."""
@@ -152,7 +163,11 @@ class SmppPhones:
 
     def stats(self) -> dict[str, int]:
         smsc = self.smsc
+        busy = sorted(n for n in self.accepted_per_second if n)
         return {"binds": smsc.binds, "submits_accepted": smsc.accepted,
+                "accepted_per_s_median": busy[len(busy) // 2] if busy else 0,
+                "accepted_per_s_max": busy[-1] if busy else 0,
+                "throttled": smsc.throttled_answers,
                 "submits_accepted_unanswered": max(0, smsc.accepted - len(smsc.answered)),
                 "mo_acknowledged": smsc.mo_acked, "mo_redeliveries": smsc.redeliveries}
 
@@ -164,7 +179,8 @@ class ProviderPhones:
 
     def __init__(self, on_reply: OnReply, *, account_sid: str, auth_token: str,
                  faults: dict[str, float] | None = None, seed: int = 0,
-                 callbacks: bool = True, hang_seconds: float = 30.0) -> None:
+                 callbacks: bool = True, hang_seconds: float = 30.0,
+                 rate_cap: float | None = None) -> None:
         rates = dict(faults or {})
         unknown = set(rates) - set(PROVIDER_FAULTS)
         if unknown:
@@ -173,7 +189,9 @@ class ProviderPhones:
         self.fake = FakeTwilio(account_sid, auth_token, faults=Faults(
             rate_429=rates.get("throttle", 0.0), rate_500=rates.get("error", 0.0),
             rate_hang=rates.get("slow", 0.0), rate_drop=rates.get("drop", 0.0), seed=seed,
-            retry_after=1, hang_seconds=hang_seconds), callbacks=Callbacks(enabled=callbacks))
+            retry_after=1, hang_seconds=hang_seconds,
+            per_from_interval=1.0 / rate_cap if rate_cap else None),
+            callbacks=Callbacks(enabled=callbacks))
         self.on_reply = on_reply
         self.webhook_url = ""
         self.webhook_failures = 0

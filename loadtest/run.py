@@ -57,6 +57,8 @@ class Options:
     think: tuple[float, float] = (1.0, 5.0)
     reply_timeout: float = 10.0
     faults: dict[str, float] = field(default_factory=dict)
+    rate_cap: float | None = None
+    """A contracted rate: the SMSC (per bind) or the provider (per number) throttles above it."""
     seed: int = 1
     numbers: int = 4
     window: int = 100
@@ -119,9 +121,11 @@ Hook = Callable[[LoadRun], Awaitable[None]]
 def _phones(options: Options, ledger: Ledger) -> Phones:
     if options.transport == "smpp":
         return SmppPhones(ledger.received_reply, faults=options.faults, seed=options.seed,
+                          rate_cap=options.rate_cap,
                           system_id=options.system_id, password=options.password)
     return ProviderPhones(ledger.received_reply, account_sid=options.account_sid,
                           auth_token=options.auth_token, faults=options.faults,
+                          rate_cap=options.rate_cap,
                           seed=options.seed, callbacks=options.callbacks)
 
 

@@ -167,6 +167,7 @@ class Smsc:
         self.window = window
         self.redeliver_after = redeliver_after
         self.max_rate = max_rate
+        self.throttled_answers = 0
         self.id_prefix = id_prefix
         self.phones: defaultdict[str, list[str]] = defaultdict(list)
         """Texts each simulated phone received, by its number (+E.164)."""
@@ -403,9 +404,12 @@ class Smsc:
             self._close_after_flush(session)
             return
         if self._throttle and (status := self._throttle.popleft()) is not None:
+            if status == CommandStatus.ESME_RTHROTTLED:
+                self.throttled_answers += 1
             self._answer(session, SubmitSmResp(sequence=pdu.sequence, status=status))
             return
         if self._over_rate():
+            self.throttled_answers += 1
             self._answer(session, SubmitSmResp(sequence=pdu.sequence,
                                                status=CommandStatus.ESME_RTHROTTLED))
             return

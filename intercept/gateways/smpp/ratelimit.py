@@ -16,8 +16,11 @@ share of throttled answers moves with the rate sent:
 The cut never goes below `floor_share` of the reference rate (the configured maximum, or the
 rate the SMSC accepted when throttling first persisted) unless throttling persists at the
 floor for `persist` windows in a row, which halves the floor (down to `MIN_RATE`). Windows
-with under half the threshold of throttles raise the limit by a quarter (plus one), up to the
-configured maximum; without one the limit is lifted after `recover_after` quiet seconds.
+with under half the threshold of throttles raise the limit: by a quarter (plus one) back up to
+what the SMSC last accepted, then by `probe` (5%, doubling in each quiet window up to a
+quarter, plus one), up to the configured
+maximum; without one the limit is lifted after `recover_after` quiet seconds. Windows in
+between ease the limit toward what was accepted.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class SendRate:
 
     def __init__(self, max_rate: float | None = None, *, window: float = 1.0,
                  threshold: float = 0.2, min_answers: int = 20, floor_share: float = 0.5,
-                 persist: int = 3, increase: float = 1.25, recover_after: float = 10.0,
+                 persist: int = 3, increase: float = 1.25, probe: float = 1.05,
+                 recover_after: float = 10.0,
                  margin: float = 0.95):
         if max_rate is not None and max_rate <= 0:
             raise ValueError(f"max_rate is {max_rate}; it must be positive, or None for no "
@@ -47,6 +51,9 @@ class SendRate:
         self.increase = increase
         self.recover_after = recover_after
         self.margin = margin
+        self.probe = probe
+        self.learned: float | None = None
+        """What the SMSC accepted in the window that proved the last limit."""
         self.reference: float | None = max_rate
         """What the floor is relative to: the configured rate, or the one learned."""
         self.floor_scale = 1.0
@@ -60,6 +67,7 @@ class SendRate:
         self._last_cut = float("-inf")
         self._at_floor = 0
         self._last_share = 0.0
+        self._quiet_run = 0
 
     # -- the bucket ----------------------------------------------------------------------------
 
@@ -138,6 +146,8 @@ class SendRate:
                 self._quiet(now)
             elif answers >= self.min_answers:
                 self._holding(now, accepted=self._ok / elapsed)
+            if share >= self.threshold / 2:
+                self._quiet_run = 0
         self._window_start = now
         self._ok = self._refused = 0
 
@@ -151,6 +161,7 @@ class SendRate:
             if self._at_floor >= self.persist:  # throttling persists: the floor gives way
                 self.floor_scale /= 2
                 self._at_floor = 0
+        self.learned = accepted
         target = max(self.floor, accepted * self.margin)
         if self.rate is not None:
             target = min(self.rate, target)  # a cut never raises the limit
@@ -173,7 +184,12 @@ class SendRate:
             self.tokens = 1.0
             return
         self._refill(now)
-        grown = self.rate * self.increase + 1.0
+        if self.learned is not None and self.rate < self.learned:
+            grown = min(self.learned, self.rate * self.increase + 1.0)  # back up quickly
+        else:  # past what was accepted: probe gently, faster while it stays quiet
+            step = min(self.increase - 1.0, (self.probe - 1.0) * 2 ** self._quiet_run)
+            self._quiet_run += 1
+            grown = self.rate * (1.0 + step) + 1.0
         self.rate = grown if self.max_rate is None else min(self.max_rate, grown)
 
     def _holding(self, now: float, *, accepted: float) -> None:
