@@ -16,8 +16,8 @@ share of throttled answers moves with the rate sent:
 The cut never goes below `floor_share` of the reference rate (the configured maximum, or the
 rate the SMSC accepted when throttling first persisted) unless throttling persists at the
 floor for `persist` windows in a row, which halves the floor (down to `MIN_RATE`). Windows
-with under half the threshold of throttles raise the limit: by a quarter (plus one) back up to
-what the SMSC last accepted, then by `probe` (5%, doubling in each quiet window up to a
+with under half the threshold of throttles raise the limit: by a quarter (plus one) after a cut
+until throttles show again, then by `probe` (5%, doubling in each quiet window up to a
 quarter, plus one), up to the configured
 maximum; without one the limit is lifted after `recover_after` quiet seconds. Windows in
 between ease the limit toward what was accepted.
@@ -52,8 +52,7 @@ class SendRate:
         self.recover_after = recover_after
         self.margin = margin
         self.probe = probe
-        self.learned: float | None = None
-        """What the SMSC accepted in the window that proved the last limit."""
+        self._fast = True
         self.reference: float | None = max_rate
         """What the floor is relative to: the configured rate, or the one learned."""
         self.floor_scale = 1.0
@@ -67,7 +66,10 @@ class SendRate:
         self._last_cut = float("-inf")
         self._at_floor = 0
         self._last_share = 0.0
+        self._saturated_at = 0.0
+        self._ok_before = 0
         self._quiet_run = 0
+        self._last_trouble = float("-inf")
 
     # -- the bucket ----------------------------------------------------------------------------
 
@@ -105,6 +107,9 @@ class SendRate:
         """The SMSC throttled a submit_sm; True when this answer lowered the limit."""
         self.throttles += 1
         cuts = self.cuts
+        self._roll(now)
+        if self._refused == 0:  # from here on the SMSC is saturated: what it accepts is its rate
+            self._saturated_at, self._ok_before = now, self._ok
         self._refused += 1
         self._roll(now, early=True)
         return self.cuts != cuts
@@ -124,9 +129,9 @@ class SendRate:
     def _roll(self, now: float, *, early: bool = False) -> None:
         """Close the current window when it is over and act on what it saw.
 
-        With `early`, a window at least a quarter long closes at once when it already holds
-        enough throttles to prove a limit (a burst against a cap is not answered for a whole
-        window).
+        With `early`, the window closes at once when it already proves a limit: throttles for
+        a quarter of a window, enough of them and a share over the threshold (a burst against
+        a cap is not answered for a whole window).
         """
         if self._window_start is None:
             self._window_start = now
@@ -134,22 +139,30 @@ class SendRate:
         elapsed = now - self._window_start
         answers = self._ok + self._refused
         share = self._refused / answers if answers else 0.0
-        proven = (early and elapsed >= self.window / 4 and self._refused >= self.min_answers
+        saturated = now - self._saturated_at if self._refused else 0.0
+        proven = (early and saturated >= self.window / 4 and self._refused >= self.min_answers
                   and share >= self.threshold)
         if elapsed < self.window and not proven:
             return
         if elapsed < 2 * self.window:  # an idle gap says nothing about the SMSC's limit
+            # Since the first throttle the SMSC was saturated: what it accepted then is its
+            # rate (the whole window would count the time our own demand was low).
+            accepted = ((self._ok - self._ok_before) / saturated
+                        if saturated >= self.window / 4 else self._ok / elapsed)
             self._last_share = share
             if answers >= self.min_answers and share >= self.threshold:
-                self._persisting(now, accepted=self._ok / elapsed)
+                self._persisting(now, accepted=accepted)
             elif share < self.threshold / 2:
                 self._quiet(now)
             elif answers >= self.min_answers:
-                self._holding(now, accepted=self._ok / elapsed)
+                self._holding(now, accepted=accepted)
             if share >= self.threshold / 2:
                 self._quiet_run = 0
+                self._fast = False  # near the limit: from now on, probe gently
+                self._last_trouble = now
         self._window_start = now
-        self._ok = self._refused = 0
+        self._ok = self._refused = self._ok_before = 0
+        self._saturated_at = now
 
     def _persisting(self, now: float, *, accepted: float) -> None:
         if now - self._last_cut < self.window * 1.5:
@@ -161,7 +174,7 @@ class SendRate:
             if self._at_floor >= self.persist:  # throttling persists: the floor gives way
                 self.floor_scale /= 2
                 self._at_floor = 0
-        self.learned = accepted
+        self._fast = True
         target = max(self.floor, accepted * self.margin)
         if self.rate is not None:
             target = min(self.rate, target)  # a cut never raises the limit
@@ -174,7 +187,7 @@ class SendRate:
 
     def _quiet(self, now: float) -> None:
         self._at_floor = 0
-        recovered = now - self._last_cut >= self.recover_after
+        recovered = now - max(self._last_cut, self._last_trouble) >= self.recover_after
         if recovered:
             self.floor_scale = 1.0
         if self.rate is None or self.rate == self.max_rate:
@@ -184,8 +197,8 @@ class SendRate:
             self.tokens = 1.0
             return
         self._refill(now)
-        if self.learned is not None and self.rate < self.learned:
-            grown = min(self.learned, self.rate * self.increase + 1.0)  # back up quickly
+        if self._fast:  # after a cut and no sign of the limit since: back up quickly
+            grown = self.rate * self.increase + 1.0
         else:  # past what was accepted: probe gently, faster while it stays quiet
             step = min(self.increase - 1.0, (self.probe - 1.0) * 2 ** self._quiet_run)
             self._quiet_run += 1
