@@ -60,6 +60,9 @@ class GatewayConfig(_Section):
     reassembly_timeout: str = "1m"
     dedupe_window: str = "10m"
     default_alphabet: Literal["gsm7", "latin-1", "ascii"] = "gsm7"
+    receipt_ids: Literal["same", "submit-hex-receipt-decimal", "submit-decimal-receipt-hex"] = (
+        "same")
+    """SMPP: how the SMSC writes message ids in submit_sm_resp and in receipts."""
     # Twilio-compatible HTTP providers (docs/twilio.md)
     auth_token: str = ""
     """Twilio: the account's auth token; meant for INTERCEPT_GATEWAY_AUTH_TOKEN."""

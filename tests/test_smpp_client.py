@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 from prometheus_client import CollectorRegistry
@@ -511,3 +512,19 @@ async def test_a_message_smpp_cannot_carry_fails_without_logging_the_number(auto
         assert too_long[1:] not in str(caught.value)
         assert await gateway.submit(out(2))  # the window slot came back
         assert gateway._window_in_use() == 0
+
+
+async def test_a_receipt_in_another_id_form_settles_its_message(autojump_clock):
+    """The SMSC answers the submit in upper-case hex with zeros and receipts in decimal."""
+    smsc = Smsc(id_prefix="000")
+    original_receipt = smsc._receipt
+
+    def decimal_receipt(mt, message_id):  # type: ignore[no-untyped-def]
+        pdu = original_receipt(mt, message_id)
+        return msgspec.structs.replace(pdu, receipted_message_id=str(int(message_id, 16)))
+
+    smsc._receipt = decimal_receipt
+    async with linked(smsc, receipt_ids="submit-hex-receipt-decimal") as (smsc, gateway, sink):
+        first = await submit_until_sent(gateway, out(1))
+        await sink.wait(lambda: sink.receipts_seen)
+        assert sink.receipts_seen == [DeliveryReceipt(first, "delivered")]

@@ -207,3 +207,29 @@ def test_an_unknown_scheme_is_refused_without_showing_the_password():
         gateway_from_config(config)
     assert "unsupported scheme 'http'" in str(caught.value)
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("forms", "submitted", "receipted"), [
+    ("same", "0A1B2C", "a1b2c"),
+    ("same", "000123", "123"),
+    ("same", "abc-def", "ABC-DEF"),
+    ("submit-hex-receipt-decimal", "3039", "12345"),
+    ("submit-hex-receipt-decimal", "0000FF", "0255"),
+    ("submit-decimal-receipt-hex", "12345", "3039"),
+    ("submit-decimal-receipt-hex", "255", "00ff"),
+])
+def test_a_receipt_matches_its_submit_in_every_id_form(forms, submitted, receipted):
+    from intercept.gateways.smpp.message_ids import receipt_key, submit_key
+
+    assert submit_key(submitted, forms) == receipt_key(receipted, forms)
+
+
+def test_ids_of_other_messages_do_not_match_and_odd_ids_fall_back():
+    from intercept.gateways.smpp.message_ids import receipt_key, submit_key
+
+    assert submit_key("0A1B2C") != receipt_key("a1b2d")
+    assert submit_key("10", "submit-hex-receipt-decimal") != receipt_key("10",
+                                                                        "submit-hex-receipt-decimal")
+    assert submit_key("not-hex", "submit-hex-receipt-decimal") == "not-hex"
+    assert submit_key("9" * 500, "submit-decimal-receipt-hex") == "9" * 500  # not read as a number
+    assert submit_key("0000") == "0" and submit_key("") == ""

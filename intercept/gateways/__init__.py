@@ -107,6 +107,7 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
         source_npi=gateway.source_npi, dest_ton=gateway.dest_ton, dest_npi=gateway.dest_npi,
         registered_delivery=gateway.registered_delivery, split=gateway.split,
         on_submit_timeout=gateway.on_submit_timeout, default_alphabet=gateway.default_alphabet,
+        receipt_ids=gateway.receipt_ids,
         **options)
 
 

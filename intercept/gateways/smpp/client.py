@@ -73,6 +73,7 @@ from .codec import (
 from .concat import Duplicate, Reassembled, Reassembler
 from .encoding import DefaultAlphabet, Part, SplitMode, decode_sm, split
 from .inbound import MoIds, from_address, mo_key, to_address
+from .message_ids import IdForms, receipt_key, submit_key
 from .metrics import SmppMetrics, status_name
 from .ratelimit import SendRate
 from .receipt import Receipt, is_receipt, receipt_from_pdu
@@ -137,6 +138,8 @@ class SmppSettings(msgspec.Struct, frozen=True, kw_only=True):
     reassembly_timeout: float = 60.0
     dedupe_window: float = 600.0
     default_alphabet: DefaultAlphabet = "gsm7"
+    receipt_ids: IdForms = "same"
+    """How the SMSC writes message ids in responses and receipts (see `message_ids`)."""
 
 
 class _Request:
@@ -593,7 +596,7 @@ class SmppGateway(Gateway):
                 receipt = _read_receipt(pdu)
                 if receipt is not None:
                     self.metrics.receipt(receipt.state)
-                    mapped = _delivery_receipt(receipt)
+                    mapped = _delivery_receipt(receipt, s.receipt_ids)
                     if mapped is not None:
                         receipts.append(mapped)
                 answer.append(token)
@@ -769,7 +772,8 @@ class SmppGateway(Gateway):
             self._rate.accepted(now)
             if self._rate.rate != before:
                 self.metrics.send_rate.set(self._rate.rate or 0)
-            return _Outcome("ok", message_id=getattr(response, "message_id", ""))
+            return _Outcome("ok", message_id=submit_key(getattr(response, "message_id", ""),
+                                                        self.settings.receipt_ids))
         name = status_name(status)
         if status in _THROTTLED:
             self.metrics.throttled.inc()
@@ -819,13 +823,14 @@ def _read_receipt(pdu: DeliverSm | DataSm) -> Receipt | None:
     return receipt_from_pdu(pdu)
 
 
-def _delivery_receipt(receipt: Receipt) -> DeliveryReceipt | None:
+def _delivery_receipt(receipt: Receipt, forms: IdForms = "same") -> DeliveryReceipt | None:
     """What the store records: delivered, failed (with the reason) or nothing (in transit)."""
+    key = receipt_key(receipt.message_id, forms)
     if receipt.state == "delivered":
-        return DeliveryReceipt(receipt.message_id, "delivered")
+        return DeliveryReceipt(key, "delivered")
     if receipt.state in _FAILED_STATES:
         error = receipt.stat or receipt.state.upper()
         if receipt.error and receipt.error.strip("0"):
             error += f" err:{receipt.error}"
-        return DeliveryReceipt(receipt.message_id, "failed", error)
+        return DeliveryReceipt(key, "failed", error)
     return None
