@@ -191,7 +191,10 @@ def chat(config_path: Path | None, city: str | None, to_number: str | None, from
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def numbers(config_path: Path | None, as_json: bool) -> None:
-    """List our numbers with their city, persona and scenario.
+    """List our numbers with their city, persona, scenario and contracted rate.
+
+    The rate is the most messages per second the number may send: its own `rate`, else the
+    gateway's default (Twilio's rate_per_number; over SMPP the bind's rate, shared).
 
     \b
     Examples:
@@ -201,13 +204,29 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
     config = _load(config_path)
     for n in config.numbers:
         city = config.cities[n.city]
+        rate, source = _rate_of(config, n.rate)
         if as_json:
             click.echo(json.dumps({"number": n.number, "city": n.city, "city_name": city.name,
-                                   "scenario": n.scenario,
+                                   "scenario": n.scenario, "kind": n.kind,
                                    "persona": {"name": n.persona.name, "age": n.persona.age,
-                                               "style": n.persona.style}}))
+                                               "style": n.persona.style},
+                                   "rate": rate, "rate_source": source}))
         else:
-            click.echo(f"{n.number}  {city.name:<16} {n.persona.name:<12} {n.scenario}")
+            shown = f"{rate:g}/s ({source})" if rate else f"no limit ({source})"
+            click.echo(f"{n.number}  {city.name:<16} {n.persona.name:<12} {n.scenario:<22} "
+                       f"{n.kind:<8} {shown}")
+
+
+def _rate_of(config: Config, own: float) -> tuple[float | None, str]:
+    """A number's contracted rate and where it comes from."""
+    if own:
+        return own, "number"
+    url = config.gateway.url
+    if url.startswith("twilio:"):
+        return config.gateway.rate_per_number, "gateway.rate_per_number"
+    if url.startswith("smpp:"):
+        return config.gateway.rate or None, "the bind's gateway.rate"
+    return None, "simulator"
 
 
 from .cli_ads import ads  # noqa: E402

@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -335,6 +335,9 @@ class Number(_Section):
     kind: Literal["buyer", "outreach"] = "buyer"
     """buyer: a decoy number buyers text; outreach: a number campaigns text victims from.
     Conversations take their number's kind, and outreach data never mixes with buyer data."""
+    rate: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Most messages per second from this number, as contracted with the carrier (0: the
+    gateway's default: Twilio's rate_per_number; over SMPP no limit of its own)."""
 
 
 class Campaign(_Section):

@@ -528,3 +528,32 @@ async def test_a_receipt_in_another_id_form_settles_its_message(autojump_clock):
         first = await submit_until_sent(gateway, out(1))
         await sink.wait(lambda: sink.receipts_seen)
         assert sink.receipts_seen == [DeliveryReceipt(first, "delivered")]
+
+
+async def test_a_numbers_contracted_rate_spaces_its_messages(autojump_clock):
+    other = "+12065550101"
+    async with linked(number_rates={OUR: 2.0}) as (smsc, gateway, _sink):
+        start = trio.current_time()
+        sent_at: dict[str, float] = {}
+
+        async def send(i: int, our: str) -> None:
+            message = OutboundMessage(outbox_id=f"{our}-{i}", our_number=our,
+                                      their_number=f"+1206555{i:04d}", text=f"m{i}")
+            while True:
+                try:
+                    await gateway.submit(message)
+                    sent_at[message.outbox_id] = trio.current_time() - start
+                    return
+                except GatewayRetryLater as exc:
+                    assert "contracted rate" in str(exc)
+                    await trio.sleep(exc.retry_after)  # back in the queue, holding nothing
+
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(send, i, OUR)
+                nursery.start_soon(send, i, other)
+        ours = sorted(t for k, t in sent_at.items() if k.startswith(OUR))
+        others = sorted(t for k, t in sent_at.items() if k.startswith(other))
+        assert ours[-1] >= 2.4  # 6 messages at 2/s
+        assert all(b - a >= 0.49 for a, b in zip(ours, ours[1:], strict=False))
+        assert others[-1] < 0.1  # a number without a contracted rate is not held up

@@ -9,8 +9,8 @@ import pytest
 from intercept.config import config_from_dict
 from intercept.errors import ConfigError
 from intercept.gateways import gateway_from_config, twilio_settings
+from intercept.gateways.slots import SendSlots
 from intercept.gateways.twilio import TwilioGateway
-from intercept.gateways.twilio.ratelimit import SendSlots
 
 SID = "AC" + "1" * 32
 
@@ -85,3 +85,16 @@ def test_reservations_are_bounded():
     assert len(slots) == 3
     slots.release("9")
     assert len(slots) == 2
+
+
+def test_a_numbers_own_rate_replaces_the_default_and_others_keep_it():
+    slots = SendSlots(per_number=1.0, rates={"+1b": 4.0})
+    assert [slots.claim(f"b{i}", "+1b", 0.0) for i in range(3)] == [0.0, 0.25, 0.5]
+    assert [slots.claim(f"a{i}", "+1a", 0.0) for i in range(2)] == [0.0, 1.0]
+
+
+def test_without_a_default_only_numbers_with_a_rate_wait():
+    slots = SendSlots(per_number=None, rates={"+1b": 2.0})
+    assert [slots.claim(f"a{i}", "+1a", 0.0) for i in range(5)] == [0.0] * 5
+    assert slots.claim("b0", "+1b", 0.0) == 0.0 and slots.claim("b1", "+1b", 0.0) == 0.5
+    assert len(slots) == 1  # only the waiting one is reserved

@@ -31,7 +31,9 @@ def gateway_from_config(config: Config, *, registry: CollectorRegistry | None = 
         from .smpp.client import SmppGateway
 
         return SmppGateway(smpp_settings(config.gateway, source=config.source,
-                                         base_dir=config.base_dir), registry=registry)
+                                         base_dir=config.base_dir,
+                                         number_rates=number_rates(config)),
+                           registry=registry)
     if url.startswith("twilio:"):
         from .twilio import TwilioGateway
 
@@ -71,11 +73,17 @@ def twilio_settings(config: Config) -> TwilioSettings:
         rate=gateway.rate, connections=gateway.connections, http2=gateway.http2,
         request_timeout=parse_duration(gateway.request_timeout),
         catch_up=parse_duration(gateway.catch_up),
-        numbers=tuple(n.number for n in config.numbers))
+        numbers=tuple(n.number for n in config.numbers), number_rates=number_rates(config))
+
+
+def number_rates(config: Config) -> dict[str, float]:
+    """Each of our numbers' own contracted rate (``[[numbers]] rate``), where one is set."""
+    return {n.number: n.rate for n in config.numbers if n.rate}
 
 
 def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
-                  base_dir: Path | None = None) -> SmppSettings:
+                  base_dir: Path | None = None,
+                  number_rates: dict[str, float] | None = None) -> SmppSettings:
     """`SmppSettings` from the ``[gateway]`` section (already validated by the config loader).
 
     The password is the first of: ``gateway.password`` (e.g. INTERCEPT_GATEWAY_PASSWORD), the
@@ -107,7 +115,7 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
         source_npi=gateway.source_npi, dest_ton=gateway.dest_ton, dest_npi=gateway.dest_npi,
         registered_delivery=gateway.registered_delivery, split=gateway.split,
         on_submit_timeout=gateway.on_submit_timeout, default_alphabet=gateway.default_alphabet,
-        receipt_ids=gateway.receipt_ids,
+        receipt_ids=gateway.receipt_ids, number_rates=dict(number_rates or {}),
         **options)
 
 

@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry
 from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...phone import mask
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
+from ..slots import SendSlots
 from .codec import (
     BindTransceiver,
     CommandId,
@@ -138,6 +139,8 @@ class SmppSettings(msgspec.Struct, frozen=True, kw_only=True):
     reassembly_timeout: float = 60.0
     dedupe_window: float = 600.0
     default_alphabet: DefaultAlphabet = "gsm7"
+    number_rates: dict[str, float] = msgspec.field(default_factory=dict)
+    """Our numbers' contracted rates (``[[numbers]] rate``): most submits per second each."""
     receipt_ids: IdForms = "same"
     """How the SMSC writes message ids in responses and receipts (see `message_ids`)."""
 
@@ -260,6 +263,8 @@ class SmppGateway(Gateway):
         self.metrics.window_size.set(settings.window)
         self.metrics.window_function(self._window_in_use)
         self._rate = SendRate(settings.rate)
+        self._slots = (SendSlots(per_number=None, rates=settings.number_rates)
+                       if settings.number_rates else None)
         self._rate_lock = trio.Lock()
         self.metrics.send_rate.set(settings.rate or 0)
         self._reassembler = Reassembler(timeout=settings.reassembly_timeout,
@@ -660,6 +665,11 @@ class SmppGateway(Gateway):
         if link is None or not link.bound:
             raise GatewayRetryLater("not bound to the SMSC", retry_after=self._retry_after())
         s = self.settings
+        if self._slots is not None and message.outbox_id not in self._plans:
+            wait = self._slots.claim(message.outbox_id, message.our_number, trio.current_time())
+            if wait > 0:  # back to the queue until its reserved time: it holds nothing
+                raise GatewayRetryLater(f"{mask(message.our_number)} is at its contracted rate",
+                                        retry_after=wait)
         plan = self._plans.pop(message.outbox_id, None)
         if plan is None:
             template = SubmitSm(

@@ -26,7 +26,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -38,7 +38,7 @@ from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...metrics import Metrics
 from ...phone import mask
 from ..base import Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
-from .ratelimit import SendSlots
+from ..slots import SendSlots
 
 if TYPE_CHECKING:
     from ...http.routing import Route
@@ -68,6 +68,8 @@ class TwilioSettings:
     """Seconds of recent inbound messages to list on start; 0: off."""
     numbers: tuple[str, ...] = ()
     """Our numbers (catch-up lists the messages sent to each)."""
+    number_rates: dict[str, float] = field(default_factory=dict)
+    """A number's own contracted rate (``[[numbers]] rate``), instead of `rate_per_number`."""
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     clock_skew: float = 5.0
@@ -83,7 +85,8 @@ class TwilioGateway(Gateway):
         self.metrics = metrics or Metrics()
         self._own_metrics = metrics is None
         self.max_in_flight = settings.connections
-        self.slots = SendSlots(per_number=settings.rate_per_number, overall=settings.rate)
+        self.slots = SendSlots(per_number=settings.rate_per_number, overall=settings.rate,
+                               rates=settings.number_rates)
         self.public_url = settings.public_url.rstrip("/")
         self._transport = transport
         self._client: httpx.AsyncClient | None = None

@@ -1,25 +1,33 @@
 """Send slots per sending number and overall, handed out as reservations.
 
-A provider allows so many messages per second from one number (1 for a US long code) and so
-many overall. Rather than hold a send slot while it waits, a message that cannot go now gets a
-reserved time and is handed back to the sender's queue until then (`GatewayRetryLater`); when it
-comes back, its reservation lets it through. Reservations keep the order in which messages asked.
+A provider or carrier allows so many messages per second from one number (1 for a US long
+code, more for toll-free numbers and short codes) and so many overall. Rather than hold a send
+slot while it waits, a message that cannot go now gets a reserved time and is handed back to
+the sender's queue until then (`GatewayRetryLater`); when it comes back, its reservation lets
+it through. Reservations keep the order in which messages asked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class SendSlots:
-    """Reserve send times so that no number exceeds `per_number`/s and all `overall`/s."""
+    """Reserve send times so that no number exceeds its rate and all `overall`/s.
+
+    A number's rate is `rates[number]` when given, else `per_number` (None or 0: no limit).
+    """
 
     tolerance = 1e-3
     """A reservation is due this early (clock conversions round by microseconds)."""
 
-    def __init__(self, *, per_number: float, overall: float = 0.0,
+    def __init__(self, *, per_number: float | None, overall: float = 0.0,
+                 rates: Mapping[str, float] | None = None,
                  max_reservations: int = 1_000_000):
-        if per_number <= 0:
-            raise ValueError("per_number must be more than 0")
-        self.number_gap = 1.0 / per_number
+        if per_number is not None and per_number < 0:
+            raise ValueError("per_number must not be negative")
+        self.number_gap = 1.0 / per_number if per_number else 0.0
+        self.gaps = {number: 1.0 / rate for number, rate in (rates or {}).items() if rate > 0}
         self.overall_gap = 1.0 / overall if overall > 0 else 0.0
         self.max_reservations = max_reservations
         self._next_for_number: dict[str, float] = {}
@@ -40,8 +48,12 @@ class SendSlots:
                 del self._reserved[key]
                 return 0.0
             return reserved - now
+        gap = self.gaps.get(number, self.number_gap)
+        if not gap and not self.overall_gap:
+            return 0.0
         at = max(now, self._next_for_number.get(number, now), self._next_overall)
-        self._next_for_number[number] = at + self.number_gap
+        if gap:
+            self._next_for_number[number] = at + gap
         if self.overall_gap:
             self._next_overall = at + self.overall_gap
         if at <= now:
