@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 import trio
 
-from .config import Config, load_config
+from .config import Config, duration, load_config
 from .errors import ConfigError, InterceptError, ScenarioError
 
 if TYPE_CHECKING:
@@ -190,18 +191,33 @@ def chat(config_path: Path | None, city: str | None, to_number: str | None, from
 @main.command()
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def numbers(config_path: Path | None, as_json: bool) -> None:
+@click.option("--health", is_flag=True,
+              help="Failed deliveries per number over [health] window, from the store.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --health: the server's SQLite file (default: store.path).")
+def numbers(config_path: Path | None, as_json: bool, health: bool, db: Path | None) -> None:
     """List our numbers with their city, persona, scenario and contracted rate.
 
     The rate is the most messages per second the number may send: its own `rate`, else the
     gateway's default (Twilio's rate_per_number; over SMPP the bind's rate, shared).
 
+    With --health: each number's messages settled in the last [health] window (delivered or
+    failed), the failed share, the main reasons (carrier_filtered, unregistered_sender,
+    carrier_opt_out, blocked, unreachable, expired, rejected, other) and whether campaigns
+    pause it (share at or above pause_share with at least min_messages settled). The store is
+    opened read-only, beside a serving server.
+
     \b
     Examples:
       intercept numbers
       intercept numbers --json | jq .persona.name
+      intercept numbers --health
+      intercept numbers --health --json | jq 'select(.paused)'
     """
     config = _load(config_path)
+    if health:
+        _numbers_health(config, db, as_json)
+        return
     for n in config.numbers:
         city = config.cities[n.city]
         rate, source = _rate_of(config, n.rate)
@@ -215,6 +231,35 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
             shown = f"{rate:g}/s ({source})" if rate else f"no limit ({source})"
             click.echo(f"{n.number}  {city.name:<16} {n.persona.name:<12} {n.scenario:<22} "
                        f"{n.kind:<8} {shown}")
+
+
+def _numbers_health(config: Config, db: Path | None, as_json: bool) -> None:
+    from .cli_scenario_ops import _open_store
+    from .store.health import number_health
+
+    window = duration(config.health.window)
+    conn = _open_store(config, db)
+    try:
+        healths = number_health(conn, time.time() - window, [n.number for n in config.numbers])
+    finally:
+        conn.close()
+    h = config.health
+    if not as_json:
+        click.echo(f"last {config.health.window}; campaigns pause a number at "
+                   f"{h.pause_share:.0%} failed with {h.min_messages}+ settled")
+    for n in config.numbers:
+        one = healths[n.number]
+        paused = (h.pause_share > 0 and one.settled >= h.min_messages
+                  and one.failure_share >= h.pause_share)
+        if as_json:
+            click.echo(json.dumps({"number": n.number, "kind": n.kind, "settled": one.settled,
+                                   "delivered": one.delivered, "failed": one.failed,
+                                   "failure_share": round(one.failure_share, 4),
+                                   "reasons": dict(one.reasons), "paused": paused}))
+            continue
+        reasons = ", ".join(f"{r} {c}" for r, c in one.reasons.most_common(3)) or "-"
+        click.echo(f"{n.number}  {n.kind:<8} {one.settled:>7} settled  {one.failed:>6} failed "
+                   f"{one.failure_share:>6.1%}  {reasons}{'  PAUSED' if paused else ''}")
 
 
 def _rate_of(config: Config, own: float) -> tuple[float | None, str]:

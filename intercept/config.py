@@ -266,6 +266,19 @@ class LookupsConfig(_Section):
         return None
 
 
+class HealthConfig(_Section):
+    """Number health: each of our numbers' failed deliveries over a recent window."""
+
+    window: str = "24h"
+    """How far back deliveries count."""
+    min_messages: int = 20
+    """Fewer settled messages than this in the window say nothing: no pause."""
+    pause_share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.25
+    """Campaigns stop sending from a number whose failed share reaches this (0: never)."""
+    interval: str = "1m"
+    """How often the server reads it (metrics, campaign pauses)."""
+
+
 class RetentionConfig(_Section):
     """Scheduled purging of old conversations (docs/evidence.md#retention)."""
 
@@ -372,6 +385,7 @@ class Config(_Section, dict=True):
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     lookups: LookupsConfig = msgspec.field(default_factory=LookupsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     campaigns: list[Campaign] = []
@@ -416,11 +430,12 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
-                  "api", "media", "lookups", "retention")
+                  "api", "media", "lookups", "retention", "health")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
                   ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
-                  ("lookups", "breaker_cooldown"), ("retention", "interval"))
+                  ("lookups", "breaker_cooldown"), ("retention", "interval"),
+                  ("health", "window"), ("health", "interval"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 

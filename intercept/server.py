@@ -34,6 +34,7 @@ from .outreach.campaigns import CampaignRunner
 from .phone import mask
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.lookups import Lookups
+from .runtime.number_health import NumberHealthMonitor
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
     HandBack,
@@ -93,6 +94,13 @@ class Server:
             store=self.store, settings=settings, clock=self._now, metrics=self.metrics)
         install(self.lookups, self.lookup_provider)
         self.enricher = Enricher(store=self.store, clock=self._now, threaded=threaded_store)
+        health = config.health
+        self.number_health = NumberHealthMonitor(
+            store=self.store, numbers=[n.number for n in config.numbers], clock=self._now,
+            registry=self.metrics.registry, window=duration(health.window),
+            min_messages=health.min_messages, pause_share=health.pause_share,
+            interval=duration(health.interval))
+        """Failed deliveries per number; campaigns skip the paused ones."""
         """Offline metadata of every new buyer number, off the message path."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.http_enabled = config.http.enabled if http is None else http
@@ -144,6 +152,7 @@ class Server:
                     await services.start(self._run_intake, intake)
                     await self.campaigns.hold(recovery.queued)  # quiet hours after a stop
                     await self._recover(recovery)
+                    await services.start(self.number_health.run)
                     await services.start(self.campaigns.run)
                     await services.start(self.enricher.run)
                     if config.retention.buyer_after or config.retention.outreach_after:

@@ -88,6 +88,7 @@ ENDPOINTS = [
     ("POST", "/api/conversations/{id}/outcomes", {"kind": "positive_conversation"}, "advocate",
      201),
     ("POST", "/api/scenarios/reload", None, "admin", 200),
+    ("GET", "/api/numbers/health", None, "viewer", 200),
     ("GET", "/api/campaigns", None, "viewer", 200),
     # no campaign in this config: the role checks pass, then 404 (tests/test_api_campaigns.py)
     ("POST", "/api/campaigns/start", {"name": "spring"}, "admin", 404),

@@ -143,3 +143,16 @@ def test_the_campaign_commands(tmp_path):
     finally:
         trio.from_thread.run_sync(server.stop, trio_token=token)
         thread.join(30)
+
+
+async def test_number_health_is_served_to_viewers(tmp_path, autojump_clock):
+    async with serving(tmp_path) as (server, client):
+        r = await client.get("/api/numbers/health", headers=auth("viewer"))
+        assert r.status_code == 200
+        doc = r.json()
+        assert doc["window"] == "24h" and doc["checked_at"] is not None
+        numbers = {item["number"]: item for item in doc["items"]}
+        assert numbers[SEND] == {"number": SEND, "kind": "outreach", "settled": 0,
+                                 "delivered": 0, "failed": 0, "failure_share": 0.0,
+                                 "reasons": {}, "paused": False}
+        assert (await client.get("/api/numbers/health")).status_code == 401

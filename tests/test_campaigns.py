@@ -469,3 +469,58 @@ async def test_an_error_in_a_campaign_is_retried_not_fatal(tmp_path, autojump_cl
         assert not log.items and FailsOnce.failures == 0
         await trio.sleep(60)
         assert [r.message.their_number for r in log.items] == [SEATTLE]
+
+
+def add_deliveries(path: Path, our: str, *, failed: int, delivered: int, at: float,
+                   error: str = "provider error 30007") -> None:
+    """Settled outbox rows from `our` (as receipts leave them), on a conversation of theirs."""
+    db = connect(path)
+    try:
+        with db.conn:
+            cur = db.conn.execute(
+                "INSERT INTO conversations (our_number, their_number, status, created_at, "
+                "updated_at) VALUES (?, ?, 'ended', ?, ?)", (our, "+12065559999", at, at))
+            conversation = cur.lastrowid
+            rows = [(f"h{our}.{i}", conversation, i, our, "+12065559999", "x",
+                     "failed" if i < failed else "delivered",
+                     error if i < failed else None, at, at, at)
+                    for i in range(failed + delivered)]
+            db.conn.executemany(
+                "INSERT INTO outbox (id, conversation_id, position, our_number, their_number, "
+                "body, status, error, created_at, sent_at, updated_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    finally:
+        db.conn.close()
+
+
+async def test_a_number_whose_deliveries_fail_is_paused_for_campaigns(
+        tmp_path, autojump_clock, wall, registry):
+    targets = [f"+1206555{n:04d}" for n in range(140, 146)]
+    add_ads(tmp_path / "test.db", targets)
+    add_deliveries(tmp_path / "test.db", SEND, failed=15, delivered=15, at=START - 3600)
+    add_deliveries(tmp_path / "test.db", SEND2, failed=1, delivered=29, at=START - 3600)
+    config = outreach_config({"name": "spring", "numbers": [SEND, SEND2],
+                              "window": "00:00-24:00", "rate": "10/m",
+                              "rate_per_number": "10/m"},
+                             health={"pause_share": 0.3, "min_messages": 20})
+    async with running(tmp_path, config, reg=registry) as (server, _):
+        log = Log(server)
+        assert set(server.number_health.paused) == {SEND}
+        await server.campaigns.start("spring", actor="test")
+        await trio.sleep(600)
+        texts = log.campaign_texts()
+        assert sorted(r.message.their_number for r in texts) == targets
+        assert {r.message.our_number for r in texts} == {SEND2}  # never the failing number
+        audit = server.store.query("SELECT actor, action, detail FROM audit "
+                                   "WHERE actor = 'number-health'")
+        assert [(a, b) for a, b, _ in audit] == [("number-health", "pause number")]
+        assert "15 of 30 deliveries failed (50%)" in audit[0][2]
+        assert "carrier_filtered 15" in audit[0][2]
+        # A day later the failures have left the window: the number is used again.
+        await trio.sleep(DAY)
+        assert server.number_health.paused == {}
+        actions = [a for (a,) in server.store.query(
+            "SELECT action FROM audit WHERE actor = 'number-health'")]
+        assert actions == ["pause number", "resume number"]
+        metrics = server.metrics.registry.get_sample_value
+        assert metrics("intercept_number_failure_share", {"number": SEND2}) is not None

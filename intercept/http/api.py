@@ -107,6 +107,12 @@ class Api:
                   role=Role.admin, audit=True,
                   responses={200: s.ReloadResult, 422: s.ReloadRefused}, tags=("server",),
                   description="All or nothing: on any error the running versions stay."),
+            Route("GET", "/api/numbers/health", self.numbers_health,
+                  "Failed deliveries per number", role=Role.viewer,
+                  responses={200: s.NumberHealthList}, tags=("numbers",),
+                  description="Each of our numbers' messages settled in the [health] window, "
+                  "the failed share and its reasons, and whether campaigns pause it. As of the "
+                  "server's last check (every [health] interval)."),
             Route("GET", "/api/campaigns", self.campaigns, "Campaigns and their progress",
                   role=Role.viewer, query=s.CampaignQuery, responses={200: s.CampaignList,
                                                                       404: err},
@@ -329,6 +335,21 @@ class Api:
             targets=p.targets, texted=p.texted, sent=p.sent, queued=p.queued, failed=p.failed,
             held=p.held, waiting=p.waiting, skipped=s.CampaignSkipped(**skipped),
             replied=p.replied, handed_off=p.handed_off, opted_out=p.opted_out)
+
+    async def numbers_health(self, request: Request) -> Response:
+        monitor = self.server.number_health
+        items = []
+        for n in self.server.config.numbers:
+            one = monitor.latest.get(n.number)
+            if one is None:
+                continue
+            items.append(s.NumberHealthItem(
+                number=n.number, kind=n.kind, settled=one.settled, delivered=one.delivered,
+                failed=one.failed, failure_share=round(one.failure_share, 4),
+                reasons=dict(one.reasons), paused=n.number in monitor.paused))
+        return json_response(200, s.NumberHealthList(
+            window=self.server.config.health.window, checked_at=monitor.checked_at,
+            items=items))
 
     async def campaigns(self, request: Request) -> Response:
         query: s.CampaignQuery = request.query

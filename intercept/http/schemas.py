@@ -349,6 +349,29 @@ class CampaignList(Model):
     items: list[CampaignStatus]
 
 
+class NumberHealthItem(Model):
+    number: str
+    kind: str
+    settled: int
+    """Messages delivered or failed in the window."""
+    delivered: int
+    failed: int
+    failure_share: float
+    reasons: dict[str, int]
+    """Failures by reason: carrier_filtered, unregistered_sender, carrier_opt_out, blocked,
+    unreachable, expired, rejected, other."""
+    paused: bool
+    """Campaigns do not send from it while its failed share is at or above pause_share."""
+
+
+class NumberHealthList(Model):
+    window: str
+    """[health] window: how far back settled messages count."""
+    checked_at: float | None
+    """When the server last read it (every [health] interval)."""
+    items: list[NumberHealthItem]
+
+
 class CampaignChanged(Model):
     campaign: CampaignStatus
     previous: Literal["running", "paused", "idle"]

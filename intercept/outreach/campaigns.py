@@ -321,7 +321,10 @@ class CampaignRunner:
                 live.done(zones)
                 await self._skip(spec, number, "opted_out", now)
                 continue
-            ours = spec.campaign.numbers
+            paused = self.server.number_health.paused
+            ours = [n for n in spec.campaign.numbers if n not in paused]
+            if not ours:  # every sending number is failing: wait for the next health check
+                return min(refresh_at, now + self.server.number_health.interval)
             reason, free = await store.call(SendingNumbers(number, ours, now=now,
                                                            contact_after=spec.contact_after))
             if reason is not None or not free:

@@ -173,9 +173,15 @@ def _m8_evidence(db: sqlite_utils.Database) -> None:
     db["purged"].create_index(["kind", "city", "day"])
 
 
+def _m9_number_health(db: sqlite_utils.Database) -> None:
+    """Settled outbox rows by time: number health reads the recent ones."""
+    db.execute("CREATE INDEX outbox_settled ON outbox(updated_at) "
+               "WHERE status IN ('delivered', 'failed')")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
-    _m7_outreach, _m8_evidence]
+    _m7_outreach, _m8_evidence, _m9_number_health]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
