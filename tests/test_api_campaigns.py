@@ -146,7 +146,7 @@ def test_the_campaign_commands(tmp_path):
 
 
 async def test_number_health_is_served_to_viewers(tmp_path, autojump_clock):
-    async with serving(tmp_path) as (server, client):
+    async with serving(tmp_path) as (_server, client):
         r = await client.get("/api/numbers/health", headers=auth("viewer"))
         assert r.status_code == 200
         doc = r.json()
