@@ -7,9 +7,9 @@ import pytest
 from intercept.config import config_from_dict
 from intercept.errors import ConfigError
 from intercept.gateways import gateway_from_config, smpp_settings
+from intercept.gateways.sendrate import SendRate
 from intercept.gateways.smpp.client import SmppGateway
 from intercept.gateways.smpp.inbound import MoIds, from_address, mo_key, to_address
-from intercept.gateways.smpp.ratelimit import SendRate
 
 
 def test_a_rate_limit_spaces_tokens():

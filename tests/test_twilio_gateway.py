@@ -148,8 +148,9 @@ async def test_429_and_5xx_are_retried_with_backoff(tmp_path, autojump_clock):
     assert actions == ["429", "500", "500", "connect", "ok"]
     times = [t for t, _, _ in provider.calls]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # 0.5 s doubling, ±20 % jitter
-    for gap, base in zip(gaps, (0.5, 1.0, 2.0, 4.0), strict=True):
+    # a 429 without Retry-After: a short jittered wait; then 0.5 s doubling, ±20 % jitter
+    assert 0.2 - 1e-3 <= gaps[0] <= 0.8 + 0.01
+    for gap, base in zip(gaps[1:], (0.5, 1.0, 2.0), strict=True):
         assert base * 0.8 - 1e-3 <= gap <= base * 1.2 + 0.01
     assert [m["body"] for m in provider.messages] == ["re: hi"]
     assert query(tmp_path, "SELECT status FROM outbox") == [("sent",)]
@@ -305,3 +306,58 @@ def test_outbound_message_shape():
     assert gw.status_callback_url(message.outbox_id) == (
         "https://intercept.example.org/webhooks/twilio/status?outbox=1.2.0")
     assert gw.media_credentials() == {"api.twilio.test": (SID, TOKEN)}
+
+
+class Capped(Scripted):
+    """A provider that answers 429 to a From sending faster than `per_second`, or at random."""
+
+    def __init__(self, per_second: float = 0.0, sporadic: float = 0.0):
+        super().__init__()
+        self.gap = 1.0 / per_second if per_second else 0.0
+        self.sporadic = sporadic
+        self.last: dict[str, float] = {}
+        self.chance = __import__("random").Random(3)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+            now, sender = trio.current_time(), form["From"]
+            if (self.gap and now - self.last.get(sender, -1e9) < self.gap) or (
+                    self.chance.random() < self.sporadic):
+                self.calls.append((now, "429", sender))
+                return httpx.Response(429, json={"code": 20429, "message": "Too Many Requests"})
+            self.last[sender] = now
+        return super().handle(request)
+
+
+async def _answer_buyers(tmp_path, provider: Scripted, count: int, **settings) -> Server:
+    server = server_with(tmp_path, gateway(provider, **settings))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        async with trio.open_nursery() as buyers:
+            for i in range(count):
+                buyers.start_soon(text, server, buyer(i), "hi", f"in{i}")
+        server.stop()
+    return server
+
+
+async def test_persistent_429s_teach_a_numbers_rate(tmp_path, autojump_clock):
+    provider = Capped(per_second=2.0)
+    server = await _answer_buyers(tmp_path, provider, 120, rate_per_number=20.0)
+    sent = sorted(t for t, action, _ in provider.calls if action == "ok")
+    assert len(sent) == 120
+    throttled = [t for t, action, _ in provider.calls if action == "429"]
+    last_third = sent[80]
+    later = [t for t in throttled if t > last_third]
+    assert len(later) < 0.3 * 40  # learned: few 429s once the limit is known
+    learned = server.gateway._rates[OUR]
+    assert learned.cuts >= 2  # the 20/s configured came down toward the 2/s allowed
+    assert 40 / (sent[-1] - last_third) >= 0.6 * 2.0  # and it keeps sending near the cap
+
+
+async def test_sporadic_429s_leave_a_numbers_rate_alone(tmp_path, autojump_clock):
+    provider = Capped(sporadic=0.05)
+    server = await _answer_buyers(tmp_path, provider, 200, rate_per_number=20.0)
+    assert len([c for c in provider.calls if c[1] == "ok"]) == 200
+    assert any(c[1] == "429" for c in provider.calls)
+    assert server.gateway.slots.rate_of(OUR) == 20.0

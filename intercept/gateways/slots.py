@@ -65,6 +65,16 @@ class SendSlots:
         self._reserved[key] = at
         return at - now
 
+    def set_rate(self, number: str, rate: float) -> None:
+        """From now on `number` sends at most `rate` messages per second (a learned limit)."""
+        if rate > 0:
+            self.gaps[number] = 1.0 / rate
+
+    def rate_of(self, number: str) -> float | None:
+        """`number`'s messages per second now (None: no limit of its own)."""
+        gap = self.gaps.get(number, self.number_gap)
+        return 1.0 / gap if gap else None
+
     def release(self, key: str) -> None:
         """Forget `key`'s reservation (it will not be sent)."""
         self._reserved.pop(key, None)

@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry
 from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...phone import mask
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
+from ..sendrate import SendRate
 from ..slots import SendSlots
 from .codec import (
     BindTransceiver,
@@ -76,7 +77,6 @@ from .encoding import DefaultAlphabet, Part, SplitMode, decode_sm, split
 from .inbound import MoIds, from_address, mo_key, to_address
 from .message_ids import IdForms, receipt_key, submit_key
 from .metrics import SmppMetrics, status_name
-from .ratelimit import SendRate
 from .receipt import Receipt, is_receipt, receipt_from_pdu
 
 log = logging.getLogger(__name__)

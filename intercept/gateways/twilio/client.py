@@ -38,6 +38,7 @@ from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...metrics import Metrics
 from ...phone import mask
 from ..base import Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
+from ..sendrate import SendRate
 from ..slots import SendSlots
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 API_VERSION = "2010-04-01"
 OPTED_OUT_AT_CARRIER = 21610
 TOO_MANY_REQUESTS = 20429
+THROTTLE_RETRY = (0.2, 0.8)
+"""Seconds (uniform) before a throttled message is tried again, without a Retry-After."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,8 @@ class TwilioGateway(Gateway):
         self._ready = trio.Event()
         self._stopped = False
         self._failures = 0
+        self._rates: dict[str, SendRate] = {}
+        """Per sending number: its limit, lowered when 429s persist (`SendRate`)."""
         self._random = random.Random()
         self._base = f"/{API_VERSION}/Accounts/{quote(settings.account_sid, safe='')}"
         self._sids_by_outbox: OrderedDict[str, str] = OrderedDict()
@@ -179,13 +184,17 @@ class TwilioGateway(Gateway):
         payload = _json(response)
         if status in (200, 201) and isinstance(payload.get("sid"), str):
             self._failures = 0
+            self._accepted(message.our_number)
             self._claim(message.outbox_id, payload["sid"])
             return str(payload["sid"])
         code = payload.get("code")
         text = payload.get("message") or response.reason_phrase
         if status == 429 or code == TOO_MANY_REQUESTS:
+            self._throttled(message.our_number)
+            # sporadic or not, this message is tried again soon, after a jittered wait
             raise GatewayRetryLater(f"the provider throttles (HTTP {status})",
-                                    retry_after=_retry_after(response) or self._backoff())
+                                    retry_after=_retry_after(response)
+                                    or random.uniform(*THROTTLE_RETRY))
         if status >= 500:
             raise GatewayRetryLater(f"the provider failed (HTTP {status}: {text})",
                                     retry_after=self._backoff())
@@ -254,6 +263,33 @@ class TwilioGateway(Gateway):
         self._claimed[sid] = None
         if len(self._claimed) > 100_000:
             self._claimed.popitem(last=False)
+
+    def _rate_for(self, number: str) -> SendRate:
+        rate = self._rates.get(number)
+        if rate is None:
+            configured = self.slots.rate_of(number)
+            # a window long enough to see 10 answers at the number's rate (1/s: 10 s)
+            window = max(1.0, 10.0 / configured) if configured else 1.0
+            rate = self._rates[number] = SendRate(configured, window=window, min_answers=10,
+                                                  persist=2,
+                                                  recover_after=max(10.0, 3 * window))
+        return rate
+
+    def _accepted(self, number: str) -> None:
+        rate = self._rate_for(number)
+        before = rate.rate
+        rate.accepted(trio.current_time())
+        if rate.rate != before and rate.rate is not None:
+            self.slots.set_rate(number, rate.rate)
+
+    def _throttled(self, number: str) -> None:
+        """A 429 for `number`: the number's limit comes down only when they persist."""
+        rate = self._rate_for(number)
+        if rate.throttled(trio.current_time()) and rate.rate is not None:
+            self.slots.set_rate(number, rate.rate)
+            log.warning("the provider keeps throttling %s (429 on %.0f%% of its answers): "
+                        "sending at most %.2g messages/s from it now", mask(number),
+                        rate.share * 100, rate.rate)
 
     def _backoff(self) -> float:
         s = self.settings

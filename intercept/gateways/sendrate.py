@@ -1,11 +1,12 @@
-"""The send rate: a token bucket whose limit follows the SMSC's throttling, when it persists.
+"""The send rate: a token bucket whose limit follows throttling, when throttling persists.
 
-`SendRate` is plain state; time is passed in, so it is tested without a clock. The client
+`SendRate` is plain state; time is passed in, so it is tested without a clock. The SMPP client
 asks `delay(now)` before each submit_sm and sleeps that long (zero when a token is free), and
-reports every answer with `accepted(now)` or `throttled(now)`.
+reports every answer with `accepted(now)` or `throttled(now)`; the Twilio client keeps one per
+sending number and reports its answers (HTTP 429 is the throttle) the same way.
 
-An SMSC throttles (ESME_RTHROTTLED, ESME_RMSGQFUL) for two reasons, told apart by how the
-share of throttled answers moves with the rate sent:
+An SMSC (ESME_RTHROTTLED, ESME_RMSGQFUL) or a provider (HTTP 429) throttles for two reasons,
+told apart by how the share of throttled answers moves with the rate sent:
 
 - **Sporadic refusals** (a congested upstream): a small share of submits, whatever the rate.
   The rate is left alone; the client retries that message after a short, jittered wait.
@@ -67,6 +68,7 @@ class SendRate:
         self._at_floor = 0
         self._last_share = 0.0
         self._saturated_at = 0.0
+        self._last_event = 0.0
         self._ok_before = 0
         self._quiet_run = 0
         self._last_trouble = float("-inf")
@@ -133,33 +135,39 @@ class SendRate:
         a quarter of a window, enough of them and a share over the threshold (a burst against
         a cap is not answered for a whole window).
         """
-        if self._window_start is None:
-            self._window_start = now
+        if self._window_start is None or now - self._last_event > 2 * self.window:
+            # the first answer, or after an idle gap, which says nothing about the limit
+            self._window_start = self._last_event = now
+            self._ok = self._refused = self._ok_before = 0
             return
+        self._last_event = now
         elapsed = now - self._window_start
         answers = self._ok + self._refused
         share = self._refused / answers if answers else 0.0
         saturated = now - self._saturated_at if self._refused else 0.0
         proven = (early and saturated >= self.window / 4 and self._refused >= self.min_answers
                   and share >= self.threshold)
-        if elapsed < self.window and not proven:
+        # A window closes once it is long enough and holds enough answers to judge, or when
+        # it has grown to ten windows (a slow sender: judged on fewer answers).
+        judged = answers >= self.min_answers or elapsed >= 10 * self.window
+        if not proven and (elapsed < self.window or not judged):
             return
-        if elapsed < 2 * self.window:  # an idle gap says nothing about the SMSC's limit
-            # Since the first throttle the SMSC was saturated: what it accepted then is its
-            # rate (the whole window would count the time our own demand was low).
-            accepted = ((self._ok - self._ok_before) / saturated
-                        if saturated >= self.window / 4 else self._ok / elapsed)
-            self._last_share = share
-            if answers >= self.min_answers and share >= self.threshold:
-                self._persisting(now, accepted=accepted)
-            elif share < self.threshold / 2:
-                self._quiet(now)
-            elif answers >= self.min_answers:
-                self._holding(now, accepted=accepted)
-            if share >= self.threshold / 2:
-                self._quiet_run = 0
-                self._fast = False  # near the limit: from now on, probe gently
-                self._last_trouble = now
+        enough = answers >= max(2, self.min_answers // 2)
+        # Since the first throttle the SMSC was saturated: what it accepted then is its rate
+        # (the whole window would count the time our own demand was low).
+        accepted = ((self._ok - self._ok_before) / saturated
+                    if saturated >= self.window / 4 else self._ok / elapsed)
+        self._last_share = share
+        if enough and share >= self.threshold:
+            self._persisting(now, accepted=accepted)
+        elif share < self.threshold / 2:
+            self._quiet(now)
+        elif enough:
+            self._holding(now, accepted=accepted)
+        if share >= self.threshold / 2:
+            self._quiet_run = 0
+            self._fast = False  # near the limit: from now on, probe gently
+            self._last_trouble = now
         self._window_start = now
         self._ok = self._refused = self._ok_before = 0
         self._saturated_at = now
