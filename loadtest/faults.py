@@ -144,13 +144,14 @@ async def serving(folder: Path, config: dict[str, Any], *, env: dict[str, str] |
         environment["INTERCEPT_GATEWAY_AUTH_TOKEN"] = AUTH_TOKEN
     process = ServerProcess(path, environment)
     base = "http://" + config["http"]["listen"]
+    log = config["gateway"].get("sim_log")
+    served = Served(base, folder, Path(config["store"]["path"]), process, fake,
+                    Path(log) if log else None, environment)
     try:
         await process.wait_healthy(base, timeout=60)
-        log = config["gateway"].get("sim_log")
-        yield Served(base, folder, Path(config["store"]["path"]), process, fake,
-                     Path(log) if log else None, environment)
+        yield served
     finally:
-        process.stop()
+        served.process.stop()  # the one running now (a case may have restarted it)
 
 
 async def restart(served: Served) -> Served:
