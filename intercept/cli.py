@@ -218,6 +218,7 @@ from .cli_export import export, purge  # noqa: E402
 from .cli_report import report  # noqa: E402
 from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
 from .cli_scenario_ops import reload, replay, stats  # noqa: E402
+from .cli_token import token  # noqa: E402
 
 main.add_command(scenario)
 main.add_command(ads)
@@ -227,6 +228,7 @@ main.add_command(report)
 main.add_command(buyers)
 main.add_command(export)
 main.add_command(purge)
+main.add_command(token)
 scenario.add_command(reload)
 scenario.add_command(replay)
 scenario.add_command(stats)

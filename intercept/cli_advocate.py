@@ -46,12 +46,15 @@ class ApiClient:
     """A few calls to the admin API; every failure becomes a `click.ClickException`."""
 
     def __init__(self, url: str | None, token: str | None, config_path: Path | None):
-        if url is None:
+        if url is None or not token:
             from .cli import _load
+            from .cli_token import api_token
 
             config = _load(config_path)
-            url = base_url(config.http.listen)
-            token = token or config.api.token or None
+            url = url or base_url(config.http.listen)
+            token, self.source = api_token(config, token)
+        else:
+            self.source = "--token or INTERCEPT_API_TOKEN"
         self.base = url.rstrip("/")
         self.token = token
 
@@ -59,7 +62,7 @@ class ApiClient:
              params: dict[str, Any] | None = None) -> Any:
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {"Authorization": f"Bearer {self.token}"}
         try:
             response = httpx.request(method, self.base + path, json=body, params=params,
                                      headers=headers, timeout=30)
@@ -77,8 +80,12 @@ class ApiClient:
         message = payload.get("error") if isinstance(payload, dict) else None
         message = message or f"HTTP {response.status_code}"
         if response.status_code == 401:
-            raise click.ClickException(f"the server refused the token: {message}. Give a valid "
-                                       "one with --token or INTERCEPT_API_TOKEN.")
+            raise click.ClickException(f"the server refused the token from {self.source}: "
+                                       f"{message}. Give a valid one with --token or "
+                                       "INTERCEPT_API_TOKEN.")
+        if response.status_code == 429:
+            raise click.ClickException(f"{message} (the server locks an address out after "
+                                       "repeated wrong tokens)")
         if response.status_code == 403:
             raise click.ClickException(f"not allowed: {message}")
         raise click.ClickException(message)
@@ -109,7 +116,8 @@ def advocate() -> None:
     """Work the hand-off queue of the running server: read, reply, hand back, record outcomes.
 
     The commands use the server's admin API: give its address with --url (default: http.listen
-    of the config) and your token with --token or INTERCEPT_API_TOKEN.
+    of the config) and your token with --token or INTERCEPT_API_TOKEN (on the server's
+    machine, as its user, the token the server wrote at its first start is used).
 
     \b
     Examples:

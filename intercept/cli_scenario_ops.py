@@ -42,13 +42,15 @@ def _open_store(config: Config, db: Path | None) -> sqlite3.Connection:
 @click.command()
 @_config_option
 @click.option("--url", help="The server's HTTP address (default: http.listen of the config).")
-def reload(config_path: Path | None, url: str | None) -> None:
+@click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
+              help="An admin token (default: the one the server wrote for the local CLI).")
+def reload(config_path: Path | None, url: str | None, token: str | None) -> None:
     """Reload the running server's scenario folder.
 
     All or nothing: a broken file is refused and the versions running now stay live. Live
     conversations keep the version they started on; new ones get the new version. Sending
-    the server SIGHUP does the same (errors then go to its log). With API tokens configured,
-    it sends INTERCEPT_API_TOKEN (an admin token).
+    the server SIGHUP does the same (errors then go to its log). It sends an admin token:
+    --token / INTERCEPT_API_TOKEN, else the one the server wrote for the CLI on its machine.
 
     \b
     Examples:
@@ -58,9 +60,13 @@ def reload(config_path: Path | None, url: str | None) -> None:
     """
     import httpx
 
+    from .cli_advocate import base_url
+    from .cli_token import api_token
+
     config = _config(config_path)
-    base = url or f"http://{config.http.listen}"
-    headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
+    base = url or base_url(config.http.listen)
+    secret, source = api_token(config, token)
+    headers = {"Authorization": f"Bearer {secret}"}
     try:
         response = httpx.post(f"{base.rstrip('/')}/api/scenarios/reload", timeout=60,
                               headers=headers)
@@ -72,6 +78,9 @@ def reload(config_path: Path | None, url: str | None) -> None:
     if response.status_code == 200:
         click.echo(body["summary"])
         return
+    if response.status_code in (401, 403, 429):
+        raise click.ClickException(f"the server refused the token from {source}: "
+                                   f"{body.get('error', response.text)}")
     for line in body.get("errors", [body.get("error", response.text)]):
         click.echo(line, err=True)
     click.echo("reload refused: the running versions stay live", err=True)

@@ -223,6 +223,14 @@ class ApiConfig(_Section):
     """The token the ``intercept advocate`` commands send (INTERCEPT_API_TOKEN)."""
     readers: int = 2
     """Read-only database connections the API's queries run on."""
+    cli_token_file: str = ""
+    """Where the server writes an admin token for the CLI on its machine at its first start
+    (0600); relative to the config file. Empty: next to the store, ``STORE.cli-token``."""
+    max_failures: int = 10
+    """Failed authentications from one client address within `failure_window` after which
+    its API requests are answered 429 for `lockout`."""
+    failure_window: str = "10m"
+    lockout: str = "15m"
 
 
 class LookupsConfig(_Section):
@@ -415,6 +423,7 @@ _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
                   ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
                   ("lookups", "breaker_cooldown"), ("retention", "interval"))
+_DURATION_KEYS += (("api", "failure_window"), ("api", "lockout"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 

@@ -80,6 +80,10 @@ class Metrics:
         self.provider_seconds = Histogram(
             "intercept_provider_seconds", "Time of one REST call to an HTTP SMS provider",
             buckets=_COMMIT, registry=r)
+        self.api_auth_failures = Counter(
+            "intercept_api_auth_failures", "Admin API requests refused before authentication, "
+            "by reason: missing, malformed or invalid token, locked (the address is locked out "
+            "after repeated failures)", ["reason"], registry=r)
 
         self.gc_pause_seconds = Histogram(
             "intercept_gc_pause_seconds", "Garbage collections of the server process, by "

@@ -19,6 +19,7 @@ import trio
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
 from .config import Config, duration
+from .credential import credential_path, ensure_credential
 from .errors import ConfigError
 from .gateways import (
     DeliveryReceipt,
@@ -135,6 +136,9 @@ class Server:
             await root.start(self.store.run)
             try:
                 await self._register_numbers()
+                if self.http_enabled:  # the local CLI's admin token (intercept/credential.py)
+                    await ensure_credential(self.store, credential_path(config, self.store.path),
+                                            now=self.clock.now())
                 async with trio.open_nursery() as services:
                     await services.start(self.router.run)
                     await services.start(self.sender.run)

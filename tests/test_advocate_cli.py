@@ -92,15 +92,17 @@ def test_an_advocate_works_a_conversation_from_the_shell(live):
     assert ("sam", "POST /api/conversations/{id}/hand-back", 200) in rows
 
 
-def test_clear_errors(live):
+def test_clear_errors(live, tmp_path):
     _, base = live
     cid = hand_off(base)
-    result = run("queue", "--url", base)
+    nowhere = {"INTERCEPT_STORE_PATH": str(tmp_path / "elsewhere.db")}  # no credential file
+    result = run("queue", "--url", base, env=nowhere)
     assert result.exit_code == 1
-    assert "the server refused the token: this endpoint needs a token" in result.output
-    assert "--token or INTERCEPT_API_TOKEN" in result.output
+    assert "no API token: give one with --token or INTERCEPT_API_TOKEN" in result.output
+    assert "elsewhere.db.cli-token" in result.output
     result = run("queue", "--url", base, "--token", "wrong-token-wrong-token")
-    assert "the server refused the token: the token is not valid." in result.output
+    assert ("the server refused the token from --token or INTERCEPT_API_TOKEN: the token is "
+            "not valid.") in result.output
     result = run("reply", str(cid), "hello", "--url", base, "--token", VIEWER)
     assert result.exit_code == 1
     assert "not allowed: this needs the advocate role; the token 'val' has the viewer role" in (

@@ -27,7 +27,7 @@ from intercept.store.media_ops import MediaStored
 from intercept.store.report import impact_report
 from intercept.store.retention import add_purged
 
-from helpers import ECHO, OTHER_OUR, OUR, running
+from helpers import ADMIN_HEADERS, ADMIN_TOKENS, ECHO, OTHER_OUR, OUR, running
 
 OUTREACH = "+12065550130"
 A, B, C, S, V = ("+12065550191", "+12065550192", "+12065550193", "+12065550194",
@@ -64,6 +64,7 @@ def config(tmp_path: Path, **sections: Any) -> Any:
             {"number": OUTREACH, "city": "seattle", "scenario": "echo", "kind": "outreach",
              "persona": {"name": "Maya"}}],
         "http": {"enabled": False}, "delays": {"enabled": False}, "media": {"enabled": False},
+        "api": {"tokens": ADMIN_TOKENS},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -137,7 +138,7 @@ async def test_purge_removes_exactly_what_is_older_and_keeps_the_report(tmp_path
         assert (total["outreach"]["replied"], total["outreach"]["opted_out"],
                 total["outreach"]["meetings"], total["outreach"]["handed_off"]) == (2, 1, 1, 1)
         api = httpx.AsyncClient(transport=httpx.ASGITransport(app=App(server)),
-                                base_url="http://test")
+                                base_url="http://test", headers=ADMIN_HEADERS)
         r = await api.post("/api/purge", json={"older_than": "180d", "kind": "outreach",
                                                "dry_run": True})
         assert r.status_code == 200, r.text
@@ -168,7 +169,7 @@ async def test_purge_removes_exactly_what_is_older_and_keeps_the_report(tmp_path
                                   (V,)) == [(1,)]  # STOP is remembered
         audit = server.store.query("SELECT actor, action, status, detail FROM audit "
                                    "ORDER BY id")
-        assert [(a, b, c) for a, b, c, _ in audit] == [("local", "POST /api/purge", 200)] * 3
+        assert [(a, b, c) for a, b, c, _ in audit] == [("root", "POST /api/purge", 200)] * 3
         assert "dry run: outreach conversations idle for over 180d: 1 conversations" in (
             audit[0][3])
         assert "buyer conversations idle for over 180d: 2 conversations" in audit[1][3]
@@ -202,14 +203,17 @@ def test_intercept_purge_calls_the_running_server(tmp_path):
     try:
         (base,) = server.http_addresses
         httpx.post(f"{base}/sim/messages", json={"from": A, "to": OUR, "text": "hi"})
+        # no token given: the CLI uses the one the server wrote next to its store
+        env = {"INTERCEPT_STORE_PATH": str(tmp_path / "r.db")}
         result = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "180d",
-                                           "--dry-run"])
+                                           "--dry-run"], env=env)
         assert result.exit_code == 0, result.output
         assert result.output.startswith("would delete 0 buyer conversations idle since before")
         result = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "2d",
-                                           "--kind", "outreach"])
+                                           "--kind", "outreach"], env=env)
         assert result.exit_code == 0 and "deleted 0 outreach conversations" in result.output
-        bad = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "soon"])
+        bad = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "soon"],
+                                 env=env)
         assert bad.exit_code == 1 and "older_than" in bad.output
     finally:
         trio.from_thread.run_sync(server.stop, trio_token=token)

@@ -4,7 +4,7 @@ A route table (`routing.py`) is all the framework this needs; it keeps the reque
 and the dependencies few. For every request `App` reads the body in full (hypercorn keep-alive
 depends on it), finds the route, authenticates the caller if the route has a role, decodes the
 query and body into the route's Structs, runs the handler, and writes an audit row for audited
-routes (whatever the outcome, refusals included).
+routes (whatever the outcome, refusals included) and for every failed authentication.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from ..phone import to_e164
 from ..store import Audit, StoreClosed
 from ..store.reads import Reads
 from . import schemas as s
+from .access import Access, auth_error_response
 from .api import Api
-from .auth import Authenticator, AuthError, authenticate
+from .auth import AuthError
 from .openapi import openapi
 from .routing import (
     HTTPError,
@@ -102,8 +103,9 @@ class App:
 
     def __init__(self, server: Server):
         self.server = server
-        self.auth = Authenticator.from_config(server.config)
         self.reads = Reads(server.store.path, size=server.config.api.readers)
+        self.access = Access(server.config, reads=self.reads, store=server.store,
+                             metrics=server.metrics, wall=lambda: server.clock.now())
         self.api = Api(server, self.reads)
         self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
                                   *self.api.routes()])
@@ -166,14 +168,12 @@ class App:
     async def _run(self, route: Route, request: Request) -> Response:
         if route.role is not None:
             try:
-                request.principal = authenticate(self.auth, request.header(b"authorization"),
-                                                 request.client, route.role)
+                request.principal = await self.access.check(request, route.role)
             except AuthError as exc:
                 request.principal = exc.principal
-                response = error_response(exc.status, exc.message)
-                if exc.status == 401:
-                    response.headers.append((b"www-authenticate",
-                                             b'Bearer realm="intercept"'))
+                response = auth_error_response(exc)
+                if exc.audit and not route.audit:
+                    await self._audit(route, request, response)
                 return response
         try:
             if route.query is not None:

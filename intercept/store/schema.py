@@ -173,9 +173,17 @@ def _m8_evidence(db: sqlite_utils.Database) -> None:
     db["purged"].create_index(["kind", "city", "day"])
 
 
+def _m9_api_tokens(db: sqlite_utils.Database) -> None:
+    """Admin API tokens made with `intercept token create`: only their SHA-256 is kept."""
+    db["api_tokens"].create({"name": str, "role": str, "digest": str, "created_at": float,
+                             "last_used_at": float}, pk="name",
+                            not_null={"role", "digest", "created_at"})
+    db["api_tokens"].create_index(["digest"], unique=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
-    _m7_outreach, _m8_evidence]
+    _m7_outreach, _m8_evidence, _m9_api_tokens]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
