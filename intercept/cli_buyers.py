@@ -1,4 +1,5 @@
-"""`intercept buyers list | show`: buyer profiles, read from the store (read-only)."""
+"""`intercept buyers list | show`: buyer profiles, read from the store (each listing and
+search written to the audit log)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .cli_audit import audit_cli
 from .cli_report import _since
 from .cli_scenario_ops import _config_option, _db_option, _open_store
 from .config import Config
@@ -98,6 +100,11 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
         held = withheld(conn)
     finally:
         conn.close()
+    filters = (f", city={city}" if city else "") + (
+        f", since={datetime.fromtimestamp(since, UTC):%Y-%m-%d}" if since is not None else "")
+    audit_cli(db or Path(config.store.path), "CLI intercept buyers list",
+              f"{len(profiles)} profiles with {'full' if full_numbers else 'masked'} "
+              f"numbers{filters}")
     if as_json:
         for p in profiles:
             shown = p.number if full_numbers else mask(p.number)
@@ -151,6 +158,8 @@ def show(config_path: Path | None, db: Path | None, number: str, as_json: bool) 
         held = withheld(conn, their)
     finally:
         conn.close()
+    audit_cli(db or Path(config.store.path), "CLI intercept buyers show",
+              f"buyer {mask(their)}: {'found' if profiles else 'no profile'}")
     if not profiles:
         reason = ("it also appears in outreach data (ads, campaigns or outreach conversations), "
                   "so it is withheld" if held else "no buyer conversation with that number")

@@ -7,7 +7,6 @@ once and a revoked one stops at once. `api_token` finds the token the API comman
 
 from __future__ import annotations
 
-import getpass
 import json
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from .cli_audit import write_audit
 from .config import Config
 from .credential import credential_path, read_credential
 from .store.tokens import ROLES
@@ -64,16 +64,6 @@ def _store(config: Config, db: Path | None, *, create: bool = False) -> sqlite3.
         raise click.ClickException(str(exc)) from None
 
 
-def _audit(conn: sqlite3.Connection, action: str, detail: str) -> None:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    conn.execute("INSERT INTO audit (at, actor, role, action, conversation_id, status, detail) "
-                 "VALUES (?, ?, 'cli', ?, NULL, 200, ?)",
-                 (time.time(), f"cli:{user}", action, detail))
-
-
 def _when(ts: float | None) -> str:
     if ts is None:
         return "never"
@@ -120,7 +110,7 @@ def create(name: str, role: str, config_path: Path | None, db: Path | None) -> N
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             create_token(conn, name, role, secret, now=time.time())
-            _audit(conn, "CLI intercept token create", f"token {name!r} ({role})")
+            write_audit(conn, "CLI intercept token create", f"token {name!r} ({role})")
     except (TokenExists, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -187,7 +177,7 @@ def revoke(name: str, config_path: Path | None, db: Path | None) -> None:
             conn.execute("BEGIN IMMEDIATE")
             found = revoke_token(conn, name)
             if found:
-                _audit(conn, "CLI intercept token revoke", f"token {name!r}")
+                write_audit(conn, "CLI intercept token revoke", f"token {name!r}")
     finally:
         conn.close()
     if not found:
