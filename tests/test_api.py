@@ -457,7 +457,7 @@ async def test_the_openapi_description_lists_every_route(tmp_path):
             if route.role is not None:
                 assert op["security"] == [{"bearer": []}]
                 assert op["x-intercept-role"] == route.role.name
-                assert {"401", "403"} <= set(op["responses"])
+                assert {"401", "403", "429"} <= set(op["responses"])
             for name in route.params:
                 assert {"name": name, "in": "path"}.items() <= op["parameters"][0].items()
         described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
