@@ -220,7 +220,7 @@ class ApiConfig(_Section):
     tokens_file: str = ""
     """A file of ``role token [name]`` lines, relative to the config file."""
     token: str = ""
-    """The token the ``intercept advocate`` commands send (INTERCEPT_API_TOKEN)."""
+    """The token the API commands send (INTERCEPT_API_TOKEN); empty: `cli_token_file`'s."""
     readers: int = 2
     """Read-only database connections the API's queries run on."""
     cli_token_file: str = ""
