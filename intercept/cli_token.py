@@ -51,13 +51,14 @@ def api_token(config: Config, given: str | None) -> tuple[str, str]:
     return token, str(path)
 
 
-def _store(config: Config, db: Path | None, *, create: bool = False) -> sqlite3.Connection:
+def _store(config: Config, db: Path | None) -> sqlite3.Connection:
     from .store.writer import StoreError, connect
 
     path = db or Path(config.store.path)
-    if not create and not path.is_file():
+    if not path.is_file():
         raise click.ClickException(f"no store at {path} (give --db, or the config whose "
-                                   "store.path the server uses)")
+                                   "store.path the server uses; the server makes the store at "
+                                   "its first start)")
     try:
         return connect(path, synchronous=config.store.synchronous).conn
     except StoreError as exc:
@@ -104,7 +105,7 @@ def create(name: str, role: str, config_path: Path | None, db: Path | None) -> N
     from .cli import _load
     from .store.tokens import TokenExists, create_token, new_token
 
-    conn = _store(_load(config_path), db, create=True)
+    conn = _store(_load(config_path), db)
     secret = new_token()
     try:
         with conn:

@@ -94,10 +94,16 @@ def test_a_token_is_made_listed_used_and_revoked(tmp_path):
 
 
 def test_token_commands_name_a_missing_store(tmp_path):
-    result = token_cli("list", "--db", str(tmp_path / "none.db"))
-    assert result.exit_code == 1 and "no store at" in result.output
-    result = token_cli("revoke", "x", "--db", str(tmp_path / "none.db"))
-    assert result.exit_code == 1 and "no store at" in result.output
+    for args in (["list"], ["revoke", "x"], ["create", "x", "--role", "admin"]):
+        result = token_cli(*args, "--db", str(tmp_path / "none.db"))
+        assert result.exit_code == 1 and f"no store at {tmp_path / 'none.db'}" in result.output
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["create"], ["list"], ["revoke"]])
+def test_every_token_command_has_examples(command):
+    result = token_cli(*command, "--help")
+    assert result.exit_code == 0 and "Examples:" in result.output
 
 
 async def _start_and_stop(tmp_path: Path, config) -> None:
