@@ -71,6 +71,9 @@ async def ensure_credential(store: Store, path: Path, *, now: float) -> None:
                   "--token or INTERCEPT_API_TOKEN", path, exc.strerror)
         return
     if existing is not None:
+        if path.stat().st_mode & 0o077:
+            log.warning("%s, the CLI's admin token, can be read by other users: make it "
+                        "private with 'chmod 600 %s'", path, path)
         if store.query("SELECT 1 FROM api_tokens WHERE digest = ?", (digest(existing),)):
             log.info("the CLI on this machine uses the admin token in %s", path)
         else:

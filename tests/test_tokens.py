@@ -135,9 +135,13 @@ async def test_the_first_start_writes_the_local_cli_token_0600(tmp_path, caplog)
                       (digest,)).fetchall() == [("local-cli", "admin")]
 
     caplog.clear()
-    await _start_and_stop(tmp_path, config)  # later starts keep it
+    path.chmod(0o644)
+    await _start_and_stop(tmp_path, config)  # later starts keep it (and say if it is exposed)
     assert path.read_text().strip() == secret
     assert any("uses the admin token in" in r.getMessage() for r in caplog.records)
+    assert any("can be read by other users" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.WARNING)
+    path.chmod(0o600)
 
     with db:
         revoke_token(db, "local-cli")  # revoked: a restart does not bring it back
