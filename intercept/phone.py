@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 import phonenumbers
+
+from .caching import short_key_cache
+
+CACHED_NUMBER_CHARS = 64
+"""Longer strings are parsed but not remembered (no number is written that long: phonenumbers
+refuses 250 characters and more, so this caps what strangers' texts can make the cache hold)."""
 
 
 def mask(number: str) -> str:
@@ -15,7 +19,7 @@ def mask(number: str) -> str:
     return number[:head] + "•" * (len(number) - head - 2) + number[-2:]
 
 
-@functools.lru_cache(maxsize=65536)
+@short_key_cache(maxsize=65536, max_key_chars=CACHED_NUMBER_CHARS)
 def to_e164(raw: str, region: str = "US") -> str | None:
     """`raw` as +E.164 if it is a valid number (national numbers read in `region`), else None."""
     try:
