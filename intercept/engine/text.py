@@ -1,6 +1,7 @@
 """Reading a reply: normalised once per step, with the costlier views computed on first use.
 
-`Text(raw)` holds the views the matchers use:
+`Text(raw, limit=n)` holds the views the matchers use, made from the first `n` characters of
+the reply (`READ_LIMIT` by default; `raw` keeps the whole text):
 
 - `nfkc`: Unicode-compatibility folded, case kept (regexes run on it, with IGNORECASE, so their
   captures keep the sender's case);
@@ -13,9 +14,17 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from functools import lru_cache
+
+READ_LIMIT = 1600
+"""Characters of a reply the matchers read unless the scenario was compiled with another limit
+(config `runtime.read_limit`): a full-length SMS (ten concatenated parts of 160)."""
+FUZZY_MAX_WORD = 40
+"""The longest keyword word that tolerates typos; longer ones are matched exactly, so fuzzy work
+per reply word stays bounded (a word is compared only if its length is within a keyword's
+typo budget of that keyword's length)."""
 
 WORD = re.compile(r"\w+")
 _APOSTROPHE = re.compile(r"(?<=\w)['’`´](?=\w)")
@@ -104,14 +113,18 @@ def canonical(word: str) -> str:
 
 
 def fuzzy_allowance(word: str) -> int:
-    """How many typos a fuzzy keyword word tolerates: none up to 4 letters, 1 up to 7, then 2."""
+    """How many typos a fuzzy keyword word tolerates: none up to 4 letters, 1 up to 7, then 2
+    (none beyond `FUZZY_MAX_WORD` letters)."""
     n = len(word)
-    return 0 if n <= 4 else 1 if n <= 7 else 2
+    return 0 if n <= 4 or n > FUZZY_MAX_WORD else 1 if n <= 7 else 2
 
 
-@lru_cache(maxsize=16384)
 def deletions(word: str, depth: int) -> frozenset[str]:
-    """`word` and every string made from it by deleting up to `depth` characters."""
+    """`word` and every string made from it by deleting up to `depth` characters.
+
+    About len(word) ** depth / depth! strings of len(word) characters each: callers pass only
+    words no longer than `FUZZY_MAX_WORD` + 2. Not cached (the fuzzy matcher caches what a
+    reply word stands for, which is small)."""
     found = {word}
     frontier = {word}
     for _ in range(depth):
@@ -152,7 +165,8 @@ def parse_numbers(folded: str) -> list[float]:
         value = float(whole.replace(",", "") + (f".{frac}" if frac else ""))
         if scale:
             value *= _SCALES[scale]
-        found.append((match.start(), value))
+        if math.isfinite(value):  # 400 digits read as infinity: not an amount
+            found.append((match.start(), value))
     total: float | None = None
     current = 0.0
     previous_unit = False  # the last word was 1..9 (so "one fifty" reads as 150)
@@ -217,10 +231,12 @@ class Text:
     __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "folded", "media", "nfkc",
                  "raw", "repeats", "tokens", "words")
 
-    def __init__(self, raw: str, media: tuple[str, ...] = ()):
+    def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT):
         self.raw = raw
         self.media = media
-        nfkc = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+        read = raw[:limit]
+        # NFKC can lengthen a text (one ligature becomes up to 18 letters): cut again after it
+        nfkc = read if read.isascii() else unicodedata.normalize("NFKC", read)[:limit]
         self.nfkc = nfkc
         folded = nfkc.lower() if nfkc.isascii() else nfkc.casefold()
         if "'" in folded or "’" in folded or "`" in folded or "´" in folded:
@@ -233,9 +249,9 @@ class Text:
         if self.repeats:
             for token in tokens:
                 words.update(squeeze(token))
-        if not raw.isascii():
+        if not read.isascii():
             for emoji, word in EMOJI_WORDS.items():
-                if emoji in raw:
+                if emoji in read:
                     words.add(word)
         self.words = frozenset(words)
         self._padded: tuple[str, ...] | None = None
