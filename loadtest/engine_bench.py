@@ -54,7 +54,7 @@ ADVERSARIAL: dict[str, Callable[[random.Random], str]] = {
     "digits": lambda r: "".join(r.choices("0123456789", k=MAX_TEXT)),
     "dotted": lambda r: ".".join(_letters(r, 1) for _ in range(MAX_TEXT // 2)),
     "emoji_and_marks": lambda r: "".join(r.choice(["💰", "👍", "é", "e\u0301", "ß", "ﬁ"])
-                                         for _ in range(MAX_TEXT // 2)),
+                                         for _ in range(MAX_TEXT))[:MAX_TEXT],
     "text_over_limit": lambda r: _letters(r, 20_000),
 }
 
