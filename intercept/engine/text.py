@@ -88,8 +88,10 @@ PHONE = re.compile(
     r"|(?<![\w+])\+\d(?:[\s.\-]?\d){7,14}(?!\w)")
 URL = re.compile(
     r"\bhttps?://\S+|\bwww\.\S+"
-    r"|\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|net|org|info|io|co|us|me|ly|app|link"
-    r"|site|xyz|biz|tv|gl|gg)\b(?:/\S*)?", re.IGNORECASE)
+    r"|\b[a-z0-9][a-z0-9\-]{0,62}(?:\.[a-z0-9\-]{1,63}){0,9}\.(?:com|net|org|info|io|co|us|me"
+    r"|ly|app|link|site|xyz|biz|tv|gl|gg)\b(?:/\S*)?", re.IGNORECASE)
+"""A link. A bare domain has labels of at most 63 characters and at most 11 of them, as in DNS:
+unbounded, every word start of "a.a.a.…" scanned to the end of the text (quadratic)."""
 _DIGITS = re.compile(
     r"(?<![\w.,:])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*(k|grand|hundred|hunnid|thousand)\b)?"
     r"(?![\d:]|\s*(?:am|pm|a\.m|p\.m|a|p)\b|[.,]\d)")
