@@ -2,11 +2,12 @@
 
 `short_key_cache(maxsize, max_key_chars)` is `functools.lru_cache(maxsize)` for a function of
 positional arguments whose first is a string, except that a call whose string is longer than
-`max_key_chars` characters is computed and not remembered:
-at most `maxsize` entries, none with a key longer than `max_key_chars`, so a cache can never
-hold more than about `maxsize * max_key_chars` characters of keys however long the texts it
-sees. (`functools.lru_cache` is in C, thread-safe and already a dependency; `cachetools` bounds
-entries or value sizes, not key sizes, so it would need this same guard.)
+`max_key_chars` characters is computed and not remembered: at most `maxsize` entries, none with
+a key longer than `max_key_chars`, however long the texts it sees.
+
+Why `functools.lru_cache` and not `cachetools`: it is in the standard library, written in C
+(~0.1 µs a hit, on hot paths) and thread-safe; `cachetools` bounds the number of entries or
+the total size of the values, not the size of a key, so it would need this same guard.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ def short_key_cache(maxsize: int, max_key_chars: int
 
         call.cache_info = cached.cache_info  # type: ignore[attr-defined]
         call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-        call.max_key_chars = max_key_chars  # type: ignore[attr-defined]
         return call
 
     return decorate
