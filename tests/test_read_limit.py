@@ -3,8 +3,11 @@ and the whole reply is still stored (issue 13, finding 1)."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
+from intercept.config import load_config
+from intercept.errors import ConfigError
 from intercept.gateways import SimGateway
 from intercept.server import Server
 
@@ -57,3 +60,13 @@ async def test_the_configured_read_limit_reaches_every_scenario_the_server_loads
         assert server.registry.current("priced").version == 2
         assert server.registry.current("priced").read_limit == 200
         server.stop()
+
+
+def test_a_read_limit_below_one_sms_is_refused_with_the_key_named(tmp_path):
+    config_file = tmp_path / "intercept.toml"
+    config_file.write_text("[runtime]\nread_limit = 10\n")
+    with pytest.raises(ConfigError,
+                       match=r"intercept.toml: runtime.read_limit: expected 'int' >= 160"):
+        load_config(config_file, environ={})
+    assert load_config(config_file, environ={"INTERCEPT_RUNTIME_READ_LIMIT": "3000"}
+                       ).runtime.read_limit == 3000
