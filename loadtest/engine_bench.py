@@ -4,11 +4,12 @@
 
 Steps the shipped buyer-deterrence scenario (the engine alone: no store, no gateway) with
 normal buyer texts and with adversarial ones up to a full-length SMS (1,600 characters): one
-very long word, words just longer than the keywords, many short words, repeated letters,
-digits, dotted "domains", emoji and combining marks. Every adversarial text is new in each
-round (fresh random letters), so no cache hides its cost. Each text is stepped in the first
-state (globals and the opening intents) and in the greeting state. Prints the median and worst
-step time of each kind, and RSS before and after (the growth is what caches kept).
+very long word, words of the keywords' lengths (random, and shuffles of the keywords), many
+short words, repeated letters, digits, dotted "domains", emoji and combining marks. Every
+adversarial text is new in each round (fresh random letters), so no cache hides its cost. Each
+text is stepped in the first state (globals and the opening intents) and in the greeting state.
+Prints the median and worst step time of each kind, and RSS before and after (the growth is
+what caches kept).
 """
 
 from __future__ import annotations
@@ -42,11 +43,20 @@ def _letters(rng: random.Random, n: int) -> str:
     return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=n))
 
 
+def _lookalike(rng: random.Random) -> str:
+    """A shuffle of a fuzzy keyword of the shipped scenario: its letters, so no shortcut
+    rules it out, and almost never a real typo of it."""
+    word = list(rng.choice(["undercover", "entrapment", "donation", "pictures", "selfie"]))
+    rng.shuffle(word)
+    return "".join(word)
+
+
 ADVERSARIAL: dict[str, Callable[[random.Random], str]] = {
     "word_1000": lambda r: _letters(r, 1000),
     "word_1600": lambda r: _letters(r, MAX_TEXT),
     "words_near_keywords": lambda r: " ".join(_letters(r, r.randint(8, 14))
                                               for _ in range(MAX_TEXT // 12)),
+    "keyword_lookalikes": lambda r: " ".join(_lookalike(r) for _ in range(MAX_TEXT // 10)),
     "words_of_40": lambda r: " ".join(_letters(r, 40) for _ in range(MAX_TEXT // 41)),
     "many_short_words": lambda r: " ".join(_letters(r, 2) for _ in range(MAX_TEXT // 3)),
     "repeated_letters": lambda r: "".join(c * r.randint(3, 9)

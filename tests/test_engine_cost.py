@@ -158,6 +158,15 @@ def test_a_full_length_message_costs_at_most_its_budget(work, sizes):
     assert work.longest <= reach(machine)
 
 
+def test_a_word_of_a_keywords_length_without_its_letters_costs_no_deletions(work):
+    matcher = Fuzzy(["undercover"])
+    work.budget = 10**6
+    assert matcher.match(Text("bghijklmqs bghijklmqt")) is None  # 10 letters, none of its
+    assert work.total == 0
+    assert matcher.match(Text("r u undercovre")) is not None  # a typo: compared, and found
+    assert work.counts["deletion_chars"] > 0 and work.counts["distance_cells"] > 0
+
+
 def test_fuzzy_caches_hold_no_long_words_and_stay_bounded():
     matcher = Fuzzy(["undercover", "entrapment", "police"])
     for i in range(50):
@@ -348,15 +357,19 @@ def normal_texts(draw: st.DrawFn) -> str:
 
 FUZZY_SETS = [["undercover", "entrapment", "police", "are you a cop"],
               ["how much", "donation", "price"], ["pictures", "photos", "selfie"],
-              ["available", "tonight"], ["who is this", "who are you"]]
+              ["available", "tonight"], ["who is this", "who are you"],
+              ["availability", "policeman", "photographs"]]
+MATCHERS = [(Fuzzy(k), OldFuzzy(k)) for k in FUZZY_SETS]
 
 
 @settings(max_examples=400, deadline=None)
 @given(normal_texts())
 def test_fuzzy_results_are_unchanged_on_normal_texts(text):
     read = Text(text)
-    for keywords in FUZZY_SETS:
-        assert (Fuzzy(keywords).match(read) is None) == (OldFuzzy(keywords).match(read) is None)
+    for new, old in MATCHERS:
+        assert (new.match(read) is None) == (old.match(read) is None)
+        for spellings in read.canonical:  # and the same keyword words for every reply word
+            assert set(new.words_at(spellings)) == set(old.words_at(spellings)), spellings
 
 
 def test_the_oracle_and_the_matcher_agree_on_known_typos():

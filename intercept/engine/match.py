@@ -91,8 +91,10 @@ class Words(Matcher):
         count = len(spellings)
         for phrase in self.phrases:
             words = phrase.split()
+            first = words[0]
             for start in range(count - len(words) + 1):
-                if all(word in spellings[start + i] for i, word in enumerate(words)):
+                if first in spellings[start] and all(
+                        word in spellings[start + i] for i, word in enumerate(words)):
                     return True
         return False
 
@@ -201,9 +203,10 @@ class Fuzzy(Matcher):
 
     Cost per reply word is bounded: a word is compared with the keywords only if its length is
     within some keyword's typo budget of that keyword's length (`lengths`), so no reply word
-    longer than the longest keyword + 2 is ever split into deletions."""
+    longer than the longest keyword + 2 is ever split into deletions; and only if it has no more
+    letters missing from such a keyword than the budget (each needs an edit of its own)."""
 
-    __slots__ = ("allowance", "exact", "index", "keys", "lengths", "phrases", "words_at")
+    __slots__ = ("allowance", "exact", "index", "keys", "lengths", "near", "phrases", "words_at")
     kind = "fuzzy"
 
     def __init__(self, keywords: list[str], capture: str | None = None):
@@ -224,8 +227,14 @@ class Fuzzy(Matcher):
                     index.setdefault(variant, set()).add(word)
         self.index = index
         self.keys = frozenset(index)
-        self.lengths = frozenset(len(word) + d for word, allowance in self.allowance.items()
-                                 for d in range(-allowance, allowance + 1) if allowance)
+        near: dict[int, list[tuple[frozenset[str], int]]] = {}
+        for word, allowance in self.allowance.items():
+            for size in range(len(word) - allowance, len(word) + allowance + 1):
+                if allowance:
+                    near.setdefault(size, []).append((frozenset(word), allowance))
+        self.near = {size: tuple(keywords) for size, keywords in near.items()}
+        """By reply word length: (letters, typo budget) of each keyword it could be a typo of."""
+        self.lengths = frozenset(self.near)
         """Lengths a reply word may have and still be within a typo budget of a keyword."""
         self.words_at = self._remembered(self._find)
         """The keyword words that one word of the reply (its spellings) stands for."""
@@ -253,7 +262,8 @@ class Fuzzy(Matcher):
             if spelling in self.exact:
                 found = found or set()
                 found.add(spelling)
-            if len(spelling) in self.lengths:
+            near = self.near.get(len(spelling))
+            if near is not None and _may_be_near(spelling, near):
                 variants = deletions(spelling, 2 if len(spelling) >= 6 else 1)
                 if not self.keys.isdisjoint(variants):
                     candidates = set().union(*(self.index[variant] for variant
@@ -287,6 +297,13 @@ class Fuzzy(Matcher):
                 else:
                     return self._hit(text)
         return None
+
+
+def _may_be_near(spelling: str, near: tuple[tuple[frozenset[str], int], ...]) -> bool:
+    """Whether some keyword could be within its typo budget of `spelling`: every letter of the
+    word that the keyword lacks takes an edit of its own (a lower bound of the distance)."""
+    letters = set(spelling)
+    return any(len(letters - keyword) <= allowance for keyword, allowance in near)
 
 
 _NO_WORDS: frozenset[str] = frozenset()

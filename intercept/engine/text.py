@@ -230,8 +230,8 @@ def answer_of(words: frozenset[str], padded: str) -> str:
 class Text:
     """One reply, read once per step. Attributes after `words` are computed on first use."""
 
-    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "folded", "media", "nfkc",
-                 "raw", "repeats", "tokens", "words")
+    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "_spellings", "folded", "media",
+                 "nfkc", "raw", "repeats", "tokens", "words")
 
     def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT):
         self.raw = raw
@@ -260,6 +260,7 @@ class Text:
         self._numbers: list[float] | None = None
         self._answer: str | None = None
         self._canonical: tuple[tuple[str, ...], ...] | None = None
+        self._spellings: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def padded(self) -> tuple[str, ...]:
@@ -289,7 +290,9 @@ class Text:
     @property
     def spellings(self) -> tuple[tuple[str, ...], ...]:
         """For each word in order, its spellings: as sent, and repeats squeezed."""
-        return tuple((token, *squeeze(token)) for token in self.tokens)
+        if self._spellings is None:
+            self._spellings = tuple((token, *squeeze(token)) for token in self.tokens)
+        return self._spellings
 
     @property
     def canonical(self) -> tuple[tuple[str, ...], ...]:
