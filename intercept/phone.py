@@ -7,8 +7,9 @@ import phonenumbers
 from .caching import short_key_cache
 
 CACHED_NUMBER_CHARS = 64
-"""Longer strings are parsed but not remembered (no number is written that long: phonenumbers
-refuses 250 characters and more, so this caps what strangers' texts can make the cache hold)."""
+"""Longer strings are parsed but not remembered: no real number is written that long, and the
+cache holds at most 65,536 keys of this size whatever strangers send (1,500 invalid 60 KB
+"numbers" had grown an unguarded cache by 82 MiB)."""
 
 
 def mask(number: str) -> str:
