@@ -109,7 +109,7 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
     """
     config = _config(config_path)
     try:
-        machine = load_scenario(scenario_file)
+        machine = load_scenario(scenario_file, read_limit=config.runtime.read_limit)
     except ScenarioErrors as exc:
         raise click.ClickException("\n".join(e.render() for e in exc.errors)) from None
     except ScenarioError as exc:

@@ -13,12 +13,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from .engine.compiler import CONTEXT_VARS
 from .engine.durations import parse_duration
+from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
 from .errors import ConfigError
 from .phone import to_e164
@@ -289,6 +290,8 @@ class RuntimeConfig(_Section):
     max_crashes: int = 3
     """Crashes in a row after which a conversation is parked instead of restarted."""
     shutdown_grace: str = "10s"
+    read_limit: Annotated[int, msgspec.Meta(ge=160)] = READ_LIMIT
+    """Characters of a reply the scenario engine matches on (the whole text is still stored)."""
 
 
 class DelayConfig(_Section):

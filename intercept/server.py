@@ -69,7 +69,8 @@ class Server:
                  media: MediaFetcher | None = None):
         self.config = config
         self.metrics = Metrics()
-        self.registry = registry or ScenarioRegistry.from_dir(config.scenario_dir)
+        self.registry = registry or ScenarioRegistry.from_dir(
+            config.scenario_dir, read_limit=config.runtime.read_limit)
         missing = [f"numbers[{i}].scenario: no scenario named {n.scenario!r} in "
                    f"{config.scenario_dir} (have: {', '.join(self.registry.names()) or 'none'})"
                    for i, n in enumerate(config.numbers) if self.registry.current(n.scenario)
@@ -364,7 +365,8 @@ class Server:
 
         Live conversations keep the version they started on; new ones take the new version.
         """
-        found = await trio.to_thread.run_sync(compile_folder, self.config.scenario_dir)
+        found = await trio.to_thread.run_sync(partial(
+            compile_folder, self.config.scenario_dir, read_limit=self.config.runtime.read_limit))
         report = self.registry.apply(found, required={n.scenario for n in self.config.numbers})
         log.info("scenarios reloaded: %s", report.summary())
         return report
