@@ -103,7 +103,8 @@ class App:
     def __init__(self, server: Server):
         self.server = server
         self.auth = Authenticator.from_config(server.config)
-        self.reads = Reads(server.store.path, size=server.config.api.readers)
+        self.reads = Reads(server.store.path, size=server.config.api.readers,
+                           key=server.store.key)
         self.api = Api(server, self.reads)
         self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
                                   *self.api.routes()])

@@ -1,0 +1,190 @@
+"""Online backups of the store and their restore (docs/operations.md#backups).
+
+`backup` copies the store with SQLite's online backup API in one step: it reads one snapshot
+(the last committed transaction when it starts) while the server goes on writing (WAL lets a
+reader and the writer run side by side). The copy is written 0600 beside its final name and
+renamed into place only once it is complete and checked, so a crash never leaves half a backup
+under the real name. An encrypted store gives an encrypted backup with the same key.
+
+`restore` checks a backup and puts it in place of the store (the server must be stopped); the
+store it replaces is kept beside it as ``<name>.replaced-<time>``.
+
+`run_schedule` takes a backup every ``store.backup_every`` inside the server and keeps the last
+``store.backup_keep``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from ..private import private_dir, tighten
+from .opening import DB_ERRORS, StoreError, open_connection
+from .schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+SCHEDULED = re.compile(r"intercept-\d{8}T\d{6}Z\.db")
+"""The names of scheduled backups (only these are ever deleted by `prune`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInfo:
+    path: Path
+    bytes: int
+    seconds: float
+    conversations: int
+    schema_version: int
+
+
+def backup(store: str | Path, out: str | Path, *, key: str = "") -> BackupInfo:
+    """Copy the store at `store` into the new file `out` (0600) while it may be in use.
+
+    Raises `StoreError` naming the file when `out` exists or the copy fails."""
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists():
+        raise StoreError(f"{out}: the file exists; give a new file for the backup")
+    if not out.parent.exists():
+        private_dir(out.parent)
+    temp = out.with_name(f".{out.name}.partial")
+    temp.unlink(missing_ok=True)
+    source = open_connection(store, key, readonly=True)
+    try:
+        target = open_connection(temp, key, create=True)
+        try:
+            source.backup(target)  # pages=-1: the whole snapshot in one step
+            target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            info = _check(target, temp)
+        finally:
+            target.close()
+        _fsync(temp)
+        os.replace(temp, out)
+        _fsync(out.parent)
+    except DB_ERRORS as exc:
+        raise StoreError(f"cannot back up {store} to {out}: {exc}") from exc
+    finally:
+        source.close()
+        temp.unlink(missing_ok=True)
+    return BackupInfo(out, out.stat().st_size, time.perf_counter() - started, *info)
+
+
+def check_backup(path: str | Path, *, key: str = "") -> tuple[int, int]:
+    """(conversations, schema version) of the backup at `path`, after an integrity check.
+
+    Raises `StoreError` with a sentence when it is not a usable Intercept store."""
+    conn = open_connection(path, key, readonly=True)
+    try:
+        return _check(conn, Path(path))
+    except DB_ERRORS as exc:
+        raise StoreError(f"{path}: cannot read the backup: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _check(conn: object, path: Path) -> tuple[int, int]:
+    execute = conn.execute  # type: ignore[attr-defined]
+    problems = [r[0] for r in execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        raise StoreError(f"{path}: the database is damaged: {'; '.join(problems[:5])}")
+    version = execute("PRAGMA user_version").fetchone()[0]
+    if version == 0 or version > len(MIGRATIONS):
+        raise StoreError(f"{path}: not a store of this Intercept (schema version {version}, "
+                         f"this Intercept has 1 to {len(MIGRATIONS)})")
+    return execute("SELECT count(*) FROM conversations").fetchone()[0], version
+
+
+def restore(backup_file: str | Path, store: str | Path, *, key: str = "",
+            now: float | None = None) -> Path | None:
+    """Put the checked backup in place of the store at `store` (the server must be stopped).
+
+    The store it replaces (its WAL checkpointed first) is renamed ``<store>.replaced-<time>``
+    and returned; None when there was no store."""
+    store = Path(store)
+    check_backup(backup_file, key=key)
+    if not store.parent.exists():
+        private_dir(store.parent)
+    temp = store.with_name(f".{store.name}.restoring")
+    temp.unlink(missing_ok=True)
+    source = open_connection(backup_file, key, readonly=True)
+    try:
+        target = open_connection(temp, key, create=True)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode = WAL")
+        finally:
+            target.close()
+        _fsync(temp)
+    except DB_ERRORS as exc:
+        temp.unlink(missing_ok=True)
+        raise StoreError(f"cannot restore {backup_file} to {store}: {exc}") from exc
+    finally:
+        source.close()
+    kept = None
+    if store.exists():
+        current = open_connection(store, key)
+        try:
+            current.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except DB_ERRORS as exc:
+            temp.unlink(missing_ok=True)
+            raise StoreError(f"cannot restore over {store}: it is in use ({exc}); stop the "
+                             "server first") from exc
+        finally:
+            current.close()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        kept = store.with_name(f"{store.name}.replaced-{stamp}")
+        os.replace(store, kept)
+        tighten(kept, 0o600)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    os.replace(temp, store)
+    _fsync(store.parent)
+    return kept
+
+
+def scheduled_name(now: float) -> str:
+    return time.strftime("intercept-%Y%m%dT%H%M%SZ.db", time.gmtime(now))
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete the oldest scheduled backups in `folder` beyond the newest `keep`."""
+    backups = sorted(p for p in folder.iterdir() if SCHEDULED.fullmatch(p.name))
+    doomed = backups[:-keep] if keep > 0 else backups
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+async def run_schedule(store: str | Path, folder: Path, *, every: float, keep: int,
+                       key: str = "", clock: Callable[[], float] = time.time) -> None:
+    """Take a backup into `folder` every `every` seconds, keeping the newest `keep`; a failed
+    backup is logged and retried at the next tick (the server goes on)."""
+    while True:
+        await trio.sleep(every)
+        now = clock()
+        try:
+            private_dir(folder)
+            info = await trio.to_thread.run_sync(
+                partial(backup, store, folder / scheduled_name(now), key=key))
+            removed = prune(folder, keep)
+        except (OSError, StoreError) as exc:
+            log.error("scheduled backup failed: %s", exc)
+            continue
+        log.info("backup %s: %d bytes, %d conversations, %.1f s; %d old backups deleted",
+                 info.path, info.bytes, info.conversations, info.seconds, len(removed))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
