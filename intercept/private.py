@@ -30,7 +30,13 @@ def tighten(path: str | Path, mode: int | None = None) -> bool:
     current = stat.S_IMODE(st.st_mode)
     if current & ~mode == 0:
         return False
-    os.chmod(path, current & mode)
+    try:
+        os.chmod(path, current & mode)
+    except PermissionError:  # not ours (a command run by another user): say so, go on
+        log.warning("%s is mode %04o, readable beyond its owner, and this user cannot "
+                    "tighten it: run chmod %04o %s as its owner", path, current, current & mode,
+                    path)
+        return False
     log.info("tightened %s from %04o to %04o (it holds private data)", path, current,
              current & mode)
     return True

@@ -155,7 +155,9 @@ class Server:
                         services.start_soon(partial(
                             run_schedule, self.store.path, self.backup_dir,
                             every=duration(config.store.backup_every),
-                            keep=config.store.backup_keep, key=self.store.key))
+                            keep=config.store.backup_keep, key=self.store.key,
+                            clock=self._now, threaded=self.store.threaded,
+                            metrics=self.metrics))
                     log.info("serving %d numbers; gateway %s%s", len(config.numbers),
                              self.gateway.name,
                              f"; http on {', '.join(self.http_addresses)}"

@@ -15,11 +15,14 @@ import trio
 from click.testing import CliRunner
 
 from intercept.cli import main
+from intercept.metrics import Metrics
 from intercept.private import tighten_tree
 from intercept.store import Store, StoreError, connect
-from intercept.store.backup import backup, check_backup, restore, run_schedule
+from intercept.store.backup import SCHEDULED, backup, check_backup, restore, run_schedule
 from intercept.store.opening import open_connection, sqlcipher_available
 from intercept.store.reads import Reads
+
+from helpers import make_config, running
 
 NUMBER = "+12065550199"
 
@@ -142,13 +145,37 @@ async def test_scheduled_backups_keep_the_newest(tmp_path, autojump_clock):
     folder = tmp_path / "backups"
     (folder).mkdir()
     (folder / "mine.db").write_bytes(b"not ours to delete")
+    metrics = Metrics()
     with trio.move_on_after(3 * 3600 + 60):
-        await run_schedule(path, folder, every=3600, keep=2,
+        await run_schedule(path, folder, every=3600, keep=2, metrics=metrics,
                            clock=lambda: 1_700_000_000 + trio.current_time(), threaded=False)
+    assert metrics.backup_last_success._value.get() == 1_700_000_000 + 3 * 3600
+    assert metrics.backups.labels("ok")._value.get() == 3
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["intercept-20231115T001320Z.db", "intercept-20231115T011320Z.db",
                      "mine.db"]
     assert all(mode(folder / n) == 0o600 for n in names[:2])
+
+
+async def test_the_server_takes_scheduled_backups(tmp_path, autojump_clock):
+    config = make_config(store={"backup_every": "1h", "backup_keep": 2})
+    async with running(tmp_path, config, db="s.db") as (server, _):
+        await trio.sleep(3 * 3600 + 60)
+        assert server.metrics.backups.labels("ok")._value.get() == 3
+    names = sorted(p.name for p in (tmp_path / "backups").iterdir())
+    assert len(names) == 2 and all(SCHEDULED.fullmatch(n) for n in names)
+    assert mode(tmp_path / "backups") == 0o700
+    assert check_backup(tmp_path / "backups" / names[-1])[1] > 0
+
+
+async def test_a_failed_scheduled_backup_is_logged_and_counted(tmp_path, autojump_clock,
+                                                               caplog):
+    metrics = Metrics()
+    with trio.move_on_after(3600 + 60):
+        await run_schedule(tmp_path / "gone.db", tmp_path / "b", every=3600, keep=2,
+                           metrics=metrics, threaded=False)
+    assert metrics.backups.labels("failed")._value.get() == 1
+    assert f"scheduled backup failed: no store at {tmp_path / 'gone.db'}" in caplog.text
 
 
 def test_backup_and_restore_commands(tmp_path):

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -164,20 +165,27 @@ def prune(folder: Path, keep: int) -> list[Path]:
 
 
 async def run_schedule(store: str | Path, folder: Path, *, every: float, keep: int,
-                       key: str = "", clock: Callable[[], float] = time.time) -> None:
+                       key: str = "", clock: Callable[[], float] = time.time,
+                       threaded: bool = True, metrics: Any = None) -> None:
     """Take a backup into `folder` every `every` seconds, keeping the newest `keep`; a failed
-    backup is logged and retried at the next tick (the server goes on)."""
+    backup is logged and retried at the next tick (the server goes on). `threaded=False`
+    copies on the trio thread (tests, so that MockClock time stands still during a copy)."""
     while True:
         await trio.sleep(every)
         now = clock()
         try:
             private_dir(folder)
-            info = await trio.to_thread.run_sync(
-                partial(backup, store, folder / scheduled_name(now), key=key))
+            take = partial(backup, store, folder / scheduled_name(now), key=key)
+            info = await trio.to_thread.run_sync(take) if threaded else take()
             removed = prune(folder, keep)
         except (OSError, StoreError) as exc:
             log.error("scheduled backup failed: %s", exc)
+            if metrics is not None:
+                metrics.backups.labels("failed").inc()
             continue
+        if metrics is not None:
+            metrics.backups.labels("ok").inc()
+            metrics.backup_last_success.set(now)
         log.info("backup %s: %d bytes, %d conversations, %.1f s; %d old backups deleted",
                  info.path, info.bytes, info.conversations, info.seconds, len(removed))
 
