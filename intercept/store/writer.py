@@ -32,6 +32,9 @@ class StoreClosed(RuntimeError):
 
 __all__ = ["Store", "StoreClosed", "StoreError", "connect"]
 
+ENCRYPTED_CACHE_KIB = 65_536
+"""The writer's page cache with SQLCipher (SQLite's default is 2 MiB; docs/performance.md)."""
+
 
 def connect(path: str | Path, *, synchronous: str = "normal", key: str = ""
             ) -> sqlite_utils.Database:
@@ -46,6 +49,8 @@ def connect(path: str | Path, *, synchronous: str = "normal", key: str = ""
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
+        if key:  # a page SQLite must fetch again is decrypted and authenticated again
+            conn.execute(f"PRAGMA cache_size = -{ENCRYPTED_CACHE_KIB}")
         db = sqlite_utils.Database(conn)
         migrate(db)
     except (OSError, *DB_ERRORS) as exc:
