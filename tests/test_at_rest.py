@@ -88,6 +88,11 @@ def test_a_backup_is_private_and_restores(tmp_path, loose_umask):
     with pytest.raises(StoreError, match="the file exists; give a new file"):
         backup(path, info.path)
     add_row(path, number="+13125550177")
+    server = connect(path)  # the server is running: refused, nothing touched
+    with pytest.raises(StoreError, match=r"open in another process .* stop the server first"):
+        restore(info.path, path)
+    server.conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backups", "intercept.db"]
     kept = restore(info.path, path, now=0)
     assert kept == tmp_path / "intercept.db.replaced-19700101T000000Z" and mode(kept) == 0o600
     assert not Path(f"{path}-wal").exists()

@@ -108,7 +108,8 @@ def restore(backup_file: str | Path, store: str | Path, *, key: str = "",
     """Put the checked backup in place of the store at `store` (the server must be stopped).
 
     The store it replaces (its WAL checkpointed first) is renamed ``<store>.replaced-<time>``
-    and returned; None when there was no store."""
+    and returned; None when there was no store. Refused (`StoreError`) while another process,
+    such as the server, has the store open."""
     store = Path(store)
     check_backup(backup_file, key=key)
     if not store.parent.exists():
@@ -130,25 +131,43 @@ def restore(backup_file: str | Path, store: str | Path, *, key: str = "",
     finally:
         source.close()
     kept = None
-    if store.exists():
-        current = open_connection(store, key)
-        try:
+    current = None
+    try:
+        if store.exists():
+            current = _lock_out_others(store, key)
             current.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except DB_ERRORS as exc:
-            temp.unlink(missing_ok=True)
-            raise StoreError(f"cannot restore over {store}: it is in use ({exc}); stop the "
-                             "server first") from exc
-        finally:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+            kept = store.with_name(f"{store.name}.replaced-{stamp}")
+            os.replace(store, kept)
+            tighten(kept, 0o600)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+        os.replace(temp, store)
+        _fsync(store.parent)
+    except DB_ERRORS as exc:
+        raise StoreError(f"cannot restore over {store}: {exc}") from exc
+    finally:
+        if current is not None:
             current.close()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        kept = store.with_name(f"{store.name}.replaced-{stamp}")
-        os.replace(store, kept)
-        tighten(kept, 0o600)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{store}{suffix}").unlink(missing_ok=True)
-    os.replace(temp, store)
-    _fsync(store.parent)
+        temp.unlink(missing_ok=True)
     return kept
+
+
+def _lock_out_others(store: Path, key: str) -> Any:
+    """A connection holding the store's exclusive lock, so that nothing else has it open
+    (every connection to a WAL database holds a shared lock on it while open)."""
+    conn = open_connection(store, key, timeout=0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")  # the lock stays: locking_mode is EXCLUSIVE
+    except DB_ERRORS as exc:
+        conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreError(f"cannot restore over {store}: it is open in another process "
+                             "(is the server running?); stop the server first") from None
+        raise
+    return conn
 
 
 def scheduled_name(now: float) -> str:
