@@ -48,10 +48,10 @@ def backup(config_path: Path | None, db: Path | None, out: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def restore(config_path: Path | None, db: Path | None, force: bool, file: Path) -> None:
     """Put a backup in place of the store. Stop the server first (a store open in another
-    process is refused). The backup is checked
-    (integrity, schema version, the store key) before anything is touched; the store it
-    replaces is kept beside it as <store>.replaced-<time>, and its stale -wal and -shm are
-    removed. Start the server afterwards: it replays what the backup had not finished.
+    process is refused). The backup is checked (integrity, schema version, the store key)
+    before anything is touched; the store it replaces is kept beside it as
+    <store>.replaced-<time>, and its stale -wal and -shm are removed. Start the server
+    afterwards: it replays what the backup had not finished.
 
     \b
     Examples:
