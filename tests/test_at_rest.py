@@ -251,3 +251,11 @@ def test_the_cli_opens_an_encrypted_store_with_its_key(tmp_path):
     wrong = runner.invoke(main, [*args[:-1], str(tmp_path / "d.db")],
                           env={"INTERCEPT_STORE_KEY": "nope"})
     assert wrong.exit_code == 1 and "the store key" in wrong.output and "is wrong" in wrong.output
+
+
+def test_the_systemd_unit_keeps_files_private_and_allows_many_sockets():
+    unit = (Path(__file__).resolve().parent.parent / "config" / "intercept.service").read_text()
+    service = unit.split("[Service]", 1)[1].split("\n[", 1)[0].splitlines()
+    assert "UMask=0077" in service
+    limit = next(line for line in service if line.startswith("LimitNOFILE="))
+    assert int(limit.split("=", 1)[1]) >= 65536
