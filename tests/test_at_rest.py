@@ -259,3 +259,22 @@ def test_the_systemd_unit_keeps_files_private_and_allows_many_sockets():
     assert "UMask=0077" in service
     limit = next(line for line in service if line.startswith("LimitNOFILE="))
     assert int(limit.split("=", 1)[1]) >= 65536
+
+
+@needs_sqlcipher
+async def test_the_server_serves_from_an_encrypted_store(tmp_path, autojump_clock):
+    from helpers import OUR
+
+    config = make_config(store={"key": "server key"})
+    async with running(tmp_path, config, db="enc.db") as (server, phones):
+        await server.gateway.inject(their_number=NUMBER, our_number=OUR,  # type: ignore[attr-defined]
+                                    text="hello")
+        await phones.wait_for(1)
+        app_reads = Reads(server.store.path, key=server.store.key)
+        count = await app_reads.run(lambda c: c.execute("SELECT count(*) FROM inbound")
+                                    .fetchone()[0])
+        app_reads.close()
+    assert count == 1
+    assert not (tmp_path / "enc.db").read_bytes().startswith(b"SQLite format 3")
+    with pytest.raises(StoreError, match="give its key"):
+        Store(tmp_path / "enc.db")
