@@ -278,3 +278,25 @@ async def test_the_server_serves_from_an_encrypted_store(tmp_path, autojump_cloc
     assert not (tmp_path / "enc.db").read_bytes().startswith(b"SQLite format 3")
     with pytest.raises(StoreError, match="give its key"):
         Store(tmp_path / "enc.db")
+
+
+def test_store_key_and_backup_settings_are_checked(tmp_path):
+    from intercept.config import config_from_dict, store_key
+    from intercept.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="store: backup_every: '30s' is less than a minute"):
+        config_from_dict({"store": {"backup_every": "30s"}}, environ={})
+    with pytest.raises(ConfigError, match="backup_every: expected a duration"):
+        config_from_dict({}, environ={"INTERCEPT_STORE_BACKUP_EVERY": "often"})
+    with pytest.raises(ConfigError, match="store: backup_keep: keep at least 1 backup"):
+        config_from_dict({"store": {"backup_keep": 0}}, environ={})
+    (tmp_path / "key").write_text("from the file\n")
+    source = str(tmp_path / "intercept.toml")
+    from_file = config_from_dict({"store": {"key_file": "key"}}, source=source, environ={})
+    assert store_key(from_file) == "from the file"
+    from_env = config_from_dict({"store": {"key_file": "key"}}, source=source,
+                                environ={"INTERCEPT_STORE_KEY": "from the environment"})
+    assert store_key(from_env) == "from the environment"
+    missing = config_from_dict({"store": {"key_file": "nope"}}, source=source, environ={})
+    with pytest.raises(ConfigError, match=r"store\.key_file: cannot read"):
+        store_key(missing)
