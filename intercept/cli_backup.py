@@ -1,4 +1,5 @@
-"""`intercept backup` (an online copy of the store) and `intercept restore` (put one back)."""
+"""`intercept backup` (an online copy of the store), `intercept restore` (put one back) and
+`intercept encrypt` (turn a plain store into an SQLCipher one)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,34 @@ def restore(config_path: Path | None, db: Path | None, force: bool, file: Path) 
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {file} to {store}"
                + (f"; the store it replaced is kept as {kept}" if kept else ""))
+
+
+@click.command()
+@_config_option
+@_db_option
+def encrypt(config_path: Path | None, db: Path | None) -> None:
+    """Encrypt an existing plain store with the store key (INTERCEPT_STORE_KEY or
+    store.key_file), in place. Stop the server first (a store open in another process is
+    refused). The encrypted copy is checked with the key before it takes the store's name;
+    the plain original is kept as <store>.plain-<time>: delete it (and plain backups) once
+    the server runs on the encrypted store.
+
+    \b
+    Examples:
+      systemctl stop intercept
+      INTERCEPT_STORE_KEY=... intercept encrypt --config /etc/intercept/intercept.toml
+      systemctl start intercept
+      shred -u /var/lib/intercept/intercept.db.plain-*
+    """
+    from .config import store_key
+    from .store.backup import encrypt as encrypt_store
+    from .store.opening import StoreError
+
+    config = _config(config_path)
+    store = db or Path(config.store.path)
+    try:
+        kept = encrypt_store(store, store_key(config))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"encrypted {store}; the plain original is kept as {kept}: delete it once the "
+               "server runs on the encrypted store")

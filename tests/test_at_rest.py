@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +40,21 @@ def loose_umask():
 
 def mode(path: Path | str) -> int:
     return os.stat(path).st_mode & 0o777
+
+
+@contextlib.contextmanager
+def holding_open(path: Path) -> Iterator[None]:
+    """Another process with the store open (as the server has it)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+         "c.execute('SELECT count(*) FROM conversations').fetchone(); print('open', "
+         "flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "open\n"
+        yield
+    finally:
+        child.communicate("")
 
 
 def add_row(db_path: Path, key: str = "", number: str = NUMBER) -> None:
@@ -198,6 +217,10 @@ def test_backup_and_restore_commands(tmp_path):
     done = runner.invoke(main, ["restore", "--db", str(fresh), str(out)])
     assert done.exit_code == 0, done.output
     assert check_backup(fresh) == (1, check_backup(out)[1])
+    with holding_open(path):
+        running_server = runner.invoke(main, ["restore", "--db", str(path), "--force", str(out)])
+    assert running_server.exit_code == 1
+    assert "it is open in another process (is the server running?)" in running_server.output
     forced = runner.invoke(main, ["restore", "--db", str(path), "--force", str(out)])
     assert forced.exit_code == 0 and "the store it replaced is kept as" in forced.output
 
@@ -300,3 +323,27 @@ def test_store_key_and_backup_settings_are_checked(tmp_path):
     missing = config_from_dict({"store": {"key_file": "nope"}}, source=source, environ={})
     with pytest.raises(ConfigError, match=r"store\.key_file: cannot read"):
         store_key(missing)
+
+
+@needs_sqlcipher
+def test_a_plain_store_is_encrypted_in_place(tmp_path, loose_umask):
+    path = tmp_path / "intercept.db"
+    connect(path).conn.close()
+    add_row(path)
+    runner = CliRunner()
+    args = ["encrypt", "--db", str(path)]
+    unkeyed = runner.invoke(main, args, env={"INTERCEPT_STORE_KEY": ""})
+    assert unkeyed.exit_code == 1 and "no store key is set" in unkeyed.output
+    with holding_open(path):  # the server, in another process: refused
+        busy = runner.invoke(main, args, env={"INTERCEPT_STORE_KEY": "new key"})
+    assert busy.exit_code == 1 and "stop the server first" in busy.output
+    done = runner.invoke(main, args, env={"INTERCEPT_STORE_KEY": "new key"})
+    assert done.exit_code == 0, done.output
+    kept = next(tmp_path.glob("intercept.db.plain-*"))
+    assert f"the plain original is kept as {kept}" in done.output
+    assert not path.read_bytes().startswith(b"SQLite format 3") and mode(path) == 0o600
+    db = connect(path, key="new key")  # migrations see the schema version it had
+    assert db.execute("SELECT their_number FROM conversations").fetchall() == [(NUMBER,)]
+    db.conn.close()
+    again = runner.invoke(main, args, env={"INTERCEPT_STORE_KEY": "new key"})
+    assert again.exit_code == 1 and "if it is encrypted, give its key" in again.output

@@ -27,8 +27,8 @@ from typing import Any
 
 import trio
 
-from ..private import private_dir, tighten
-from .opening import DB_ERRORS, StoreError, open_connection
+from ..private import private_dir, tighten, touch_private
+from .opening import DB_ERRORS, KEY_HINT, StoreError, open_connection, sqlcipher_module
 from .schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -154,20 +154,72 @@ def restore(backup_file: str | Path, store: str | Path, *, key: str = "",
 
 
 def _lock_out_others(store: Path, key: str) -> Any:
-    """A connection holding the store's exclusive lock, so that nothing else has it open
-    (every connection to a WAL database holds a shared lock on it while open)."""
+    """A connection holding the store's exclusive lock, so that nothing else has it open."""
     conn = open_connection(store, key, timeout=0, isolation_level=None)
+    try:
+        _take_exclusive_lock(conn, store, "restore over")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _take_exclusive_lock(conn: Any, store: Path, doing: str) -> None:
+    """Hold the exclusive lock of `store` on `conn` until it closes. Every connection to a WAL
+    database holds a shared lock while open, so this fails while the server runs."""
     try:
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")
         conn.execute("BEGIN EXCLUSIVE")
         conn.execute("COMMIT")  # the lock stays: locking_mode is EXCLUSIVE
     except DB_ERRORS as exc:
-        conn.close()
         if "locked" in str(exc) or "busy" in str(exc):
-            raise StoreError(f"cannot restore over {store}: it is open in another process "
+            raise StoreError(f"cannot {doing} {store}: it is open in another process "
                              "(is the server running?); stop the server first") from None
         raise
-    return conn
+
+
+def encrypt(store: str | Path, key: str, *, now: float | None = None) -> Path:
+    """Encrypt the plain store at `store` with `key` in place (the server must be stopped).
+
+    SQLCipher's ``sqlcipher_export`` copies it into a new encrypted file, which is checked with
+    the key and then takes the store's name. The plain original is kept as
+    ``<store>.plain-<time>`` and returned: delete it once the server runs on the new one."""
+    store = Path(store)
+    cipher = sqlcipher_module()
+    if not key:
+        raise StoreError(f"cannot encrypt {store}: no store key is set ({KEY_HINT})")
+    if cipher is None:
+        raise StoreError(f"cannot encrypt {store}: SQLCipher is not installed: pip install "
+                         "'intercept[sqlcipher]'")
+    plain = open_connection(store)  # a StoreError if it is encrypted already, or missing
+    plain.close()
+    temp = store.with_name(f".{store.name}.encrypting")
+    temp.unlink(missing_ok=True)
+    touch_private(temp)
+    source = cipher.connect(str(store), timeout=0, isolation_level=None)
+    try:
+        _take_exclusive_lock(source, store, "encrypt")
+        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        version = source.execute("PRAGMA user_version").fetchone()[0]
+        source.execute("ATTACH DATABASE ? AS encrypted KEY ?", (str(temp), key))
+        source.execute("SELECT sqlcipher_export('encrypted')")
+        source.execute(f"PRAGMA encrypted.user_version = {int(version)}")
+        source.execute("DETACH DATABASE encrypted")
+        check_backup(temp, key=key)
+        _fsync(temp)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        kept = store.with_name(f"{store.name}.plain-{stamp}")
+        os.replace(store, kept)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+        os.replace(temp, store)
+        _fsync(store.parent)
+    except DB_ERRORS as exc:
+        raise StoreError(f"cannot encrypt {store}: {exc}") from exc
+    finally:
+        source.close()
+        temp.unlink(missing_ok=True)
+    return kept
 
 
 def scheduled_name(now: float) -> str:

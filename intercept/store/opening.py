@@ -27,7 +27,8 @@ class StoreError(InterceptError):
     """The database file cannot be opened, or belongs to a newer Intercept."""
 
 
-def _sqlcipher() -> ModuleType | None:
+def sqlcipher_module() -> ModuleType | None:
+    """SQLCipher's DB-API module, or None when intercept[sqlcipher] is not installed."""
     try:
         from sqlcipher3 import dbapi2
     except ImportError:
@@ -36,7 +37,7 @@ def _sqlcipher() -> ModuleType | None:
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
-    cipher = _sqlcipher()
+    cipher = sqlcipher_module()
     return (sqlite3.Error,) if cipher is None else (sqlite3.Error, cipher.Error)
 
 
@@ -45,12 +46,12 @@ DB_ERRORS: tuple[type[Exception], ...] = _database_errors()
 
 
 def sqlcipher_available() -> bool:
-    return _sqlcipher() is not None
+    return sqlcipher_module() is not None
 
 
 def row_type(conn: Any) -> Any:
     """The ``Row`` class that fits `conn` (SQLCipher's or the standard library's)."""
-    cipher = _sqlcipher()
+    cipher = sqlcipher_module()
     return cipher.Row if cipher is not None and isinstance(conn, cipher.Connection) else sqlite3.Row
 
 
@@ -80,7 +81,7 @@ def open_connection(path: str | Path, key: str = "", *, readonly: bool = False,
             raise StoreError(f"no store at {file}")
         secure_files(file)
     if key:
-        cipher = _sqlcipher()
+        cipher = sqlcipher_module()
         if cipher is None:
             raise StoreError(f"cannot open the store {path}: a store key is set ({KEY_HINT}) "
                              "but SQLCipher is not installed: pip install 'intercept[sqlcipher]'")
