@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import InterceptError
 from ..private import private_dir, tighten, touch_private
@@ -88,13 +89,16 @@ def open_connection(path: str | Path, key: str = "", *, readonly: bool = False,
         module: Any = cipher
     else:
         module = sqlite3
-    target = f"file:{path}?mode=ro" if readonly and not memory else str(path)
+    target = f"file:{quote(str(path))}?mode=ro" if readonly and not memory else str(path)
+    conn = None
     try:
         conn = module.connect(target, uri=readonly and not memory, timeout=timeout, **kwargs)
         if key:
             conn.execute("PRAGMA key = '" + key.replace("'", "''") + "'")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except DB_ERRORS as exc:
+        if conn is not None:
+            conn.close()
         if "not a database" in str(exc) or "encrypted" in str(exc):
             raise StoreError(_unreadable(path, key)) from None
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
