@@ -212,6 +212,7 @@ def numbers(config_path: Path | None, as_json: bool) -> None:
 
 from .cli_ads import ads  # noqa: E402
 from .cli_advocate import advocate  # noqa: E402
+from .cli_backup import backup, encrypt, restore  # noqa: E402
 from .cli_buyers import buyers  # noqa: E402
 from .cli_campaign import campaign  # noqa: E402
 from .cli_export import export, purge  # noqa: E402
@@ -229,6 +230,9 @@ main.add_command(buyers)
 main.add_command(export)
 main.add_command(purge)
 main.add_command(token)
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(encrypt)
 scenario.add_command(reload)
 scenario.add_command(replay)
 scenario.add_command(stats)

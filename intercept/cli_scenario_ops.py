@@ -34,8 +34,14 @@ def _open_store(config: Config, db: Path | None) -> sqlite3.Connection:
     if not path.is_file():
         raise click.ClickException(f"no store at {path} (give --db, or the config whose "
                                    "store.path the server uses)")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
+    from .config import store_key
+    from .store.opening import StoreError, open_connection, row_type
+
+    try:
+        conn = open_connection(path, store_key(config), readonly=True)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    conn.row_factory = row_type(conn)
     return conn
 
 

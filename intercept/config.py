@@ -185,6 +185,35 @@ class StoreConfig(_Section):
     synchronous: Literal["normal", "full"] = "normal"
     """normal survives a killed process; full also survives power loss (slower commits)."""
     batch_max: int = 4000
+    key: str = ""
+    """Encrypts the store with SQLCipher (intercept[sqlcipher]); meant for INTERCEPT_STORE_KEY."""
+    key_file: str = ""
+    """Or the key's file (its first line), relative to the config file."""
+    backup_every: str = ""
+    """Take an online backup this often while serving, e.g. '6h' ('' = never)."""
+    backup_dir: str = "backups"
+    """Where scheduled backups go, relative to the store file's folder (0700, files 0600)."""
+    backup_keep: int = 7
+    """How many scheduled backups to keep (the oldest are deleted)."""
+
+    def __post_init__(self) -> None:
+        if self.backup_every:
+            try:
+                seconds = parse_duration(self.backup_every)
+            except ValueError as exc:
+                raise ValueError(f"backup_every: {exc}") from None
+            if seconds < 60:
+                raise ValueError(f"backup_every: {self.backup_every!r} is less than a minute")
+        if self.backup_keep < 1:
+            raise ValueError("backup_keep: keep at least 1 backup")
+
+
+class EvidenceConfig(_Section):
+    """Evidence bundles (docs/evidence.md)."""
+
+    signing_key: str = "evidence-signing.key"
+    """The organisation's Ed25519 key that signs every manifest (made 0600 at the first
+    export), relative to the store file's folder."""
 
 
 class HttpConfig(_Section):
@@ -377,6 +406,7 @@ class Config(_Section, dict=True):
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     lookups: LookupsConfig = msgspec.field(default_factory=LookupsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    evidence: EvidenceConfig = msgspec.field(default_factory=EvidenceConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     campaigns: list[Campaign] = []
@@ -421,7 +451,7 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
-                  "api", "media", "lookups", "retention")
+                  "api", "media", "lookups", "retention", "evidence")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
                   ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
@@ -651,6 +681,13 @@ def read_secret(value: str, file: str, *, key: str, source: str = "<config>",
     except OSError as exc:
         raise ConfigError(f"{source}: {key}_file: cannot read {str(path)!r}: "
                           f"{exc.strerror or exc}") from None
+
+
+def store_key(config: Config) -> str:
+    """The store's SQLCipher key: store.key (INTERCEPT_STORE_KEY), else the first line of
+    store.key_file; '' for a plain store."""
+    return read_secret(config.store.key, config.store.key_file, key="store.key",
+                       source=config.source or "<config>", base_dir=config.base_dir)
 
 
 def duration(text: str) -> float:

@@ -90,6 +90,11 @@ class Metrics:
             "generation (the whole process stops while one runs)", ["generation"],
             buckets=_COMMIT, registry=r)
         self._gc_started = 0.0
+        self.backups = Counter("intercept_backups", "Scheduled backups of the store, by result "
+                               "(ok, failed)", ["result"], registry=r)
+        self.backup_last_success = Gauge(
+            "intercept_backup_last_success_timestamp_seconds",
+            "When the last scheduled backup succeeded (Unix time; 0: none yet)", registry=r)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":

@@ -18,7 +18,7 @@ import trio
 
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
-from .config import Config, duration
+from .config import Config, duration, store_key
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError
 from .gateways import (
@@ -33,6 +33,7 @@ from .media import MediaFetcher
 from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
 from .phone import mask
+from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.lookups import Lookups
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
@@ -53,6 +54,7 @@ from .store import (
     SetOptOut,
     Store,
 )
+from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers
 from .store.ops import Audit
 from .store.retention import Kind, Purge, PurgeResult
@@ -83,7 +85,8 @@ class Server:
         self.gateway.use_metrics(self.metrics)
         self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
                            batch_max=config.store.batch_max, metrics=self.metrics,
-                           threaded=threaded_store)
+                           threaded=threaded_store, key=store_key(config))
+        tighten_tree(config.media_dir)  # photos of earlier versions or copies: 0600/0700
         self.media = media or MediaFetcher(
             store=self.store, config=config.media, media_dir=config.media_dir,
             metrics=self.metrics, credentials=self.gateway.media_credentials(),
@@ -153,6 +156,13 @@ class Server:
                     await services.start(self.enricher.run)
                     if config.retention.buyer_after or config.retention.outreach_after:
                         services.start_soon(self._run_retention)
+                    if config.store.backup_every:
+                        services.start_soon(partial(
+                            run_schedule, self.store.path, self.backup_dir,
+                            every=duration(config.store.backup_every),
+                            keep=config.store.backup_keep, key=self.store.key,
+                            clock=self._now, threaded=self.store.threaded,
+                            metrics=self.metrics))
                     log.info("serving %d numbers; gateway %s%s", len(config.numbers),
                              self.gateway.name,
                              f"; http on {', '.join(self.http_addresses)}"
@@ -190,6 +200,11 @@ class Server:
 
     def _now(self) -> float:
         return self.clock.now()
+
+    @property
+    def backup_dir(self) -> Path:
+        """``store.backup_dir``, relative to the folder of the store file."""
+        return Path(self.store.path).parent / self.config.store.backup_dir
 
     async def _run_retention(self) -> None:
         """Purge on `retention.interval`: buyer, then outreach conversations (each audited)."""

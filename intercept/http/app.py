@@ -103,7 +103,8 @@ class App:
 
     def __init__(self, server: Server):
         self.server = server
-        self.reads = Reads(server.store.path, size=server.config.api.readers)
+        self.reads = Reads(server.store.path, size=server.config.api.readers,
+                           key=server.store.key)
         self.access = Access(server.config, reads=self.reads, store=server.store,
                              metrics=server.metrics, wall=lambda: server.clock.now())
         self.api = Api(server, self.reads)

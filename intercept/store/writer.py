@@ -17,7 +17,7 @@ import outcome
 import sqlite_utils
 import trio
 
-from ..errors import InterceptError
+from .opening import DB_ERRORS, StoreError, open_connection
 from .ops import Op, WriterCache
 from .schema import migrate
 
@@ -30,26 +30,30 @@ class StoreClosed(RuntimeError):
     """The store is shutting down and takes no more writes."""
 
 
-class StoreError(InterceptError):
-    """The database file cannot be opened, or belongs to a newer Intercept."""
+__all__ = ["Store", "StoreClosed", "StoreError", "connect"]
+
+ENCRYPTED_CACHE_KIB = 65_536
+"""The writer's page cache with SQLCipher (SQLite's default is 2 MiB; docs/performance.md)."""
 
 
-def connect(path: str | Path, *, synchronous: str = "normal") -> sqlite_utils.Database:
-    """Open (creating if needed) and migrate the database at `path`.
+def connect(path: str | Path, *, synchronous: str = "normal", key: str = ""
+            ) -> sqlite_utils.Database:
+    """Open (creating if needed, mode 0600) and migrate the database at `path`; `key` opens it
+    with SQLCipher (see `opening`).
 
     Raises `StoreError` naming the file when it cannot be opened or is not an Intercept store.
     """
     try:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                               timeout=30.0)
+        conn = open_connection(path, key, create=True, check_same_thread=False,
+                               isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
+        if key:  # a page SQLite must fetch again is decrypted and authenticated again
+            conn.execute(f"PRAGMA cache_size = -{ENCRYPTED_CACHE_KIB}")
         db = sqlite_utils.Database(conn)
         migrate(db)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, *DB_ERRORS) as exc:
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     return db
 
@@ -58,9 +62,12 @@ class Store:
     """Owns the write connection. Run `run()` in a nursery, then `call()` ops from any task."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "normal", batch_max: int = 4000,
-                 queue_size: int = 20_000, metrics: Any = None, threaded: bool = True):
+                 queue_size: int = 20_000, metrics: Any = None, threaded: bool = True,
+                 key: str = ""):
         self.path = str(path)
-        self.db = connect(path, synchronous=synchronous)
+        self.key = key
+        """The SQLCipher key ('' for a plain store): readers and backups open it with this."""
+        self.db = connect(path, synchronous=synchronous, key=key)
         self.batch_max = batch_max
         self.metrics = metrics
         self._send, self._receive = trio.open_memory_channel[Op](queue_size)
