@@ -53,6 +53,12 @@ class Metrics:
         self.store_batch_size = Histogram(
             "intercept_store_batch_size", "Operations per committed batch", buckets=_BATCH,
             registry=r)
+        self.store_failures = Counter(
+            "intercept_store_failures", "Commit attempts the store refused, by kind (disk full, "
+            "I/O error, read-only, locked, corrupt...)", ["kind"], registry=r)
+        self.store_failing = Gauge(
+            "intercept_store_failing", "1 while the store cannot commit (intake is refused)",
+            registry=r)
         self.outbox_depth = Gauge("intercept_outbox_depth", "Replies waiting to be sent",
                                   registry=r)
         self.transitions = Counter(

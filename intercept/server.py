@@ -278,7 +278,9 @@ class Server:
         op = IngestMany([Ingest(gateway=name, gateway_id=m.gateway_id, our=m.our_number,
                                 their=m.their_number, body=m.text, media=m.media,
                                 received_at=received_at) for m in messages])
-        results: list[Ingested] = await self.store.call(op)
+        # refused with StoreUnavailable while the store cannot commit: the gateway answers in
+        # its retry form and the network delivers the message again later
+        results: list[Ingested] = await self.store.call(op, refusable=True)
         deliver = self.router.deliver
         fresh = 0
         for message, ingested in zip(messages, results, strict=True):
@@ -303,7 +305,7 @@ class Server:
                      now=self.clock.now(),
                      by_outbox=[(r.outbox_id, r.gateway_id, r.status, r.error)
                                 for r in receipts if r.outbox_id is not None])
-        await (self.store.call(op) if wait else self.store.post(op))
+        await (self.store.call(op, refusable=True) if wait else self.store.post(op))
 
     async def carrier_opt_out(self, their_number: str) -> None:
         """The network says this number opted out: never text it again (until it opts in)."""
@@ -366,7 +368,9 @@ class Server:
         return report
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "gateway": self.gateway.name,
+        failing = self.store.failing
+        return {"status": "failing" if failing else "ok", "gateway": self.gateway.name,
+                "store": f"failing: {failing}" if failing else "ok",
                 "live_actors": len(self.router.actors), "outbox_depth": len(self.sender)}
 
 
