@@ -53,6 +53,7 @@ from .store import (
     Store,
 )
 from .store.campaigns import RegisterNumbers
+from .store.lock import StoreLock
 from .store.ops import Audit
 from .store.retention import Kind, Purge, PurgeResult
 
@@ -122,11 +123,14 @@ class Server:
             hibernate_after=duration(config.runtime.hibernate_after),
             inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
             lookups=self.lookups)
+        lock = StoreLock(self.store.path)  # one server per store
         try:
+            lock.acquire()
             with self.metrics.watching_gc():
                 await self._serve(task_status)
         finally:
             self.store.shutdown()
+            lock.release()
         log.info("stopped")
 
     async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:

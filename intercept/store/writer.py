@@ -57,8 +57,7 @@ def connect(path: str | Path, *, synchronous: str = "normal") -> sqlite_utils.Da
         migrate(db)
     except (OSError, sqlite3.Error) as exc:
         if is_corrupt(exc):
-            raise StoreError(f"cannot open the store: {corrupt_sentence(str(path), exc)}"
-                             ) from exc
+            raise StoreError(corrupt_sentence(str(path), exc)) from exc
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     return db
 
@@ -286,10 +285,9 @@ class Store:
             self._rollback(cur)
             if fault_kind(exc) is not None:
                 return exc
-            if is_corrupt(exc):
+            if is_corrupt(exc):  # logged once, by `_failed`
                 self._corrupt = exc
                 failure: Exception = StoreCorrupt(corrupt_sentence(self.path, exc))
-                log.error("store: %s failed: %s", type(op).__name__, failure)
             else:
                 failure = exc
                 log.exception("store: %s failed", type(op).__name__)
