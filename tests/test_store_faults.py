@@ -16,13 +16,19 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from click.testing import CliRunner
 
+from intercept.cli import main
+from intercept.engine import Machine, compile_text
 from intercept.gateways import SimGateway
 from intercept.metrics import Metrics
+from intercept.resources import bundled_root
+from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
-from intercept.store import Op, Store, StoreUnavailable
+from intercept.store import CommitStep, Op, SetConversationStatus, Store, StoreUnavailable
+from intercept.store.lock import StoreLock
 
-from helpers import OUR, make_config, registry, running
+from helpers import ECHO, OUR, make_config, registry, running
 
 BUYERS = [f"+1206555{2000 + i:04d}" for i in range(6)]
 PADDING = "x" * 1500  # each message needs new pages, so a full store refuses it
@@ -264,9 +270,11 @@ async def test_http_intake_answers_503_with_retry_after_and_healthz_says_failing
             assert health.json()["store"] == "failing: disk full"
             free(server.store)
             # the provider retries after Retry-After: that commit succeeds, health follows
-            r = await client.post("/sim/messages", json={
-                "from": BUYERS[0], "to": OUR, "text": "again", "id": f"h{len(statuses) - 1}"})
-            assert r.status_code == 200
+            with trio.fail_after(10):
+                while (await client.post("/sim/messages", json={
+                        "from": BUYERS[0], "to": OUR, "text": "again",
+                        "id": f"h{len(statuses) - 1}"})).status_code != 200:
+                    await trio.sleep(0.2)
             assert (await client.get("/healthz")).json()["store"] == "ok"
         server.stop()
 
@@ -290,3 +298,157 @@ def test_fault_kinds_are_named():
         "disk full", "I/O error", "read-only", None, None]
     assert is_corrupt(corrupt) and not is_corrupt(full)
     assert fault_kind(OSError(os.strerror(28))) == "I/O error"
+
+
+# -- the actor boundary
+
+
+class Crashing(Machine):
+    """The echo machine, except that a message "boom" raises (a bug in the engine, say)."""
+
+    def step(self, state, event, now):
+        if getattr(event, "text", "") == "boom":
+            raise RuntimeError("engine bug")
+        return super().step(state, event, now)
+
+
+async def test_the_crash_path_never_raises_out_of_the_supervisor(tmp_path, autojump_clock):
+    machine = compile_text(ECHO)
+    reg = ScenarioRegistry([Crashing(machine.name, machine.version, machine.start,
+                                     machine.nodes)])
+    async with running(tmp_path, reg=reg) as (server, phones):
+        real = server.store.call
+
+        async def call(op, **options):
+            if isinstance(op, SetConversationStatus):  # recording the crash fails too
+                raise StoreUnavailable("disk full")
+            return await real(op, **options)
+
+        server.store.call = call
+        await server.gateway.inject(their_number=BUYERS[0], our_number=OUR, text="boom")
+        ok = await server.gateway.inject(their_number=BUYERS[1], our_number=OUR, text="hello")
+        await server.settled(ok.conversation_id, ok.conv_seq)
+        await trio.sleep(10)
+        assert phones.by_number[BUYERS[1]] == ["re: hello"]
+        assert sample(server.metrics, "intercept_actor_crashes_total") == 1
+        assert sample(server.metrics, "intercept_conversations_parked_total") == 0
+
+
+async def test_store_errors_do_not_count_toward_max_crashes(tmp_path, autojump_clock):
+    async with running(tmp_path) as (server, phones):
+        real = server.store.call
+        failures = [5]  # more than max_crashes (3)
+
+        async def call(op, **options):
+            if isinstance(op, CommitStep) and failures[0]:
+                failures[0] -= 1
+                raise StoreUnavailable("I/O error")
+            return await real(op, **options)
+
+        server.store.call = call
+        hi = await server.gateway.inject(their_number=BUYERS[0], our_number=OUR, text="hi")
+        await server.settled(hi.conversation_id, hi.conv_seq)
+        assert failures == [0]
+        assert phones.by_number[BUYERS[0]] == ["re: hi"]
+        assert sample(server.metrics, "intercept_actor_crashes_total") == 0
+        assert server.store.query("SELECT status, crashes FROM conversations") == [("active", 0)]
+
+
+# -- one server per store; a damaged store
+
+
+CONFIG = str(bundled_root() / "config" / "intercept.toml")
+
+
+def serve(store: Path):
+    return CliRunner().invoke(main, ["serve", "--config", CONFIG], env={
+        "INTERCEPT_STORE_PATH": str(store), "INTERCEPT_HTTP_LISTEN": "127.0.0.1:0"})
+
+
+def test_a_second_server_on_the_same_store_exits_naming_the_first(tmp_path):
+    store = tmp_path / "one.db"
+    with StoreLock(store):  # the first server holds it (this process)
+        result = serve(store)
+        assert (tmp_path / "one.db.lock").read_text().strip() == str(os.getpid())
+    assert result.exit_code == 1
+    assert (f"the store {store} is in use by another Intercept server (process {os.getpid()}, "
+            f"lock file {store}.lock)") in result.output
+    assert "Traceback" not in result.output
+    assert _numbers_registered(store) == 0  # it did not start serving (nor campaigns)
+    with StoreLock(store):  # released when the holder stops: the next one takes it
+        pass
+
+
+def _numbers_registered(store: Path) -> int:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        return conn.execute("SELECT count(*) FROM number_kinds").fetchone()[0]
+
+
+def test_a_second_intercept_serve_process_is_refused(tmp_path):
+    """Two real processes: the second exits at once with the first one's pid."""
+    import signal
+    import sys
+
+    store = tmp_path / "two.db"
+    env = {**os.environ, "INTERCEPT_STORE_PATH": str(store),
+           "INTERCEPT_HTTP_LISTEN": "127.0.0.1:0"}
+    command = [sys.executable, "-m", "intercept", "serve", "--config", CONFIG]
+    first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in first.stderr:  # wait until it serves
+            if "intercept: serving" in line:
+                break
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert second.returncode == 1
+    assert f"in use by another Intercept server (process {first.pid}" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def make_store(path: Path, rows: int = 0) -> None:
+    from intercept.store import connect
+
+    db = connect(path)
+    conn = db.conn
+    conn.execute("BEGIN")
+    for i in range(rows):
+        conn.execute("INSERT INTO conversations (our_number, their_number, status, created_at, "
+                     "updated_at) VALUES ('+12065550100', ?, 'ended', 0, 0)",
+                     (f"+1206555{i:04d}",))
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def zero_pages(path: Path, first: int, count: int) -> None:
+    data = bytearray(path.read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    data[size * first:size * (first + count)] = bytes(size * count)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["zeroed pages", "zeroed file", "truncated",
+                                    "not a database"])
+def test_a_damaged_store_is_one_sentence(tmp_path, damage):
+    store = tmp_path / "damaged.db"
+    make_store(store, rows=20_000 if damage == "zeroed pages" else 0)
+    pages = store.stat().st_size // int.from_bytes(store.read_bytes()[16:18], "big")
+    if damage == "zeroed pages":
+        zero_pages(store, pages // 2, 20)  # in the middle of the conversations table
+    elif damage == "zeroed file":
+        zero_pages(store, 0, pages)
+    elif damage == "truncated":
+        store.write_bytes(store.read_bytes()[:5000])
+    else:
+        store.write_text("these are not the rows you are looking for\n" * 100)
+    result = serve(store)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1
+    assert error[0].startswith(f"Error: the store {store} is damaged (")
+    assert "restore the last backup" in error[0]

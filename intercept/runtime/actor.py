@@ -99,12 +99,13 @@ class ConversationActor:
     async def run(self) -> None:
         """The actor boundary: contain crashes, restart from the store or park.
 
-        A store error is not the conversation's fault: it does not count as a crash, and the
-        actor stops with its work left in the store (the writer keeps retrying a store that
-        cannot commit, so this happens only on shutdown or with a damaged file).
+        A store error is not the conversation's fault and never counts as a crash: the actor
+        starts again from the store later (`StoreUnavailable`), or stops with its work left
+        in the store (closed on shutdown, or a damaged file).
         """
         router = self.router
         timer_at = None
+        store_waits = 0
         try:
             while True:
                 try:
@@ -115,6 +116,12 @@ class ConversationActor:
                     if await self._set_status("parked"):
                         router.metrics.conversations_parked.inc()
                     return
+                except StoreUnavailable as exc:
+                    # not the conversation's fault: start again from the store, later
+                    log.warning("conversation %d waits for the store: %s", self.conversation_id,
+                                exc)
+                    store_waits += 1
+                    await trio.sleep(min(30.0, 0.5 * 2 ** min(store_waits, 6)))
                 except STORE_ERRORS as exc:
                     log.warning("conversation %d stops, its work left in the store: %s",
                                 self.conversation_id, exc)
