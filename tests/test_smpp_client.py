@@ -494,8 +494,10 @@ async def test_a_store_that_cannot_commit_gets_a_temporary_error_and_the_smsc_re
     class FullDisk(FakeSink):
         """The disk is full the first time each message comes, then has room."""
 
-        tried: set[str] = set()
-        refusals = 0
+        def __init__(self) -> None:
+            super().__init__()
+            self.tried: set[str] = set()
+            self.refusals = 0
 
         async def inbound_many(self, messages):
             fresh = {m.gateway_id for m in messages} - self.tried
