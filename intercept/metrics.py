@@ -78,7 +78,8 @@ class Metrics:
                              "refused, failed, retry", ["result"], registry=r)
         self.media_bytes = Counter("intercept_media_bytes", "Bytes of media stored", registry=r)
         self.webhooks = Counter("intercept_webhooks", "Provider webhooks, by kind (message, "
-                                "status) and result (ok, duplicate, forbidden, invalid)",
+                                "status) and result (ok, duplicate, forbidden, invalid, "
+                                "unavailable)",
                                 ["kind", "result"], registry=r)
         self.provider_requests = Counter(
             "intercept_provider_requests", "REST calls to an HTTP SMS provider, by operation and "
