@@ -53,6 +53,7 @@ from .store import (
     Store,
 )
 from .store.campaigns import RegisterNumbers
+from .store.faults import nursery_stopping_on_store_faults
 from .store.lock import StoreLock
 from .store.ops import Audit
 from .store.retention import Kind, Purge, PurgeResult
@@ -139,7 +140,7 @@ class Server:
             await root.start(self.store.run)
             try:
                 await self._register_numbers()
-                async with trio.open_nursery() as services:
+                async with nursery_stopping_on_store_faults(self._stop) as services:
                     await services.start(self.router.run)
                     await services.start(self.sender.run)
                     recovery = await self.store.call(Recover())  # before any new work
@@ -160,6 +161,7 @@ class Server:
                     await self._stop.wait()
                     log.info("shutting down: intake stopped, finishing in-flight steps")
                     intake.cancel()
+                    self.store.stopping()  # a store that cannot commit is not waited for ever
                     with trio.move_on_after(duration(config.runtime.shutdown_grace)):
                         await self.router.quiesce()
                     services.cancel_scope.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -43,6 +44,37 @@ def fill(store: Store) -> None:
 def free(store: Store) -> None:
     """Space comes back."""
     store.db.conn.execute("PRAGMA max_page_count = 1000000000")
+
+
+class FullAtCommit:
+    """The store's connection, except that every COMMIT fails with SQLITE_FULL while `full`
+    (a disk with no room at all: even writes that fit in existing pages fail)."""
+
+    def __init__(self, store: Store):
+        self.conn = store.db.conn
+        self.full = True
+        store.db.conn = self
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+    def cursor(self):
+        return _Cursor(self, self.conn.cursor())
+
+
+class _Cursor:
+    def __init__(self, owner: FullAtCommit, cursor):
+        self.owner, self.cursor = owner, cursor
+
+    def __getattr__(self, name):
+        return getattr(self.cursor, name)
+
+    def execute(self, sql, *args):
+        if self.owner.full and sql == "COMMIT":
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = 13
+            raise error
+        return self.cursor.execute(sql, *args)
 
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -452,3 +484,34 @@ def test_a_damaged_store_is_one_sentence(tmp_path, damage):
     assert len(error) == 1
     assert error[0].startswith(f"Error: the store {store} is damaged (")
     assert "restore the last backup" in error[0]
+
+
+async def test_a_shutdown_while_the_disk_is_full_ends_and_the_restart_answers_everything(
+        tmp_path, autojump_clock):
+    """SIGTERM with a full disk: the server stops after the grace instead of hanging, and the
+    next start replays the acknowledged messages whose steps were not committed."""
+    texts = {f"s{i}": (BUYERS[i % len(BUYERS)], f"{i} {PADDING}") for i in range(30)}
+    acked: set[str] = set()
+    config = make_config(runtime={"shutdown_grace": "5s"})
+    async with running(tmp_path, config) as (server, phones):
+        first = dict(list(texts.items())[:10])
+        assert await inject_all(server, first, acked) == []  # acknowledged, not yet answered
+        FullAtCommit(server.store)
+        refused = await inject_all(server, texts, acked)
+        assert len(refused) == len(texts) - len(first)
+        await trio.sleep(10)
+        assert server.store.failing == "disk full"
+        answered_before = Counter((m.their_number, m.text) for m in phones.all)
+        stopping = trio.current_time()
+        server.stop()
+    assert trio.current_time() - stopping <= 5 + 10 + 3  # shutdown_grace + the store's grace
+    async with running(tmp_path, config) as (server, phones):  # space is back (a new process)
+        while await inject_all(server, texts, acked):
+            await trio.sleep(1)
+        await settle(server)
+        await trio.sleep(5)
+        answered = answered_before + Counter((m.their_number, m.text) for m in phones.all)
+        want = Counter((buyer, f"re: {text}") for buyer, text in texts.values())
+        assert answered == want
+        assert server.store.query(
+            "SELECT count(*) FROM conversations WHERE status = 'parked'") == [(0,)]

@@ -11,9 +11,16 @@ operation's own error (a constraint, a bug) fails only that operation, as before
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
 
 from ..errors import InterceptError
+
+log = logging.getLogger(__name__)
 
 # Primary result codes (https://sqlite.org/rescode.html) of a store that cannot commit now.
 _FAULTS = {
@@ -79,3 +86,22 @@ def corrupt_sentence(path: str, exc: BaseException) -> str:
     return (f"the store {path} is damaged ({exc}): stop every Intercept using it, move the file "
             f"aside (with its -wal and -shm files) and restore the last backup; see 'A corrupt "
             f"store' in {OPERATIONS_DOC}")
+
+
+@asynccontextmanager
+async def nursery_stopping_on_store_faults(stopping: trio.Event) -> AsyncIterator[trio.Nursery]:
+    """A nursery whose tasks may end with `StoreUnavailable` once `stopping` is set.
+
+    During a shutdown the writer gives up on a store that still cannot commit
+    (`Store.stopping`), and tasks waiting for a commit get `StoreUnavailable`: their work is
+    in the store or replayed on the next start, so it ends them quietly. Before `stopping`, the
+    error propagates as any other.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except* StoreUnavailable as group:
+        if not stopping.is_set():
+            raise
+        log.warning("shutdown: %d tasks ended without their last commit (the store cannot "
+                    "commit)", len(group.exceptions))

@@ -76,12 +76,14 @@ class Store:
         self.retry_max = retry_max
         """Backoff between attempts while the store cannot commit (seconds, doubling)."""
         self.close_grace = close_grace
-        """After `close()`, how long a failing store is still retried before giving up."""
+        """After `stopping()` or `close()`, how long a failing store is still retried before
+        its waiters get `StoreUnavailable`."""
         self.failing: str | None = None
         """Why the last commit failed ("disk full", "corrupt"...), None when commits succeed."""
         self._send, self._receive = trio.open_memory_channel[Op](queue_size)
         self._cache = WriterCache()
         self._closed = False
+        self._give_up_at: float | None = None
         self._retrying = False
         self._corrupt: BaseException | None = None
         """Set (for good) once an op found the file damaged: health reports it until restart."""
@@ -152,7 +154,6 @@ class Store:
     async def _commit_until_done(self, batch: list[Op]) -> None:
         """Commit `batch`; while the store cannot commit, keep it and try again with backoff."""
         delay = self.retry_initial
-        gave_up_at: float | None = None
         while True:
             if self.threaded:
                 left, fault = await trio.to_thread.run_sync(self._commit, batch)
@@ -175,12 +176,9 @@ class Store:
             if not batch:
                 self._retrying = False  # only intake was waiting: the next op tries again
                 return
-            if self._closed:
-                now = trio.current_time()
-                gave_up_at = gave_up_at or now + self.close_grace
-                if now >= gave_up_at:
-                    self._give_up(batch)
-                    return
+            if self._give_up_at is not None and trio.current_time() >= self._give_up_at:
+                self._give_up(batch)
+                return
             self._retrying = True
             await trio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
@@ -236,8 +234,16 @@ class Store:
                 break
             self._answer_error(op, error)
 
+    def stopping(self) -> None:
+        """The server is shutting down: a store that cannot commit is tried `close_grace`
+        seconds more, then the ops waiting for it fail with `StoreUnavailable` (so the tasks
+        waiting in `call()` can end)."""
+        if self._give_up_at is None:
+            self._give_up_at = trio.current_time() + self.close_grace
+
     def close(self) -> None:
         """Stop taking ops; `run()` commits what is queued, then returns."""
+        self.stopping()
         self._closed = True
         self._send.close()
 
