@@ -375,9 +375,13 @@ class Server:
 
     def health(self) -> dict[str, Any]:
         failing = self.store.failing
-        return {"status": "failing" if failing else "ok", "gateway": self.gateway.name,
-                "store": f"failing: {failing}" if failing else "ok",
-                "live_actors": len(self.router.actors), "outbox_depth": len(self.sender)}
+        health: dict[str, Any] = {
+            "status": "failing" if failing else "ok", "gateway": self.gateway.name,
+            "store": "failing" if failing else "ok", "live_actors": len(self.router.actors),
+            "outbox_depth": len(self.sender)}
+        if failing:
+            health["store_failure"] = failing  # "disk full", "I/O error", "corrupt"...
+        return health
 
 
 def purge_detail(result: PurgeResult, older_than: str) -> str:

@@ -193,7 +193,8 @@ async def test_a_full_disk_refuses_intake_and_loses_nothing(tmp_path, autojump_c
         assert refused, "the full store took every message"
         assert server.store.failing == "disk full"
         health = server.health()
-        assert health["status"] == "failing" and health["store"] == "failing: disk full"
+        assert health["status"] == "failing" and health["store"] == "failing"
+        assert health["store_failure"] == "disk full"
         assert sample(server.metrics, "intercept_store_failing") == 1
         await trio.sleep(120)  # actors wait for their commits; nothing is parked
         assert sample(server.metrics, "intercept_actor_crashes_total") == 0
@@ -299,7 +300,8 @@ async def test_http_intake_answers_503_with_retry_after_and_healthz_says_failing
             assert "the store cannot commit now (disk full)" in r.json()["error"]
             health = await client.get("/healthz")
             assert health.status_code == 503
-            assert health.json()["store"] == "failing: disk full"
+            assert health.json()["store"] == "failing"
+            assert health.json()["store_failure"] == "disk full"
             free(server.store)
             # the provider retries after Retry-After: that commit succeeds, health follows
             with trio.fail_after(10):

@@ -64,10 +64,7 @@ def fault_kind(exc: BaseException) -> str | None:
             return _FAULTS[code]
         if code is None and "disk is full" in str(exc):
             return "disk full"
-        return None
-    if isinstance(exc, OSError):
-        return "I/O error"
-    return None
+    return None  # an OSError raised by an op's own code is that op's error, not the store's
 
 
 def is_corrupt(exc: BaseException) -> bool:
