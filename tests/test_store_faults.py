@@ -517,3 +517,24 @@ async def test_a_shutdown_while_the_disk_is_full_ends_and_the_restart_answers_ev
         assert answered == want
         assert server.store.query(
             "SELECT count(*) FROM conversations WHERE status = 'parked'") == [(0,)]
+
+
+def test_chat_says_a_line_was_not_sent_while_the_store_cannot_commit(tmp_path, monkeypatch):
+    real = SimGateway.inject
+    refusals = [1]
+
+    async def inject(self, **message):
+        if refusals[0]:
+            refusals[0] -= 1
+            raise StoreUnavailable("disk full")
+        return await real(self, **message)
+
+    monkeypatch.setattr(SimGateway, "inject", inject)
+    result = CliRunner().invoke(main, ["chat", "--config", CONFIG, "--city", "seattle",
+                                       "--fast", "--db", str(tmp_path / "chat.db")],
+                                input="hey is this available\nhey is this available\n")
+    assert result.exit_code == 0, result.output
+    assert "(not sent: the store cannot commit now (disk full); try again later)" in (
+        result.output)
+    assert "Traceback" not in result.output
+    assert any(line.startswith("Jasmine: ") for line in result.output.splitlines())
