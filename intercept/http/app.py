@@ -186,7 +186,7 @@ class App:
             return error_response(exc.status, exc.message)
         except StoreClosed:
             return error_response(503, "the server is shutting down")
-        except StoreUnavailable as exc:  # intake while the disk is full: the sender retries
+        except StoreUnavailable as exc:  # intake while the disk is full: the caller retries
             return unavailable_response(str(exc), exc.retry_after)
         except Exception:
             log.exception("%s failed", route.action)
