@@ -81,9 +81,16 @@ class Server:
         """Victim-outreach campaigns (intercept/outreach/campaigns.py)."""
         self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
         self.gateway.use_metrics(self.metrics)
-        self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
-                           batch_max=config.store.batch_max, metrics=self.metrics,
-                           threaded=threaded_store)
+        self._lock = StoreLock(store_path or config.store.path)
+        self._lock.acquire()  # one server per store, before the store is opened
+        try:
+            self.store = Store(store_path or config.store.path,
+                               synchronous=config.store.synchronous,
+                               batch_max=config.store.batch_max, metrics=self.metrics,
+                               threaded=threaded_store)
+        except BaseException:
+            self._lock.release()
+            raise
         self.media = media or MediaFetcher(
             store=self.store, config=config.media, media_dir=config.media_dir,
             metrics=self.metrics, credentials=self.gateway.media_credentials(),
@@ -124,14 +131,12 @@ class Server:
             hibernate_after=duration(config.runtime.hibernate_after),
             inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
             lookups=self.lookups)
-        lock = StoreLock(self.store.path)  # one server per store
         try:
-            lock.acquire()
             with self.metrics.watching_gc():
                 await self._serve(task_status)
         finally:
             self.store.shutdown()
-            lock.release()
+            self._lock.release()
         log.info("stopped")
 
     async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:

@@ -7,6 +7,7 @@ holder in the message a second server prints.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -35,8 +36,8 @@ class StoreLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreError(f"cannot create the lock file {self.path} next to the store: "
-                             f"{exc.strerror or exc}") from None
+            raise StoreError(f"cannot open the store {self.store_path}: cannot create its lock "
+                             f"file {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -56,6 +57,10 @@ class StoreLock:
             os.ftruncate(self._fd, 0)  # the pid of a server that stopped names nobody
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
+
+    def __del__(self) -> None:  # a server built but never run
+        with contextlib.suppress(Exception):  # at interpreter exit the kernel releases it
+            self.release()
 
     def __enter__(self) -> StoreLock:
         self.acquire()
