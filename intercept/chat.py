@@ -11,6 +11,7 @@ from .config import Config, Number
 from .errors import InterceptError
 from .gateways import OutboundMessage, SimGateway
 from .server import Server
+from .store import StoreUnavailable
 
 
 class ChatError(InterceptError):
@@ -46,8 +47,12 @@ async def run_chat(config: Config, number: Number, their_number: str, store_path
                 continue
             if not interactive:
                 print(f"you: {text}", flush=True)
-            last = await gateway.inject(their_number=their_number, our_number=number.number,
-                                        text=text)
+            try:
+                last = await gateway.inject(their_number=their_number,
+                                            our_number=number.number, text=text)
+            except StoreUnavailable as exc:  # a full disk: like a network, say to send again
+                print(f"(not sent: {exc})", flush=True)
+                continue
             if not interactive:
                 await server.settled(last.conversation_id, last.conv_seq)
         if last is not None:

@@ -53,6 +53,12 @@ class Metrics:
         self.store_batch_size = Histogram(
             "intercept_store_batch_size", "Operations per committed batch", buckets=_BATCH,
             registry=r)
+        self.store_failures = Counter(
+            "intercept_store_failures", "Commit attempts the store refused, by kind (disk full, "
+            "I/O error, read-only, locked, corrupt...)", ["kind"], registry=r)
+        self.store_failing = Gauge(
+            "intercept_store_failing", "1 while the store cannot commit (intake is refused)",
+            registry=r)
         self.outbox_depth = Gauge("intercept_outbox_depth", "Replies waiting to be sent",
                                   registry=r)
         self.transitions = Counter(
@@ -72,7 +78,8 @@ class Metrics:
                              "refused, failed, retry", ["result"], registry=r)
         self.media_bytes = Counter("intercept_media_bytes", "Bytes of media stored", registry=r)
         self.webhooks = Counter("intercept_webhooks", "Provider webhooks, by kind (message, "
-                                "status) and result (ok, duplicate, forbidden, invalid)",
+                                "status) and result (ok, duplicate, forbidden, invalid, "
+                                "unavailable)",
                                 ["kind", "result"], registry=r)
         self.provider_requests = Counter(
             "intercept_provider_requests", "REST calls to an HTTP SMS provider, by operation and "

@@ -56,6 +56,8 @@ from .store import (
 )
 from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers
+from .store.faults import nursery_stopping_on_store_faults
+from .store.lock import StoreLock
 from .store.ops import Audit
 from .store.retention import Kind, Purge, PurgeResult
 
@@ -83,9 +85,16 @@ class Server:
         """Victim-outreach campaigns (intercept/outreach/campaigns.py)."""
         self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
         self.gateway.use_metrics(self.metrics)
-        self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
-                           batch_max=config.store.batch_max, metrics=self.metrics,
-                           threaded=threaded_store, key=store_key(config))
+        self._lock = StoreLock(store_path or config.store.path)
+        self._lock.acquire()  # one server per store, before the store is opened
+        try:
+            self.store = Store(store_path or config.store.path,
+                               synchronous=config.store.synchronous,
+                               batch_max=config.store.batch_max, metrics=self.metrics,
+                               threaded=threaded_store, key=store_key(config))
+        except BaseException:
+            self._lock.release()
+            raise
         tighten_tree(config.media_dir)  # photos of earlier versions or copies: 0600/0700
         self.media = media or MediaFetcher(
             store=self.store, config=config.media, media_dir=config.media_dir,
@@ -132,6 +141,7 @@ class Server:
                 await self._serve(task_status)
         finally:
             self.store.shutdown()
+            self._lock.release()
         log.info("stopped")
 
     async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:
@@ -143,7 +153,7 @@ class Server:
                 if self.http_enabled:  # the local CLI's admin token (intercept/credential.py)
                     await ensure_credential(self.store, credential_path(config, self.store.path),
                                             now=self.clock.now())
-                async with trio.open_nursery() as services:
+                async with nursery_stopping_on_store_faults(self._stop) as services:
                     await services.start(self.router.run)
                     await services.start(self.sender.run)
                     recovery = await self.store.call(Recover())  # before any new work
@@ -171,6 +181,7 @@ class Server:
                     await self._stop.wait()
                     log.info("shutting down: intake stopped, finishing in-flight steps")
                     intake.cancel()
+                    self.store.stopping()  # a store that cannot commit is not waited for ever
                     with trio.move_on_after(duration(config.runtime.shutdown_grace)):
                         await self.router.quiesce()
                     services.cancel_scope.cancel()
@@ -298,7 +309,9 @@ class Server:
         op = IngestMany([Ingest(gateway=name, gateway_id=m.gateway_id, our=m.our_number,
                                 their=m.their_number, body=m.text, media=m.media,
                                 received_at=received_at) for m in messages])
-        results: list[Ingested] = await self.store.call(op)
+        # refused with StoreUnavailable while the store cannot commit: the gateway answers in
+        # its retry form and the network delivers the message again later
+        results: list[Ingested] = await self.store.call(op, refusable=True)
         deliver = self.router.deliver
         fresh = 0
         for message, ingested in zip(messages, results, strict=True):
@@ -323,7 +336,7 @@ class Server:
                      now=self.clock.now(),
                      by_outbox=[(r.outbox_id, r.gateway_id, r.status, r.error)
                                 for r in receipts if r.outbox_id is not None])
-        await (self.store.call(op) if wait else self.store.post(op))
+        await (self.store.call(op, refusable=True) if wait else self.store.post(op))
 
     async def carrier_opt_out(self, their_number: str) -> None:
         """The network says this number opted out: never text it again (until it opts in)."""
@@ -387,8 +400,14 @@ class Server:
         return report
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "gateway": self.gateway.name,
-                "live_actors": len(self.router.actors), "outbox_depth": len(self.sender)}
+        failing = self.store.failing
+        health: dict[str, Any] = {
+            "status": "failing" if failing else "ok", "gateway": self.gateway.name,
+            "store": "failing" if failing else "ok", "live_actors": len(self.router.actors),
+            "outbox_depth": len(self.sender)}
+        if failing:
+            health["store_failure"] = failing  # "disk full", "I/O error", "corrupt"...
+        return health
 
 
 def purge_detail(result: PurgeResult, older_than: str) -> str:

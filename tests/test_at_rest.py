@@ -119,7 +119,7 @@ def test_a_backup_is_private_and_restores(tmp_path, loose_umask):
     assert conn.execute("SELECT their_number FROM conversations").fetchall() == [(NUMBER,)]
     assert mode(path) == 0o600
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
-    with pytest.raises(StoreError, match=r"junk.db: .*not a readable SQLite database"):
+    with pytest.raises(StoreError, match=r"junk.db: it is not a usable backup .*damaged"):
         restore(tmp_path / "junk.db", path)
 
 

@@ -19,7 +19,7 @@ import msgspec
 from ..engine.yamlsource import split_msgspec_error
 from ..gateways import SimGateway
 from ..phone import to_e164
-from ..store import Audit, StoreClosed
+from ..store import Audit, StoreClosed, StoreUnavailable
 from ..store.reads import Reads
 from . import schemas as s
 from .access import Access, auth_error_response
@@ -34,6 +34,7 @@ from .routing import (
     RouteTable,
     error_response,
     json_response,
+    unavailable_response,
 )
 
 if TYPE_CHECKING:
@@ -186,6 +187,8 @@ class App:
             return error_response(exc.status, exc.message)
         except StoreClosed:
             return error_response(503, "the server is shutting down")
+        except StoreUnavailable as exc:  # intake while the disk is full: the caller retries
+            return unavailable_response(str(exc), exc.retry_after)
         except Exception:
             log.exception("%s failed", route.action)
             return error_response(500, "internal error: the server log has the details")
@@ -212,7 +215,8 @@ class App:
     # -- public endpoints
 
     async def _healthz(self, request: Request) -> Response:
-        return json_response(200, self.server.health())
+        health = self.server.health()
+        return json_response(503 if health["status"] != "ok" else 200, health)
 
     async def _metrics(self, request: Request) -> Response:
         return Response(200, self.server.metrics.render(),

@@ -111,7 +111,11 @@ def restore(backup_file: str | Path, store: str | Path, *, key: str = "",
     and returned; None when there was no store. Refused (`StoreError`) while another process,
     such as the server, has the store open."""
     store = Path(store)
-    check_backup(backup_file, key=key)
+    try:
+        check_backup(backup_file, key=key)
+    except StoreError as exc:
+        raise StoreError(f"cannot restore from {backup_file}: it is not a usable backup "
+                         f"({exc}); nothing was changed") from exc
     if not store.parent.exists():
         private_dir(store.parent)
     temp = store.with_name(f".{store.name}.restoring")

@@ -44,6 +44,9 @@ def _database_errors() -> tuple[type[Exception], ...]:
 
 DB_ERRORS: tuple[type[Exception], ...] = _database_errors()
 """Catch these (not just sqlite3.Error) around anything that touches the store."""
+DATABASE_ERRORS: tuple[type[Exception], ...] = tuple(
+    module.DatabaseError for module in (sqlite3, sqlcipher_module()) if module)
+"""The DatabaseError classes of both libraries (what a damaged file raises)."""
 
 
 def sqlcipher_available() -> bool:
@@ -99,10 +102,30 @@ def open_connection(path: str | Path, key: str = "", *, readonly: bool = False,
     except DB_ERRORS as exc:
         if conn is not None:
             conn.close()
+        if _damaged(path):
+            from .faults import corrupt_sentence  # (faults imports this module)
+
+            raise StoreError(corrupt_sentence(str(path), exc)) from exc
         if "not a database" in str(exc) or "encrypted" in str(exc):
             raise StoreError(_unreadable(path, key)) from None
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     return conn  # type: ignore[no-any-return]
+
+
+def _damaged(path: str | Path) -> bool:
+    """Whether a file SQLite cannot read is plainly damaged rather than perhaps encrypted: an
+    encrypted store's first page looks random (almost every byte value occurs), while zeroed,
+    truncated or foreign files do not."""
+    if str(path) == ":memory:":
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    if head.startswith(b"SQLite format 3\x00"):
+        return True  # a plain database that SQLite cannot read: damaged pages
+    return len(head) < 1024 or len(set(head)) < 192
 
 
 def _unreadable(path: str | Path, key: str) -> str:

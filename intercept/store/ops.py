@@ -37,7 +37,7 @@ class WriterCache:
 class Op:
     """Base class. Subclasses set fields and implement `apply`."""
 
-    __slots__ = ("_done", "_failure", "_result")
+    __slots__ = ("_done", "_failure", "_refusable", "_result")
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
