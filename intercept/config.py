@@ -189,6 +189,32 @@ class StoreConfig(_Section):
 class HttpConfig(_Section):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
+    # limits on clients (intercept/http/limits.py)
+    header_timeout: str = "5s"
+    """The request line and headers must arrive within this (also the keep-alive idle time)."""
+    body_timeout: str = "30s"
+    """The whole body must arrive within this of the headers, or 408 and the connection closes."""
+    read_timeout: str = "30s"
+    """A connection that sends nothing for this long is closed."""
+    max_connections: int = 512
+    """Requests read or handled at once; past it the slowest body is closed, or 503.
+    /healthz and /metrics are always answered."""
+    max_header_bytes: int = 16384
+    backlog: int = 1024
+    """Connections the kernel queues before the server accepts them."""
+
+    def problem(self) -> str | None:
+        """The first thing wrong with these settings, as a sentence naming the key."""
+        for name in ("header_timeout", "body_timeout", "read_timeout"):
+            try:
+                if parse_duration(getattr(self, name)) <= 0:
+                    return f"{name} must be longer than 0"
+            except ValueError:
+                continue  # reported with the other durations
+        for name in ("max_connections", "max_header_bytes", "backlog"):
+            if getattr(self, name) < 1:
+                return f"{name} is {getattr(self, name)}; it must be 1 or more"
+        return None
 
 
 class MediaConfig(_Section):
@@ -414,7 +440,8 @@ _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", 
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
                   ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
-                  ("lookups", "breaker_cooldown"), ("retention", "interval"))
+                  ("lookups", "breaker_cooldown"), ("retention", "interval"),
+                  ("http", "header_timeout"), ("http", "body_timeout"), ("http", "read_timeout"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 
@@ -511,6 +538,8 @@ def _check(config: Config, source: str, overrides: Mapping[str, str]) -> None:
         number.number = e164
     problems += _check_campaigns(config)
     problems += _check_evidence(config, overrides)
+    if http_problem := config.http.problem():
+        problems.append(f"http.{http_problem}")
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     config.__post_init__()

@@ -81,6 +81,11 @@ class Metrics:
             "intercept_provider_seconds", "Time of one REST call to an HTTP SMS provider",
             buckets=_COMMIT, registry=r)
 
+        self.http_refused = Counter(
+            "intercept_http_refused", "HTTP requests cut short by the limits of [http], by "
+            "reason (body_timeout, evicted: a slow body closed to make room, busy)", ["reason"],
+            registry=r)
+
         self.gc_pause_seconds = Histogram(
             "intercept_gc_pause_seconds", "Garbage collections of the server process, by "
             "generation (the whole process stops while one runs)", ["generation"],

@@ -28,6 +28,7 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
+from .http.app import MAX_BODY
 from .media import MediaFetcher
 from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
@@ -171,15 +172,16 @@ class Server:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(self.gateway.run, self))
                 if self.http_enabled:
-                    from hypercorn.config import Config as HypercornConfig
                     from hypercorn.trio import serve
 
-                    hconfig = HypercornConfig()
-                    hconfig.bind = [self.config.http.listen]
-                    hconfig.accesslog = None
-                    hconfig.errorlog = logging.getLogger("hypercorn.error")
-                    self.http_addresses = await nursery.start(
-                        partial(serve, self.app, hconfig, shutdown_trigger=trio.sleep_forever))
+                    from .http.limits import HttpLimits, hypercorn_config, raise_open_files_limit
+
+                    http = self.config.http
+                    raise_open_files_limit(http.max_connections)
+                    app = HttpLimits.from_config(self.app, http, max_body=MAX_BODY,
+                                                 metrics=self.metrics)
+                    self.http_addresses = await nursery.start(partial(
+                        serve, app, hypercorn_config(http), shutdown_trigger=trio.sleep_forever))
                     self.gateway.listening(self.http_addresses)
                 task_status.started()
 

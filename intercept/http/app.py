@@ -44,7 +44,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_MAX_BODY = 64 * 1024
+_MAX_BODY = MAX_BODY = 64 * 1024
 SimInbound = s.SimInbound  # kept importable from here
 
 
