@@ -233,9 +233,15 @@ class MediaConfig(_Section):
     timeout: str = "30s"
     concurrency: int = 4
     max_attempts: int = 5
+    max_per_message: int = 10
+    """Media URLs kept per inbound message; the rest are counted, logged and dropped."""
     allow_private_addresses: bool = False
     """Allow hosts that resolve to private, loopback or link-local addresses (a fake provider
     on the same machine); never in production."""
+
+    def __post_init__(self) -> None:
+        if self.max_per_message < 0:
+            raise ValueError(f"max_per_message is {self.max_per_message}; use 0 or more")
 
 
 class ApiConfig(_Section):

@@ -69,7 +69,8 @@ class Metrics:
                                 "is not configured", registry=r)
 
         self.media = Counter("intercept_media", "Inbound media (photos), by result: stored, "
-                             "refused, failed, retry", ["result"], registry=r)
+                             "refused, failed, retry, dropped (over media.max_per_message)",
+                             ["result"], registry=r)
         self.media_bytes = Counter("intercept_media_bytes", "Bytes of media stored", registry=r)
         self.webhooks = Counter("intercept_webhooks", "Provider webhooks, by kind (message, "
                                 "status) and result (ok, duplicate, forbidden, invalid)",

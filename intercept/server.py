@@ -29,7 +29,7 @@ from .gateways import (
 )
 from .http import App
 from .http.app import MAX_BODY
-from .media import MediaFetcher
+from .media import MediaFetcher, cap_media
 from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
 from .phone import mask
@@ -277,6 +277,7 @@ class Server:
         """Commit a burst of inbound messages in one operation, then route them."""
         received_at = self.clock.now()
         name = self.gateway.name
+        messages = cap_media(messages, self.config.media.max_per_message, self.metrics)
         op = IngestMany([Ingest(gateway=name, gateway_id=m.gateway_id, our=m.our_number,
                                 their=m.their_number, body=m.text, media=m.media,
                                 received_at=received_at) for m in messages])
