@@ -304,6 +304,9 @@ class RetentionConfig(_Section):
     """The same for outreach conversations; empty: never."""
     interval: str = "1d"
     """How often the server purges (when either of the above is set)."""
+    replay_guard: str = "365d"
+    """How long a purge keeps the hashed ids of the messages it deleted, so that a gateway
+    delivering one again (a replayed webhook) is refused; empty or "0s": not kept."""
 
 
 class RuntimeConfig(_Section):
@@ -557,6 +560,12 @@ def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
     lookup_problem = config.lookups.problem()
     if lookup_problem:
         problems.append(f"lookups.{lookup_problem}")
+    if config.retention.replay_guard:
+        try:
+            parse_duration(config.retention.replay_guard)
+        except ValueError as exc:
+            where = "retention.replay_guard"
+            problems.append(f"{where}: {exc}{_via(overrides, where)}")
     for key in ("buyer_after", "outreach_after"):
         value = getattr(config.retention, key)
         if not value:

@@ -208,8 +208,10 @@ class Server:
         """Delete `kind` conversations idle for longer than `older_than` seconds, in the writer,
         then the media files no row refers to any more (docs/evidence.md#retention)."""
         now = self.clock.now()
+        guard = self.config.retention.replay_guard
         result: PurgeResult = await self.store.call(
-            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run))
+            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run,
+                  replay_guard=duration(guard) if guard else 0.0))
         if result.unreferenced:
             result.files_deleted = await trio.to_thread.run_sync(
                 _delete_media, self.config.media_dir, result.unreferenced)
@@ -286,6 +288,9 @@ class Server:
         fresh = 0
         for message, ingested in zip(messages, results, strict=True):
             if ingested.duplicate:
+                if ingested.replay:
+                    log.warning("a message from %s purged by retention was delivered again "
+                                "(a replay): dropped", mask(message.their_number))
                 continue
             fresh += 1
             deliver(ingested.conversation_id, ingested.conv_seq, message.text, message.media,

@@ -13,6 +13,7 @@ from sqlite3 import Cursor
 from typing import Any
 
 from .schema import RANK_SQL, STATUS_RANK
+from .tombstones import is_tombstoned
 
 
 class WriterCache:
@@ -48,6 +49,8 @@ class Ingested:
     conversation_id: int
     conv_seq: int
     duplicate: bool
+    replay: bool = False
+    """A message purged by retention and delivered again (conversation_id and conv_seq 0)."""
 
 
 class Ingest(Op):
@@ -61,6 +64,8 @@ class Ingest(Op):
         self.body, self.media, self.received_at = body, media, received_at
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Ingested:
+        if is_tombstoned(cur, self.gateway, self.gateway_id):  # purged, then delivered again
+            return Ingested(0, 0, duplicate=True, replay=True)
         key = (self.our, self.their)
         entry = cache.conversations.get(key)
         if entry is None:
