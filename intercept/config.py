@@ -202,6 +202,9 @@ class HttpConfig(_Section):
     max_header_bytes: int = 16384
     backlog: int = 1024
     """Connections the kernel queues before the server accepts them."""
+    monitor_listen: str = ""
+    """A second address serving only /healthz and /metrics (its own accept queue, so a flood
+    on `listen` does not delay them); empty: none."""
 
     def problem(self) -> str | None:
         """The first thing wrong with these settings, as a sentence naming the key."""

@@ -28,7 +28,6 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
-from .http.app import MAX_BODY
 from .media import MediaFetcher, cap_media
 from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
@@ -100,6 +99,8 @@ class Server:
         self.app = App(self) if self.http_enabled else None
         """Built here so that a bad API token file is a start-up error, not a traceback."""
         self.http_addresses: list[str] = []
+        self.monitor_addresses: list[str] = []
+        """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
         self._stop = trio.Event()
         self.clock: WallClock
         self.router: Router
@@ -172,16 +173,10 @@ class Server:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(self.gateway.run, self))
                 if self.http_enabled:
-                    from hypercorn.trio import serve
+                    from .http.limits import serve_http
 
-                    from .http.limits import HttpLimits, hypercorn_config, raise_open_files_limit
-
-                    http = self.config.http
-                    raise_open_files_limit(http.max_connections)
-                    app = HttpLimits.from_config(self.app, http, max_body=MAX_BODY,
-                                                 metrics=self.metrics)
-                    self.http_addresses = await nursery.start(partial(
-                        serve, app, hypercorn_config(http), shutdown_trigger=trio.sleep_forever))
+                    self.http_addresses, self.monitor_addresses = await nursery.start(
+                        serve_http, self.app, self.config.http, self.metrics)
                     self.gateway.listening(self.http_addresses)
                 task_status.started()
 

@@ -133,21 +133,21 @@ def test_http_limits_are_configurable_and_checked():
 
 
 async def _slow_client(address: tuple[str, int], head: bytes, closed: list[float]) -> None:
-    """Connect, send `head`, then a byte every 50 ms until the server closes the connection."""
+    """Connect, send `head`, then a byte every 0.2 s until the server closes the connection."""
     stream = await trio.open_tcp_stream(*address)
     started = trio.current_time()
     async with stream:
         await stream.send_all(head)
-        with trio.move_on_after(10):
-            while True:
-                with trio.move_on_after(0.05):
-                    if await stream.receive_some(4096) == b"":
-                        break
-                    continue  # an answer (408/503): read on until the close
-                try:
+        with trio.move_on_after(15):
+            try:
+                while True:
+                    with trio.move_on_after(0.2):
+                        if await stream.receive_some(4096) == b"":
+                            break
+                        continue  # an answer (408/503): read on until the close
                     await stream.send_all(b" ")
-                except trio.BrokenResourceError:
-                    break
+            except trio.BrokenResourceError:
+                pass  # closed while we were sending: a reset
             closed.append(trio.current_time() - started)
 
 
@@ -155,10 +155,10 @@ async def _slow_client(address: tuple[str, int], head: bytes, closed: list[float
                          ids=["slow body", "slow headers"])
 async def test_slow_clients_are_closed_and_healthz_answers_meanwhile(tmp_path, head):
     config = make_config(http={"enabled": True, "listen": "127.0.0.1:0", "body_timeout": "1s",
-                               "header_timeout": "1s", "max_connections": 20})
+                               "header_timeout": "1s", "max_connections": 10})
     server = Server(config, registry=registry(), gateway=SimGateway(),
                     store_path=tmp_path / "l.db")
-    clients = 60
+    clients = 40
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         host, port = server.http_addresses[0].removeprefix("http://").rsplit(":", 1)
@@ -168,14 +168,36 @@ async def test_slow_clients_are_closed_and_healthz_answers_meanwhile(tmp_path, h
                 slow.start_soon(_slow_client, (host, int(port)), head, closed)
             await trio.sleep(0.3)
             async with httpx.AsyncClient(base_url=server.http_addresses[0]) as client:
-                with trio.fail_after(2):
+                with trio.fail_after(5):  # a busy machine; without limits: never
                     assert (await client.get("/healthz")).json()["status"] == "ok"
                     r = await client.post("/sim/messages", json={"from": "+12065550199",
                                                                  "to": OUR, "text": "hi"})
                     assert r.status_code == 200, r.text
         server.stop()
     assert len(closed) == clients
-    assert max(closed) < 3  # the deadline (1 s) with room for a slow machine, not 10 s
+    assert max(closed) < 4  # the deadline (1 s) with room for a busy machine; hypercorn alone:
+    # 5 s for headers, never for a body
     if head is SLOW_HEAD:
         assert _sample(server.metrics, "body_timeout") + _sample(server.metrics, "evicted") \
-            >= clients - 20
+            >= clients - 10
+
+
+async def test_a_monitor_address_serves_only_healthz_and_metrics(tmp_path):
+    config = make_config(http={"enabled": True, "listen": "127.0.0.1:0",
+                               "monitor_listen": "127.0.0.1:0"})
+    server = Server(config, registry=registry(), gateway=SimGateway(),
+                    store_path=tmp_path / "m.db")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        (monitor,) = server.monitor_addresses
+        assert monitor not in server.http_addresses
+        async with httpx.AsyncClient(base_url=monitor) as client:
+            assert (await client.get("/healthz")).json()["status"] == "ok"
+            assert (await client.get("/metrics")).status_code == 200
+            r = await client.post("/sim/messages", json={"from": "+12065550199", "to": OUR,
+                                                         "text": "hi"})
+            assert r.status_code == 404
+            assert "serves only /healthz and /metrics" in r.json()["error"]
+        async with httpx.AsyncClient(base_url=server.http_addresses[0]) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        server.stop()

@@ -12,6 +12,10 @@ requests in progress, so `HttpLimits`, an ASGI wrapper around the app, adds both
   closed to make room; when every slot is busy handling a complete request, the newcomer gets
   503. ``/healthz`` and ``/metrics`` bypass the cap, so monitoring still sees the server.
 
+Connections wait to be accepted in one queue per listening socket, so a flood of clients that
+reconnect as fast as they are closed also delays /healthz on that socket. ``http.monitor_listen``
+serves /healthz and /metrics alone on a socket of their own (`MonitorOnly`).
+
 `raise_open_files_limit` lifts the process's soft limit on open files towards the hard one
 (systemd's soft default is 1,024) and says so when the cap leaves too few for everything else.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -45,12 +50,56 @@ FILES_RESERVED = 256
 """Open files kept for everything but HTTP clients: the store, media, the gateway, logs."""
 
 
-def hypercorn_config(http: HttpConfig) -> HypercornConfig:
-    """Hypercorn's settings from ``[http]``: bind address, header and idle timeouts, sizes."""
+async def serve_http(app: App, http: HttpConfig, metrics: Metrics | None = None, *,
+                     task_status: trio.TaskStatus[tuple[list[str], list[str]]]
+                     = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve `app` on ``http.listen`` within the limits of ``[http]``, and /healthz and
+    /metrics alone on ``http.monitor_listen`` when it is set; started with (addresses,
+    monitor addresses)."""
+    from hypercorn.trio import serve
+
+    from .app import MAX_BODY
+
+    raise_open_files_limit(http.max_connections)
+    limited = HttpLimits.from_config(app, http, max_body=MAX_BODY, metrics=metrics)
+    async with trio.open_nursery() as nursery:
+        addresses = await nursery.start(partial(
+            serve, limited, hypercorn_config(http), shutdown_trigger=trio.sleep_forever))
+        monitor: list[str] = []
+        if http.monitor_listen:
+            monitor = await nursery.start(partial(
+                serve, MonitorOnly(app), hypercorn_config(http, http.monitor_listen),
+                shutdown_trigger=trio.sleep_forever))
+            log.info("/healthz and /metrics also on %s", ", ".join(monitor))
+        task_status.started((addresses, monitor))
+
+
+class MonitorOnly:
+    """ASGI wrapper for the monitoring listener: /healthz and /metrics, nothing else."""
+
+    def __init__(self, app: App):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            from .app import answer_lifespan
+
+            await answer_lifespan(receive, send)  # the main listener runs the app's own
+        elif scope["type"] == "http":
+            if scope["path"] in EXEMPT:
+                await self.app(scope, receive, send)
+            else:
+                await _answer(send, 404, "this address (http.monitor_listen) serves only "
+                                         "/healthz and /metrics")
+
+
+def hypercorn_config(http: HttpConfig, listen: str = "") -> HypercornConfig:
+    """Hypercorn's settings from ``[http]``: bind address (``listen``, else ``http.listen``),
+    header and idle timeouts, sizes."""
     from hypercorn.config import Config as HypercornConfig
 
     config = HypercornConfig()
-    config.bind = [http.listen]
+    config.bind = [listen or http.listen]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = duration(http.header_timeout)
