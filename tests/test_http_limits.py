@@ -9,7 +9,7 @@ import trio
 
 from intercept.errors import ConfigError
 from intercept.gateways import SimGateway
-from intercept.http.limits import HttpLimits, hypercorn_config
+from intercept.http.limits import HttpLimits, hypercorn_config, raise_open_files_limit
 from intercept.metrics import Metrics
 from intercept.server import Server
 
@@ -201,3 +201,20 @@ async def test_a_monitor_address_serves_only_healthz_and_metrics(tmp_path):
         async with httpx.AsyncClient(base_url=server.http_addresses[0]) as client:
             assert (await client.get("/healthz")).status_code == 200
         server.stop()
+
+
+def test_the_open_files_limit_is_raised_and_a_cap_too_high_is_named(caplog):
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 512:
+        pytest.skip(f"hard limit {hard}: nothing to raise to")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert raise_open_files_limit(100) == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+        assert "max_connections" not in caplog.text
+        raise_open_files_limit(hard)
+        assert f"http.max_connections is {hard} but the process may open only {hard} files" \
+            in caplog.text
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
