@@ -56,7 +56,8 @@ def _scope(path: str = "/sim/messages") -> dict:
     return {"type": "http", "path": path, "method": "POST"}
 
 
-async def test_a_body_must_arrive_whole_within_the_deadline_not_per_byte(autojump_clock):
+async def test_a_body_must_arrive_whole_within_the_deadline_not_per_byte(autojump_clock,
+                                                                          caplog):
     limits = HttpLimits(_echo, body_timeout=10, max_connections=5, max_body=1024)
     slow = _Client([b"x"] * 100, gap=1)  # a byte a second: each read is quick, the body is not
     quick = _Client([b"a", b"b"], gap=1)
@@ -68,6 +69,7 @@ async def test_a_body_must_arrive_whole_within_the_deadline_not_per_byte(autojum
     assert slow.status == 408
     assert trio.current_time() - start == pytest.approx(10)
     assert limits.in_progress == 0
+    assert "HTTP limits cut short 1 bodies too slow (408) over 0 s" in caplog.text
 
 
 async def test_at_the_cap_the_slowest_body_is_closed_and_healthz_bypasses_it(autojump_clock):

@@ -23,6 +23,7 @@ serves /healthz and /metrics alone on a socket of their own (`MonitorOnly`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,11 @@ EXEMPT = frozenset({"/healthz", "/metrics"})
 """Paths answered whatever the load: they read no body and do little work."""
 FILES_RESERVED = 256
 """Open files kept for everything but HTTP clients: the store, media, the gateway, logs."""
+LOG_EVERY = 10.0
+"""Seconds between two warnings about requests the limits cut short."""
+_REASONS = {"body_timeout": "bodies too slow (408)",
+            "evicted": "slow requests closed to make room (503)",
+            "busy": "requests refused at the cap (503)"}
 
 
 async def serve_http(app: App, http: HttpConfig, metrics: Metrics | None = None, *,
@@ -130,6 +136,8 @@ class HttpLimits:
         self.metrics = metrics
         self._slots: dict[int, _Slot] = {}  # insertion order: oldest first
         self._ids = 0
+        self._since_log: dict[str, int] = {}
+        self._window = self._logged_at = -LOG_EVERY
 
     @classmethod
     def from_config(cls, app: App, http: HttpConfig, *, max_body: int,
@@ -142,8 +150,22 @@ class HttpLimits:
         return len(self._slots)
 
     def _count(self, reason: str) -> None:
+        """Count a request cut short; log a summary at most every `LOG_EVERY` seconds."""
         if self.metrics is not None:
             self.metrics.http_refused.labels(reason).inc()
+        now = time.monotonic()
+        if not self._since_log:
+            self._window = now
+        self._since_log[reason] = self._since_log.get(reason, 0) + 1
+        if now - self._logged_at >= LOG_EVERY:
+            log.warning("HTTP limits cut short %s over %.0f s (%d requests in progress; "
+                        "http.body_timeout %gs, http.max_connections %d)",
+                        ", ".join(f"{n} {_REASONS[r]}" for r, n in sorted(
+                            self._since_log.items())),
+                        now - self._window, len(self._slots), self.body_timeout,
+                        self.max_connections)
+            self._since_log.clear()
+            self._logged_at = now
 
     def _make_room(self) -> bool:
         """Close the request that has been reading its body the longest; False if none is."""
@@ -161,8 +183,6 @@ class HttpLimits:
             return
         if len(self._slots) >= self.max_connections and not self._make_room():
             self._count("busy")
-            log.warning("HTTP: %d requests in progress (http.max_connections): refused one",
-                        len(self._slots))
             await _answer(send, 503, "the server is busy: try again in a few seconds",
                           (b"retry-after", b"5"))
             return
@@ -185,6 +205,7 @@ class HttpLimits:
                     await _answer(send, 503, "the server is busy and closed this slow request")
                 return
             slot.reading = False
+            self._slots.setdefault(key, slot)  # evicted just as its last byte came: serve it
             await self.app(scope, _replay(body), send)
         finally:
             self._slots.pop(key, None)
