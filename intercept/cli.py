@@ -150,7 +150,8 @@ def chat(config_path: Path | None, city: str | None, to_number: str | None, from
 
     The real actor, engine and store run in this process with the simulated gateway. Replies are
     printed as they would arrive. With standard input piped, each line is one message, and the
-    command exits after the replies to the last one.
+    command exits after the replies to the last one. Bytes that are not UTF-8 are sent as
+    U+FFFD (a warning names the line); control characters are printed escaped (\\x1b).
 
     \b
     Examples:

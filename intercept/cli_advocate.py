@@ -6,7 +6,6 @@ the database, so they work from any machine that can reach the server.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from .store.advocacy import OUTCOME_KINDS
+from .terminal import printable, printable_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,7 +150,7 @@ def queue(url: str | None, token: str | None, config_path: Path | None, limit: i
     """
     page = ApiClient(url, token, config_path).call("GET", "/api/queue", params={"limit": limit})
     if as_json:
-        click.echo(json.dumps(page, indent=2, ensure_ascii=False))
+        click.echo(printable_json(page, indent=2))
         return
     if not page["items"]:
         click.echo("The queue is empty.")
@@ -166,7 +166,8 @@ def queue(url: str | None, token: str | None, config_path: Path | None, limit: i
             c["their_number"], ", ".join(item["outcomes"]) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        click.echo(printable("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+                             .rstrip()))
     if page["total"] > len(page["items"]):
         click.echo(f"({page['total'] - len(page['items'])} more: use --limit)")
 
@@ -180,7 +181,8 @@ def show(url: str | None, token: str | None, config_path: Path | None, conversat
     """Print a conversation: who, where, its outcomes and the whole transcript (UTC times).
 
     Each line says who wrote: 'them', 'bot', or 'human' (an advocate), and for our messages
-    whether they went out. Reading a transcript is written to the audit log.
+    whether they went out. Reading a transcript is written to the audit log. Control
+    characters and bidi overrides in what people wrote are shown escaped (\\x1b, \\u202e).
 
     \b
     Examples:
@@ -190,25 +192,25 @@ def show(url: str | None, token: str | None, config_path: Path | None, conversat
     detail = ApiClient(url, token, config_path).call("GET", f"/api/conversations/"
                                                             f"{conversation_id}")
     if as_json:
-        click.echo(json.dumps(detail, indent=2, ensure_ascii=False))
+        click.echo(printable_json(detail, indent=2))
         return
     c = detail["conversation"]
     status = c["status"] + (", taken over by a human" if c["operator"] else "")
-    click.echo(f"Conversation {c['id']}: {c['their_number']} texting {c['our_number']} "
-               f"({c['city'] or 'no city'}); {status}; scenario {c['scenario'] or '-'} "
-               f"v{c['version'] or '-'}")
+    click.echo(printable(f"Conversation {c['id']}: {c['their_number']} texting "
+                         f"{c['our_number']} ({c['city'] or 'no city'}); {status}; scenario "
+                         f"{c['scenario'] or '-'} v{c['version'] or '-'}"))
     if detail["tags"]:
-        click.echo("Tags: " + ", ".join(t["name"] for t in detail["tags"]))
+        click.echo(printable("Tags: " + ", ".join(t["name"] for t in detail["tags"])))
     for o in detail["outcomes"]:
         note = f": {o['note']}" if o["note"] else ""
-        click.echo(f"Outcome: {o['kind']} by {o['author']} at {_stamp(o['at'])}{note}")
+        click.echo(printable(f"Outcome: {o['kind']} by {o['author']} at {_stamp(o['at'])}{note}"))
     click.echo("")
     for line in detail["transcript"]:
         who = "them" if line["direction"] == "in" else (
             "human" if line["kind"] == "operator" else "bot")
         status = "" if line["direction"] == "in" else f"  [{line['status']}]"
         media = f"  (+{len(line['media'])} media)" if line["media"] else ""
-        click.echo(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{status}")
+        click.echo(printable(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{status}"))
 
 
 @advocate.command()

@@ -14,6 +14,7 @@ from .config import Config
 from .engine import ConversationState, Message, Send, Start, load_scenario
 from .engine.rng import seed_from
 from .errors import ScenarioError, ScenarioErrors
+from .terminal import printable
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -153,7 +154,7 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
                    f"(outcome {state.outcome or 'none yet'})")
         return
     for line in diff:
-        click.echo(line)
+        click.echo(printable(line))
     click.echo(f"outcome: stored {row['outcome'] or 'none yet'}, replayed "
                f"{state.outcome or 'none yet'}")
 

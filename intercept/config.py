@@ -219,6 +219,35 @@ class EvidenceConfig(_Section):
 class HttpConfig(_Section):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
+    # limits on clients (intercept/http/limits.py)
+    header_timeout: str = "5s"
+    """The request line and headers must arrive within this (also the keep-alive idle time)."""
+    body_timeout: str = "30s"
+    """The whole body must arrive within this of the headers, or 408 and the connection closes."""
+    read_timeout: str = "30s"
+    """A connection that sends nothing for this long is closed."""
+    max_connections: int = 512
+    """Requests read or handled at once; past it the slowest body is closed, or 503.
+    /healthz and /metrics are always answered."""
+    max_header_bytes: int = 16384
+    backlog: int = 1024
+    """Connections the kernel queues before the server accepts them."""
+    monitor_listen: str = ""
+    """A second address serving only /healthz and /metrics (its own accept queue, so a flood
+    on `listen` does not delay them); empty: none."""
+
+    def problem(self) -> str | None:
+        """The first thing wrong with these settings, as a sentence naming the key."""
+        for name in ("header_timeout", "body_timeout", "read_timeout"):
+            try:
+                if parse_duration(getattr(self, name)) <= 0:
+                    return f"{name} must be longer than 0"
+            except ValueError:
+                continue  # reported with the other durations
+        for name in ("max_connections", "max_header_bytes", "backlog"):
+            if getattr(self, name) < 1:
+                return f"{name} is {getattr(self, name)}; it must be 1 or more"
+        return None
 
 
 class MediaConfig(_Section):
@@ -237,9 +266,15 @@ class MediaConfig(_Section):
     timeout: str = "30s"
     concurrency: int = 4
     max_attempts: int = 5
+    max_per_message: int = 10
+    """Media URLs kept per inbound message; the rest are counted, logged and dropped."""
     allow_private_addresses: bool = False
     """Allow hosts that resolve to private, loopback or link-local addresses (a fake provider
     on the same machine); never in production."""
+
+    def __post_init__(self) -> None:
+        if self.max_per_message < 0:
+            raise ValueError(f"max_per_message is {self.max_per_message}; use 0 or more")
 
 
 class ApiConfig(_Section):
@@ -310,6 +345,9 @@ class RetentionConfig(_Section):
     """The same for outreach conversations; empty: never."""
     interval: str = "1d"
     """How often the server purges (when either of the above is set)."""
+    replay_guard: str = "365d"
+    """How long a purge keeps the hashed ids of the messages it deleted, so that a gateway
+    delivering one again (a replayed webhook) is refused; empty or "0s": not kept."""
 
 
 class RuntimeConfig(_Section):
@@ -455,7 +493,8 @@ _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", 
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
                   ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
-                  ("lookups", "breaker_cooldown"), ("retention", "interval"))
+                  ("lookups", "breaker_cooldown"), ("retention", "interval"),
+                  ("http", "header_timeout"), ("http", "body_timeout"), ("http", "read_timeout"))
 _DURATION_KEYS += (("api", "failure_window"), ("api", "lockout"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
@@ -553,6 +592,8 @@ def _check(config: Config, source: str, overrides: Mapping[str, str]) -> None:
         number.number = e164
     problems += _check_campaigns(config)
     problems += _check_evidence(config, overrides)
+    if http_problem := config.http.problem():
+        problems.append(f"http.{http_problem}")
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     config.__post_init__()
@@ -564,6 +605,12 @@ def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
     lookup_problem = config.lookups.problem()
     if lookup_problem:
         problems.append(f"lookups.{lookup_problem}")
+    if config.retention.replay_guard:
+        try:
+            parse_duration(config.retention.replay_guard)
+        except ValueError as exc:
+            where = "retention.replay_guard"
+            problems.append(f"{where}: {exc}{_via(overrides, where)}")
     for key in ("buyer_after", "outreach_after"):
         value = getattr(config.retention, key)
         if not value:

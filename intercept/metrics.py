@@ -75,7 +75,8 @@ class Metrics:
                                 "is not configured", registry=r)
 
         self.media = Counter("intercept_media", "Inbound media (photos), by result: stored, "
-                             "refused, failed, retry", ["result"], registry=r)
+                             "refused, failed, retry, dropped (over media.max_per_message)",
+                             ["result"], registry=r)
         self.media_bytes = Counter("intercept_media_bytes", "Bytes of media stored", registry=r)
         self.webhooks = Counter("intercept_webhooks", "Provider webhooks, by kind (message, "
                                 "status) and result (ok, duplicate, forbidden, invalid, "
@@ -91,6 +92,11 @@ class Metrics:
             "intercept_api_auth_failures", "Admin API requests refused before authentication, "
             "by reason: missing, malformed or invalid token, locked (the address is locked out "
             "after repeated failures)", ["reason"], registry=r)
+
+        self.http_refused = Counter(
+            "intercept_http_refused", "HTTP requests cut short by the limits of [http], by "
+            "reason (body_timeout, evicted: a slow body closed to make room, busy)", ["reason"],
+            registry=r)
 
         self.gc_pause_seconds = Histogram(
             "intercept_gc_pause_seconds", "Garbage collections of the server process, by "

@@ -29,7 +29,7 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
-from .media import MediaFetcher
+from .media import MediaFetcher, cap_media
 from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
 from .phone import mask
@@ -113,6 +113,8 @@ class Server:
         self.app = App(self) if self.http_enabled else None
         """Built here so that a bad API token file is a start-up error, not a traceback."""
         self.http_addresses: list[str] = []
+        self.monitor_addresses: list[str] = []
+        """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
         self._stop = trio.Event()
         self.clock: WallClock
         self.router: Router
@@ -197,15 +199,10 @@ class Server:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(self.gateway.run, self))
                 if self.http_enabled:
-                    from hypercorn.config import Config as HypercornConfig
-                    from hypercorn.trio import serve
+                    from .http.limits import serve_http
 
-                    hconfig = HypercornConfig()
-                    hconfig.bind = [self.config.http.listen]
-                    hconfig.accesslog = None
-                    hconfig.errorlog = logging.getLogger("hypercorn.error")
-                    self.http_addresses = await nursery.start(
-                        partial(serve, self.app, hconfig, shutdown_trigger=trio.sleep_forever))
+                    self.http_addresses, self.monitor_addresses = await nursery.start(
+                        serve_http, self.app, self.config.http, self.metrics)
                     self.gateway.listening(self.http_addresses)
                 task_status.started()
 
@@ -237,8 +234,10 @@ class Server:
         """Delete `kind` conversations idle for longer than `older_than` seconds, in the writer,
         then the media files no row refers to any more (docs/evidence.md#retention)."""
         now = self.clock.now()
+        guard = self.config.retention.replay_guard
         result: PurgeResult = await self.store.call(
-            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run))
+            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run,
+                  replay_guard=duration(guard) if guard else 0.0))
         if result.unreferenced:
             result.files_deleted = await trio.to_thread.run_sync(
                 _delete_media, self.config.media_dir, result.unreferenced)
@@ -306,6 +305,7 @@ class Server:
         """Commit a burst of inbound messages in one operation, then route them."""
         received_at = self.clock.now()
         name = self.gateway.name
+        messages = cap_media(messages, self.config.media.max_per_message, self.metrics)
         op = IngestMany([Ingest(gateway=name, gateway_id=m.gateway_id, our=m.our_number,
                                 their=m.their_number, body=m.text, media=m.media,
                                 received_at=received_at) for m in messages])
@@ -316,6 +316,9 @@ class Server:
         fresh = 0
         for message, ingested in zip(messages, results, strict=True):
             if ingested.duplicate:
+                if ingested.replay:
+                    log.warning("a message from %s purged by retention was delivered again "
+                                "(a replay): dropped", mask(message.their_number))
                 continue
             fresh += 1
             deliver(ingested.conversation_id, ingested.conv_seq, message.text, message.media,

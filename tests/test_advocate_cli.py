@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -139,3 +140,23 @@ def test_every_command_has_examples(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Examples:" in result.output
     assert "Examples:" in run("--help").output
+
+
+HOSTILE = "look \x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07 \u202egpj.exe\x9b31m done"
+
+
+def test_escape_sequences_a_buyer_sends_never_reach_the_terminal(live):
+    _, base = live
+    cid = hand_off(base)
+    r = httpx.post(f"{base}/sim/messages", json={"from": BUYER, "to": OUR, "text": HOSTILE})
+    assert r.status_code == 200, r.text
+    as_sam = ["--url", base, "--token", ADVOCATE]
+    result = run("show", str(cid), *as_sam)
+    assert result.exit_code == 0, result.output
+    for raw in ("\x1b", "\x07", "\u202e", "\x9b"):
+        assert raw not in result.output
+    assert ("look \\x1b[2J\\x1b]52;c;cm0gLXJmIH4=\\x07 \\u202egpj.exe\\x9b31m done"
+            in result.output)
+    result = run("show", str(cid), "--json", *as_sam)
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert HOSTILE in [line["text"] for line in json.loads(result.output)["transcript"]]

@@ -86,6 +86,19 @@ def test_replay_shows_where_a_new_version_diverges(tmp_path):
     assert lines[-1] == "outcome: stored finished, replayed finished"
 
 
+def test_replay_output_escapes_what_the_buyer_sent(tmp_path):
+    hostile = "hi \x1b[2J\x1b]52;c;eA==\x07 \u202efdp.exe"
+    config_file, _ = record(tmp_path, [hostile, "bye"])
+    changed = tmp_path / "v2.yaml"
+    changed.write_text(ECHO.format(version=2, label="v2"))
+    result = CliRunner().invoke(main, ["scenario", "replay", "--config", str(config_file),
+                                       "--conversation", "1", "--scenario", str(changed)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    shown = " buyer: hi \\x1b[2J\\x1b]52;c;eA==\\x07 \\u202efdp.exe"
+    assert shown in result.output.splitlines()
+
+
 def test_replay_errors_name_what_is_wrong(tmp_path):
     config_file, folder = record(tmp_path, ["hi"])
     result = CliRunner().invoke(main, ["scenario", "replay", "--config", str(config_file),

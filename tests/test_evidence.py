@@ -375,3 +375,19 @@ async def test_every_tampering_of_a_signed_bundle_fails_verify(tmp_path, autojum
     again = cli(tmp_path, "export", "--out", str(tmp_path / "again"))
     assert again.exit_code == 0 and "made the organisation" not in again.output
     assert _verify(tmp_path / "again", *trusted).exit_code == 0
+
+
+async def test_buyers_show_escapes_what_outsiders_wrote(tmp_path, autojump_clock):
+    await populate(tmp_path)
+    name = "EVIL\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J \u202egpj.exe"
+    with sqlite3.connect(tmp_path / "intercept.db") as db:  # a spoofed caller name
+        db.execute("INSERT INTO lookup_cache (number, kind, provider, data, fetched_at, "
+                   "expires_at) VALUES (?, 'caller_name', 'twilio', ?, 0, 9e9)",
+                   (BUYER, json.dumps({"caller_name": name})))
+    result = cli(tmp_path, "buyers", "show", BUYER)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "EVIL\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J \\u202egpj.exe" in result.output
+    as_json = cli(tmp_path, "buyers", "show", BUYER, "--json")
+    assert "\u202e" not in as_json.output
+    assert json.loads(as_json.output)["lookups"]["caller_name"]["data"]["caller_name"] == name

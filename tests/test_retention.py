@@ -221,3 +221,38 @@ def test_intercept_purge_calls_the_running_server(tmp_path):
     rows = sqlite3.connect(tmp_path / "r.db").execute(
         "SELECT action, status FROM audit ORDER BY id").fetchall()
     assert rows == [("POST /api/purge", 200)] * 2 + [("POST /api/purge", 400)]
+
+
+async def test_a_message_replayed_after_a_purge_is_refused_until_its_tombstone_expires(
+        tmp_path, autojump_clock, caplog):
+    cfg = config(tmp_path, retention={"replay_guard": "30d"})
+    async with running(tmp_path, cfg, reg=reg(), db="r.db") as (server, phones):
+        first = await server.gateway.inject(their_number=A, our_number=OTHER_OUR, text="hi",
+                                            gateway_id="SM0123456789")
+        await server.settled(first.conversation_id, first.conv_seq)
+        assert len(phones.all) == 1
+        await trio.sleep(181 * DAY)
+        result = await server.purge("buyer", 180 * DAY)
+        assert (result.conversations, result.tombstones) == (1, 1)
+        (stone,) = server.store.query("SELECT digest FROM tombstones")
+        assert "SM0123456789" not in stone[0] and len(stone[0]) == 64  # hashed, nothing else
+        again = await server.gateway.inject(their_number=A, our_number=OTHER_OUR, text="hi",
+                                            gateway_id="SM0123456789")
+        assert (again.duplicate, again.replay) == (True, True)
+        assert server.store.query("SELECT count(*) FROM conversations")[0][0] == 0
+        assert "purged by retention was delivered again (a replay): dropped" in caplog.text
+        assert A not in caplog.text
+        other = await text(server, A, OTHER_OUR, "new message, new id")  # not a replay
+        assert other and len(phones.all) == 2
+        await trio.sleep(31 * DAY)
+        assert (await server.purge("buyer", 180 * DAY)).tombstones_expired == 1
+        assert server.store.query("SELECT count(*) FROM tombstones")[0][0] == 0
+
+
+async def test_without_a_replay_guard_no_tombstones_are_kept(tmp_path, autojump_clock):
+    cfg = config(tmp_path, retention={"replay_guard": ""})
+    async with running(tmp_path, cfg, reg=reg(), db="r.db") as (server, _):
+        await text(server, A, OTHER_OUR, "hi")
+        await trio.sleep(181 * DAY)
+        assert (await server.purge("buyer", 180 * DAY)).tombstones == 0
+        assert server.store.query("SELECT count(*) FROM tombstones")[0][0] == 0

@@ -285,4 +285,24 @@ async def test_a_full_disk_answers_503_with_retry_after_and_the_retry_is_process
         assert sorted(int(s["Body"][0].split()[1]) for s in provider.sent) == list(range(i + 1))
         assert server.metrics.registry.get_sample_value(
             "intercept_webhooks_total", {"kind": "message", "result": "unavailable"}) >= 1
+
+
+async def test_a_webhook_replayed_after_a_purge_is_refused(tmp_path):
+    provider = Provider()
+    params = inbound("SMreplayed", "hi")
+    async with trio.open_nursery() as nursery:
+        server, base = await start(nursery, tmp_path, provider)
+        async with httpx.AsyncClient() as client:
+            await post_signed(client, base, "/webhooks/twilio/messages", params)
+            await wait_until(lambda: server.store.query("SELECT status FROM outbox")
+                             == [("sent",)])
+            result = await server.purge("buyer", -1.0)  # every idle conversation
+            assert (result.conversations, result.tombstones) == (1, 1)
+            r = await post_signed(client, base, "/webhooks/twilio/messages", params)
+            assert r.status_code == 200  # acknowledged, so the provider stops retrying
+            await trio.sleep(0.3)
+        assert server.store.query("SELECT count(*) FROM conversations") == [(0,)]
+        assert len(provider.sent) == 1  # no second reply
+        assert server.metrics.registry.get_sample_value(
+            "intercept_webhooks_total", {"kind": "message", "result": "duplicate"}) == 1.0
         server.stop()

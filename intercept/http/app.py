@@ -46,7 +46,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_MAX_BODY = 64 * 1024
+_MAX_BODY = MAX_BODY = 64 * 1024
 SimInbound = s.SimInbound  # kept importable from here
 
 
@@ -122,8 +122,9 @@ class App:
                   content_type="text/plain", tags=("server",)),
             Route("POST", "/sim/messages", self._sim_message,
                   "A simulated phone texts one of our numbers", body=s.SimInbound,
-                  responses={200: s.SimIngested, 404: s.ErrorBody}, tags=sim,
-                  description="Only with gateway.url = 'sim://'."),
+                  responses={200: s.SimIngested, 400: s.ErrorBody, 404: s.ErrorBody},
+                  tags=sim, description="Only with gateway.url = 'sim://'; 'to' must be one "
+                  "of our numbers and 'from' must not be."),
             Route("GET", "/sim/messages", self._sim_received,
                   "What the simulated phones received", query=s.SimReceivedQuery,
                   responses={200: s.SimReceived, 404: s.ErrorBody}, tags=sim,
@@ -240,6 +241,13 @@ class App:
         if their is None or ours is None:
             field = "from" if their is None else "to"
             raise HTTPError(400, f"'{field}' is not a valid phone number")
+        config = self.server.config
+        if config.number(ours) is None:
+            raise HTTPError(400, f"'to' {ours} is not one of our numbers (the [[numbers]] of "
+                                 f"{config.source or 'the config'})")
+        if config.number(their) is not None:
+            raise HTTPError(400, f"'from' {their} is one of our numbers: a simulated phone "
+                                 "must be someone else's")
         ingested = await gateway.inject(their_number=their, our_number=ours, text=message.text,
                                         gateway_id=message.id, media=tuple(message.media))
         return json_response(200, s.SimIngested(conversation_id=ingested.conversation_id,
