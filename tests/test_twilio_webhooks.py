@@ -285,6 +285,7 @@ async def test_a_full_disk_answers_503_with_retry_after_and_the_retry_is_process
         assert sorted(int(s["Body"][0].split()[1]) for s in provider.sent) == list(range(i + 1))
         assert server.metrics.registry.get_sample_value(
             "intercept_webhooks_total", {"kind": "message", "result": "unavailable"}) >= 1
+        server.stop()
 
 
 async def test_a_webhook_replayed_after_a_purge_is_refused(tmp_path):
