@@ -37,6 +37,7 @@ import trio
 from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...metrics import Metrics
 from ...phone import mask
+from ...store import StoreUnavailable
 from ..base import Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
 from .ratelimit import SendSlots
 
@@ -307,7 +308,13 @@ class TwilioGateway(Gateway):
             log.info("catch-up: no inbound messages in the last %.0f s", period)
             return 0
         found.sort(key=lambda pair: pair[0])  # oldest first: a conversation's order
-        results = await self._sink.inbound_many([message for _, message in found])
+        try:
+            results = await self._sink.inbound_many([message for _, message in found])
+        except StoreUnavailable as exc:
+            log.warning("catch-up: %d inbound messages listed but not committed: %s (the "
+                        "provider keeps them: a restart within gateway.catch_up lists them "
+                        "again)", len(found), exc)
+            return 0
         fresh = sum(not r.duplicate for r in results)
         log.info("catch-up: %d inbound messages listed, %d were missed and are now processed",
                  len(found), fresh)
