@@ -32,3 +32,14 @@ def test_a_tampered_webhook_case_runs_against_a_real_server(capsys):
     assert faults.main(["--case", "webhook-tampered"]) == 0
     out = capsys.readouterr().out
     assert "| webhook-tampered |" in out and "4/4 refused with 403; 0 stored" in out
+
+
+def test_a_case_that_cannot_run_here_is_skipped_not_failed(capsys, monkeypatch):
+    async def cannot(folder):
+        return None, "not run: mounting a tmpfs was refused", ""
+
+    monkeypatch.setitem(faults.CASES, "nowhere", faults.Case("nowhere", "x", False,
+                                                             faults.case("nowhere", "x")(cannot)))
+    assert faults.main(["--case", "nowhere"]) == 0
+    out = capsys.readouterr().out
+    assert "| skipped |" in out and "skipped here: nowhere" in out
