@@ -18,10 +18,12 @@ SYNC = $(UV) sync --locked --extra test
 # build on any lost or duplicated message (docs/performance.md).
 LOADTEST_CI = --buyers 1000 --duration 30 --ramp-up 5 --faults drop=0.002,error=0.01
 
-# ruff, the test suite and the CI load run, with the tools in the bin folder $(1).
+# ruff, the test suite, the quick fault matrix and the CI load run, with the tools in the bin
+# folder $(1) (docs/reliability.md, docs/performance.md).
 define suite
 	$(1)/ruff check .
 	$(1)/pytest
+	$(1)/python -m loadtest.faults --quick
 	$(1)/intercept-loadtest $(LOADTEST_CI)
 endef
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from .config import Config, Number
 from .errors import InterceptError
 from .gateways import OutboundMessage, SimGateway
 from .server import Server
+from .store import StoreUnavailable
+from .terminal import printable
 
 
 class ChatError(InterceptError):
@@ -27,7 +30,7 @@ async def run_chat(config: Config, number: Number, their_number: str, store_path
 
     def handset(message: OutboundMessage) -> None:
         if message.their_number == their_number and message.our_number == number.number:
-            print(f"{persona}: {message.text}", flush=True)
+            print(printable(f"{persona}: {message.text}"), flush=True)
 
     gateway.subscribe(handset)
     async with trio.open_nursery() as nursery:
@@ -37,19 +40,37 @@ async def run_chat(config: Config, number: Number, their_number: str, store_path
                   f"{'Replies come at once.' if fast else 'Replies take a human while.'} "
                   "Ctrl-D to quit.", flush=True)
         last = None
-        while True:
-            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        stdin = getattr(sys.stdin, "buffer", None)
+        read = sys.stdin.readline if stdin is None else stdin.readline
+        for count in itertools.count(1):
+            line = await trio.to_thread.run_sync(read, abandon_on_cancel=True)
             if not line:
                 break
-            text = line.rstrip("\r\n")
+            text = decode_line(line, count).rstrip("\r\n")
             if not text.strip():
                 continue
             if not interactive:
-                print(f"you: {text}", flush=True)
-            last = await gateway.inject(their_number=their_number, our_number=number.number,
-                                        text=text)
+                print(printable(f"you: {text}"), flush=True)
+            try:
+                last = await gateway.inject(their_number=their_number,
+                                            our_number=number.number, text=text)
+            except StoreUnavailable as exc:  # a full disk: like a network, say to send again
+                print(f"(not sent: {exc})", flush=True)
+                continue
             if not interactive:
                 await server.settled(last.conversation_id, last.conv_seq)
         if last is not None:
             await server.settled(last.conversation_id, last.conv_seq)
         server.stop()
+
+
+def decode_line(line: bytes | str, number: int) -> str:
+    """A line of standard input as text. Bytes that are not UTF-8 (or the surrogates Python
+    decodes them to) become U+FFFD, and a warning on standard error says so."""
+    raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        print(f"line {number}: not valid UTF-8 (byte {exc.start + 1}); sent with the invalid "
+              "bytes replaced by \ufffd", file=sys.stderr, flush=True)
+        return raw.decode("utf-8", "replace")

@@ -151,7 +151,8 @@ def chat(config_path: Path | None, city: str | None, to_number: str | None, from
 
     The real actor, engine and store run in this process with the simulated gateway. Replies are
     printed as they would arrive. With standard input piped, each line is one message, and the
-    command exits after the replies to the last one.
+    command exits after the replies to the last one. Bytes that are not UTF-8 are sent as
+    U+FFFD (a warning names the line); control characters are printed escaped (\\x1b).
 
     \b
     Examples:
@@ -276,12 +277,14 @@ def _rate_of(config: Config, own: float) -> tuple[float | None, str]:
 
 from .cli_ads import ads  # noqa: E402
 from .cli_advocate import advocate  # noqa: E402
+from .cli_backup import backup, encrypt, restore  # noqa: E402
 from .cli_buyers import buyers  # noqa: E402
 from .cli_campaign import campaign  # noqa: E402
 from .cli_export import export, purge  # noqa: E402
 from .cli_report import report  # noqa: E402
 from .cli_scenario import scenario  # noqa: E402  (the `scenario` command group)
 from .cli_scenario_ops import reload, replay, stats  # noqa: E402
+from .cli_token import token  # noqa: E402
 
 main.add_command(scenario)
 main.add_command(ads)
@@ -291,6 +294,10 @@ main.add_command(report)
 main.add_command(buyers)
 main.add_command(export)
 main.add_command(purge)
+main.add_command(token)
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(encrypt)
 scenario.add_command(reload)
 scenario.add_command(replay)
 scenario.add_command(stats)

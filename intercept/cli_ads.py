@@ -156,12 +156,18 @@ class _Importer:
     """Reads ads, reports bad ones on stderr, stores the rest; counts what it did."""
 
     def __init__(self, config: Config, db: Path, *, city: str | None, source: str):
+        from .config import store_key
         from .store.writer import connect
 
         self.config = config
         self.city = city
         self.source = source
-        self.db = connect(db, synchronous=config.store.synchronous)
+        from .errors import InterceptError
+
+        try:
+            self.db = connect(db, synchronous=config.store.synchronous, key=store_key(config))
+        except InterceptError as exc:
+            raise click.ClickException(str(exc)) from None
         self.skipped = 0
 
     def records(self, ads: Iterable[RawAd | BadAd]) -> Iterator[AdRecord]:

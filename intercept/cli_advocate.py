@@ -6,7 +6,6 @@ the database, so they work from any machine that can reach the server.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from .store.advocacy import OUTCOME_KINDS
+from .terminal import printable, printable_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,12 +46,15 @@ class ApiClient:
     """A few calls to the admin API; every failure becomes a `click.ClickException`."""
 
     def __init__(self, url: str | None, token: str | None, config_path: Path | None):
-        if url is None:
+        if url is None or not token:
             from .cli import _load
+            from .cli_token import api_token
 
             config = _load(config_path)
-            url = base_url(config.http.listen)
-            token = token or config.api.token or None
+            url = url or base_url(config.http.listen)
+            token, self.source = api_token(config, token)
+        else:
+            self.source = "--token or INTERCEPT_API_TOKEN"
         self.base = url.rstrip("/")
         self.token = token
 
@@ -59,7 +62,7 @@ class ApiClient:
              params: dict[str, Any] | None = None) -> Any:
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {"Authorization": f"Bearer {self.token}"}
         try:
             response = httpx.request(method, self.base + path, json=body, params=params,
                                      headers=headers, timeout=30)
@@ -77,8 +80,12 @@ class ApiClient:
         message = payload.get("error") if isinstance(payload, dict) else None
         message = message or f"HTTP {response.status_code}"
         if response.status_code == 401:
-            raise click.ClickException(f"the server refused the token: {message}. Give a valid "
-                                       "one with --token or INTERCEPT_API_TOKEN.")
+            raise click.ClickException(f"the server refused the token from {self.source}: "
+                                       f"{message}. Give a valid one with --token or "
+                                       "INTERCEPT_API_TOKEN.")
+        if response.status_code == 429:
+            raise click.ClickException(f"{message} (the server locks an address out after "
+                                       "repeated wrong tokens)")
         if response.status_code == 403:
             raise click.ClickException(f"not allowed: {message}")
         raise click.ClickException(message)
@@ -109,7 +116,8 @@ def advocate() -> None:
     """Work the hand-off queue of the running server: read, reply, hand back, record outcomes.
 
     The commands use the server's admin API: give its address with --url (default: http.listen
-    of the config) and your token with --token or INTERCEPT_API_TOKEN.
+    of the config) and your token with --token or INTERCEPT_API_TOKEN (on the server's
+    machine, as its user, the token the server wrote at its first start is used).
 
     \b
     Examples:
@@ -142,7 +150,7 @@ def queue(url: str | None, token: str | None, config_path: Path | None, limit: i
     """
     page = ApiClient(url, token, config_path).call("GET", "/api/queue", params={"limit": limit})
     if as_json:
-        click.echo(json.dumps(page, indent=2, ensure_ascii=False))
+        click.echo(printable_json(page, indent=2))
         return
     if not page["items"]:
         click.echo("The queue is empty.")
@@ -158,7 +166,8 @@ def queue(url: str | None, token: str | None, config_path: Path | None, limit: i
             c["their_number"], ", ".join(item["outcomes"]) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        click.echo(printable("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+                             .rstrip()))
     if page["total"] > len(page["items"]):
         click.echo(f"({page['total'] - len(page['items'])} more: use --limit)")
 
@@ -172,7 +181,8 @@ def show(url: str | None, token: str | None, config_path: Path | None, conversat
     """Print a conversation: who, where, its outcomes and the whole transcript (UTC times).
 
     Each line says who wrote: 'them', 'bot', or 'human' (an advocate), and for our messages
-    whether they went out. Reading a transcript is written to the audit log.
+    whether they went out. Reading a transcript is written to the audit log. Control
+    characters and bidi overrides in what people wrote are shown escaped (\\x1b, \\u202e).
 
     \b
     Examples:
@@ -182,25 +192,25 @@ def show(url: str | None, token: str | None, config_path: Path | None, conversat
     detail = ApiClient(url, token, config_path).call("GET", f"/api/conversations/"
                                                             f"{conversation_id}")
     if as_json:
-        click.echo(json.dumps(detail, indent=2, ensure_ascii=False))
+        click.echo(printable_json(detail, indent=2))
         return
     c = detail["conversation"]
     status = c["status"] + (", taken over by a human" if c["operator"] else "")
-    click.echo(f"Conversation {c['id']}: {c['their_number']} texting {c['our_number']} "
-               f"({c['city'] or 'no city'}); {status}; scenario {c['scenario'] or '-'} "
-               f"v{c['version'] or '-'}")
+    click.echo(printable(f"Conversation {c['id']}: {c['their_number']} texting "
+                         f"{c['our_number']} ({c['city'] or 'no city'}); {status}; scenario "
+                         f"{c['scenario'] or '-'} v{c['version'] or '-'}"))
     if detail["tags"]:
-        click.echo("Tags: " + ", ".join(t["name"] for t in detail["tags"]))
+        click.echo(printable("Tags: " + ", ".join(t["name"] for t in detail["tags"])))
     for o in detail["outcomes"]:
         note = f": {o['note']}" if o["note"] else ""
-        click.echo(f"Outcome: {o['kind']} by {o['author']} at {_stamp(o['at'])}{note}")
+        click.echo(printable(f"Outcome: {o['kind']} by {o['author']} at {_stamp(o['at'])}{note}"))
     click.echo("")
     for line in detail["transcript"]:
         who = "them" if line["direction"] == "in" else (
             "human" if line["kind"] == "operator" else "bot")
         status = "" if line["direction"] == "in" else f"  [{line['status']}]"
         media = f"  (+{len(line['media'])} media)" if line["media"] else ""
-        click.echo(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{status}")
+        click.echo(printable(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{status}"))
 
 
 @advocate.command()

@@ -1,18 +1,20 @@
-"""`intercept buyers list | show`: buyer profiles, read from the store (read-only)."""
+"""`intercept buyers list | show`: buyer profiles, read from the store (each listing and
+search written to the audit log)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from .cli_audit import audit_cli
 from .cli_report import _since
 from .cli_scenario_ops import _config_option, _db_option, _open_store
 from .config import Config
 from .phone import mask, to_e164
+from .terminal import printable, printable_json
 
 
 def _stamp(ts: float | None) -> str:
@@ -98,10 +100,15 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
         held = withheld(conn)
     finally:
         conn.close()
+    filters = (f", city={city}" if city else "") + (
+        f", since={datetime.fromtimestamp(since, UTC):%Y-%m-%d}" if since is not None else "")
+    audit_cli(db or Path(config.store.path), "CLI intercept buyers list",
+              f"{len(profiles)} profiles with {'full' if full_numbers else 'masked'} "
+              f"numbers{filters}")
     if as_json:
         for p in profiles:
             shown = p.number if full_numbers else mask(p.number)
-            click.echo(json.dumps(p.as_json(number=shown), ensure_ascii=False))
+            click.echo(printable_json(p.as_json(number=shown)))
     else:
         rows = [["NUMBER", "FIRST SEEN", "LAST SEEN", "CITIES", "CONV", "IN", "OUT", "PHOTOS",
                  "DETERRED"]]
@@ -114,7 +121,8 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
                          _stamp(sent[0].at) if sent else "-"])
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
-            click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+            click.echo(printable("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+                                 .rstrip()))
         if not profiles:
             click.echo("(no buyer conversations match)")
     if held:
@@ -151,38 +159,45 @@ def show(config_path: Path | None, db: Path | None, number: str, as_json: bool) 
         held = withheld(conn, their)
     finally:
         conn.close()
+    audit_cli(db or Path(config.store.path), "CLI intercept buyers show",
+              f"buyer {mask(their)}: {'found' if profiles else 'no profile'}")
     if not profiles:
         reason = ("it also appears in outreach data (ads, campaigns or outreach conversations), "
                   "so it is withheld" if held else "no buyer conversation with that number")
         raise click.ClickException(f"no buyer profile for {their}: {reason}")
     profile = profiles[0]
     if as_json:
-        click.echo(json.dumps(profile.as_json(), indent=2, ensure_ascii=False))
+        click.echo(printable_json(profile.as_json(), indent=2))
         return
     data = profile.as_json()
-    click.echo(f"Buyer {profile.number}")
-    click.echo(f"  first seen   {_stamp(profile.first_seen)} UTC")
-    click.echo(f"  last seen    {_stamp(profile.last_seen)} UTC")
-    click.echo(f"  cities       {', '.join(profile.cities)}")
-    click.echo(f"  messages     {profile.messages_in} in, {profile.messages_out} out")
+    _echo(f"Buyer {profile.number}")
+    _echo(f"  first seen   {_stamp(profile.first_seen)} UTC")
+    _echo(f"  last seen    {_stamp(profile.last_seen)} UTC")
+    _echo(f"  cities       {', '.join(profile.cities)}")
+    _echo(f"  messages     {profile.messages_in} in, {profile.messages_out} out")
     info = profile.number_info
     if info:
-        click.echo("  number       " + ", ".join(f"{k} {v}" for k, v in info.items()
+        _echo("  number       " + ", ".join(f"{k} {v}" for k, v in info.items()
                                                   if v not in ("", None) and k != "computed_at"))
     for kind, found in profile.cached_lookups.items():
-        click.echo(f"  {kind:<12} " + ", ".join(f"{k} {v}" for k, v in found["data"].items())
+        _echo(f"  {kind:<12} " + ", ".join(f"{k} {v}" for k, v in found["data"].items())
                    + f" ({found['provider']}, {found['fetched_at']})")
     for name, values in profile.captured.items():
-        click.echo(f"  said         {name}: {' | '.join(values)}")
+        _echo(f"  said         {name}: {' | '.join(values)}")
     for photo in data["photos"]:
-        click.echo(f"  photo        {photo['status']} {photo['sha256'] or ''} "
+        _echo(f"  photo        {photo['status']} {photo['sha256'] or ''} "
                    f"{photo['content_type'] or ''} {photo['received_at'] or ''}".rstrip())
     for d in profile.deterrence:
-        click.echo(f"  deterrence   {iso(d.at) or '-'} {d.status or '-'} {d.city} "
+        _echo(f"  deterrence   {iso(d.at) or '-'} {d.status or '-'} {d.city} "
                    f"{d.link or '(no link)'}")
-    click.echo("  conversations:")
+    _echo("  conversations:")
     for c in profile.conversations:
-        click.echo(f"    #{c.id} {c.our_number} ({c.city}, {c.persona}) {c.scenario} "
+        _echo(f"    #{c.id} {c.our_number} ({c.city}, {c.persona}) {c.scenario} "
                    f"v{c.version}: {c.status}{', ' + c.outcome if c.outcome else ''}; "
                    f"{c.messages_in} in, {c.messages_out} out; {_stamp(c.started_at)} to "
                    f"{_stamp(c.last_activity)}")
+
+
+def _echo(line: str) -> None:
+    """Print a line holding text from outside (a buyer's words, a lookup's caller name)."""
+    click.echo(printable(line))

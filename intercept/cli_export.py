@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import getpass
-import sqlite3
 import time
 from pathlib import Path
 
@@ -19,10 +18,12 @@ from .phone import mask
 AUDIT_BUSY_TIMEOUT_MS = 30_000
 
 
-def audit_export(db: Path, *, detail: str, status: int = 200) -> None:
+def audit_export(db: Path, *, detail: str, status: int = 200, key: str = "") -> None:
     """Write the export's audit row straight into the store: one INSERT, waiting up to 30 s
     for the server's writer (WAL lets it run beside a serving server)."""
-    conn = sqlite3.connect(str(db), timeout=AUDIT_BUSY_TIMEOUT_MS / 1000)
+    from .store.opening import open_connection
+
+    conn = open_connection(db, key, timeout=AUDIT_BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute(f"PRAGMA busy_timeout = {AUDIT_BUSY_TIMEOUT_MS}")
         with conn:
@@ -53,7 +54,9 @@ def _user() -> str:
 def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: Path | None,
            city: str | None, since: float | None, buyer: str | None) -> None:
     """Write an evidence bundle for law enforcement: buyer profiles (JSON and CSV), full
-    transcripts with times, his photos, and manifest.json with the SHA-256 of every file.
+    transcripts with times, his photos, and manifest.json with the SHA-256 of every file,
+    signed (manifest.sig) with the organisation's Ed25519 key (evidence.signing_key, made at
+    the first export; its fingerprint is printed and audited).
 
     Only buyer data goes in, never outreach (victim) data. Every export is written to the
     audit log (who, filters, file count, the manifest's SHA-256). The store is read in one
@@ -63,7 +66,7 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
     Examples:
       intercept export --out evidence-2024-06 --city seattle --since 2024-05-01
       intercept export --out case-1234 --buyer +12065550199
-      intercept export verify case-1234
+      intercept export verify case-1234 --public-key evidence-signing.key.pub
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -71,22 +74,26 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
         raise click.UsageError("give --out DIR (or use 'intercept export verify DIR')")
     from .buyers.export import ExportError, export_bundle
     from .buyers.profiles import selected_conversations
+    from .buyers.signing import SigningError, load_or_create_key, public_key_path
     from .cli import _load
+    from .config import store_key
 
     config = _load(config_path)
     ours = city_numbers(config, city)
     their = buyer_number(buyer)
     store_path = db or Path(config.store.path)
     media_dir = (store_path.parent / config.media.dir).resolve()
+    key_path = (store_path.parent / config.evidence.signing_key).resolve()
     filters = {"city": city, "since": None if since is None else _iso(since), "buyer": their}
     conn = _open_store(config, db)
     try:
+        key, created = load_or_create_key(key_path)
         conn.row_factory = None
         conn.execute("BEGIN")  # one snapshot for the whole bundle
         ids = selected_conversations(conn, our_numbers=ours, since=since, number=their)
-        summary = export_bundle(conn, ids, out, media_dir, filters=filters,
+        summary = export_bundle(conn, ids, out, media_dir, filters=filters, key=key,
                                 city_of={n.number: n.city for n in config.numbers})
-    except ExportError as exc:
+    except (ExportError, SigningError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         conn.close()
@@ -94,10 +101,13 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
     detail = (f"export to {out}: " + ", ".join(f"{k}={v}" for k, v in shown.items() if v)
               + f"; {summary.buyers} buyers, {summary.conversations} conversations, "
               f"{summary.messages} messages, {summary.media} media; {summary.files} files; "
-              f"manifest sha256 {summary.manifest_sha256}")
+              f"manifest sha256 {summary.manifest_sha256}; signed by {summary.signer}"
+              + ("; new signing key" if created else ""))
+    from .store.opening import DB_ERRORS, StoreError
+
     try:
-        audit_export(store_path, detail=detail[:1000])
-    except sqlite3.Error as exc:
+        audit_export(store_path, detail=detail[:1000], key=store_key(config))
+    except (StoreError, *DB_ERRORS) as exc:
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)
@@ -108,6 +118,11 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
                f"{summary.messages} messages, {summary.media} photos, {summary.files} files "
                "+ manifest.json")
     click.echo(f"manifest.json SHA-256: {summary.manifest_sha256}")
+    if created:
+        click.echo(f"made the organisation's evidence signing key {key_path} (keep it secret, "
+                   f"back it up); give its public key {public_key_path(key_path)} to whoever "
+                   "checks bundles")
+    click.echo(f"signed by the key of fingerprint {summary.signer}")
     for problem in summary.missing_media:
         click.echo(f"warning: a photo is not in the bundle: {problem}", err=True)
 
@@ -120,26 +135,51 @@ def _iso(ts: float) -> str:
 
 @export.command("verify")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def verify_command(folder: Path) -> None:
-    """Check a bundle against its manifest.json: every file present, unchanged, and nothing
-    extra. Names each missing, altered or extra file; exit status 1 if any.
+@click.option("--public-key", "public_key", type=click.Path(dir_okay=False, path_type=Path),
+              help="The organisation's public key (the .pub beside evidence.signing_key): "
+              "the manifest must be signed by it.")
+@click.option("--fingerprint", help="Or the SHA-256 fingerprint (hex) of that key, as the "
+              "export printed it.")
+def verify_command(folder: Path, public_key: Path | None, fingerprint: str | None) -> None:
+    """Check a bundle: the signature of manifest.json (manifest.sig), the counts, and every
+    file present, unchanged, and nothing extra. Names each problem; exit status 1 if any.
+
+    Without --public-key or --fingerprint the signature only proves the manifest is unchanged
+    since some key signed it, not that the organisation's key did: the output says so.
 
     \b
     Examples:
-      intercept export verify evidence-2024-06
+      intercept export verify evidence-2024-06 --public-key evidence-signing.key.pub
+      intercept export verify evidence-2024-06 --fingerprint 3f5a…(64 hex digits)
     """
     from .buyers.export import ExportError, verify
+    from .buyers.signing import SigningError, load_public_key
+    from .buyers.signing import fingerprint as fingerprint_of
 
+    if public_key is not None and fingerprint is not None:
+        raise click.UsageError("give --public-key or --fingerprint, not both")
+    trusted = fingerprint.strip().lower() if fingerprint else None
+    if trusted is not None and (len(trusted) != 64
+                                or any(c not in "0123456789abcdef" for c in trusted)):
+        raise click.BadParameter("a fingerprint is 64 hex digits (the SHA-256 the export "
+                                 "printed)", param_hint="--fingerprint")
     try:
-        result = verify(folder)
-    except ExportError as exc:
+        if public_key is not None:
+            trusted = fingerprint_of(load_public_key(public_key))
+        result = verify(folder, trusted=trusted)
+    except (ExportError, SigningError) as exc:
         raise click.ClickException(str(exc)) from None
     for problem in result.problems():
         click.echo(f"{folder}: {problem}", err=True)
     if not result.valid:
         raise click.ClickException(f"{folder}: the bundle does not match its manifest "
                                    f"({len(result.problems())} problems)")
-    click.echo(f"{folder}: OK, {len(result.ok)} files match manifest.json")
+    click.echo(f"{folder}: OK, {len(result.ok)} files match manifest.json, signed by the key "
+               f"of fingerprint {result.signer}")
+    if not result.trusted:
+        click.echo(f"{folder}: warning: the signature was not checked against a trusted key "
+                   "(give --public-key or --fingerprint): anyone could have re-signed an "
+                   "edited bundle with a key of their own", err=True)
 
 
 @click.command()

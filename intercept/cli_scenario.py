@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import ScenarioError, ScenarioErrors
+from .terminal import printable
 
 _FILES = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -195,10 +196,10 @@ def scenario_test(paths: tuple[Path, ...], only: str | None, coverage: bool,
                 passed += 1
                 if verbose:
                     click.echo(f"PASS {path}:{result.test.line}: {result.title()}")
-                    click.echo("\n".join(f"  {line}" for line in result.log))
+                    click.echo(printable("\n".join(f"  {line}" for line in result.log)))
             else:
                 failed = True
-                click.echo(report(result, str(path)) + "\n")
+                click.echo(printable(report(result, str(path))) + "\n")
         machine = suite.machine
         total = len(machine.nodes)
         missed = outcome.unvisited

@@ -14,6 +14,7 @@ from .config import Config
 from .engine import ConversationState, Message, Send, Start, load_scenario
 from .engine.rng import seed_from
 from .errors import ScenarioError, ScenarioErrors
+from .terminal import printable
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -34,21 +35,29 @@ def _open_store(config: Config, db: Path | None) -> sqlite3.Connection:
     if not path.is_file():
         raise click.ClickException(f"no store at {path} (give --db, or the config whose "
                                    "store.path the server uses)")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
+    from .config import store_key
+    from .store.opening import StoreError, open_connection, row_type
+
+    try:
+        conn = open_connection(path, store_key(config), readonly=True)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    conn.row_factory = row_type(conn)
     return conn
 
 
 @click.command()
 @_config_option
 @click.option("--url", help="The server's HTTP address (default: http.listen of the config).")
-def reload(config_path: Path | None, url: str | None) -> None:
+@click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
+              help="An admin token (default: the one the server wrote for the local CLI).")
+def reload(config_path: Path | None, url: str | None, token: str | None) -> None:
     """Reload the running server's scenario folder.
 
     All or nothing: a broken file is refused and the versions running now stay live. Live
     conversations keep the version they started on; new ones get the new version. Sending
-    the server SIGHUP does the same (errors then go to its log). With API tokens configured,
-    it sends INTERCEPT_API_TOKEN (an admin token).
+    the server SIGHUP does the same (errors then go to its log). It sends an admin token:
+    --token / INTERCEPT_API_TOKEN, else the one the server wrote for the CLI on its machine.
 
     \b
     Examples:
@@ -58,9 +67,13 @@ def reload(config_path: Path | None, url: str | None) -> None:
     """
     import httpx
 
+    from .cli_advocate import base_url
+    from .cli_token import api_token
+
     config = _config(config_path)
-    base = url or f"http://{config.http.listen}"
-    headers = {"Authorization": f"Bearer {config.api.token}"} if config.api.token else {}
+    base = url or base_url(config.http.listen)
+    secret, source = api_token(config, token)
+    headers = {"Authorization": f"Bearer {secret}"}
     try:
         response = httpx.post(f"{base.rstrip('/')}/api/scenarios/reload", timeout=60,
                               headers=headers)
@@ -72,6 +85,9 @@ def reload(config_path: Path | None, url: str | None) -> None:
     if response.status_code == 200:
         click.echo(body["summary"])
         return
+    if response.status_code in (401, 403, 429):
+        raise click.ClickException(f"the server refused the token from {source}: "
+                                   f"{body.get('error', response.text)}")
     for line in body.get("errors", [body.get("error", response.text)]):
         click.echo(line, err=True)
     click.echo("reload refused: the running versions stay live", err=True)
@@ -100,7 +116,7 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
     """
     config = _config(config_path)
     try:
-        machine = load_scenario(scenario_file)
+        machine = load_scenario(scenario_file, read_limit=config.runtime.read_limit)
     except ScenarioErrors as exc:
         raise click.ClickException("\n".join(e.render() for e in exc.errors)) from None
     except ScenarioError as exc:
@@ -138,7 +154,7 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
                    f"(outcome {state.outcome or 'none yet'})")
         return
     for line in diff:
-        click.echo(line)
+        click.echo(printable(line))
     click.echo(f"outcome: stored {row['outcome'] or 'none yet'}, replayed "
                f"{state.outcome or 'none yet'}")
 

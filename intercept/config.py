@@ -19,6 +19,7 @@ import msgspec
 
 from .engine.compiler import CONTEXT_VARS
 from .engine.durations import parse_duration
+from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
 from .errors import ConfigError
 from .phone import to_e164
@@ -187,11 +188,69 @@ class StoreConfig(_Section):
     synchronous: Literal["normal", "full"] = "normal"
     """normal survives a killed process; full also survives power loss (slower commits)."""
     batch_max: int = 4000
+    key: str = ""
+    """Encrypts the store with SQLCipher (intercept[sqlcipher]); meant for INTERCEPT_STORE_KEY."""
+    key_file: str = ""
+    """Or the key's file (its first line), relative to the config file."""
+    backup_every: str = ""
+    """Take an online backup this often while serving, e.g. '6h' ('' = never)."""
+    backup_dir: str = "backups"
+    """Where scheduled backups go, relative to the store file's folder (0700, files 0600)."""
+    backup_keep: int = 7
+    """How many scheduled backups to keep (the oldest are deleted)."""
+
+    def __post_init__(self) -> None:
+        if self.backup_every:
+            try:
+                seconds = parse_duration(self.backup_every)
+            except ValueError as exc:
+                raise ValueError(f"backup_every: {exc}") from None
+            if seconds < 60:
+                raise ValueError(f"backup_every: {self.backup_every!r} is less than a minute")
+        if self.backup_keep < 1:
+            raise ValueError("backup_keep: keep at least 1 backup")
+
+
+class EvidenceConfig(_Section):
+    """Evidence bundles (docs/evidence.md)."""
+
+    signing_key: str = "evidence-signing.key"
+    """The organisation's Ed25519 key that signs every manifest (made 0600 at the first
+    export), relative to the store file's folder."""
 
 
 class HttpConfig(_Section):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
+    # limits on clients (intercept/http/limits.py)
+    header_timeout: str = "5s"
+    """The request line and headers must arrive within this (also the keep-alive idle time)."""
+    body_timeout: str = "30s"
+    """The whole body must arrive within this of the headers, or 408 and the connection closes."""
+    read_timeout: str = "30s"
+    """A connection that sends nothing for this long is closed."""
+    max_connections: int = 512
+    """Requests read or handled at once; past it the slowest body is closed, or 503.
+    /healthz and /metrics are always answered."""
+    max_header_bytes: int = 16384
+    backlog: int = 1024
+    """Connections the kernel queues before the server accepts them."""
+    monitor_listen: str = ""
+    """A second address serving only /healthz and /metrics (its own accept queue, so a flood
+    on `listen` does not delay them); empty: none."""
+
+    def problem(self) -> str | None:
+        """The first thing wrong with these settings, as a sentence naming the key."""
+        for name in ("header_timeout", "body_timeout", "read_timeout"):
+            try:
+                if parse_duration(getattr(self, name)) <= 0:
+                    return f"{name} must be longer than 0"
+            except ValueError:
+                continue  # reported with the other durations
+        for name in ("max_connections", "max_header_bytes", "backlog"):
+            if getattr(self, name) < 1:
+                return f"{name} is {getattr(self, name)}; it must be 1 or more"
+        return None
 
 
 class MediaConfig(_Section):
@@ -210,9 +269,15 @@ class MediaConfig(_Section):
     timeout: str = "30s"
     concurrency: int = 4
     max_attempts: int = 5
+    max_per_message: int = 10
+    """Media URLs kept per inbound message; the rest are counted, logged and dropped."""
     allow_private_addresses: bool = False
     """Allow hosts that resolve to private, loopback or link-local addresses (a fake provider
     on the same machine); never in production."""
+
+    def __post_init__(self) -> None:
+        if self.max_per_message < 0:
+            raise ValueError(f"max_per_message is {self.max_per_message}; use 0 or more")
 
 
 class ApiConfig(_Section):
@@ -223,9 +288,17 @@ class ApiConfig(_Section):
     tokens_file: str = ""
     """A file of ``role token [name]`` lines, relative to the config file."""
     token: str = ""
-    """The token the ``intercept advocate`` commands send (INTERCEPT_API_TOKEN)."""
+    """The token the API commands send (INTERCEPT_API_TOKEN); empty: `cli_token_file`'s."""
     readers: int = 2
     """Read-only database connections the API's queries run on."""
+    cli_token_file: str = ""
+    """Where the server writes an admin token for the CLI on its machine at its first start
+    (0600); relative to the config file. Empty: next to the store, ``STORE.cli-token``."""
+    max_failures: int = 10
+    """Failed authentications from one client address within `failure_window` after which
+    its API requests are answered 429 for `lockout`."""
+    failure_window: str = "10m"
+    lockout: str = "15m"
 
 
 class LookupsConfig(_Section):
@@ -288,6 +361,9 @@ class RetentionConfig(_Section):
     """The same for outreach conversations; empty: never."""
     interval: str = "1d"
     """How often the server purges (when either of the above is set)."""
+    replay_guard: str = "365d"
+    """How long a purge keeps the hashed ids of the messages it deleted, so that a gateway
+    delivering one again (a replayed webhook) is refused; empty or "0s": not kept."""
 
 
 class RuntimeConfig(_Section):
@@ -297,6 +373,8 @@ class RuntimeConfig(_Section):
     max_crashes: int = 3
     """Crashes in a row after which a conversation is parked instead of restarted."""
     shutdown_grace: str = "10s"
+    read_limit: Annotated[int, msgspec.Meta(ge=160)] = READ_LIMIT
+    """Characters of a reply the scenario engine matches on (the whole text is still stored)."""
 
 
 class DelayConfig(_Section):
@@ -385,6 +463,7 @@ class Config(_Section, dict=True):
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     lookups: LookupsConfig = msgspec.field(default_factory=LookupsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    evidence: EvidenceConfig = msgspec.field(default_factory=EvidenceConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
@@ -430,12 +509,14 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
-                  "api", "media", "lookups", "retention", "health")
+                  "api", "media", "lookups", "retention", "evidence", "health")
 _DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
                   ("delays", "think"), ("delays", "min"), ("delays", "max"),
                   ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
                   ("lookups", "breaker_cooldown"), ("retention", "interval"),
-                  ("health", "window"), ("health", "interval"))
+                  ("health", "window"), ("health", "interval"),
+                  ("http", "header_timeout"), ("http", "body_timeout"), ("http", "read_timeout"))
+_DURATION_KEYS += (("api", "failure_window"), ("api", "lockout"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 
@@ -532,6 +613,8 @@ def _check(config: Config, source: str, overrides: Mapping[str, str]) -> None:
         number.number = e164
     problems += _check_campaigns(config)
     problems += _check_evidence(config, overrides)
+    if http_problem := config.http.problem():
+        problems.append(f"http.{http_problem}")
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     config.__post_init__()
@@ -543,6 +626,12 @@ def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
     lookup_problem = config.lookups.problem()
     if lookup_problem:
         problems.append(f"lookups.{lookup_problem}")
+    if config.retention.replay_guard:
+        try:
+            parse_duration(config.retention.replay_guard)
+        except ValueError as exc:
+            where = "retention.replay_guard"
+            problems.append(f"{where}: {exc}{_via(overrides, where)}")
     for key in ("buyer_after", "outreach_after"):
         value = getattr(config.retention, key)
         if not value:
@@ -660,6 +749,13 @@ def read_secret(value: str, file: str, *, key: str, source: str = "<config>",
     except OSError as exc:
         raise ConfigError(f"{source}: {key}_file: cannot read {str(path)!r}: "
                           f"{exc.strerror or exc}") from None
+
+
+def store_key(config: Config) -> str:
+    """The store's SQLCipher key: store.key (INTERCEPT_STORE_KEY), else the first line of
+    store.key_file; '' for a plain store."""
+    return read_secret(config.store.key, config.store.key_file, key="store.key",
+                       source=config.source or "<config>", base_dir=config.base_dir)
 
 
 def duration(text: str) -> float:

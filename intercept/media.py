@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 import trio
 
 from .config import MediaConfig
 from .engine.durations import parse_duration
 from .errors import ConfigError
 from .metrics import Metrics
+from .phone import mask
 from .store.media_ops import (
     GaveUpStatus,
     MediaGaveUp,
@@ -51,9 +53,30 @@ from .store.media_ops import (
 )
 
 if TYPE_CHECKING:
+    from .gateways import InboundMessage
     from .store import Store
 
 log = logging.getLogger(__name__)
+
+def cap_media(messages: list[InboundMessage], limit: int, metrics: Metrics | None = None
+              ) -> list[InboundMessage]:
+    """`messages` with at most `limit` media URLs each (``media.max_per_message``); the rest
+    are counted (``intercept_media_total{result="dropped"}``), logged and never stored."""
+    if all(len(m.media) <= limit for m in messages):
+        return messages
+    capped = []
+    for message in messages:
+        extra = len(message.media) - limit
+        if extra > 0:
+            log.warning("a message from %s came with %d media URLs: kept the first %d "
+                        "(media.max_per_message), dropped %d", mask(message.their_number),
+                        len(message.media), limit, extra)
+            if metrics is not None:
+                metrics.media.labels("dropped").inc(extra)
+            message = msgspec.structs.replace(message, media=message.media[:limit])
+        capped.append(message)
+    return capped
+
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """``(host, port) -> addresses``: how host names are resolved (tests inject their own)."""

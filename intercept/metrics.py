@@ -53,6 +53,12 @@ class Metrics:
         self.store_batch_size = Histogram(
             "intercept_store_batch_size", "Operations per committed batch", buckets=_BATCH,
             registry=r)
+        self.store_failures = Counter(
+            "intercept_store_failures", "Commit attempts the store refused, by kind (disk full, "
+            "I/O error, read-only, locked, corrupt...)", ["kind"], registry=r)
+        self.store_failing = Gauge(
+            "intercept_store_failing", "1 while the store cannot commit (intake is refused)",
+            registry=r)
         self.outbox_depth = Gauge("intercept_outbox_depth", "Replies waiting to be sent",
                                   registry=r)
         self.transitions = Counter(
@@ -69,10 +75,12 @@ class Metrics:
                                 "is not configured", registry=r)
 
         self.media = Counter("intercept_media", "Inbound media (photos), by result: stored, "
-                             "refused, failed, retry", ["result"], registry=r)
+                             "refused, failed, retry, dropped (over media.max_per_message)",
+                             ["result"], registry=r)
         self.media_bytes = Counter("intercept_media_bytes", "Bytes of media stored", registry=r)
         self.webhooks = Counter("intercept_webhooks", "Provider webhooks, by kind (message, "
-                                "status) and result (ok, duplicate, forbidden, invalid)",
+                                "status) and result (ok, duplicate, forbidden, invalid, "
+                                "unavailable)",
                                 ["kind", "result"], registry=r)
         self.provider_requests = Counter(
             "intercept_provider_requests", "REST calls to an HTTP SMS provider, by operation and "
@@ -80,12 +88,26 @@ class Metrics:
         self.provider_seconds = Histogram(
             "intercept_provider_seconds", "Time of one REST call to an HTTP SMS provider",
             buckets=_COMMIT, registry=r)
+        self.api_auth_failures = Counter(
+            "intercept_api_auth_failures", "Admin API requests refused before authentication, "
+            "by reason: missing, malformed or invalid token, locked (the address is locked out "
+            "after repeated failures)", ["reason"], registry=r)
+
+        self.http_refused = Counter(
+            "intercept_http_refused", "HTTP requests cut short by the limits of [http], by "
+            "reason (body_timeout, evicted: a slow body closed to make room, busy)", ["reason"],
+            registry=r)
 
         self.gc_pause_seconds = Histogram(
             "intercept_gc_pause_seconds", "Garbage collections of the server process, by "
             "generation (the whole process stops while one runs)", ["generation"],
             buckets=_COMMIT, registry=r)
         self._gc_started = 0.0
+        self.backups = Counter("intercept_backups", "Scheduled backups of the store, by result "
+                               "(ok, failed)", ["result"], registry=r)
+        self.backup_last_success = Gauge(
+            "intercept_backup_last_success_timestamp_seconds",
+            "When the last scheduled backup succeeded (Unix time; 0: none yet)", registry=r)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import Machine, load_scenario
+from .engine.text import READ_LIMIT
 from .errors import ScenarioError, ScenarioErrors
 
 
@@ -57,20 +58,21 @@ class ScenarioRegistry:
         return sorted(self._versions)
 
     @classmethod
-    def from_dir(cls, folder: Path) -> ScenarioRegistry:
+    def from_dir(cls, folder: Path, *, read_limit: int = READ_LIMIT) -> ScenarioRegistry:
         """Compile every `*.yaml` in `folder`; raise every error found, in file order."""
         registry = cls()
-        registry.reload(folder)
+        registry.reload(folder, read_limit=read_limit)
         return registry
 
-    def reload(self, folder: Path, *, required: set[str] = frozenset()) -> ReloadReport:
+    def reload(self, folder: Path, *, required: set[str] = frozenset(),
+               read_limit: int = READ_LIMIT) -> ReloadReport:
         """Load the folder again. All or nothing: on any error nothing changes.
 
         A file whose content changed must carry a new `version`: running conversations keep
         the version they started on, so one number cannot mean two scenarios. `required`
         names scenarios the config uses; the folder must still have them.
         """
-        return self.apply(compile_folder(folder), required=required)
+        return self.apply(compile_folder(folder, read_limit=read_limit), required=required)
 
     def apply(self, found: list[tuple[Machine, str, Path]], *,
               required: set[str] = frozenset()) -> ReloadReport:
@@ -100,8 +102,10 @@ class ScenarioRegistry:
         return report
 
 
-def compile_folder(folder: Path) -> list[tuple[Machine, str, Path]]:
-    """Compile every scenario file of `folder` (with a digest of each); raise all errors."""
+def compile_folder(folder: Path, *, read_limit: int = READ_LIMIT
+                   ) -> list[tuple[Machine, str, Path]]:
+    """Compile every scenario file of `folder` (with a digest of each); raise all errors.
+    `read_limit`: the characters of a reply the matchers read (config `runtime.read_limit`)."""
     if not folder.is_dir():
         raise ScenarioError(f"the scenario folder {folder} does not exist")
     errors: list[ScenarioError] = []
@@ -109,7 +113,7 @@ def compile_folder(folder: Path) -> list[tuple[Machine, str, Path]]:
     names: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
         try:
-            machine = load_scenario(path)
+            machine = load_scenario(path, read_limit=read_limit)
         except ScenarioErrors as exc:
             errors.extend(exc.errors)
             continue

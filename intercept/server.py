@@ -18,7 +18,8 @@ import trio
 
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
-from .config import Config, duration
+from .config import Config, duration, store_key
+from .credential import credential_path, ensure_credential
 from .errors import ConfigError
 from .gateways import (
     DeliveryReceipt,
@@ -28,10 +29,11 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
-from .media import MediaFetcher
+from .media import MediaFetcher, cap_media
 from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
 from .phone import mask
+from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
@@ -53,7 +55,10 @@ from .store import (
     SetOptOut,
     Store,
 )
+from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers
+from .store.faults import nursery_stopping_on_store_faults
+from .store.lock import StoreLock
 from .store.ops import Audit
 from .store.retention import Kind, Purge, PurgeResult
 
@@ -69,7 +74,8 @@ class Server:
                  media: MediaFetcher | None = None):
         self.config = config
         self.metrics = Metrics()
-        self.registry = registry or ScenarioRegistry.from_dir(config.scenario_dir)
+        self.registry = registry or ScenarioRegistry.from_dir(
+            config.scenario_dir, read_limit=config.runtime.read_limit)
         missing = [f"numbers[{i}].scenario: no scenario named {n.scenario!r} in "
                    f"{config.scenario_dir} (have: {', '.join(self.registry.names()) or 'none'})"
                    for i, n in enumerate(config.numbers) if self.registry.current(n.scenario)
@@ -80,9 +86,17 @@ class Server:
         """Victim-outreach campaigns (intercept/outreach/campaigns.py)."""
         self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
         self.gateway.use_metrics(self.metrics)
-        self.store = Store(store_path or config.store.path, synchronous=config.store.synchronous,
-                           batch_max=config.store.batch_max, metrics=self.metrics,
-                           threaded=threaded_store)
+        self._lock = StoreLock(store_path or config.store.path)
+        self._lock.acquire()  # one server per store, before the store is opened
+        try:
+            self.store = Store(store_path or config.store.path,
+                               synchronous=config.store.synchronous,
+                               batch_max=config.store.batch_max, metrics=self.metrics,
+                               threaded=threaded_store, key=store_key(config))
+        except BaseException:
+            self._lock.release()
+            raise
+        tighten_tree(config.media_dir)  # photos of earlier versions or copies: 0600/0700
         self.media = media or MediaFetcher(
             store=self.store, config=config.media, media_dir=config.media_dir,
             metrics=self.metrics, credentials=self.gateway.media_credentials(),
@@ -107,6 +121,8 @@ class Server:
         self.app = App(self) if self.http_enabled else None
         """Built here so that a bad API token file is a start-up error, not a traceback."""
         self.http_addresses: list[str] = []
+        self.monitor_addresses: list[str] = []
+        """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
         self._stop = trio.Event()
         self.clock: WallClock
         self.router: Router
@@ -135,6 +151,7 @@ class Server:
                 await self._serve(task_status)
         finally:
             self.store.shutdown()
+            self._lock.release()
         log.info("stopped")
 
     async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:
@@ -143,7 +160,10 @@ class Server:
             await root.start(self.store.run)
             try:
                 await self._register_numbers()
-                async with trio.open_nursery() as services:
+                if self.http_enabled:  # the local CLI's admin token (intercept/credential.py)
+                    await ensure_credential(self.store, credential_path(config, self.store.path),
+                                            now=self.clock.now())
+                async with nursery_stopping_on_store_faults(self._stop) as services:
                     await services.start(self.router.run)
                     await services.start(self.sender.run)
                     recovery = await self.store.call(Recover())  # before any new work
@@ -157,6 +177,13 @@ class Server:
                     await services.start(self.enricher.run)
                     if config.retention.buyer_after or config.retention.outreach_after:
                         services.start_soon(self._run_retention)
+                    if config.store.backup_every:
+                        services.start_soon(partial(
+                            run_schedule, self.store.path, self.backup_dir,
+                            every=duration(config.store.backup_every),
+                            keep=config.store.backup_keep, key=self.store.key,
+                            clock=self._now, threaded=self.store.threaded,
+                            metrics=self.metrics))
                     log.info("serving %d numbers; gateway %s%s", len(config.numbers),
                              self.gateway.name,
                              f"; http on {', '.join(self.http_addresses)}"
@@ -165,6 +192,7 @@ class Server:
                     await self._stop.wait()
                     log.info("shutting down: intake stopped, finishing in-flight steps")
                     intake.cancel()
+                    self.store.stopping()  # a store that cannot commit is not waited for ever
                     with trio.move_on_after(duration(config.runtime.shutdown_grace)):
                         await self.router.quiesce()
                     services.cancel_scope.cancel()
@@ -180,20 +208,20 @@ class Server:
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(self.gateway.run, self))
                 if self.http_enabled:
-                    from hypercorn.config import Config as HypercornConfig
-                    from hypercorn.trio import serve
+                    from .http.limits import serve_http
 
-                    hconfig = HypercornConfig()
-                    hconfig.bind = [self.config.http.listen]
-                    hconfig.accesslog = None
-                    hconfig.errorlog = logging.getLogger("hypercorn.error")
-                    self.http_addresses = await nursery.start(
-                        partial(serve, self.app, hconfig, shutdown_trigger=trio.sleep_forever))
+                    self.http_addresses, self.monitor_addresses = await nursery.start(
+                        serve_http, self.app, self.config.http, self.metrics)
                     self.gateway.listening(self.http_addresses)
                 task_status.started()
 
     def _now(self) -> float:
         return self.clock.now()
+
+    @property
+    def backup_dir(self) -> Path:
+        """``store.backup_dir``, relative to the folder of the store file."""
+        return Path(self.store.path).parent / self.config.store.backup_dir
 
     async def _run_retention(self) -> None:
         """Purge on `retention.interval`: buyer, then outreach conversations (each audited)."""
@@ -215,8 +243,10 @@ class Server:
         """Delete `kind` conversations idle for longer than `older_than` seconds, in the writer,
         then the media files no row refers to any more (docs/evidence.md#retention)."""
         now = self.clock.now()
+        guard = self.config.retention.replay_guard
         result: PurgeResult = await self.store.call(
-            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run))
+            Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run,
+                  replay_guard=duration(guard) if guard else 0.0))
         if result.unreferenced:
             result.files_deleted = await trio.to_thread.run_sync(
                 _delete_media, self.config.media_dir, result.unreferenced)
@@ -284,14 +314,20 @@ class Server:
         """Commit a burst of inbound messages in one operation, then route them."""
         received_at = self.clock.now()
         name = self.gateway.name
+        messages = cap_media(messages, self.config.media.max_per_message, self.metrics)
         op = IngestMany([Ingest(gateway=name, gateway_id=m.gateway_id, our=m.our_number,
                                 their=m.their_number, body=m.text, media=m.media,
                                 received_at=received_at) for m in messages])
-        results: list[Ingested] = await self.store.call(op)
+        # refused with StoreUnavailable while the store cannot commit: the gateway answers in
+        # its retry form and the network delivers the message again later
+        results: list[Ingested] = await self.store.call(op, refusable=True)
         deliver = self.router.deliver
         fresh = 0
         for message, ingested in zip(messages, results, strict=True):
             if ingested.duplicate:
+                if ingested.replay:
+                    log.warning("a message from %s purged by retention was delivered again "
+                                "(a replay): dropped", mask(message.their_number))
                 continue
             fresh += 1
             deliver(ingested.conversation_id, ingested.conv_seq, message.text, message.media,
@@ -312,7 +348,7 @@ class Server:
                      now=self.clock.now(),
                      by_outbox=[(r.outbox_id, r.gateway_id, r.status, r.error)
                                 for r in receipts if r.outbox_id is not None])
-        await (self.store.call(op) if wait else self.store.post(op))
+        await (self.store.call(op, refusable=True) if wait else self.store.post(op))
 
     async def carrier_opt_out(self, their_number: str) -> None:
         """The network says this number opted out: never text it again (until it opts in)."""
@@ -369,14 +405,21 @@ class Server:
 
         Live conversations keep the version they started on; new ones take the new version.
         """
-        found = await trio.to_thread.run_sync(compile_folder, self.config.scenario_dir)
+        found = await trio.to_thread.run_sync(partial(
+            compile_folder, self.config.scenario_dir, read_limit=self.config.runtime.read_limit))
         report = self.registry.apply(found, required={n.scenario for n in self.config.numbers})
         log.info("scenarios reloaded: %s", report.summary())
         return report
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "gateway": self.gateway.name,
-                "live_actors": len(self.router.actors), "outbox_depth": len(self.sender)}
+        failing = self.store.failing
+        health: dict[str, Any] = {
+            "status": "failing" if failing else "ok", "gateway": self.gateway.name,
+            "store": "failing" if failing else "ok", "live_actors": len(self.router.actors),
+            "outbox_depth": len(self.sender)}
+        if failing:
+            health["store_failure"] = failing  # "disk full", "I/O error", "corrupt"...
+        return health
 
 
 def purge_detail(result: PurgeResult, older_than: str) -> str:

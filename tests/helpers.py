@@ -19,6 +19,12 @@ from intercept.server import Server
 OUR = "+12065550100"
 OTHER_OUR = "+14045550111"
 
+# The admin API trusts no address, so tests that call it bring a token (as operators do).
+ADMIN_TOKEN = "helpers-admin-token-00001"
+ADMIN_TOKENS = f"admin:{ADMIN_TOKEN}:root"
+"""For ``api.tokens`` / INTERCEPT_API_TOKENS."""
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
 ECHO = """
 name: echo
 version: 1

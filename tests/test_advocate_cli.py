@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -92,15 +93,17 @@ def test_an_advocate_works_a_conversation_from_the_shell(live):
     assert ("sam", "POST /api/conversations/{id}/hand-back", 200) in rows
 
 
-def test_clear_errors(live):
+def test_clear_errors(live, tmp_path):
     _, base = live
     cid = hand_off(base)
-    result = run("queue", "--url", base)
+    nowhere = {"INTERCEPT_STORE_PATH": str(tmp_path / "elsewhere.db")}  # no credential file
+    result = run("queue", "--url", base, env=nowhere)
     assert result.exit_code == 1
-    assert "the server refused the token: this endpoint needs a token" in result.output
-    assert "--token or INTERCEPT_API_TOKEN" in result.output
+    assert "no API token: give one with --token or INTERCEPT_API_TOKEN" in result.output
+    assert "elsewhere.db.cli-token" in result.output
     result = run("queue", "--url", base, "--token", "wrong-token-wrong-token")
-    assert "the server refused the token: the token is not valid." in result.output
+    assert ("the server refused the token from --token or INTERCEPT_API_TOKEN: the token is "
+            "not valid.") in result.output
     result = run("reply", str(cid), "hello", "--url", base, "--token", VIEWER)
     assert result.exit_code == 1
     assert "not allowed: this needs the advocate role; the token 'val' has the viewer role" in (
@@ -137,3 +140,23 @@ def test_every_command_has_examples(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Examples:" in result.output
     assert "Examples:" in run("--help").output
+
+
+HOSTILE = "look \x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07 \u202egpj.exe\x9b31m done"
+
+
+def test_escape_sequences_a_buyer_sends_never_reach_the_terminal(live):
+    _, base = live
+    cid = hand_off(base)
+    r = httpx.post(f"{base}/sim/messages", json={"from": BUYER, "to": OUR, "text": HOSTILE})
+    assert r.status_code == 200, r.text
+    as_sam = ["--url", base, "--token", ADVOCATE]
+    result = run("show", str(cid), *as_sam)
+    assert result.exit_code == 0, result.output
+    for raw in ("\x1b", "\x07", "\u202e", "\x9b"):
+        assert raw not in result.output
+    assert ("look \\x1b[2J\\x1b]52;c;cm0gLXJmIH4=\\x07 \\u202egpj.exe\\x9b31m done"
+            in result.output)
+    result = run("show", str(cid), "--json", *as_sam)
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert HOSTILE in [line["text"] for line in json.loads(result.output)["transcript"]]

@@ -47,3 +47,19 @@ def test_chat_to_a_number_that_is_not_ours(tmp_path):
                                 input="hi\n")
     assert result.exit_code == 2
     assert "not one of our numbers" in result.output
+
+
+def test_invalid_utf8_and_escape_sequences_on_stdin_do_not_crash_or_reach_the_terminal(
+        tmp_path):
+    config = bundled_root() / "config" / "intercept.toml"
+    result = CliRunner().invoke(main, ["chat", "--config", str(config), "--city", "seattle",
+                                       "--fast", "--db", str(tmp_path / "chat.db")],
+                                input=b"hey \xff\xfe there\nok \x1b[2J\x1b]52;c;eA==\x07\n")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "line 1: not valid UTF-8 (byte 5); sent with the invalid bytes replaced by \ufffd" \
+        in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "you: hey \ufffd\ufffd there"
+    assert "you: ok \\x1b[2J\\x1b]52;c;eA==\\x07" in lines
+    assert "\x1b" not in result.stdout

@@ -31,12 +31,13 @@ states:
 """
 
 
-def record(tmp_path, lines: list[str]) -> tuple:
+def record(tmp_path, lines: list[str], read_limit: int = 1600) -> tuple:
     folder = tmp_path / "scenarios"
     folder.mkdir()
     (folder / "echo.yaml").write_text(ECHO.format(version=1, label="v1"))
     config = make_config("echo", scenarios={"dir": str(folder)},
-                         store={"path": str(tmp_path / "s.db")})
+                         store={"path": str(tmp_path / "s.db")},
+                         runtime={"read_limit": read_limit})
 
     async def run() -> None:
         server = Server(config, gateway=SimGateway(receipts=False), threaded_store=False)
@@ -51,8 +52,19 @@ def record(tmp_path, lines: list[str]) -> tuple:
 
     trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
     config_file = tmp_path / "intercept.toml"
-    config_file.write_text(f'[store]\npath = "{tmp_path / "s.db"}"\n')
+    config_file.write_text(f'[store]\npath = "{tmp_path / "s.db"}"\n'
+                           f'[runtime]\nread_limit = {read_limit}\n')
     return config_file, folder
+
+
+def test_replay_reads_replies_as_far_as_the_configured_read_limit(tmp_path):
+    late_bye = "x" * 300 + " bye"  # past a read_limit of 200: not a goodbye
+    config_file, folder = record(tmp_path, [late_bye], read_limit=200)
+    result = CliRunner().invoke(main, ["scenario", "replay", "--config", str(config_file),
+                                       "--conversation", "1", "--scenario",
+                                       str(folder / "echo.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("identical: 1 buyer messages give the same answers")
 
 
 def test_replay_shows_where_a_new_version_diverges(tmp_path):
@@ -72,6 +84,19 @@ def test_replay_shows_where_a_new_version_diverges(tmp_path):
     assert "-bot:   v1: hi" in lines and "+bot:   v2: hi" in lines
     assert " buyer: bye" in lines
     assert lines[-1] == "outcome: stored finished, replayed finished"
+
+
+def test_replay_output_escapes_what_the_buyer_sent(tmp_path):
+    hostile = "hi \x1b[2J\x1b]52;c;eA==\x07 \u202efdp.exe"
+    config_file, _ = record(tmp_path, [hostile, "bye"])
+    changed = tmp_path / "v2.yaml"
+    changed.write_text(ECHO.format(version=2, label="v2"))
+    result = CliRunner().invoke(main, ["scenario", "replay", "--config", str(config_file),
+                                       "--conversation", "1", "--scenario", str(changed)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    shown = " buyer: hi \\x1b[2J\\x1b]52;c;eA==\\x07 \\u202efdp.exe"
+    assert shown in result.output.splitlines()
 
 
 def test_replay_errors_name_what_is_wrong(tmp_path):

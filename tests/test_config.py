@@ -259,8 +259,8 @@ def _toml(value) -> str:
 
 
 @pytest.mark.parametrize("section", ["gateway", "store", "http", "runtime", "delays",
-                                     "scenarios", "media", "lookups", "retention",
-                                     "health"])
+                                     "scenarios", "media", "lookups", "retention", "api",
+                                     "evidence", "health"])
 def test_the_configuration_reference_documents_every_key(section):
     doc = (SHIPPED.parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
     heading = f"## `[{section}]`"

@@ -284,3 +284,110 @@ def test_the_shipped_cities_carry_their_deterrence_link(city):
     link = config.cities[city].link
     assert link.startswith("https://")
     assert (link == SEA_LINK) == (city == "seattle")  # Seattle: its local class
+
+
+def _verify(out: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, ["export", "verify", str(out), *args])
+
+
+def _rewrite_manifest(out: Path, change: Any) -> None:
+    manifest = json.loads((out / "manifest.json").read_text())
+    change(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+async def test_every_tampering_of_a_signed_bundle_fails_verify(tmp_path, autojump_clock):
+    import os
+    import shutil
+
+    from intercept.buyers.signing import fingerprint, load_public_key
+
+    await populate(tmp_path)
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "bundle").mkdir(mode=0o755)  # an empty --out that exists: tightened
+        made = cli(tmp_path, "export", "--out", str(tmp_path / "bundle"), "--city", "seattle")
+    finally:
+        os.umask(old)
+    assert made.exit_code == 0, made.output
+    key_file = tmp_path / "evidence-signing.key"
+    public = tmp_path / "evidence-signing.key.pub"
+    print_ = load_public_key(public)
+    assert f"signed by the key of fingerprint {fingerprint(print_)}" in made.output
+    assert "made the organisation's evidence signing key" in made.output
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "bundle").rglob("*")
+               if p.is_file())
+    detail = sqlite3.connect(tmp_path / "intercept.db").execute(
+        "SELECT detail FROM audit").fetchone()[0]
+    assert f"signed by {fingerprint(print_)}; new signing key" in detail
+    trusted = ("--public-key", str(public))
+    ok = _verify(tmp_path / "bundle", *trusted)
+    assert ok.exit_code == 0, ok.output
+    assert "not checked against a trusted key" not in ok.output
+    assert _verify(tmp_path / "bundle", "--fingerprint", fingerprint(print_)).exit_code == 0
+    untrusted = _verify(tmp_path / "bundle")
+    assert untrusted.exit_code == 0 and "not checked against a trusted key" in untrusted.output
+
+    def fresh(name: str) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(tmp_path / "bundle", copy)
+        return copy
+
+    # 1. a file changed together with its hash line
+    changed = fresh("changed")
+    (changed / "profiles.csv").write_text("number\n+10000000000\n")
+    new_digest = hashlib.sha256((changed / "profiles.csv").read_bytes()).hexdigest()
+    _rewrite_manifest(changed, lambda m: [e.update(sha256=new_digest, size=25)
+                                          for e in m["files"] if e["path"] == "profiles.csv"])
+    # 2. a file deleted together with its entry
+    deleted = fresh("deleted")
+    photo = next(p for p in (deleted / "media").iterdir())
+    photo.unlink()
+    _rewrite_manifest(deleted, lambda m: m.update(
+        files=[e for e in m["files"] if not e["path"].startswith("media/")]))
+    # 3. counts edited
+    counted = fresh("counted")
+    _rewrite_manifest(counted, lambda m: m["counts"].update(messages=1))
+    for bundle in (changed, deleted, counted):
+        for args in ((), trusted):
+            bad = _verify(bundle, *args)
+            assert bad.exit_code == 1, (bundle.name, bad.output)
+            assert "the manifest was changed after it was signed" in bad.output
+    assert "counts: the manifest says 1 messages" in _verify(counted).output
+    assert "counts: the manifest says 1 media, the bundle holds 0" in _verify(deleted).output
+    # 4. re-signed by someone else's key after any of these edits
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from intercept.buyers.signing import sign
+
+    other = Ed25519PrivateKey.generate()
+    (changed / "manifest.sig").write_bytes(sign((changed / "manifest.json").read_bytes(), other))
+    bad = _verify(changed, *trusted)
+    assert bad.exit_code == 1
+    assert f"signed by another key (fingerprint {fingerprint(other.public_key())})" in bad.output
+    assert "not checked against a trusted key" in _verify(changed).output
+    # an unsigned bundle fails
+    (counted / "manifest.sig").unlink()
+    assert "the bundle is not signed" in _verify(counted).output
+    # a second export reuses the key, and says nothing of making one
+    again = cli(tmp_path, "export", "--out", str(tmp_path / "again"))
+    assert again.exit_code == 0 and "made the organisation" not in again.output
+    assert _verify(tmp_path / "again", *trusted).exit_code == 0
+
+
+async def test_buyers_show_escapes_what_outsiders_wrote(tmp_path, autojump_clock):
+    await populate(tmp_path)
+    name = "EVIL\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J \u202egpj.exe"
+    with sqlite3.connect(tmp_path / "intercept.db") as db:  # a spoofed caller name
+        db.execute("INSERT INTO lookup_cache (number, kind, provider, data, fetched_at, "
+                   "expires_at) VALUES (?, 'caller_name', 'twilio', ?, 0, 9e9)",
+                   (BUYER, json.dumps({"caller_name": name})))
+    result = cli(tmp_path, "buyers", "show", BUYER)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "EVIL\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J \\u202egpj.exe" in result.output
+    as_json = cli(tmp_path, "buyers", "show", BUYER, "--json")
+    assert "\u202e" not in as_json.output
+    assert json.loads(as_json.output)["lookups"]["caller_name"]["data"]["caller_name"] == name

@@ -461,3 +461,15 @@ def test_every_ads_command_has_examples_in_its_help():
         result = runner.invoke(ads, args)
         assert result.exit_code == 0
         assert "Examples:" in result.output
+
+
+def test_long_chunks_are_read_but_not_remembered():
+    # issue 13: the chunk cache kept every chunk, whatever its length (100 ads with a
+    # 20,000-digit run: +289 MiB that stayed)
+    from intercept.outreach.extract import _read_chunk
+
+    _read_chunk.cache_clear()
+    for i in range(100):
+        assert find_numbers(f"call {'7' * 2000}{i} or 206-555-0123")[0].e164 == (
+            "+12065550123")
+    assert _read_chunk.cache_info().currsize <= 10  # "call", "206", "555", "0123", ...

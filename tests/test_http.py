@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import trio
 
 from intercept.gateways import SimGateway
 from intercept.server import Server
 
-from helpers import OUR, Phones, make_config, registry
+from helpers import OTHER_OUR, OUR, Phones, make_config, registry
 
 BUYER = "+12065550199"
 
@@ -92,3 +94,21 @@ async def test_sim_endpoint_checks_its_input(tmp_path):
                                                              "text": "hi", "id": "dup"})
             assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
         server.stop()
+
+
+async def test_sim_endpoint_refuses_numbers_that_are_not_ours_or_are_ours_twice(tmp_path):
+    async with trio.open_nursery() as nursery:
+        server, phones, base = await start(nursery, tmp_path)
+        async with httpx.AsyncClient(base_url=base) as client:
+            r = await client.post("/sim/messages", json={"from": BUYER, "to": "+13125550100",
+                                                         "text": "hi"})
+            assert r.status_code == 400, r.text
+            assert "'to' +13125550100 is not one of our numbers" in r.json()["error"]
+            r = await client.post("/sim/messages", json={"from": OTHER_OUR, "to": OUR,
+                                                         "text": "hi"})
+            assert r.status_code == 400, r.text
+            assert f"'from' {OTHER_OUR} is one of our numbers" in r.json()["error"]
+        server.stop()
+    with sqlite3.connect(tmp_path / "h.db") as db:
+        assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
+    assert phones.all == []

@@ -21,6 +21,8 @@ from intercept.http.app import App
 from intercept.runtime import clock as clock_module
 from intercept.server import Server
 
+from helpers import ADMIN_HEADERS, ADMIN_TOKENS
+
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 YES, ASKS, STOPS, SILENT = "+12065550141", "+12065550142", "+12065550143", "+12065550144"
 BUYER = "+12065550199"
@@ -106,7 +108,7 @@ async def test_import_campaign_replies_handoff_advocate_outcomes_report(
 
     monkeypatch.setattr(clock_module, "time",
                         type("T", (), {"time": staticmethod(lambda: utc(2024, 5, 1, 17))}))
-    config = load_config(toml, environ={})
+    config = load_config(toml, environ={"INTERCEPT_API_TOKENS": ADMIN_TOKENS})
     server = Server(config, registry=shipped(), gateway=SimGateway(receipts=True),
                     threaded_store=False)
     async with trio.open_nursery() as nursery:
@@ -116,7 +118,7 @@ async def test_import_campaign_replies_handoff_advocate_outcomes_report(
         app.reads.close()
         app.api.reads = InlineReads(db)  # type: ignore[assignment]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://intercept") as api:
+                                     base_url="http://intercept", headers=ADMIN_HEADERS) as api:
             r = await api.post("/api/campaigns/start", json={"name": "spring"})
             assert r.status_code == 200, r.text
             assert r.json()["previous"] == "idle"

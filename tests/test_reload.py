@@ -122,16 +122,21 @@ def test_reload_over_http_and_the_cli(tmp_path):
     folder, config = folder_config(tmp_path, http={"enabled": True, "listen": "127.0.0.1:0"})
     server = Server(config, gateway=SimGateway(), store_path=tmp_path / "h.db")
     thread, token = serve_in_thread(server)
+    # the CLI on the server's machine finds the admin token the server wrote next to its store
+    env = {"INTERCEPT_STORE_PATH": str(tmp_path / "h.db")}
     try:
         (base,) = server.http_addresses
-        assert httpx.post(f"{base}/api/scenarios/reload").json()["summary"] == (
+        assert httpx.post(f"{base}/api/scenarios/reload").status_code == 401
+        local = (tmp_path / "h.db.cli-token").read_text().strip()
+        assert httpx.post(f"{base}/api/scenarios/reload", headers={
+            "Authorization": f"Bearer {local}"}).json()["summary"] == (
             "no changes (1 scenarios loaded)")
         (folder / "echo.yaml").write_text(TEMPLATE.format(version=2, label="v2"))
-        result = CliRunner().invoke(main, ["scenario", "reload", "--url", base])
+        result = CliRunner().invoke(main, ["scenario", "reload", "--url", base], env=env)
         assert result.exit_code == 0, result.output
         assert result.output.strip() == "loaded echo v2; 0 unchanged"
         (folder / "echo.yaml").write_text("name: echo\nversion: 3\nstart: nowhere\nstates: {}\n")
-        result = CliRunner().invoke(main, ["scenario", "reload", "--url", base])
+        result = CliRunner().invoke(main, ["scenario", "reload", "--url", base], env=env)
         assert result.exit_code == 1
         assert "reload refused: the running versions stay live" in result.output
         assert server.registry.current("echo").version == 2
@@ -141,7 +146,8 @@ def test_reload_over_http_and_the_cli(tmp_path):
 
 
 def test_reload_cli_says_when_no_server_answers(tmp_path):
-    result = CliRunner().invoke(main, ["scenario", "reload", "--url", "http://127.0.0.1:9"])
+    result = CliRunner().invoke(main, ["scenario", "reload", "--url", "http://127.0.0.1:9",
+                                       "--token", "some-admin-token-0001"])
     assert result.exit_code == 1
     assert "no server answers at http://127.0.0.1:9" in result.output
 

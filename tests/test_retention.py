@@ -27,7 +27,7 @@ from intercept.store.media_ops import MediaStored
 from intercept.store.report import impact_report
 from intercept.store.retention import add_purged
 
-from helpers import ECHO, OTHER_OUR, OUR, running
+from helpers import ADMIN_HEADERS, ADMIN_TOKENS, ECHO, OTHER_OUR, OUR, running
 
 OUTREACH = "+12065550130"
 A, B, C, S, V = ("+12065550191", "+12065550192", "+12065550193", "+12065550194",
@@ -64,6 +64,7 @@ def config(tmp_path: Path, **sections: Any) -> Any:
             {"number": OUTREACH, "city": "seattle", "scenario": "echo", "kind": "outreach",
              "persona": {"name": "Maya"}}],
         "http": {"enabled": False}, "delays": {"enabled": False}, "media": {"enabled": False},
+        "api": {"tokens": ADMIN_TOKENS},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -137,7 +138,7 @@ async def test_purge_removes_exactly_what_is_older_and_keeps_the_report(tmp_path
         assert (total["outreach"]["replied"], total["outreach"]["opted_out"],
                 total["outreach"]["meetings"], total["outreach"]["handed_off"]) == (2, 1, 1, 1)
         api = httpx.AsyncClient(transport=httpx.ASGITransport(app=App(server)),
-                                base_url="http://test")
+                                base_url="http://test", headers=ADMIN_HEADERS)
         r = await api.post("/api/purge", json={"older_than": "180d", "kind": "outreach",
                                                "dry_run": True})
         assert r.status_code == 200, r.text
@@ -168,7 +169,7 @@ async def test_purge_removes_exactly_what_is_older_and_keeps_the_report(tmp_path
                                   (V,)) == [(1,)]  # STOP is remembered
         audit = server.store.query("SELECT actor, action, status, detail FROM audit "
                                    "ORDER BY id")
-        assert [(a, b, c) for a, b, c, _ in audit] == [("local", "POST /api/purge", 200)] * 3
+        assert [(a, b, c) for a, b, c, _ in audit] == [("root", "POST /api/purge", 200)] * 3
         assert "dry run: outreach conversations idle for over 180d: 1 conversations" in (
             audit[0][3])
         assert "buyer conversations idle for over 180d: 2 conversations" in audit[1][3]
@@ -202,14 +203,17 @@ def test_intercept_purge_calls_the_running_server(tmp_path):
     try:
         (base,) = server.http_addresses
         httpx.post(f"{base}/sim/messages", json={"from": A, "to": OUR, "text": "hi"})
+        # no token given: the CLI uses the one the server wrote next to its store
+        env = {"INTERCEPT_STORE_PATH": str(tmp_path / "r.db")}
         result = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "180d",
-                                           "--dry-run"])
+                                           "--dry-run"], env=env)
         assert result.exit_code == 0, result.output
         assert result.output.startswith("would delete 0 buyer conversations idle since before")
         result = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "2d",
-                                           "--kind", "outreach"])
+                                           "--kind", "outreach"], env=env)
         assert result.exit_code == 0 and "deleted 0 outreach conversations" in result.output
-        bad = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "soon"])
+        bad = CliRunner().invoke(main, ["purge", "--url", base, "--older-than", "soon"],
+                                 env=env)
         assert bad.exit_code == 1 and "older_than" in bad.output
     finally:
         trio.from_thread.run_sync(server.stop, trio_token=token)
@@ -217,3 +221,38 @@ def test_intercept_purge_calls_the_running_server(tmp_path):
     rows = sqlite3.connect(tmp_path / "r.db").execute(
         "SELECT action, status FROM audit ORDER BY id").fetchall()
     assert rows == [("POST /api/purge", 200)] * 2 + [("POST /api/purge", 400)]
+
+
+async def test_a_message_replayed_after_a_purge_is_refused_until_its_tombstone_expires(
+        tmp_path, autojump_clock, caplog):
+    cfg = config(tmp_path, retention={"replay_guard": "30d"})
+    async with running(tmp_path, cfg, reg=reg(), db="r.db") as (server, phones):
+        first = await server.gateway.inject(their_number=A, our_number=OTHER_OUR, text="hi",
+                                            gateway_id="SM0123456789")
+        await server.settled(first.conversation_id, first.conv_seq)
+        assert len(phones.all) == 1
+        await trio.sleep(181 * DAY)
+        result = await server.purge("buyer", 180 * DAY)
+        assert (result.conversations, result.tombstones) == (1, 1)
+        (stone,) = server.store.query("SELECT digest FROM tombstones")
+        assert "SM0123456789" not in stone[0] and len(stone[0]) == 64  # hashed, nothing else
+        again = await server.gateway.inject(their_number=A, our_number=OTHER_OUR, text="hi",
+                                            gateway_id="SM0123456789")
+        assert (again.duplicate, again.replay) == (True, True)
+        assert server.store.query("SELECT count(*) FROM conversations")[0][0] == 0
+        assert "purged by retention was delivered again (a replay): dropped" in caplog.text
+        assert A not in caplog.text
+        other = await text(server, A, OTHER_OUR, "new message, new id")  # not a replay
+        assert other and len(phones.all) == 2
+        await trio.sleep(31 * DAY)
+        assert (await server.purge("buyer", 180 * DAY)).tombstones_expired == 1
+        assert server.store.query("SELECT count(*) FROM tombstones")[0][0] == 0
+
+
+async def test_without_a_replay_guard_no_tombstones_are_kept(tmp_path, autojump_clock):
+    cfg = config(tmp_path, retention={"replay_guard": ""})
+    async with running(tmp_path, cfg, reg=reg(), db="r.db") as (server, _):
+        await text(server, A, OTHER_OUR, "hi")
+        await trio.sleep(181 * DAY)
+        assert (await server.purge("buyer", 180 * DAY)).tombstones == 0
+        assert server.store.query("SELECT count(*) FROM tombstones")[0][0] == 0

@@ -558,3 +558,36 @@ async def test_a_numbers_contracted_rate_spaces_its_messages(autojump_clock):
         assert ours[-1] >= 2.4  # 6 messages at 2/s
         assert all(b - a >= 0.49 for a, b in itertools.pairwise(ours))
         assert others[-1] < 0.1  # a number without a contracted rate is not held up
+
+
+async def test_a_store_that_cannot_commit_gets_a_temporary_error_and_the_smsc_redelivers(
+        autojump_clock):
+    from intercept.store import StoreUnavailable
+
+    class FullDisk(FakeSink):
+        """The disk is full the first time each message comes, then has room."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tried: set[str] = set()
+            self.refusals = 0
+
+        async def inbound_many(self, messages):
+            fresh = {m.gateway_id for m in messages} - self.tried
+            if fresh:
+                self.tried |= fresh
+                self.refusals += 1
+                raise StoreUnavailable("disk full")
+            return await super().inbound_many(messages)
+
+    async with linked(sink=FullDisk()) as (smsc, gateway, sink):
+        with trio.fail_after(60):
+            await smsc.deliver(THEIR, OUR, "short one")
+            await smsc.deliver(THEIR, OUR, LONG_EMOJI)  # parts: reassembled again when redelivered
+        assert sink.refusals == 2
+        assert [m.text for m in sink.messages] == ["short one", LONG_EMOJI]
+        assert sink.duplicates == 0
+        from intercept.gateways.smpp import CommandId
+        refused = gateway.metrics.pdu_counts[
+            ("out", CommandId.DELIVER_SM_RESP, CommandStatus.ESME_RX_T_APPN)]
+        assert refused >= 2  # the short one, then at least the parts of the long one

@@ -256,3 +256,54 @@ async def test_malformed_webhooks_get_a_clear_400(tmp_path):
             assert r.json() == {"error": "From is not a phone number"}
         assert server.store.query("SELECT count(*) FROM inbound") == [(0,)]
         server.stop()
+
+
+async def test_a_full_disk_answers_503_with_retry_after_and_the_retry_is_processed(tmp_path):
+    provider = Provider()
+    async with trio.open_nursery() as nursery:
+        server, base = await start(nursery, tmp_path, provider)
+        conn = server.store.db.conn
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+        async with httpx.AsyncClient(timeout=10) as client:
+            for i in range(20):
+                sid = f"SMfull{i}"
+                r = await post_signed(client, base, "/webhooks/twilio/messages",
+                                      inbound(sid, f"{i} " + "x" * 1500))
+                if r.status_code != 200:
+                    break
+            assert r.status_code == 503, r.text
+            assert int(r.headers["retry-after"]) >= 1
+            assert server.store.query("SELECT count(*) FROM inbound WHERE gateway_id = ?",
+                                      (sid,)) == [(0,)]
+            conn.execute("PRAGMA max_page_count = 1000000000")  # space comes back
+            with trio.fail_after(10):  # the provider retries (the writer's backoff is 2 s)
+                while (await post_signed(client, base, "/webhooks/twilio/messages",
+                                         inbound(sid, f"{i} " + "x" * 1500))).status_code != 200:
+                    await trio.sleep(0.2)
+            await wait_until(lambda: len(provider.sent) == i + 1)
+        assert sorted(int(s["Body"][0].split()[1]) for s in provider.sent) == list(range(i + 1))
+        assert server.metrics.registry.get_sample_value(
+            "intercept_webhooks_total", {"kind": "message", "result": "unavailable"}) >= 1
+        server.stop()
+
+
+async def test_a_webhook_replayed_after_a_purge_is_refused(tmp_path):
+    provider = Provider()
+    params = inbound("SMreplayed", "hi")
+    async with trio.open_nursery() as nursery:
+        server, base = await start(nursery, tmp_path, provider)
+        async with httpx.AsyncClient() as client:
+            await post_signed(client, base, "/webhooks/twilio/messages", params)
+            await wait_until(lambda: server.store.query("SELECT status FROM outbox")
+                             == [("sent",)])
+            result = await server.purge("buyer", -1.0)  # every idle conversation
+            assert (result.conversations, result.tombstones) == (1, 1)
+            r = await post_signed(client, base, "/webhooks/twilio/messages", params)
+            assert r.status_code == 200  # acknowledged, so the provider stops retrying
+            await trio.sleep(0.3)
+        assert server.store.query("SELECT count(*) FROM conversations") == [(0,)]
+        assert len(provider.sent) == 1  # no second reply
+        assert server.metrics.registry.get_sample_value(
+            "intercept_webhooks_total", {"kind": "message", "result": "duplicate"}) == 1.0
+        server.stop()

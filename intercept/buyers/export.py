@@ -10,14 +10,18 @@ A bundle is a folder::
     messages.csv             every message, in and out, with its time (UTC)
     transcripts/<id>.json    one conversation: its summary and every message
     media/<sha256>.<ext>     the photos he sent, named by their SHA-256
+    manifest.sig             the organisation's Ed25519 signature of manifest.json
+                             (intercept.buyers.signing)
 
 Only buyer data goes in: conversations admitted by `store.reads.buyer_conversation_ids`
 (never an outreach conversation, nor a number found in ads or texted by outreach). `verify`
-names every file that is missing, altered (its SHA-256 differs) or extra.
+checks the signature (against a trusted key when one is given), the counts, and names every
+file that is missing, altered (its SHA-256 differs) or extra.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -29,11 +33,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..media import media_path
+from ..private import private_dir
 from ..store.reads import transcript
 from .profiles import Profile, buyer_profiles, conversation_json, iso
+from .signing import SIGNATURE, check, sign
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 FORMAT = "intercept-evidence/1"
 MANIFEST = "manifest.json"
@@ -68,6 +77,8 @@ class ExportSummary:
     """Files listed in the manifest (every file but the manifest)."""
     missing_media: list[str] = field(default_factory=list)
     manifest_sha256: str = ""
+    signer: str = ""
+    """The fingerprint of the key that signed the manifest."""
 
 
 class _Bundle:
@@ -95,16 +106,22 @@ class _Bundle:
 
 
 def export_bundle(conn: sqlite3.Connection, ids: list[int], out: Path, media_dir: Path, *,
-                  filters: Mapping[str, Any], city_of: Mapping[str, str] | None = None,
+                  filters: Mapping[str, Any], key: Ed25519PrivateKey,
+                  city_of: Mapping[str, str] | None = None,
                   now: float | None = None) -> ExportSummary:
     """Write the bundle of buyer conversations `ids` (from `profiles.selected_conversations`)
-    into `out`, which must not exist or be empty. On any error the folder is removed."""
+    into `out`, which must not exist or be empty (it is made, or tightened to, 0700), and sign
+    its manifest with `key`. On any error the folder is removed."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: the folder exists and is not empty; give a new folder")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(out)
     try:
-        return _export(conn, ids, out, media_dir, filters, city_of, now)
+        summary = _export(conn, ids, out, media_dir, filters, city_of, now)
+        manifest = (out / MANIFEST).read_bytes()
+        _Bundle(out).write(SIGNATURE, sign(manifest, key))
+        summary.signer = check(out, manifest, trusted=None).signer or ""
+        return summary
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -258,23 +275,35 @@ class Verification:
     missing: list[str] = field(default_factory=list)
     altered: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    signature: str | None = None
+    """Why the signature fails (None: it is valid)."""
+    counts: list[str] = field(default_factory=list)
+    """Counts of the manifest that the bundle's files contradict."""
+    signer: str | None = None
+    """The fingerprint of the key that made a valid signature."""
+    trusted: bool = False
+    """The signature was checked against the trusted key given, and made by it."""
 
     @property
     def valid(self) -> bool:
-        return not (self.missing or self.altered or self.extra)
+        return not (self.missing or self.altered or self.extra or self.signature
+                    or self.counts)
 
     def problems(self) -> list[str]:
-        return ([f"missing: {p}" for p in self.missing]
+        return ([f"signature: {self.signature}"] if self.signature else []) + [
+            f"counts: {c}" for c in self.counts] + ([f"missing: {p}" for p in self.missing]
                 + [f"altered: {p} (its SHA-256 differs from the manifest)" for p in self.altered]
                 + [f"extra: {p} (not in the manifest)" for p in self.extra])
 
 
-def verify(folder: Path) -> Verification:
-    """Check every file of a bundle against its manifest. Raises `ExportError` when the
-    manifest itself is missing or unreadable."""
+def verify(folder: Path, *, trusted: str | None = None) -> Verification:
+    """Check a bundle: the signature of its manifest (made by the key of fingerprint `trusted`,
+    when given), its counts, and every file against the manifest. Raises `ExportError` when
+    the manifest itself is missing or unreadable."""
     manifest_path = folder / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        raw = manifest_path.read_bytes()
+        manifest = json.loads(raw)
         entries = {e["path"]: e["sha256"] for e in manifest["files"]}
         if manifest.get("format") != FORMAT:
             raise ExportError(f"{manifest_path}: not an Intercept evidence manifest (format "
@@ -284,7 +313,9 @@ def verify(folder: Path) -> Verification:
                           ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ExportError(f"{manifest_path}: the manifest is damaged ({exc})") from None
-    result = Verification()
+    signed = check(folder, raw, trusted=trusted)
+    result = Verification(signature=signed.problem, signer=signed.signer,
+                          trusted=signed.trusted)
     for relative, digest in sorted(entries.items()):
         path = folder / relative
         if ".." in Path(relative).parts or Path(relative).is_absolute():
@@ -296,8 +327,34 @@ def verify(folder: Path) -> Verification:
         else:
             result.ok.append(relative)
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    result.extra = sorted(present - set(entries) - {MANIFEST})
+    result.extra = sorted(present - set(entries) - {MANIFEST, SIGNATURE})
+    result.counts = _count_problems(folder, manifest, entries)
     return result
+
+
+def _count_problems(folder: Path, manifest: Mapping[str, Any], entries: Mapping[str, str]
+                    ) -> list[str]:
+    """Where the manifest's counts differ from what its listed files hold."""
+    found: dict[str, int | None] = {
+        "conversations": sum(p.startswith("transcripts/") for p in entries),
+        "media": sum(p.startswith("media/") for p in entries),
+        "buyers": None, "messages": None}
+    with contextlib.suppress(OSError, ValueError, TypeError):  # else named among the files
+        found["buyers"] = len(json.loads((folder / "profiles.json").read_bytes()))
+    messages = 0
+    for relative in entries:
+        if relative.startswith("transcripts/"):
+            try:
+                messages += len(json.loads((folder / relative).read_bytes())["messages"])
+            except (OSError, ValueError, KeyError, TypeError):
+                break
+    else:
+        found["messages"] = messages
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict):
+        return ["the manifest has no counts"]
+    return [f"the manifest says {counts.get(name)} {name}, the bundle holds {value}"
+            for name, value in found.items() if value is not None and counts.get(name) != value]
 
 
 def _sha256(path: Path) -> str:

@@ -60,7 +60,7 @@ from .model import (
     State,
 )
 from .template import Template
-from .text import WORD, fold
+from .text import READ_LIMIT, WORD, fold
 from .yamlsource import Located, Path, format_path, load_located, split_msgspec_error
 
 # Placeholders every conversation has. persona.* and city.* come from the number's config.
@@ -116,19 +116,23 @@ class _Def:
     raw: Any
 
 
-def load_scenario(path: str | FsPath) -> Machine:
-    """Read and compile one scenario file (and the files it includes)."""
+def load_scenario(path: str | FsPath, *, read_limit: int = READ_LIMIT) -> Machine:
+    """Read and compile one scenario file (and the files it includes). `read_limit`: the
+    characters of a reply its matchers read (the whole text is kept in `message`)."""
     path = FsPath(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read the file: {exc.strerror}", file=str(path)) from None
-    return compile_text(text, file=str(path))
+    return compile_text(text, file=str(path), read_limit=read_limit)
 
 
-def compile_text(text: str, *, file: str = "<scenario>") -> Machine:
+def compile_text(text: str, *, file: str = "<scenario>", read_limit: int = READ_LIMIT
+                 ) -> Machine:
     """Compile a scenario; `include` paths are relative to `file`'s folder."""
-    return _Compiler(load_located(text, file)).compile()
+    if read_limit < 1:
+        raise ValueError(f"read_limit must be at least 1 character, not {read_limit}")
+    return _Compiler(load_located(text, file)).compile(read_limit)
 
 
 def _join(base: str, relative: str) -> str:
@@ -238,7 +242,7 @@ class _Compiler:
 
     # -- the whole file -----------------------------------------------------------------------
 
-    def compile(self) -> Machine:
+    def compile(self, read_limit: int = READ_LIMIT) -> Machine:
         root = self.root
         data = root.data
         if not isinstance(data, dict):
@@ -360,7 +364,7 @@ class _Compiler:
         self.raise_errors()
         assert top.name is not None and top.version is not None and top.start is not None
         return Machine(top.name, top.version, top.start, nodes, expire=expire,
-                       description=top.description, info=self.info)
+                       description=top.description, info=self.info, read_limit=read_limit)
 
     # -- names --------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from .events import (
 )
 from .match import Always, Condition, Matcher, all_hold
 from .template import Template
-from .text import Text, fold
+from .text import READ_LIMIT, Text, fold
 
 RETURN = "\x00return"
 """An entry's target: back to the state a global handler interrupted (or stay)."""
@@ -372,7 +372,7 @@ class Machine:
 
     def __init__(self, name: str, version: int, start: str, nodes: dict[str, Node], *,
                  expire: tuple[float, str | None] | None = None, description: str = "",
-                 info: object = None):
+                 info: object = None, read_limit: int = READ_LIMIT):
         self.name = name
         self.version = version
         self.start = start
@@ -383,6 +383,8 @@ class Machine:
         self.info = info
         """Where each part was written (`compiler.SourceInfo`), for the authoring tools."""
         self.max_hops = 2 * len(nodes) + 2
+        self.read_limit = read_limit
+        """Characters of a reply the matchers read; `message` keeps the whole text."""
 
     def __repr__(self) -> str:
         return f"<Machine {self.name} v{self.version}: {len(self.nodes)} states>"
@@ -445,7 +447,7 @@ class Machine:
 
     def _message(self, state: ConversationState, node: Node, event: Message, now: float
                  ) -> tuple[ConversationState, list[Effect]]:
-        text = Text(event.text, event.media)
+        text = Text(event.text, event.media, limit=self.read_limit)
         values = state.vars
         paused = state.paused
         for entry in node.globals:

@@ -7,6 +7,8 @@ None. Everything costly (regexes, keyword sets, typo neighbourhoods) is prepared
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import lru_cache
 
 from .text import PHONE, URL, WORD, Text, deletions, distance, fold, fuzzy_allowance, squeeze
 from .text import canonical as spell_out
@@ -89,8 +91,10 @@ class Words(Matcher):
         count = len(spellings)
         for phrase in self.phrases:
             words = phrase.split()
+            first = words[0]
             for start in range(count - len(words) + 1):
-                if all(word in spellings[start + i] for i, word in enumerate(words)):
+                if first in spellings[start] and all(
+                        word in spellings[start + i] for i, word in enumerate(words)):
                     return True
         return False
 
@@ -195,9 +199,14 @@ class Has(Matcher):
 
 class Fuzzy(Matcher):
     """`fuzzy`: words or phrases matched through text-speak ("u" -> "you") and typos (one per
-    word of 5-7 letters, two from 8; none for shorter words)."""
+    word of 5-7 letters, two from 8; none for shorter words or beyond `FUZZY_MAX_WORD`).
 
-    __slots__ = ("allowance", "cache", "exact", "index", "keys", "phrases")
+    Cost per reply word is bounded: a word is compared with the keywords only if its length is
+    within some keyword's typo budget of that keyword's length (`lengths`), so no reply word
+    longer than the longest keyword + 2 is ever split into deletions; and only if it has no more
+    letters missing from such a keyword than the budget (each needs an edit of its own)."""
+
+    __slots__ = ("allowance", "exact", "index", "keys", "lengths", "near", "phrases", "words_at")
     kind = "fuzzy"
 
     def __init__(self, keywords: list[str], capture: str | None = None):
@@ -218,19 +227,34 @@ class Fuzzy(Matcher):
                     index.setdefault(variant, set()).add(word)
         self.index = index
         self.keys = frozenset(index)
-        self.cache: dict[tuple[str, ...], frozenset[str] | set[str]] = {}
+        near: dict[int, list[tuple[frozenset[str], int]]] = {}
+        for word, allowance in self.allowance.items():
+            for size in range(len(word) - allowance, len(word) + allowance + 1):
+                if allowance:
+                    near.setdefault(size, []).append((frozenset(word), allowance))
+        self.near = {size: tuple(keywords) for size, keywords in near.items()}
+        """By reply word length: (letters, typo budget) of each keyword it could be a typo of."""
+        self.lengths = frozenset(self.near)
+        """Lengths a reply word may have and still be within a typo budget of a keyword."""
+        self.words_at = self._remembered(self._find)
+        """The keyword words that one word of the reply (its spellings) stands for."""
 
-    def _words_at(self, spellings: tuple[str, ...]) -> frozenset[str] | set[str]:
-        """The keyword words that one word of the reply stands for (remembered: replies
-        reuse the same few thousand words)."""
-        known = self.cache.get(spellings)
-        if known is not None:
-            return known
-        found = self._find(spellings)
-        if len(self.cache) >= _CACHE_SIZE:
-            self.cache.clear()
-        self.cache[spellings] = found
-        return found
+    @staticmethod
+    def _remembered(find: Callable[[tuple[str, ...]], frozenset[str] | set[str]]
+                    ) -> Callable[[tuple[str, ...]], frozenset[str] | set[str]]:
+        """`find`, remembered for the last `_CACHE_SIZE` words of at most `_CACHE_KEY_CHARS`
+        characters (replies reuse the same few thousand words; a longer one is looked up each
+        time, so no key holds more than 3 * `_CACHE_KEY_CHARS` characters: its spellings are
+        the word, shorter squeezes of it and short text-speak expansions)."""
+        cached = lru_cache(maxsize=_CACHE_SIZE)(find)
+
+        def words_at(spellings: tuple[str, ...]) -> frozenset[str] | set[str]:
+            if len(spellings[0]) > _CACHE_KEY_CHARS:
+                return find(spellings)
+            return cached(spellings)
+
+        words_at.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        return words_at
 
     def _find(self, spellings: tuple[str, ...]) -> frozenset[str] | set[str]:
         found: set[str] | None = None
@@ -238,22 +262,25 @@ class Fuzzy(Matcher):
             if spelling in self.exact:
                 found = found or set()
                 found.add(spelling)
-            if len(spelling) > 3 and self.keys:
+            near = self.near.get(len(spelling))
+            if near is not None and _may_be_near(spelling, near):
                 variants = deletions(spelling, 2 if len(spelling) >= 6 else 1)
                 if not self.keys.isdisjoint(variants):
-                    for variant in self.keys.intersection(variants):
-                        for word in self.index[variant]:
-                            limit = self.allowance[word]
-                            if distance(spelling, word, limit) <= limit:
-                                found = found or set()
-                                found.add(word)
+                    candidates = set().union(*(self.index[variant] for variant
+                                               in self.keys.intersection(variants)))
+                    for word in candidates:
+                        limit = self.allowance[word]
+                        if distance(spelling, word, limit) <= limit:
+                            found = found or set()
+                            found.add(word)
         return found if found is not None else _NO_WORDS
 
     def match(self, text: Text) -> dict[str, str] | None:
         tokens = text.canonical
         if not tokens:
             return None
-        at = [self._words_at(spellings) for spellings in tokens]
+        words_at = self.words_at
+        at = [words_at(spellings) for spellings in tokens]
         count = len(at)
         for phrase in self.phrases:
             if len(phrase) == 1:
@@ -272,8 +299,18 @@ class Fuzzy(Matcher):
         return None
 
 
+def _may_be_near(spelling: str, near: tuple[tuple[frozenset[str], int], ...]) -> bool:
+    """Whether some keyword could be within its typo budget of `spelling`: every letter of the
+    word that the keyword lacks takes an edit of its own (a lower bound of the distance)."""
+    letters = set(spelling)
+    return any(len(letters - keyword) <= allowance for keyword, allowance in near)
+
+
 _NO_WORDS: frozenset[str] = frozenset()
-_CACHE_SIZE = 50_000
+_CACHE_SIZE = 16_384
+"""Reply words each fuzzy matcher remembers (least recently used go first)."""
+_CACHE_KEY_CHARS = 64
+"""A reply word longer than this is looked up every time, never remembered."""
 
 
 class AnyOf(Matcher):

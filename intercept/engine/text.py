@@ -1,6 +1,7 @@
 """Reading a reply: normalised once per step, with the costlier views computed on first use.
 
-`Text(raw)` holds the views the matchers use:
+`Text(raw, limit=n)` holds the views the matchers use, made from the first `n` characters of
+the reply (`READ_LIMIT` by default; `raw` keeps the whole text):
 
 - `nfkc`: Unicode-compatibility folded, case kept (regexes run on it, with IGNORECASE, so their
   captures keep the sender's case);
@@ -13,9 +14,17 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from functools import lru_cache
+
+READ_LIMIT = 1600
+"""Characters of a reply the matchers read unless the scenario was compiled with another limit
+(config `runtime.read_limit`): a full-length SMS (ten concatenated parts of 160)."""
+FUZZY_MAX_WORD = 40
+"""The longest keyword word that tolerates typos; longer ones are matched exactly, so fuzzy work
+per reply word stays bounded (a word is compared only if its length is within a keyword's
+typo budget of that keyword's length)."""
 
 WORD = re.compile(r"\w+")
 _APOSTROPHE = re.compile(r"(?<=\w)['’`´](?=\w)")
@@ -79,8 +88,10 @@ PHONE = re.compile(
     r"|(?<![\w+])\+\d(?:[\s.\-]?\d){7,14}(?!\w)")
 URL = re.compile(
     r"\bhttps?://\S+|\bwww\.\S+"
-    r"|\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|net|org|info|io|co|us|me|ly|app|link"
-    r"|site|xyz|biz|tv|gl|gg)\b(?:/\S*)?", re.IGNORECASE)
+    r"|\b[a-z0-9][a-z0-9\-]{0,62}(?:\.[a-z0-9\-]{1,63}){0,9}\.(?:com|net|org|info|io|co|us|me"
+    r"|ly|app|link|site|xyz|biz|tv|gl|gg)\b(?:/\S*)?", re.IGNORECASE)
+"""A link. A bare domain has labels of at most 63 characters and at most 11 of them, as in DNS:
+unbounded, every word start of "a.a.a.…" scanned to the end of the text (quadratic)."""
 _DIGITS = re.compile(
     r"(?<![\w.,:])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*(k|grand|hundred|hunnid|thousand)\b)?"
     r"(?![\d:]|\s*(?:am|pm|a\.m|p\.m|a|p)\b|[.,]\d)")
@@ -104,14 +115,18 @@ def canonical(word: str) -> str:
 
 
 def fuzzy_allowance(word: str) -> int:
-    """How many typos a fuzzy keyword word tolerates: none up to 4 letters, 1 up to 7, then 2."""
+    """How many typos a fuzzy keyword word tolerates: none up to 4 letters, 1 up to 7, then 2
+    (none beyond `FUZZY_MAX_WORD` letters)."""
     n = len(word)
-    return 0 if n <= 4 else 1 if n <= 7 else 2
+    return 0 if n <= 4 or n > FUZZY_MAX_WORD else 1 if n <= 7 else 2
 
 
-@lru_cache(maxsize=16384)
 def deletions(word: str, depth: int) -> frozenset[str]:
-    """`word` and every string made from it by deleting up to `depth` characters."""
+    """`word` and every string made from it by deleting up to `depth` characters.
+
+    About len(word) ** depth / depth! strings of len(word) characters each: callers pass only
+    words no longer than `FUZZY_MAX_WORD` + 2. Not cached (the fuzzy matcher caches what a
+    reply word stands for, which is small)."""
     found = {word}
     frontier = {word}
     for _ in range(depth):
@@ -152,7 +167,8 @@ def parse_numbers(folded: str) -> list[float]:
         value = float(whole.replace(",", "") + (f".{frac}" if frac else ""))
         if scale:
             value *= _SCALES[scale]
-        found.append((match.start(), value))
+        if math.isfinite(value):  # 400 digits read as infinity: not an amount
+            found.append((match.start(), value))
     total: float | None = None
     current = 0.0
     previous_unit = False  # the last word was 1..9 (so "one fifty" reads as 150)
@@ -214,13 +230,15 @@ def answer_of(words: frozenset[str], padded: str) -> str:
 class Text:
     """One reply, read once per step. Attributes after `words` are computed on first use."""
 
-    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "folded", "media", "nfkc",
-                 "raw", "repeats", "tokens", "words")
+    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "_spellings", "folded", "media",
+                 "nfkc", "raw", "repeats", "tokens", "words")
 
-    def __init__(self, raw: str, media: tuple[str, ...] = ()):
+    def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT):
         self.raw = raw
         self.media = media
-        nfkc = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+        read = raw[:limit]
+        # NFKC can lengthen a text (one ligature becomes up to 18 letters): cut again after it
+        nfkc = read if read.isascii() else unicodedata.normalize("NFKC", read)[:limit]
         self.nfkc = nfkc
         folded = nfkc.lower() if nfkc.isascii() else nfkc.casefold()
         if "'" in folded or "’" in folded or "`" in folded or "´" in folded:
@@ -233,15 +251,16 @@ class Text:
         if self.repeats:
             for token in tokens:
                 words.update(squeeze(token))
-        if not raw.isascii():
+        if not read.isascii():
             for emoji, word in EMOJI_WORDS.items():
-                if emoji in raw:
+                if emoji in read:
                     words.add(word)
         self.words = frozenset(words)
         self._padded: tuple[str, ...] | None = None
         self._numbers: list[float] | None = None
         self._answer: str | None = None
         self._canonical: tuple[tuple[str, ...], ...] | None = None
+        self._spellings: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def padded(self) -> tuple[str, ...]:
@@ -271,7 +290,9 @@ class Text:
     @property
     def spellings(self) -> tuple[tuple[str, ...], ...]:
         """For each word in order, its spellings: as sent, and repeats squeezed."""
-        return tuple((token, *squeeze(token)) for token in self.tokens)
+        if self._spellings is None:
+            self._spellings = tuple((token, *squeeze(token)) for token in self.tokens)
+        return self._spellings
 
     @property
     def canonical(self) -> tuple[tuple[str, ...], ...]:

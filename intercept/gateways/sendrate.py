@@ -35,7 +35,7 @@ class SendRate:
     unlimited."""
 
     def __init__(self, max_rate: float | None = None, *, window: float = 1.0,
-                 threshold: float = 0.2, min_answers: int = 20, floor_share: float = 0.5,
+                 threshold: float = 0.25, min_answers: int = 30, floor_share: float = 0.5,
                  persist: int = 3, increase: float = 1.25, probe: float = 1.05,
                  recover_after: float = 10.0,
                  margin: float = 0.95):

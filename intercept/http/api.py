@@ -49,6 +49,24 @@ def _parse_time(text: str, name: str, *, end: bool) -> float:
     return moment.timestamp()
 
 
+def _filters(query: s.ConversationQuery, their: str | None) -> str:
+    """The filters of a conversation search for the audit log, a searched number masked."""
+    shown = {name: getattr(query, name) for name in (
+        "status", "outcome", "city", "scenario", "version", "since", "until", "operator",
+        "tag")}
+    parts = [f"{k}={v}" for k, v in shown.items() if v is not None]
+    if their is not None:
+        parts.insert(0, f"number={mask(their)}")
+    return ", ".join(parts)
+
+
+def _listed(shown: int, total: int, offset: int, role: Role, filters: str) -> str:
+    """An audited list: how many conversations (and so numbers) it showed, and how."""
+    numbers = "full numbers" if role >= Role.advocate else "masked numbers"
+    return (f"{shown} of {total} from {offset} with {numbers}"
+            + (f"; {filters}" if filters else ""))
+
+
 class Api:
     """The handlers of /api/; `routes()` lists them with their roles and shapes."""
 
@@ -69,10 +87,11 @@ class Api:
             Route("GET", "/api/me", self.me, "Who the token belongs to", role=Role.viewer,
                   responses={200: s.Me}, tags=("auth",)),
             Route("GET", "/api/conversations", self.list_conversations,
-                  "List and search conversations", role=Role.viewer,
+                  "List and search conversations", role=Role.viewer, audit=True,
                   query=s.ConversationQuery, responses={200: s.ConversationPage},
                   tags=conversation, description="Newest first. Numbers are masked for the "
-                  "viewer role; filtering by `number` needs the advocate role."),
+                  "viewer role; filtering by `number` needs the advocate role. Every list "
+                  "and search is audited (the number searched for masked)."),
             Route("GET", "/api/conversations/{id}", self.get_conversation,
                   "One conversation with its transcript", role=Role.viewer, audit=True,
                   responses={200: s.ConversationDetail, 404: err}, tags=conversation,
@@ -98,9 +117,10 @@ class Api:
                   description="Several outcomes per conversation are allowed; kind `other` "
                   "needs a note."),
             Route("GET", "/api/queue", self.queue, "The advocates' hand-off queue",
-                  role=Role.viewer, query=s.PageQuery, responses={200: s.QueuePage},
-                  tags=advocates, description="Conversations handed off by the scenario or "
-                  "taken over by a human, the longest waiting first."),
+                  role=Role.viewer, audit=True, query=s.PageQuery,
+                  responses={200: s.QueuePage}, tags=advocates,
+                  description="Conversations handed off by the scenario or taken over by a "
+                  "human, the longest waiting first. Every read is audited."),
             Route("GET", "/api/stats", self.stats, "Counts over the whole store",
                   role=Role.viewer, responses={200: s.Stats}, tags=("server",)),
             Route("POST", "/api/scenarios/reload", self.reload, "Reload the scenario folder",
@@ -192,7 +212,9 @@ class Api:
                                            query.offset)
         return json_response(200, s.ConversationPage(
             total=total, limit=query.limit, offset=query.offset,
-            items=[self._conversation(r, request) for r in rows]))
+            items=[self._conversation(r, request) for r in rows]),
+            detail=_listed(len(rows), total, query.offset, request.principal.role,
+                           _filters(query, their)))
 
     async def get_conversation(self, request: Request) -> Response:
         cid = request.params["id"]
@@ -284,8 +306,11 @@ class Api:
             last_message_at=None if r.last_message_at is None else _time(r.last_message_at),
             outcomes=list(r.outcomes))  # type: ignore[arg-type]
             for r in rows]
+        assert request.principal is not None
         return json_response(200, s.QueuePage(total=total, limit=page.limit,
-                                              offset=page.offset, items=items))
+                                              offset=page.offset, items=items),
+                             detail=_listed(len(items), total, page.offset,
+                                            request.principal.role, ""))
 
     async def stats(self, request: Request) -> Response:
         rows = await self.reads.run(q.stats)

@@ -4,7 +4,7 @@ A route table (`routing.py`) is all the framework this needs; it keeps the reque
 and the dependencies few. For every request `App` reads the body in full (hypercorn keep-alive
 depends on it), finds the route, authenticates the caller if the route has a role, decodes the
 query and body into the route's Structs, runs the handler, and writes an audit row for audited
-routes (whatever the outcome, refusals included).
+routes (whatever the outcome, refusals included) and for every failed authentication.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import msgspec
 from ..engine.yamlsource import split_msgspec_error
 from ..gateways import SimGateway
 from ..phone import to_e164
-from ..store import Audit, StoreClosed
+from ..store import Audit, StoreClosed, StoreUnavailable
 from ..store.reads import Reads
 from . import schemas as s
+from .access import Access, auth_error_response
 from .api import Api
-from .auth import Authenticator, AuthError, authenticate
+from .auth import AuthError
 from .openapi import openapi
 from .routing import (
     HTTPError,
@@ -33,6 +34,7 @@ from .routing import (
     RouteTable,
     error_response,
     json_response,
+    unavailable_response,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_MAX_BODY = 64 * 1024
+_MAX_BODY = MAX_BODY = 64 * 1024
 SimInbound = s.SimInbound  # kept importable from here
 
 
@@ -102,8 +104,10 @@ class App:
 
     def __init__(self, server: Server):
         self.server = server
-        self.auth = Authenticator.from_config(server.config)
-        self.reads = Reads(server.store.path, size=server.config.api.readers)
+        self.reads = Reads(server.store.path, size=server.config.api.readers,
+                           key=server.store.key)
+        self.access = Access(server.config, reads=self.reads, store=server.store,
+                             metrics=server.metrics, wall=lambda: server.clock.now())
         self.api = Api(server, self.reads)
         self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
                                   *self.api.routes()])
@@ -118,8 +122,9 @@ class App:
                   content_type="text/plain", tags=("server",)),
             Route("POST", "/sim/messages", self._sim_message,
                   "A simulated phone texts one of our numbers", body=s.SimInbound,
-                  responses={200: s.SimIngested, 404: s.ErrorBody}, tags=sim,
-                  description="Only with gateway.url = 'sim://'."),
+                  responses={200: s.SimIngested, 400: s.ErrorBody, 404: s.ErrorBody},
+                  tags=sim, description="Only with gateway.url = 'sim://'; 'to' must be one "
+                  "of our numbers and 'from' must not be."),
             Route("GET", "/sim/messages", self._sim_received,
                   "What the simulated phones received", query=s.SimReceivedQuery,
                   responses={200: s.SimReceived, 404: s.ErrorBody}, tags=sim,
@@ -166,14 +171,12 @@ class App:
     async def _run(self, route: Route, request: Request) -> Response:
         if route.role is not None:
             try:
-                request.principal = authenticate(self.auth, request.header(b"authorization"),
-                                                 request.client, route.role)
+                request.principal = await self.access.check(request, route.role)
             except AuthError as exc:
                 request.principal = exc.principal
-                response = error_response(exc.status, exc.message)
-                if exc.status == 401:
-                    response.headers.append((b"www-authenticate",
-                                             b'Bearer realm="intercept"'))
+                response = auth_error_response(exc)
+                if exc.audit and not route.audit:
+                    await self._audit(route, request, response)
                 return response
         try:
             if route.query is not None:
@@ -185,6 +188,8 @@ class App:
             return error_response(exc.status, exc.message)
         except StoreClosed:
             return error_response(503, "the server is shutting down")
+        except StoreUnavailable as exc:  # intake while the disk is full: the caller retries
+            return unavailable_response(str(exc), exc.retry_after)
         except Exception:
             log.exception("%s failed", route.action)
             return error_response(500, "internal error: the server log has the details")
@@ -211,7 +216,8 @@ class App:
     # -- public endpoints
 
     async def _healthz(self, request: Request) -> Response:
-        return json_response(200, self.server.health())
+        health = self.server.health()
+        return json_response(503 if health["status"] != "ok" else 200, health)
 
     async def _metrics(self, request: Request) -> Response:
         return Response(200, self.server.metrics.render(),
@@ -235,6 +241,13 @@ class App:
         if their is None or ours is None:
             field = "from" if their is None else "to"
             raise HTTPError(400, f"'{field}' is not a valid phone number")
+        config = self.server.config
+        if config.number(ours) is None:
+            raise HTTPError(400, f"'to' {ours} is not one of our numbers (the [[numbers]] of "
+                                 f"{config.source or 'the config'})")
+        if config.number(their) is not None:
+            raise HTTPError(400, f"'from' {their} is one of our numbers: a simulated phone "
+                                 "must be someone else's")
         ingested = await gateway.inject(their_number=their, our_number=ours, text=message.text,
                                         gateway_id=message.id, media=tuple(message.media))
         return json_response(200, s.SimIngested(conversation_id=ingested.conversation_id,

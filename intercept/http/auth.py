@@ -2,9 +2,10 @@
 
 Tokens come from ``api.tokens`` (normally the environment variable ``INTERCEPT_API_TOKENS``,
 ``role:token[:name],...``) and from ``api.tokens_file`` (one ``role token [name]`` per line;
-re-read when it changes, so a token is revoked by deleting its line). A presented token is
-compared with every configured one in constant time. Without any token configured, the API
-answers only requests from the server's own machine, as ``admin``.
+re-read when it changes, so a token is revoked by deleting its line), and from the store
+(``intercept token create``, looked up by `access.Access`). A presented token is compared with
+every configured one in constant time. No request is trusted for where it comes from: a
+reverse proxy on the same machine makes every request look local.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from ..errors import ConfigError
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
-LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
 class Role(IntEnum):
@@ -122,10 +122,6 @@ class Authenticator:
                 path = config.base_dir / path
         return cls(env_tokens, path)
 
-    @property
-    def configured(self) -> bool:
-        return bool(self._tokens)
-
     def _refresh(self, *, strict: bool = False) -> None:
         assert self.tokens_file is not None
         try:
@@ -168,34 +164,43 @@ class Authenticator:
 
 
 class AuthError(Exception):
-    """401 (who are you?) or 403 (not allowed), with a sentence for the caller."""
+    """401 (who are you?), 403 (not allowed) or 429 (too many failures), with a sentence for
+    the caller. `reason` names a failed authentication for the metric and the audit log."""
 
-    def __init__(self, status: int, message: str, principal: Principal | None = None):
+    def __init__(self, status: int, message: str, principal: Principal | None = None, *,
+                 reason: str = "", retry_after: int | None = None):
         super().__init__(message)
         self.status, self.message, self.principal = status, message, principal
+        self.reason, self.retry_after = reason, retry_after
+        self.audit = False
+        """Written to the audit log even on a route that is not audited (a failed attempt)."""
+        self.detail = ""
+        """The audit log's note (never the token)."""
 
 
-LOCAL = Principal("local", Role.admin)
-
-
-def authenticate(auth: Authenticator, authorization: str | None, client: str | None,
-                 needed: Role) -> Principal:
-    """The caller's principal, if it has at least the `needed` role; else raise `AuthError`."""
-    if not auth.configured:
-        if client in LOOPBACK:
-            return LOCAL
-        raise AuthError(403, "no API tokens are configured, so the API answers only requests "
-                             "from the server's own machine (127.0.0.1 or ::1)")
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer TOKEN`` header; else raise `AuthError` 401."""
     if not authorization:
-        raise AuthError(401, "this endpoint needs a token: send 'Authorization: Bearer TOKEN'")
+        raise AuthError(401, "this endpoint needs a token: send 'Authorization: Bearer TOKEN'",
+                        reason="missing")
     scheme, _, presented = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
-        raise AuthError(401, "the Authorization header must be 'Bearer TOKEN'")
-    principal = auth.find(presented.strip())
+        raise AuthError(401, "the Authorization header must be 'Bearer TOKEN'",
+                        reason="malformed")
+    return presented.strip()
+
+
+def check_role(principal: Principal | None, needed: Role) -> Principal:
+    """`principal` if it has at least the `needed` role; else raise `AuthError` 401 or 403."""
     if principal is None:
-        raise AuthError(401, "the token is not valid")
+        raise AuthError(401, "the token is not valid", reason="invalid")
     if principal.role < needed:
         raise AuthError(403, f"this needs the {needed.name} role; the token "
                              f"{principal.name!r} has the {principal.role.name} role",
                         principal)
     return principal
+
+
+def authenticate(auth: Authenticator, authorization: str | None, needed: Role) -> Principal:
+    """The caller's principal among the configured tokens (the store's aside)."""
+    return check_role(auth.find(bearer(authorization)), needed)

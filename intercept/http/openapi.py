@@ -18,7 +18,8 @@ from .schemas import ErrorBody
 _REF = "#/components/schemas/{name}"
 _STATUS_TEXT = {200: "OK", 201: "Created", 400: "Bad request", 401: "No valid token",
                 403: "The token's role is too low", 404: "Not found", 409: "Conflict",
-                413: "Body too large", 422: "Refused"}
+                413: "Body too large", 422: "Refused",
+                429: "Too many failed authentications from this address (see Retry-After)"}
 
 
 def _version() -> str:
@@ -93,7 +94,7 @@ def _operation(route: Route, schema_of: dict[Any, Any], query: dict[str, Any] | 
     if route.query is not None or route.body is not None:
         errors.append(400)
     if route.role is not None:
-        errors += [401, 403]
+        errors += [401, 403, 429]
     for status in errors:
         responses.setdefault(str(status), _response(status, ErrorBody, schema_of,
                                                     "application/json"))

@@ -45,6 +45,13 @@ def error_response(status: int, message: str) -> Response:
     return Response(status, _encode({"error": message}), detail=message[:200])
 
 
+def unavailable_response(message: str, retry_after: float) -> Response:
+    """503 with Retry-After: the caller (a provider, the simulator) should try again later."""
+    response = error_response(503, message)
+    response.headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    return response
+
+
 @dataclass(slots=True)
 class Request:
     method: str

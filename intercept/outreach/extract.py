@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from ..caching import short_key_cache
+
 __all__ = ["Found", "find_numbers"]
 
 
@@ -202,9 +204,10 @@ def _segment(chunk: str, lower: str, digits: list[str | None]) -> list[_Piece] |
 _WORD: tuple[_Piece, ...] = ((0, 0, None, False, False),)  # a plain word: a break
 
 
-@functools.lru_cache(maxsize=65536)
+@short_key_cache(maxsize=65536, max_key_chars=64)
 def _read_chunk(chunk: str) -> tuple[_Piece, ...]:
-    """The digit pieces and breaks of one alphanumeric chunk, in order."""
+    """The digit pieces and breaks of one alphanumeric chunk, in order (remembered for chunks
+    of up to 64 characters: 100 ads with a 20,000-digit run kept 289 MiB)."""
     if chunk.isascii():
         if chunk.isdigit():
             return tuple((k, k + 1, c, True, True) for k, c in enumerate(chunk))

@@ -38,13 +38,17 @@ from ..engine import (
 )
 from ..engine.rng import seed_from
 from ..phone import mask
-from ..store import CommitStep, Load, OutboxRow, SetConversationStatus
+from ..store import CommitStep, Load, OutboxRow, SetConversationStatus, StoreClosed
+from ..store.faults import StoreCorrupt, StoreUnavailable
 from .inbox import Inbox
 
 if TYPE_CHECKING:
     from .router import Router
 
 log = logging.getLogger(__name__)
+
+STORE_ERRORS = (StoreUnavailable, StoreCorrupt, StoreClosed)
+"""Errors of the store, not of the conversation: never counted toward `max_crashes`."""
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(ConversationState).decode
@@ -93,9 +97,15 @@ class ConversationActor:
         return self.handle.conversation_id
 
     async def run(self) -> None:
-        """The actor boundary: contain crashes, restart from the store or park."""
+        """The actor boundary: contain crashes, restart from the store or park.
+
+        A store error is not the conversation's fault and never counts as a crash: the actor
+        starts again from the store later (`StoreUnavailable`), or stops with its work left
+        in the store (closed on shutdown, or a damaged file).
+        """
         router = self.router
         timer_at = None
+        store_waits = 0
         try:
             while True:
                 try:
@@ -103,10 +113,18 @@ class ConversationActor:
                     return
                 except Parked as exc:
                     log.error("conversation %d parked: %s", self.conversation_id, exc)
-                    await router.store.call(SetConversationStatus(
-                        conversation_id=self.conversation_id, status="parked",
-                        crashes=self.crashes, now=router.clock.now()))
-                    router.metrics.conversations_parked.inc()
+                    if await self._set_status("parked"):
+                        router.metrics.conversations_parked.inc()
+                    return
+                except StoreUnavailable as exc:
+                    # not the conversation's fault: start again from the store, later
+                    log.warning("conversation %d waits for the store: %s", self.conversation_id,
+                                exc)
+                    store_waits += 1
+                    await trio.sleep(min(30.0, 0.5 * 2 ** min(store_waits, 6)))
+                except STORE_ERRORS as exc:
+                    log.warning("conversation %d stops, its work left in the store: %s",
+                                self.conversation_id, exc)
                     return
                 except Exception as exc:
                     self.crashes += 1
@@ -116,9 +134,8 @@ class ConversationActor:
                               self.crashes, type(exc).__name__, exc,
                               exc_info=log.isEnabledFor(logging.DEBUG))
                     status = "parked" if self.crashes >= router.max_crashes else "active"
-                    await router.store.call(SetConversationStatus(
-                        conversation_id=self.conversation_id, status=status,
-                        crashes=self.crashes, now=router.clock.now()))
+                    if not await self._set_status(status):
+                        return
                     if status == "parked":
                         router.metrics.conversations_parked.inc()
                         log.error("conversation %d parked after %d crashes in a row",
@@ -127,6 +144,20 @@ class ConversationActor:
                     router.metrics.actor_restarts.inc()
         finally:
             router.retire(self.handle, timer_at)
+
+    async def _set_status(self, status: str) -> bool:
+        """Record a crash or a parking; False (logged, never raised) when the store cannot."""
+        router = self.router
+        try:
+            await router.store.call(SetConversationStatus(
+                conversation_id=self.conversation_id, status=status, crashes=self.crashes,
+                now=router.clock.now()))
+        except Exception as exc:  # the crash path never raises out of the supervisor
+            log.error("conversation %d: cannot record it as %s: %s: %s; it is retried from "
+                      "its last committed state on the next start", self.conversation_id,
+                      status, type(exc).__name__, exc)
+            return False
+        return True
 
     async def _load(self) -> bool:
         """Read the committed state; False if there is nothing this actor can run."""

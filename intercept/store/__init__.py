@@ -1,5 +1,6 @@
 """Persistence: SQLite through sqlite-utils, one writer task with group commit."""
 
+from .faults import StoreCorrupt, StoreUnavailable
 from .ops import (
     Audit,
     CommitStep,
@@ -47,6 +48,8 @@ __all__ = [
     "SetOptOut",
     "Store",
     "StoreClosed",
+    "StoreCorrupt",
     "StoreError",
+    "StoreUnavailable",
     "connect",
 ]

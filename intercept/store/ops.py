@@ -13,6 +13,7 @@ from sqlite3 import Cursor
 from typing import Any
 
 from .schema import RANK_SQL, STATUS_RANK
+from .tombstones import is_tombstoned
 
 
 class WriterCache:
@@ -23,10 +24,18 @@ class WriterCache:
         self.conversations: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
         self.early_receipts: int | None = None
         """How many receipts wait for their submit's gateway id (None: not counted yet)."""
+        self.tombstones: bool | None = None
+        """Whether any purged message left a tombstone (None: not looked yet)."""
 
     def forget(self) -> None:
         self.conversations.clear()
         self.early_receipts = None
+        self.tombstones = None
+
+    def has_tombstones(self, cur: Cursor) -> bool:
+        if self.tombstones is None:
+            self.tombstones = cur.execute("SELECT 1 FROM tombstones LIMIT 1").fetchone() is not None
+        return self.tombstones
 
     def has_early_receipts(self, cur: Cursor) -> bool:
         if self.early_receipts is None:
@@ -37,7 +46,7 @@ class WriterCache:
 class Op:
     """Base class. Subclasses set fields and implement `apply`."""
 
-    __slots__ = ("_done", "_failure", "_result")
+    __slots__ = ("_done", "_failure", "_refusable", "_result")
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -48,6 +57,8 @@ class Ingested:
     conversation_id: int
     conv_seq: int
     duplicate: bool
+    replay: bool = False
+    """A message purged by retention and delivered again (conversation_id and conv_seq 0)."""
 
 
 class Ingest(Op):
@@ -61,6 +72,9 @@ class Ingest(Op):
         self.body, self.media, self.received_at = body, media, received_at
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Ingested:
+        if cache.has_tombstones(cur) and is_tombstoned(cur, self.gateway, self.gateway_id):
+            # purged by retention, then delivered again
+            return Ingested(0, 0, duplicate=True, replay=True)
         key = (self.our, self.their)
         entry = cache.conversations.get(key)
         if entry is None:

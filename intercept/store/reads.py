@@ -22,6 +22,7 @@ import outcome
 import trio
 
 from .advocacy import RecordedOutcome
+from .opening import DB_ERRORS, StoreError, open_connection
 
 T = TypeVar("T")
 
@@ -29,10 +30,11 @@ T = TypeVar("T")
 class Reads:
     """A pool of read-only connections to the store at `path`; `size` queries run at once."""
 
-    def __init__(self, path: str | Path, *, size: int = 2):
+    def __init__(self, path: str | Path, *, size: int = 2, key: str = ""):
         if str(path) == ":memory:":
             raise ValueError("the admin API needs a store file; ':memory:' cannot be shared")
         self.path = str(path)
+        self.key = key
         self._limit = trio.Semaphore(max(1, size))
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
@@ -56,7 +58,7 @@ class Reads:
         try:
             if conn is None:
                 conn = self._connect()
-        except sqlite3.Error as exc:
+        except (StoreError, *DB_ERRORS) as exc:
             return None, outcome.Error(exc)
         try:
             conn.execute("BEGIN")
@@ -64,13 +66,13 @@ class Reads:
                 return conn, outcome.capture(fn, conn, *args)
             finally:
                 conn.execute("COMMIT")
-        except sqlite3.Error as exc:  # the connection itself is broken: drop it
+        except DB_ERRORS as exc:  # the connection itself is broken: drop it
             conn.close()
             return None, outcome.Error(exc)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                               timeout=10.0)
+        conn = open_connection(self.path, self.key, check_same_thread=False,
+                               isolation_level=None, timeout=10.0)
         conn.execute("PRAGMA query_only = ON")
         return conn
 

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime
 from sqlite3 import Connection, Cursor
 from typing import Any, Literal
 
+from . import tombstones
 from .campaigns import HANDED_OFF_SQL
 from .ops import Op, WriterCache
 from .reads import BUYER_ONLY_SQL
@@ -62,6 +63,9 @@ class PurgeResult:
     unreferenced: list[str] = field(default_factory=list)
     """SHA-256 of media files no row refers to any more (the caller deletes them)."""
     files_deleted: int = 0
+    tombstones: int = 0
+    """Purged messages whose hashed ids are kept so a replay is refused (retention.replay_guard)."""
+    tombstones_expired: int = 0
 
 
 def _day(ts: float | None) -> str:
@@ -89,15 +93,20 @@ class _Agg:
 class Purge(Op):
     """Delete the conversations of `kind` idle since before `cutoff` (see the module)."""
 
-    __slots__ = ("cutoff", "dry_run", "kind", "now")
+    __slots__ = ("cutoff", "dry_run", "kind", "now", "replay_guard")
 
-    def __init__(self, kind: Kind, *, cutoff: float, now: float, dry_run: bool = False):
+    def __init__(self, kind: Kind, *, cutoff: float, now: float, dry_run: bool = False,
+                 replay_guard: float = 0.0):
         if kind not in KINDS:
             raise ValueError(f"kind must be buyer or outreach, not {kind!r}")
         self.kind, self.cutoff, self.now, self.dry_run = kind, cutoff, now, dry_run
+        self.replay_guard = replay_guard
+        """Seconds the tombstones of purged messages are kept (0: none are written)."""
 
     def apply(self, cur: Cursor, cache: WriterCache) -> PurgeResult:
         result = PurgeResult(self.kind, self.cutoff, self.dry_run)
+        if not self.dry_run:
+            result.tombstones_expired = tombstones.expire(cur, self.now - self.replay_guard)
         old = [r[0] for r in cur.execute(
             f"SELECT c.id FROM conversations c WHERE c.kind = ? AND {_LAST_ACTIVITY} < ? "
             "ORDER BY c.id", (self.kind, self.cutoff))]
@@ -142,6 +151,8 @@ class Purge(Op):
             "AND sha256 IS NOT NULL")]
         numbers = [r[0] for r in cur.execute(
             f"SELECT DISTINCT their_number FROM conversations WHERE id IN {ids}")]
+        if self.replay_guard > 0:
+            result.tombstones = tombstones.bury(cur, ids, self.now)
         for table in ("media", "inbound", "outbox", "tags", "transitions", "advocate_outcomes"):
             cur.execute(f"DELETE FROM {table} WHERE conversation_id IN {ids}")
         cur.execute(f"DELETE FROM conversations WHERE id IN {ids}")

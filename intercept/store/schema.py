@@ -173,7 +173,23 @@ def _m8_evidence(db: sqlite_utils.Database) -> None:
     db["purged"].create_index(["kind", "city", "day"])
 
 
-def _m9_number_health(db: sqlite_utils.Database) -> None:
+def _m9_api_tokens(db: sqlite_utils.Database) -> None:
+    """Admin API tokens made with `intercept token create`: only their SHA-256 is kept."""
+    db["api_tokens"].create({"name": str, "role": str, "digest": str, "created_at": float,
+                             "last_used_at": float}, pk="name",
+                            not_null={"role", "digest", "created_at"})
+    db["api_tokens"].create_index(["digest"], unique=True)
+
+
+def _m10_tombstones(db: sqlite_utils.Database) -> None:
+    """The SHA-256 of (gateway, message id) of purged inbound messages, so that a gateway
+    replaying one after a purge is refused (intercept/store/tombstones.py)."""
+    db.execute("CREATE TABLE tombstones (digest TEXT PRIMARY KEY, purged_at REAL NOT NULL) "
+               "WITHOUT ROWID")
+    db.execute("CREATE INDEX tombstones_purged_at ON tombstones(purged_at)")
+
+
+def _m11_number_health(db: sqlite_utils.Database) -> None:
     """Settled outbox rows by time: number health reads the recent ones."""
     db.execute("CREATE INDEX outbox_settled ON outbox(updated_at) "
                "WHERE status IN ('delivered', 'failed')")
@@ -181,7 +197,7 @@ def _m9_number_health(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
-    _m7_outreach, _m8_evidence, _m9_number_health]
+    _m7_outreach, _m8_evidence, _m9_api_tokens, _m10_tombstones, _m11_number_health]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -46,6 +46,7 @@ from prometheus_client import CollectorRegistry
 
 from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...phone import mask
+from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from ..sendrate import SendRate
 from ..slots import SendSlots
@@ -592,6 +593,7 @@ class SmppGateway(Gateway):
         seen: set[str] = set()
         receipts: list[DeliveryReceipt] = []
         answer: list[tuple[int, int, bool]] = []  # (link number, sequence, is data_sm)
+        results: list[Reassembled] = []  # the messages (their tokens: PDUs to answer)
         reassembler = self._reassembler
         alphabet = s.default_alphabet
         for pdu in pdus:
@@ -615,22 +617,36 @@ class SmppGateway(Gateway):
             if isinstance(result, Duplicate):
                 answer.append(token)
                 continue
+            results.append(result)
             self._collect(result, messages, seen, answer, wall, now)
         for result in reassembler.expire(now):
             self.metrics.reassembly_incomplete.inc()
             log.warning("a concatenated message from %s lacks parts %s after %gs; delivering "
                         "what arrived", mask(result.source), result.missing,
                         s.reassembly_timeout)
+            results.append(result)
             self._collect(result, messages, seen, answer, wall, now)
+        refused: set[tuple[int, int, bool]] = set()
         if messages:
-            await sink.inbound_many(messages)
+            try:
+                await sink.inbound_many(messages)
+            except StoreUnavailable as exc:
+                # The disk is full: a temporary error makes the SMSC deliver them again later,
+                # and the reassembler forgets them, so the parts come back as a new message.
+                for result in results:
+                    reassembler.forget(result)
+                    refused.update(result.tokens)
+                log.warning("refused %d inbound messages with ESME_RX_T_APPN (the SMSC "
+                            "retries): %s", len(messages), exc)
         if receipts:
             await sink.receipts(receipts)
         number = link.number
-        for link_number, sequence, is_data_sm in answer:
+        for token in answer:
+            link_number, sequence, is_data_sm = token
             if link_number == number:  # parts from an earlier link are redelivered anyway
-                self._answer(link, DataSmResp(sequence=sequence) if is_data_sm
-                             else DeliverSmResp(sequence=sequence))
+                status = CommandStatus.ESME_RX_T_APPN if token in refused else 0
+                self._answer(link, DataSmResp(sequence=sequence, status=status) if is_data_sm
+                             else DeliverSmResp(sequence=sequence, status=status))
 
     def _collect(self, result: Reassembled, messages: list[InboundMessage], seen: set[str],
                  answer: list[tuple[int, int, bool]], wall: float, now: float) -> None:

@@ -127,6 +127,12 @@ class Reassembler:
         self._done[key] = (now, entry.parts)
         return self._result(key, entry)
 
+    def forget(self, result: Reassembled) -> None:
+        """Forget a finished message that could not be committed: when the SMSC delivers its
+        parts again, they make a new message instead of being dropped as duplicates."""
+        if result.ref is not None:
+            self._done.pop((result.source, result.destination, result.ref, result.total), None)
+
     def expire(self, now: float) -> list[Reassembled]:
         """Give up on messages whose first part is `timeout` seconds old (or that were evicted).
 

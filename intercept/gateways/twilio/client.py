@@ -37,6 +37,7 @@ import trio
 from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...metrics import Metrics
 from ...phone import mask
+from ...store import StoreUnavailable
 from ..base import Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
 from ..sendrate import SendRate
 from ..slots import SendSlots
@@ -268,10 +269,9 @@ class TwilioGateway(Gateway):
         rate = self._rates.get(number)
         if rate is None:
             configured = self.slots.rate_of(number)
-            # a window long enough to see 10 answers at the number's rate (1/s: 10 s)
-            window = max(1.0, 10.0 / configured) if configured else 1.0
-            rate = self._rates[number] = SendRate(configured, window=window, min_answers=10,
-                                                  persist=2,
+            # a window long enough to see 30 answers at the number's rate (1/s: 30 s)
+            window = max(1.0, 30.0 / configured) if configured else 1.0
+            rate = self._rates[number] = SendRate(configured, window=window, persist=2,
                                                   recover_after=max(10.0, 3 * window))
         return rate
 
@@ -346,7 +346,13 @@ class TwilioGateway(Gateway):
             log.info("catch-up: no inbound messages in the last %.0f s", period)
             return 0
         found.sort(key=lambda pair: pair[0])  # oldest first: a conversation's order
-        results = await self._sink.inbound_many([message for _, message in found])
+        try:
+            results = await self._sink.inbound_many([message for _, message in found])
+        except StoreUnavailable as exc:
+            log.warning("catch-up: %d inbound messages listed but not committed: %s (the "
+                        "provider keeps them: a restart within gateway.catch_up lists them "
+                        "again)", len(found), exc)
+            return 0
         fresh = sum(not r.duplicate for r in results)
         log.info("catch-up: %d inbound messages listed, %d were missed and are now processed",
                  len(found), fresh)

@@ -14,8 +14,9 @@ import logging
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, parse_qsl
 
-from ...http.routing import Request, Response, Route, error_response
+from ...http.routing import Request, Response, Route, error_response, unavailable_response
 from ...phone import mask, to_e164
+from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, InboundMessage
 from .signature import valid_signature
 
@@ -45,12 +46,13 @@ def webhook_routes(gateway: TwilioGateway) -> list[Route]:
             "form fields); a bad or missing signature gets 403 and nothing is stored.")
     return [
         Route("POST", "/webhooks/twilio/messages", hooks.message,
-              "An inbound SMS/MMS from the provider", responses={200: None, 403: None},
+              "An inbound SMS/MMS from the provider", responses={200: None, 403: None, 503: None},
               content_type="text/xml", tags=tags,
-              description=note + " Answered (empty TwiML) once the message is committed."),
+              description=note + " Answered (empty TwiML) once the message is committed; 503 "
+              "with Retry-After while the store cannot commit (the provider retries)."),
         Route("POST", "/webhooks/twilio/status", hooks.status,
               "A delivery status callback for one of our messages",
-              responses={204: None, 403: None}, content_type="text/plain", tags=tags,
+              responses={204: None, 403: None, 503: None}, content_type="text/plain", tags=tags,
               description=note + " The query parameter `outbox` names our message."),
     ]
 
@@ -107,7 +109,11 @@ class _Webhooks:
         media = tuple(url for i in range(count) if (url := fields.get(f"MediaUrl{i}")))
         message = InboundMessage(gateway_id=sid, our_number=ours, their_number=their,
                                  text=fields.get("Body", ""), media=media)
-        ingested = await self.gateway.sink.inbound(message)
+        try:
+            ingested = await self.gateway.sink.inbound(message)
+        except StoreUnavailable as exc:  # the disk is full: the provider retries on a 5xx
+            self.metrics.labels("message", "unavailable").inc()
+            return unavailable_response(str(exc), exc.retry_after)
         self.metrics.labels("message", "duplicate" if ingested.duplicate else "ok").inc()
         if ingested.duplicate:
             log.debug("inbound %s from %s is a redelivery: dropped", sid, mask(their))
@@ -133,9 +139,13 @@ class _Webhooks:
             if their is not None:
                 await self.gateway.sink.carrier_opt_out(their)
         error = f"provider error {error_code}" if error_code and status == "failed" else None
-        await self.gateway.sink.receipts(
-            [DeliveryReceipt(gateway_id=sid, status=status, error=error, outbox_id=outbox)],
-            wait=True)
+        try:
+            await self.gateway.sink.receipts(
+                [DeliveryReceipt(gateway_id=sid, status=status, error=error,
+                                 outbox_id=outbox)], wait=True)
+        except StoreUnavailable as exc:
+            self.metrics.labels("status", "unavailable").inc()
+            return unavailable_response(str(exc), exc.retry_after)
         self.metrics.labels("status", "ok").inc()
         return Response(204, b"", b"text/plain")
 

@@ -1,0 +1,104 @@
+"""Store faults: which SQLite errors mean "the disk, not the operation", and what to say.
+
+    InterceptError
+    ├── StoreUnavailable  the store cannot commit now (disk full, I/O error, read-only,
+    │                     locked): intake is refused in the gateway's retry form
+    └── StoreCorrupt      the file is damaged: stop and restore it from a backup
+
+A *fault* is retried by the writer with the batch kept (nothing acknowledged is lost); an
+operation's own error (a constraint, a bug) fails only that operation, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from ..errors import InterceptError
+from .opening import DATABASE_ERRORS, DB_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Primary result codes (https://sqlite.org/rescode.html) of a store that cannot commit now.
+_FAULTS = {
+    5: "locked",  # SQLITE_BUSY
+    6: "locked",  # SQLITE_LOCKED
+    7: "out of memory",  # SQLITE_NOMEM
+    8: "read-only",  # SQLITE_READONLY
+    10: "I/O error",  # SQLITE_IOERR
+    13: "disk full",  # SQLITE_FULL
+    14: "cannot open",  # SQLITE_CANTOPEN
+    15: "locked",  # SQLITE_PROTOCOL
+}
+_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+OPERATIONS_DOC = "docs/operations.md"
+
+
+class StoreUnavailable(InterceptError):
+    """The store cannot commit now; the caller should refuse, in its retry form, and retry."""
+
+    def __init__(self, reason: str, *, retry_after: float = 5.0):
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"the store cannot commit now ({reason}); try again later")
+
+
+class StoreCorrupt(InterceptError):
+    """The database file is damaged."""
+
+
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def fault_kind(exc: BaseException) -> str | None:
+    """A short name ("disk full", "I/O error"...) when `exc` is a store fault, else None."""
+    if isinstance(exc, DB_ERRORS):  # SQLCipher's errors are not sqlite3's
+        code = _code(exc)
+        if code in _FAULTS:
+            return _FAULTS[code]
+        if code is None and "disk is full" in str(exc):
+            return "disk full"
+    return None  # an OSError raised by an op's own code is that op's error, not the store's
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether `exc` says the database file is damaged (or is not a database at all)."""
+    if not isinstance(exc, DATABASE_ERRORS):
+        return False
+    code = _code(exc)
+    if code is not None:
+        return code in _CORRUPT
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def corrupt_sentence(path: str, exc: BaseException) -> str:
+    """What to tell the operator about a damaged store."""
+    return (f"the store {path} is damaged ({exc}): stop every Intercept using it, move the file "
+            f"aside (with its -wal and -shm files) and restore the last backup; see 'A corrupt "
+            f"store' in {OPERATIONS_DOC}")
+
+
+@asynccontextmanager
+async def nursery_stopping_on_store_faults(stopping: trio.Event) -> AsyncIterator[trio.Nursery]:
+    """A nursery whose tasks may end with `StoreUnavailable` once `stopping` is set.
+
+    During a shutdown the writer gives up on a store that still cannot commit
+    (`Store.stopping`), and tasks waiting for a commit get `StoreUnavailable`: their work is
+    in the store or replayed on the next start, so it ends them quietly. Before `stopping`, the
+    error propagates as any other.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except* StoreUnavailable as group:
+        if not stopping.is_set():
+            raise
+        log.warning("shutdown: %d tasks ended without their last commit (the store cannot "
+                    "commit)", len(group.exceptions))
