@@ -30,6 +30,16 @@ def test_mix_faults_and_think_are_parsed():
     assert options.mix == {"human": 5.0, "stop": 1.0}
     assert options.faults == {"drop": 0.01, "throttle": 0.05}
     assert options.think == (2.0, 8.0)
+    assert options.rate_cap is None
+    assert parse("--rate-cap", "200").rate_cap == 200.0
+
+
+async def test_a_rate_cap_throttles_the_simulated_smsc_above_it(autojump_clock):
+    from loadtest.phones import SmppPhones
+
+    phones = SmppPhones(lambda reply: None, rate_cap=50.0)
+    assert phones.smsc.max_rate == 50.0
+    assert phones.stats()["throttled"] == 0 and "accepted_per_s_median" in phones.stats()
 
 
 @pytest.mark.parametrize(("argv", "message"), [
