@@ -16,7 +16,8 @@ told apart by how the share of throttled answers moves with the rate sent:
 
 The cut never goes below `floor_share` of the reference rate (the configured maximum, or the
 rate the SMSC accepted when throttling first persisted) unless throttling persists at the
-floor for `persist` windows in a row, which halves the floor (down to `MIN_RATE`). Windows
+floor for `persist` windows in a row: then the floor gives way to what is accepted (down to
+`MIN_RATE`). Windows
 with under half the threshold of throttles raise the limit: by a quarter (plus one) after a cut
 until throttles show again, then by `probe` (5%, doubling in each quiet window up to a
 quarter, plus one), up to the configured
@@ -179,8 +180,11 @@ class SendRate:
             self.reference = max(MIN_RATE, accepted)  # a fresh measure of the SMSC's limit
         if self.rate is not None and self.rate <= self.floor + 1e-9:
             self._at_floor += 1
-            if self._at_floor >= self.persist:  # throttling persists: the floor gives way
-                self.floor_scale /= 2
+            if self._at_floor >= self.persist and self.reference is not None:
+                # throttling persists at the floor: the floor gives way to what is accepted
+                wanted = max(MIN_RATE, accepted * self.margin)
+                self.floor_scale = min(self.floor_scale,
+                                       wanted / (self.reference * self.floor_share))
                 self._at_floor = 0
         self._fast = True
         target = max(self.floor, accepted * self.margin)
