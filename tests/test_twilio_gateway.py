@@ -38,6 +38,7 @@ class Scripted:
         self.by_outbox: Counter[str] = Counter()
         self.inbound: list[dict[str, str]] = []
         self.lists = 0
+        self.visible_at: dict[str, float] = {}  # sid -> when the provider's list shows it
         self._sids = itertools.count(1)
         self.transport = httpx.MockTransport(self.handle)
 
@@ -47,8 +48,10 @@ class Scripted:
         if request.method == "GET" and path.endswith("/Messages.json"):
             self.lists += 1
             query = dict(request.url.params)
+            now = trio.current_time()
             found = [m for m in reversed(self.messages + self.inbound)
-                     if all(m[k.lower()] == v for k, v in query.items() if k in ("To", "From"))]
+                     if all(m[k.lower()] == v for k, v in query.items() if k in ("To", "From"))
+                     and self.visible_at.get(m["sid"], 0.0) <= now]
             return httpx.Response(200, json={"messages": found, "next_page_uri": None})
         if request.method == "GET" and path.endswith("/Media.json"):
             sid = path.split("/")[-2]
@@ -78,6 +81,9 @@ class Scripted:
         self.messages.append(message)
         outbox = parse_qs(form.get("StatusCallback", "?").split("?", 1)[1]).get("outbox", [""])
         self.by_outbox[outbox[0]] += 1
+        if action == "late":  # still being created when we give up: listed 2 s later
+            self.visible_at[message["sid"]] = trio.current_time() + 2.0
+            raise httpx.ReadTimeout("timed out", request=request)
         if action == "lost":  # created, but the answer never arrives
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
                                             request=request)
@@ -361,3 +367,17 @@ async def test_sporadic_429s_leave_a_numbers_rate_alone(tmp_path, autojump_clock
     assert len([c for c in provider.calls if c[1] == "ok"]) == 200
     assert any(c[1] == "429" for c in provider.calls)
     assert server.gateway.slots.rate_of(OUR) == 20.0
+
+
+async def test_a_message_the_provider_creates_after_our_timeout_is_found_not_resent(
+        tmp_path, autojump_clock):
+    provider = Scripted("late")
+    server = server_with(tmp_path, gateway(provider, request_timeout=3.0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await text(server, buyer(1), "hi", "in1")
+        await trio.sleep(10)
+        server.stop()
+    assert len(provider.messages) == 1  # looked up after a wait: found, never sent twice
+    assert query(tmp_path, "SELECT status, gateway_id FROM outbox") == [
+        ("sent", provider.messages[0]["sid"])]

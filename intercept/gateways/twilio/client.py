@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 API_VERSION = "2010-04-01"
 OPTED_OUT_AT_CARRIER = 21610
 TOO_MANY_REQUESTS = 20429
+LOOKUP_SETTLE_MAX = 15.0
+"""Longest wait before looking up a message whose answer was lost (seconds)."""
 THROTTLE_RETRY = (0.2, 0.8)
 """Seconds (uniform) before a throttled message is tried again, without a Retry-After."""
 
@@ -214,7 +216,13 @@ class TwilioGateway(Gateway):
 
     async def _after_lost_answer(self, message: OutboundMessage, since: float,
                                  exc: Exception) -> str:
-        """The request went out but its answer did not come back: find out, never guess."""
+        """The request went out but its answer did not come back: find out, never guess.
+
+        The provider may still be working on it (a request stuck in its queue past our
+        timeout): the lookup waits as long again first, so that a message it is about to
+        create is found rather than sent a second time.
+        """
+        await trio.sleep(min(self.settings.request_timeout, LOOKUP_SETTLE_MAX))
         found = await self.reconcile(message, since=since)
         if found is None:
             raise GatewayOutcomeUnknown(
