@@ -218,11 +218,13 @@ class TwilioGateway(Gateway):
                                  exc: Exception) -> str:
         """The request went out but its answer did not come back: find out, never guess.
 
-        The provider may still be working on it (a request stuck in its queue past our
-        timeout): the lookup waits as long again first, so that a message it is about to
-        create is found rather than sent a second time.
+        After a timeout the provider may still be working on it (a request stuck in its queue
+        past our timeout): the lookup waits as long again first, so that a message it is about
+        to create is found rather than sent a second time. A dropped connection is looked up at
+        once: the provider is not working on it any more.
         """
-        await trio.sleep(min(self.settings.request_timeout, LOOKUP_SETTLE_MAX))
+        if isinstance(exc, httpx.TimeoutException):
+            await trio.sleep(min(self.settings.request_timeout, LOOKUP_SETTLE_MAX))
         found = await self.reconcile(message, since=since)
         if found is None:
             raise GatewayOutcomeUnknown(
