@@ -106,6 +106,16 @@ def post(base: str, their: str, step: int) -> bool:
     return r.status_code == 200
 
 
+def _queued(db: Path) -> bool:
+    """Some reply is waiting for its delay (read beside the running server)."""
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM outbox WHERE status = 'queued'"
+                                ).fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
 def quiet(db: Path) -> bool:
     with sqlite3.connect(db) as conn:
         unprocessed = conn.execute(
@@ -132,7 +142,10 @@ def test_sigkill_mid_traffic_loses_nothing_and_sends_nothing_twice(tmp_path):
                 acked.add((their, step))
         # Step 2 is in flight when the process dies: some posts land, some do not.
         futures = [pool.submit(post, base, their, 2) for their in BUYERS]
-        time.sleep(0.05)
+        # kill while replies wait for their human-like delay (a busy machine posts slowly)
+        deadline = time.monotonic() + 20
+        while not _queued(db) and time.monotonic() < deadline:
+            time.sleep(0.01)
         server.kill()
         for their, future in zip(BUYERS, futures, strict=True):
             if future.result():
