@@ -58,24 +58,36 @@ def backup(store: str | Path, out: str | Path, *, key: str = "") -> BackupInfo:
         private_dir(out.parent)
     temp = out.with_name(f".{out.name}.partial")
     temp.unlink(missing_ok=True)
-    source = open_connection(store, key, readonly=True)
     try:
-        target = open_connection(temp, key, create=True)
-        try:
-            source.backup(target)  # pages=-1: the whole snapshot in one step
-            target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-            info = _check(target, temp)
-        finally:
-            target.close()
-        _fsync(temp)
+        info = _snapshot(store, temp, key, journal="DELETE")  # one self-contained file
+        assert info is not None
         os.replace(temp, out)
         _fsync(out.parent)
     except DB_ERRORS as exc:
         raise StoreError(f"cannot back up {store} to {out}: {exc}") from exc
     finally:
-        source.close()
         temp.unlink(missing_ok=True)
     return BackupInfo(out, out.stat().st_size, time.perf_counter() - started, *info)
+
+
+def _snapshot(source_path: str | Path, temp: Path, key: str, *, journal: str,
+              check: bool = True) -> tuple[int, int] | None:
+    """Copy the database at `source_path` into the new file `temp` with SQLite's online backup
+    (the whole snapshot in one step: consistent while others write), set its journal mode and
+    fsync it; with `check`, its figures from `_check`."""
+    source = open_connection(source_path, key, readonly=True)
+    try:
+        target = open_connection(temp, key, create=True)
+        try:
+            source.backup(target)
+            target.execute(f"PRAGMA journal_mode = {journal}")
+            info = _check(target, temp) if check else None
+        finally:
+            target.close()
+    finally:
+        source.close()
+    _fsync(temp)
+    return info
 
 
 def check_backup(path: str | Path, *, key: str = "") -> tuple[int, int]:
@@ -120,20 +132,11 @@ def restore(backup_file: str | Path, store: str | Path, *, key: str = "",
         private_dir(store.parent)
     temp = store.with_name(f".{store.name}.restoring")
     temp.unlink(missing_ok=True)
-    source = open_connection(backup_file, key, readonly=True)
     try:
-        target = open_connection(temp, key, create=True)
-        try:
-            source.backup(target)
-            target.execute("PRAGMA journal_mode = WAL")
-        finally:
-            target.close()
-        _fsync(temp)
+        _snapshot(backup_file, temp, key, journal="WAL", check=False)
     except DB_ERRORS as exc:
         temp.unlink(missing_ok=True)
         raise StoreError(f"cannot restore {backup_file} to {store}: {exc}") from exc
-    finally:
-        source.close()
     kept = None
     current = None
     try:
