@@ -35,7 +35,6 @@ _FAULTS = {
 }
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
-OPERATIONS_DOC = "docs/operations.md"
 
 
 class StoreUnavailable(InterceptError):
@@ -76,13 +75,6 @@ def is_corrupt(exc: BaseException) -> bool:
         return code in _CORRUPT
     text = str(exc)
     return "malformed" in text or "not a database" in text
-
-
-def corrupt_sentence(path: str, exc: BaseException) -> str:
-    """What to tell the operator about a damaged store."""
-    return (f"the store {path} is damaged ({exc}): stop every Intercept using it, move the file "
-            f"aside (with its -wal and -shm files) and restore the last backup; see 'A corrupt "
-            f"store' in {OPERATIONS_DOC}")
 
 
 @asynccontextmanager

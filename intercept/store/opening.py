@@ -103,13 +103,21 @@ def open_connection(path: str | Path, key: str = "", *, readonly: bool = False,
         if conn is not None:
             conn.close()
         if _damaged(path):
-            from .faults import corrupt_sentence  # (faults imports this module)
-
             raise StoreError(corrupt_sentence(str(path), exc)) from exc
         if "not a database" in str(exc) or "encrypted" in str(exc):
             raise StoreError(_unreadable(path, key)) from None
         raise StoreError(f"cannot open the store {path}: {exc}") from exc
     return conn  # type: ignore[no-any-return]
+
+
+OPERATIONS_DOC = "docs/operations.md"
+
+
+def corrupt_sentence(path: str, exc: BaseException) -> str:
+    """What to tell the operator about a damaged store."""
+    return (f"the store {path} is damaged ({exc}): stop every Intercept using it, move the file "
+            f"aside (with its -wal and -shm files) and restore the last backup; see 'A corrupt "
+            f"store' in {OPERATIONS_DOC}")
 
 
 def _damaged(path: str | Path) -> bool:

@@ -22,8 +22,8 @@ import outcome
 import sqlite_utils
 import trio
 
-from .faults import StoreCorrupt, StoreUnavailable, corrupt_sentence, fault_kind, is_corrupt
-from .opening import DB_ERRORS, StoreError, open_connection
+from .faults import StoreCorrupt, StoreUnavailable, fault_kind, is_corrupt
+from .opening import DB_ERRORS, StoreError, corrupt_sentence, open_connection
 from .ops import Op, WriterCache
 from .schema import migrate
 
