@@ -118,3 +118,21 @@ def test_buyers_list_audits_into_an_encrypted_store(tmp_path):
     rows = conn.execute("SELECT role, action, detail FROM audit").fetchall()
     conn.close()
     assert rows == [("cli", "CLI intercept buyers list", "0 profiles with masked numbers")]
+
+
+@needs_sqlcipher
+def test_token_commands_open_an_encrypted_store_with_its_key(tmp_path):
+    path = tmp_path / "intercept.db"
+    connect(path, key="k3y").conn.close()
+    (tmp_path / "intercept.toml").write_text('[store]\npath = "intercept.db"\n'
+                                             'key_file = "store.key"\n')
+    (tmp_path / "store.key").write_text("k3y\n")
+    where = ["--config", str(tmp_path / "intercept.toml"), "--db", str(path)]
+    made = CliRunner().invoke(main, ["token", "create", "sam", "--role", "viewer", *where])
+    assert made.exit_code == 0, (made.output, made.exception)
+    listed = CliRunner().invoke(main, ["token", "list", "--json", *where])
+    assert listed.exit_code == 0 and '"name": "sam"' in listed.output
+    conn = open_connection(path, "k3y", readonly=True)
+    rows = conn.execute("SELECT role, action, detail FROM audit").fetchall()
+    conn.close()
+    assert rows == [("cli", "CLI intercept token create", "token 'sam' (viewer)")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..config import Config
+from ..config import Config, store_key
 from ..store.tokens import ROLES
 from .options import cli_actor, db_option, load_config
 
@@ -34,7 +34,7 @@ def _store(config: Config, db: Path | None) -> sqlite3.Connection:
                                    "store.path the server uses; the server makes the store at "
                                    "its first start)")
     try:
-        return connect(path, synchronous=config.store.synchronous).conn
+        return connect(path, synchronous=config.store.synchronous, key=store_key(config)).conn
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
