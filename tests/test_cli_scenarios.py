@@ -229,8 +229,10 @@ def test_numbers_lists_the_shipped_numbers():
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["+12065550100", "Seattle", "Jasmine", "buyer-deterrence"]
-    assert lines[2].split() == ["+12025550122", "Washington", "DC", "Mia", "buyer-deterrence"]
+    assert lines[0].split() == ["+12065550100", "Seattle", "Jasmine", "buyer-deterrence",
+                                "buyer", "no", "limit", "(simulator)"]
+    assert lines[2].split() == ["+12025550122", "Washington", "DC", "Mia", "buyer-deterrence",
+                                "buyer", "no", "limit", "(simulator)"]
 
 
 def test_numbers_json():
@@ -238,8 +240,9 @@ def test_numbers_json():
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows[1] == {"number": "+14045550111", "city": "atlanta", "city_name": "Atlanta",
-                       "scenario": "buyer-deterrence",
-                       "persona": {"name": "Kayla", "age": 21, "style": "casual"}}
+                       "scenario": "buyer-deterrence", "kind": "buyer",
+                       "persona": {"name": "Kayla", "age": 21, "style": "casual"},
+                       "rate": None, "rate_source": "simulator"}
     assert [r["number"] for r in rows] == ["+12065550100", "+14045550111", "+12025550122"]
 
 
