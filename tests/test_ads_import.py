@@ -11,7 +11,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from intercept import cli_ads
+from intercept.cli import ads as cli_ads
 from intercept.cli import main
 from intercept.outreach.ads import parse_time
 

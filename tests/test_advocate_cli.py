@@ -14,7 +14,8 @@ from test_api import ADMIN, ADVOCATE, BUYER, TOKENS, VIEWER
 from test_reload import serve_in_thread
 from test_runtime_effects import scripted_registry
 
-from intercept.cli_advocate import advocate, base_url
+from intercept.cli.advocate import advocate
+from intercept.cli.options import base_url
 from intercept.gateways import SimGateway
 from intercept.server import Server
 

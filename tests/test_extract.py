@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from intercept.cli_ads import ads
+from intercept.cli.ads import ads
 from intercept.outreach import Found, find_numbers
 from intercept.outreach.corpus import evaluate, load_corpus, matcher_numbers, our_numbers
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from test_reload import serve_in_thread
 
 from intercept.cli import main
-from intercept.cli_token import api_token
+from intercept.cli.options import api_token
 from intercept.credential import credential_path
 from intercept.gateways import SimGateway
 from intercept.server import Server

@@ -435,3 +435,17 @@ def audit_log(conn: sqlite3.Connection, limit: int, offset: int, *, actor: str |
                 f"SELECT id, at, actor, role, action, conversation_id, status, detail "
                 f"FROM audit{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset])]
     return total, rows
+
+
+def withheld_buyer_count(conn: sqlite3.Connection, number: str | None = None) -> int:
+    """Numbers with buyer conversations that the buyer-only gate holds back (they also appear
+    in outreach data: ads, campaigns or an outreach conversation); only `number` if given."""
+    extra, params = ("AND c.their_number = ?", (number,)) if number else ("", ())
+    return int(conn.execute(
+        "SELECT count(DISTINCT c.their_number) FROM conversations c WHERE c.kind = 'buyer' "
+        f"{extra} AND NOT ({BUYER_ONLY_SQL})", params).fetchone()[0])
+
+
+def begin_snapshot(conn: sqlite3.Connection) -> None:
+    """Open a read transaction on `conn`: what follows reads one snapshot of the store."""
+    conn.execute("BEGIN")

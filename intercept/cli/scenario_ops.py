@@ -4,50 +4,27 @@ from __future__ import annotations
 
 import difflib
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
-from .config import Config
-from .engine import ConversationState, Message, Send, Start, load_scenario
-from .engine.rng import seed_from
-from .errors import ScenarioError, ScenarioErrors
-from .terminal import printable
-
-_config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    envvar="INTERCEPT_CONFIG", show_envvar=True, help="Config file (TOML).")
-_db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path),
-    help="The server's SQLite file (default: store.path of the config).")
-
-
-def _config(config_path: Path | None) -> Config:
-    from .cli import _load
-
-    return _load(config_path)
-
-
-def _open_store(config: Config, db: Path | None) -> sqlite3.Connection:
-    path = db or Path(config.store.path)
-    if not path.is_file():
-        raise click.ClickException(f"no store at {path} (give --db, or the config whose "
-                                   "store.path the server uses)")
-    from .config import store_key
-    from .store.opening import StoreError, open_connection, row_type
-
-    try:
-        conn = open_connection(path, store_key(config), readonly=True)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    conn.row_factory = row_type(conn)
-    return conn
+from ..engine import ConversationState, Message, Send, Start, load_scenario
+from ..engine.rng import seed_from
+from ..errors import ScenarioError, ScenarioErrors
+from ..terminal import printable
+from .options import (
+    api_token,
+    base_url,
+    db_option,
+    load_config,
+    open_store_readonly,
+    store_config_option,
+)
 
 
 @click.command()
-@_config_option
+@store_config_option
 @click.option("--url", help="The server's HTTP address (default: http.listen of the config).")
 @click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
               help="An admin token (default: the one the server wrote for the local CLI).")
@@ -67,10 +44,7 @@ def reload(config_path: Path | None, url: str | None, token: str | None) -> None
     """
     import httpx
 
-    from .cli_advocate import base_url
-    from .cli_token import api_token
-
-    config = _config(config_path)
+    config = load_config(config_path)
     base = url or base_url(config.http.listen)
     secret, source = api_token(config, token)
     headers = {"Authorization": f"Bearer {secret}"}
@@ -95,8 +69,8 @@ def reload(config_path: Path | None, url: str | None, token: str | None) -> None
 
 
 @click.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.option("--conversation", "conversation_id", type=int, required=True,
               help="The stored conversation's id.")
 @click.option("--scenario", "scenario_file", type=click.Path(exists=True, dir_okay=False,
@@ -114,38 +88,35 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
       intercept scenario replay --conversation 42 --scenario scenarios/buyer-deterrence.yaml
       intercept scenario replay --conversation 42 --scenario new.yaml --db /var/lib/intercept.db
     """
-    config = _config(config_path)
+    config = load_config(config_path)
     try:
         machine = load_scenario(scenario_file, read_limit=config.runtime.read_limit)
     except ScenarioErrors as exc:
         raise click.ClickException("\n".join(e.render() for e in exc.errors)) from None
     except ScenarioError as exc:
         raise click.ClickException(exc.render()) from None
-    with _open_store(config, db) as conn:
-        row = conn.execute("SELECT * FROM conversations WHERE id = ?",
-                           (conversation_id,)).fetchone()
-        if row is None:
-            raise click.ClickException(f"no conversation {conversation_id} in the store")
-        inbound = conn.execute("SELECT body, received_at FROM inbound WHERE conversation_id = ? "
-                               "ORDER BY conv_seq", (conversation_id,)).fetchall()
-        outbound = conn.execute("SELECT body, created_at FROM outbox WHERE conversation_id = ? "
-                                "AND kind = 'reply' ORDER BY position", (conversation_id,)
-                                ).fetchall()
-    stored = msgspec_state(row["state"])
-    context = {k: v for k, v in (stored.vars if stored else {}).items()
+    from ..store.scenario_reads import stored_conversation
+
+    with open_store_readonly(config, db) as conn:
+        stored = stored_conversation(conn, conversation_id)
+    if stored is None:
+        raise click.ClickException(f"no conversation {conversation_id} in the store")
+    inbound = stored.inbound
+    state_was = msgspec_state(stored.state)
+    context = {k: v for k, v in (state_was.vars if state_was else {}).items()
                if k.startswith(("persona.", "city."))}
-    events = [(r["received_at"], 0, f"buyer: {r['body']}") for r in inbound]
-    events += [(r["created_at"], 1, f"bot:   {r['body']}") for r in outbound]
+    events = [(m.at, 0, f"buyer: {m.body}") for m in inbound]
+    events += [(m.at, 1, f"bot:   {m.body}") for m in stored.replies]
     was = [line for _, _, line in sorted(events, key=lambda e: (e[0], e[1]))]
     state = machine.new_state(seed=seed_from(f"{conversation_id}"), context=context)
-    now = inbound[0]["received_at"] if inbound else 0.0
+    now = inbound[0].at if inbound else 0.0
     state, effects = machine.step(state, Start(), now)
     now_lines = [f"bot:   {e.text}" for e in effects if isinstance(e, Send)]
     for message in inbound:
-        now_lines.append(f"buyer: {message['body']}")
-        state, effects = machine.step(state, Message(message["body"]), message["received_at"])
+        now_lines.append(f"buyer: {message.body}")
+        state, effects = machine.step(state, Message(message.body), message.at)
         now_lines.extend(f"bot:   {e.text}" for e in effects if isinstance(e, Send))
-    label = f"{row['scenario']} v{row['version']}"
+    label = f"{stored.scenario} v{stored.version}"
     diff = list(difflib.unified_diff(was, now_lines, fromfile=f"stored ({label})",
                                      tofile=f"replayed ({machine.name} v{machine.version})",
                                      lineterm=""))
@@ -155,7 +126,7 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
         return
     for line in diff:
         click.echo(printable(line))
-    click.echo(f"outcome: stored {row['outcome'] or 'none yet'}, replayed "
+    click.echo(f"outcome: stored {stored.outcome or 'none yet'}, replayed "
                f"{state.outcome or 'none yet'}")
 
 
@@ -166,8 +137,8 @@ def msgspec_state(text: str | None) -> ConversationState | None:
 
 
 @click.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.argument("name")
 @click.option("--version", "version", type=int, help="Only conversations on this version.")
 @click.option("--json", "as_json", is_flag=True, help="Print the funnel as JSON.")
@@ -184,23 +155,13 @@ def stats(config_path: Path | None, db: Path | None, name: str, version: int | N
       intercept scenario stats buyer-deterrence
       intercept scenario stats buyer-deterrence --version 2 --json
     """
-    config = _config(config_path)
-    where, params = "scenario = ?", [name]
-    if version is not None:
-        where += " AND version = ?"
-        params.append(version)
-    with _open_store(config, db) as conn:
-        versions = conn.execute(f"SELECT version, count(*) FROM conversations WHERE {where} "
-                                "GROUP BY version ORDER BY version", params).fetchall()
-        reached = conn.execute(f"SELECT target, count(DISTINCT conversation_id) FROM transitions "
-                               f"WHERE {where} GROUP BY target ORDER BY 2 DESC, 1",
-                               params).fetchall()
-        moves = conn.execute(f"SELECT source, target, trigger, count(*) FROM transitions "
-                             f"WHERE {where} GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2",
-                             params).fetchall()
-        outcomes = conn.execute(f"SELECT coalesce(outcome, '(open)'), count(*) FROM "
-                                f"conversations WHERE {where} GROUP BY 1 ORDER BY 2 DESC",
-                                params).fetchall()
+    config = load_config(config_path)
+    from ..store.scenario_reads import scenario_funnel
+
+    with open_store_readonly(config, db) as conn:
+        funnel = scenario_funnel(conn, name, version)
+    versions, reached, outcomes = funnel.versions, funnel.reached, funnel.outcomes
+    moves = [(m.source, m.target, m.trigger, m.count) for m in funnel.moves]
     if not versions:
         raise click.ClickException(f"no conversations of scenario {name!r} in the store")
     if as_json:

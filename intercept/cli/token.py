@@ -2,7 +2,7 @@
 
 The commands write to the store beside a serving server (WAL), as `intercept ads import` does;
 the server looks a presented token up in the store on each request, so a new token works at
-once and a revoked one stops at once. `api_token` finds the token the API commands send.
+once and a revoked one stops at once. Each change and its audit row are one transaction.
 """
 
 from __future__ import annotations
@@ -15,44 +15,18 @@ from pathlib import Path
 
 import click
 
-from .cli_audit import write_audit
-from .config import Config
-from .credential import credential_path, read_credential
-from .store.tokens import ROLES
+from ..config import Config, store_key
+from ..store.tokens import ROLES
+from .options import cli_actor, db_option, load_config
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
     envvar="INTERCEPT_CONFIG", show_envvar=True,
     help="Config file; its store.path is the store.")
-_db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path),
-    help="The server's SQLite file (default: store.path of the config).")
-
-
-def api_token(config: Config, given: str | None) -> tuple[str, str]:
-    """(token, where it came from) for the API commands: --token / INTERCEPT_API_TOKEN, else
-    ``api.token``, else the credential file the server wrote at its first start."""
-    if given:
-        return given, "--token or INTERCEPT_API_TOKEN"
-    if config.api.token:
-        return config.api.token, "api.token"
-    path = credential_path(config)
-    try:
-        token = read_credential(path)
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot read the CLI's token in {path}: {exc.strerror}. Run this as the user that "
-            "runs the server, or give a token with --token or INTERCEPT_API_TOKEN.") from None
-    if token is None:
-        raise click.ClickException(
-            f"no API token: give one with --token or INTERCEPT_API_TOKEN (make one with "
-            f"'intercept token create NAME --role ROLE'), or run this on the server's machine "
-            f"after its first start, which writes one to {path}.")
-    return token, str(path)
 
 
 def _store(config: Config, db: Path | None) -> sqlite3.Connection:
-    from .store.writer import StoreError, connect
+    from ..store.writer import StoreError, connect
 
     path = db or Path(config.store.path)
     if not path.is_file():
@@ -60,7 +34,7 @@ def _store(config: Config, db: Path | None) -> sqlite3.Connection:
                                    "store.path the server uses; the server makes the store at "
                                    "its first start)")
     try:
-        return connect(path, synchronous=config.store.synchronous).conn
+        return connect(path, synchronous=config.store.synchronous, key=store_key(config)).conn
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -92,7 +66,7 @@ def token() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
 @_config_option
-@_db_option
+@db_option
 def create(name: str, role: str, config_path: Path | None, db: Path | None) -> None:
     """Make a token named NAME and print it (once: it cannot be shown again).
 
@@ -102,16 +76,15 @@ def create(name: str, role: str, config_path: Path | None, db: Path | None) -> N
       intercept token create grafana --role viewer --db /var/lib/intercept/intercept.db
       INTERCEPT_API_TOKEN=$(intercept token create ops --role admin) intercept campaign status
     """
-    from .cli import _load
-    from .store.tokens import TokenExists, create_token, new_token
+    from ..store.audit import audited
+    from ..store.tokens import TokenExists, create_token, new_token
 
-    conn = _store(_load(config_path), db)
+    conn = _store(load_config(config_path), db)
     secret = new_token()
     try:
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            create_token(conn, name, role, secret, now=time.time())
-            write_audit(conn, "CLI intercept token create", f"token {name!r} ({role})")
+        audited(conn, lambda c: create_token(c, name, role, secret, now=time.time()),
+                actor=cli_actor(), action="CLI intercept token create",
+                detail=f"token {name!r} ({role})"[:200])
     except (TokenExists, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -124,7 +97,7 @@ def create(name: str, role: str, config_path: Path | None, db: Path | None) -> N
 @token.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_config_option
-@_db_option
+@db_option
 def list_(as_json: bool, config_path: Path | None, db: Path | None) -> None:
     """List the store's tokens: name, role, when made, when last used (never the token).
 
@@ -133,10 +106,9 @@ def list_(as_json: bool, config_path: Path | None, db: Path | None) -> None:
       intercept token list
       intercept token list --json | jq -r 'select(.last_used_at == null) | .name'
     """
-    from .cli import _load
-    from .store.tokens import list_tokens
+    from ..store.tokens import list_tokens
 
-    conn = _store(_load(config_path), db)
+    conn = _store(load_config(config_path), db)
     try:
         rows = list_tokens(conn)
     finally:
@@ -160,7 +132,7 @@ def list_(as_json: bool, config_path: Path | None, db: Path | None) -> None:
 @token.command()
 @click.argument("name")
 @_config_option
-@_db_option
+@db_option
 def revoke(name: str, config_path: Path | None, db: Path | None) -> None:
     """Revoke the token NAME: the server refuses it from its next request on.
 
@@ -169,16 +141,14 @@ def revoke(name: str, config_path: Path | None, db: Path | None) -> None:
       intercept token revoke sam
       intercept token revoke local-cli    # the token the server wrote for its local CLI
     """
-    from .cli import _load
-    from .store.tokens import revoke_token
+    from ..store.audit import audited
+    from ..store.tokens import revoke_token
 
-    conn = _store(_load(config_path), db)
+    conn = _store(load_config(config_path), db)
     try:
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            found = revoke_token(conn, name)
-            if found:
-                write_audit(conn, "CLI intercept token revoke", f"token {name!r}")
+        found = audited(conn, lambda c: revoke_token(c, name), record=bool,
+                        actor=cli_actor(), action="CLI intercept token revoke",
+                        detail=f"token {name!r}"[:200])
     finally:
         conn.close()
     if not found:

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from .options import load_config
+
 if TYPE_CHECKING:
     import httpx
 
-    from .config import Config
-    from .outreach.ads import BadAd, RawAd
-    from .store.ads import AdRecord, ImportCounts
+    from ..config import Config
+    from ..outreach.ads import BadAd, RawAd
+    from ..store.ads import AdRecord, ImportCounts
 
 _NAME_OF_STDIN = "<stdin>"
 
@@ -38,7 +40,7 @@ def ads() -> None:
 
 
 def _check_region(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from .outreach import find_numbers
+    from ..outreach import find_numbers
 
     try:
         find_numbers("", region=value)
@@ -97,7 +99,7 @@ def ads_extract(file: str, region: str, field: str) -> None:
       printf 'call 2O6-5five5-0one23\\n' | intercept ads extract
       cat ads.jsonl | intercept ads extract - | jq -r .e164 | sort -u
     """
-    from .outreach import find_numbers
+    from ..outreach import find_numbers
 
     name = _NAME_OF_STDIN if file == "-" else file
     stream: BinaryIO
@@ -156,13 +158,13 @@ class _Importer:
     """Reads ads, reports bad ones on stderr, stores the rest; counts what it did."""
 
     def __init__(self, config: Config, db: Path, *, city: str | None, source: str):
-        from .config import store_key
-        from .store.writer import connect
+        from ..config import store_key
+        from ..store.writer import connect
 
         self.config = config
         self.city = city
         self.source = source
-        from .errors import InterceptError
+        from ..errors import InterceptError
 
         try:
             self.db = connect(db, synchronous=config.store.synchronous, key=store_key(config))
@@ -171,7 +173,7 @@ class _Importer:
         self.skipped = 0
 
     def records(self, ads: Iterable[RawAd | BadAd]) -> Iterator[AdRecord]:
-        from .outreach.ads import BadAd, prepare
+        from ..outreach.ads import BadAd, prepare
 
         for ad in ads:
             record = ad if isinstance(ad, BadAd) else prepare(
@@ -184,7 +186,7 @@ class _Importer:
 
     def store(self, ads: Iterable[RawAd | BadAd], prefix: str) -> ImportCounts:
         """Import `ads`, then print `prefix` and what was done."""
-        from .store.ads import import_ads
+        from ..store.ads import import_ads
 
         skipped = self.skipped
         counts = import_ads(self.db.conn, self.records(ads), now=time.time())
@@ -244,10 +246,9 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
     """
     from urllib.parse import urlsplit
 
-    from .cli import _load
-    from .engine.durations import parse_duration
+    from ..engine.durations import parse_duration
 
-    config = _load(config_path)
+    config = load_config(config_path)
     if city is not None and city not in config.cities:
         raise click.BadParameter(f"unknown city {city!r}; the cities are "
                                  f"{', '.join(sorted(config.cities))}", param_hint="--city")
@@ -277,7 +278,7 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
 
 
 def _import_file(importer: _Importer, path: str, field: str, fmt: str | None) -> None:
-    from .outreach.ads import FeedError, read_csv, read_jsonl
+    from ..outreach.ads import FeedError, read_csv, read_jsonl
 
     fmt = fmt or ("csv" if path.lower().endswith(".csv") else "jsonl")
     name = "<stdin>" if path == "-" else path
@@ -303,8 +304,8 @@ def _import_file(importer: _Importer, path: str, field: str, fmt: str | None) ->
 
 def _import_feed(importer: _Importer, url: str, field: str, *, watch: bool,
                  pause: float) -> None:
-    from .outreach.ads import FeedError
-    from .outreach.feed import FeedPoller
+    from ..outreach.ads import FeedError
+    from ..outreach.feed import FeedPoller
 
     with _http_client() as client:
         poller = FeedPoller(url, client=client, field=field)

@@ -3,51 +3,32 @@
 
 from __future__ import annotations
 
-import getpass
-import time
 from pathlib import Path
 
 import click
 
-from .cli_advocate import ApiClient, _options
-from .cli_buyers import buyer_number, city_numbers
-from .cli_report import _since
-from .cli_scenario_ops import _config_option, _db_option, _open_store
-from .phone import mask
-
-AUDIT_BUSY_TIMEOUT_MS = 30_000
-
-
-def audit_export(db: Path, *, detail: str, status: int = 200, key: str = "") -> None:
-    """Write the export's audit row straight into the store: one INSERT, waiting up to 30 s
-    for the server's writer (WAL lets it run beside a serving server)."""
-    from .store.opening import open_connection
-
-    conn = open_connection(db, key, timeout=AUDIT_BUSY_TIMEOUT_MS / 1000)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {AUDIT_BUSY_TIMEOUT_MS}")
-        with conn:
-            conn.execute("INSERT INTO audit (at, actor, role, action, conversation_id, status, "
-                         "detail) VALUES (?, ?, 'cli', 'CLI intercept export', NULL, ?, ?)",
-                         (time.time(), f"cli:{_user()}", status, detail))
-    finally:
-        conn.close()
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+from ..phone import mask
+from .options import (
+    ApiClient,
+    api_options,
+    audit,
+    buyer_number,
+    city_numbers,
+    db_option,
+    load_config,
+    open_store_readonly,
+    since,
+    store_config_option,
+)
 
 
 @click.group(invoke_without_command=True)
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="A new (or empty) folder for the bundle.")
 @click.option("--city", help="Only conversations on this city's numbers (a key of [cities]).")
-@click.option("--since", callback=_since,
+@click.option("--since", callback=since,
               help="Only conversations started on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--buyer", help="Only this buyer's conversations (his full number).")
 @click.pass_context
@@ -72,24 +53,23 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
         return
     if out is None:
         raise click.UsageError("give --out DIR (or use 'intercept export verify DIR')")
-    from .buyers.export import ExportError, export_bundle
-    from .buyers.profiles import selected_conversations
-    from .buyers.signing import SigningError, load_or_create_key, public_key_path
-    from .cli import _load
-    from .config import store_key
+    from ..buyers.export import ExportError, export_bundle
+    from ..buyers.profiles import selected_conversations
+    from ..buyers.signing import SigningError, load_or_create_key, public_key_path
+    from ..store.reads import begin_snapshot
 
-    config = _load(config_path)
+    config = load_config(config_path)
     ours = city_numbers(config, city)
     their = buyer_number(buyer)
     store_path = db or Path(config.store.path)
     media_dir = (store_path.parent / config.media.dir).resolve()
     key_path = (store_path.parent / config.evidence.signing_key).resolve()
     filters = {"city": city, "since": None if since is None else _iso(since), "buyer": their}
-    conn = _open_store(config, db)
+    conn = open_store_readonly(config, db)
     try:
         key, created = load_or_create_key(key_path)
         conn.row_factory = None
-        conn.execute("BEGIN")  # one snapshot for the whole bundle
+        begin_snapshot(conn)  # one snapshot for the whole bundle
         ids = selected_conversations(conn, our_numbers=ours, since=since, number=their)
         summary = export_bundle(conn, ids, out, media_dir, filters=filters, key=key,
                                 city_of={n.number: n.city for n in config.numbers})
@@ -103,10 +83,10 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
               f"{summary.messages} messages, {summary.media} media; {summary.files} files; "
               f"manifest sha256 {summary.manifest_sha256}; signed by {summary.signer}"
               + ("; new signing key" if created else ""))
-    from .store.opening import DB_ERRORS, StoreError
+    from ..store.opening import DB_ERRORS, StoreError
 
     try:
-        audit_export(store_path, detail=detail[:1000], key=store_key(config))
+        audit(config, db, "CLI intercept export", detail[:1000])
     except (StoreError, *DB_ERRORS) as exc:
         import shutil
 
@@ -128,7 +108,7 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
 
 
 def _iso(ts: float) -> str:
-    from .buyers.profiles import iso
+    from ..buyers.profiles import iso
 
     return iso(ts) or ""
 
@@ -152,9 +132,9 @@ def verify_command(folder: Path, public_key: Path | None, fingerprint: str | Non
       intercept export verify evidence-2024-06 --public-key evidence-signing.key.pub
       intercept export verify evidence-2024-06 --fingerprint 3f5a…(64 hex digits)
     """
-    from .buyers.export import ExportError, verify
-    from .buyers.signing import SigningError, load_public_key
-    from .buyers.signing import fingerprint as fingerprint_of
+    from ..buyers.export import ExportError, verify
+    from ..buyers.signing import SigningError, load_public_key
+    from ..buyers.signing import fingerprint as fingerprint_of
 
     if public_key is not None and fingerprint is not None:
         raise click.UsageError("give --public-key or --fingerprint, not both")
@@ -183,7 +163,7 @@ def verify_command(folder: Path, public_key: Path | None, fingerprint: str | Non
 
 
 @click.command()
-@_options
+@api_options
 @click.option("--older-than", required=True,
               help="Delete conversations idle for longer than this (at least 1d), e.g. 180d.")
 @click.option("--kind", type=click.Choice(["buyer", "outreach"]), default="buyer",

@@ -7,88 +7,14 @@ the database, so they work from any machine that can reach the server.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from .store.advocacy import OUTCOME_KINDS
-from .terminal import printable, printable_json
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_ANY_HOST = ("", "0.0.0.0", "::", "[::]")
-
-
-def _options(fn: F) -> F:
-    """--url, --token and --config, shared by every command."""
-    fn = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-                      envvar="INTERCEPT_CONFIG", show_envvar=True,
-                      help="Config file; its http.listen is the server's address.")(fn)
-    fn = click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
-                      help="Your API token (advocate or admin role).")(fn)
-    fn = click.option("--url", help="The server, e.g. http://127.0.0.1:8080 (default: "
-                                    "http.listen of the config).")(fn)
-    return fn
-
-
-def base_url(listen: str) -> str:
-    """The URL to reach a server listening on `listen` (``host:port``) from this machine."""
-    host, _, port = listen.rpartition(":")
-    if host in _ANY_HOST:
-        host = "[::1]" if host in ("::", "[::]") else "127.0.0.1"
-    return f"http://{host}:{port}"
-
-
-class ApiClient:
-    """A few calls to the admin API; every failure becomes a `click.ClickException`."""
-
-    def __init__(self, url: str | None, token: str | None, config_path: Path | None):
-        if url is None or not token:
-            from .cli import _load
-            from .cli_token import api_token
-
-            config = _load(config_path)
-            url = url or base_url(config.http.listen)
-            token, self.source = api_token(config, token)
-        else:
-            self.source = "--token or INTERCEPT_API_TOKEN"
-        self.base = url.rstrip("/")
-        self.token = token
-
-    def call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
-             params: dict[str, Any] | None = None) -> Any:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            response = httpx.request(method, self.base + path, json=body, params=params,
-                                     headers=headers, timeout=30)
-        except httpx.HTTPError as exc:
-            raise click.ClickException(
-                f"no server answers at {self.base} ({exc or type(exc).__name__}): is "
-                "'intercept serve' running with HTTP enabled? Give its address with --url."
-            ) from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if response.status_code < 400:
-            return payload
-        message = payload.get("error") if isinstance(payload, dict) else None
-        message = message or f"HTTP {response.status_code}"
-        if response.status_code == 401:
-            raise click.ClickException(f"the server refused the token from {self.source}: "
-                                       f"{message}. Give a valid one with --token or "
-                                       "INTERCEPT_API_TOKEN.")
-        if response.status_code == 429:
-            raise click.ClickException(f"{message} (the server locks an address out after "
-                                       "repeated wrong tokens)")
-        if response.status_code == 403:
-            raise click.ClickException(f"not allowed: {message}")
-        raise click.ClickException(message)
+from ..store.advocacy import OUTCOME_KINDS
+from ..terminal import printable, printable_json
+from .options import ApiClient, api_options
 
 
 def _when(text: str | None) -> datetime | None:
@@ -131,7 +57,7 @@ def advocate() -> None:
 
 
 @advocate.command()
-@_options
+@api_options
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500),
               help="How many conversations to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
@@ -173,7 +99,7 @@ def queue(url: str | None, token: str | None, config_path: Path | None, limit: i
 
 
 @advocate.command()
-@_options
+@api_options
 @click.argument("conversation_id", metavar="ID", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
 def show(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,
@@ -214,7 +140,7 @@ def show(url: str | None, token: str | None, config_path: Path | None, conversat
 
 
 @advocate.command()
-@_options
+@api_options
 @click.argument("conversation_id", metavar="ID", type=int)
 @click.argument("text")
 def reply(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,
@@ -237,7 +163,7 @@ def reply(url: str | None, token: str | None, config_path: Path | None, conversa
 
 
 @advocate.command()
-@_options
+@api_options
 @click.argument("conversation_id", metavar="ID", type=int)
 def handback(url: str | None, token: str | None, config_path: Path | None,
              conversation_id: int) -> None:
@@ -253,7 +179,7 @@ def handback(url: str | None, token: str | None, config_path: Path | None,
 
 
 @advocate.command()
-@_options
+@api_options
 @click.argument("conversation_id", metavar="ID", type=int)
 @click.argument("kind", type=click.Choice(OUTCOME_KINDS))
 @click.option("--note", default="", help="What happened (needed for KIND other).")

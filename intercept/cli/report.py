@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
-from .cli_scenario_ops import _config_option, _db_option, _open_store
-
-
-def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
-                                 ) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+from .options import db_option, load_config, open_store_readonly, since, store_config_option
 
 
 def _duration(seconds: float | None) -> str:
@@ -45,10 +31,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 @click.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.option("--city", help="Only this city (a key of [cities]).")
-@click.option("--since", "since", callback=_since,
+@click.option("--since", "since", callback=since,
               help="Only what started on or after this date (YYYY-MM-DD, UTC) or time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def report(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
@@ -75,15 +61,14 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
       intercept report --city seattle --since 2024-05-01
       intercept report --json --db /var/lib/intercept/intercept.db | jq '.total'
     """
-    from .cli import _load
-    from .store.report import impact_report
-    from .store.retention import add_purged
+    from ..store.report import impact_report
+    from ..store.retention import add_purged
 
-    config = _load(config_path)
+    config = load_config(config_path)
     if city is not None and city not in config.cities:
         raise click.BadParameter(f"unknown city {city!r}; the cities are "
                                  f"{', '.join(sorted(config.cities))}", param_hint="--city")
-    conn = _open_store(config, db)
+    conn = open_store_readonly(config, db)
     try:
         conn.row_factory = None
         result = impact_report(conn, since=since, city=city,

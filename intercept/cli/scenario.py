@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .errors import ScenarioError, ScenarioErrors
-from .terminal import printable
+from ..errors import ScenarioError, ScenarioErrors
+from ..terminal import printable
 
 _FILES = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -39,7 +39,7 @@ def scenario_check(files: tuple[Path, ...]) -> None:
       intercept scenario check scenarios/buyer-deterrence.yaml
       intercept scenario check scenarios/*.yaml
     """
-    from .engine import load_scenario
+    from ..engine import load_scenario
 
     failed = False
     for path in files:
@@ -77,7 +77,7 @@ def scenario_lint(files: tuple[Path, ...], strict: bool) -> None:
       intercept scenario lint scenarios/buyer-deterrence.yaml
       intercept scenario lint --strict scenarios/*.yaml
     """
-    from .authoring.lint import lint_file
+    from ..authoring.lint import lint_file
 
     errors = warnings = 0
     for path in files:
@@ -110,8 +110,8 @@ def scenario_graph(file: Path, fmt: str) -> None:
       intercept scenario graph scenarios/buyer-deterrence.yaml > buyer.mmd
       intercept scenario graph --format dot scenarios/victim-outreach.yaml | dot -Tsvg > o.svg
     """
-    from .authoring.graph import dot, mermaid
-    from .engine import load_scenario
+    from ..authoring.graph import dot, mermaid
+    from ..engine import load_scenario
 
     try:
         machine = load_scenario(file)
@@ -137,7 +137,7 @@ def scenario_schema(output: Path | None) -> None:
       intercept scenario schema > docs/scenario.schema.json
       intercept scenario schema -o my-scenarios/scenario.schema.json
     """
-    from .authoring.schema import schema_text
+    from ..authoring.schema import schema_text
 
     text = schema_text()
     if output is None:
@@ -168,7 +168,7 @@ def scenario_test(paths: tuple[Path, ...], only: str | None, coverage: bool,
       intercept scenario test scenarios/tests/buyer-deterrence.yaml -k cop -v
       intercept scenario test --coverage scenarios/tests/*.yaml
     """
-    from .authoring.transcripts import load_suite, report, run_suite
+    from ..authoring.transcripts import load_suite, report, run_suite
 
     files: list[Path] = []
     for path in paths:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from .cli_scenario_ops import _config, _config_option, _db_option
+from .options import db_option, load_config, store_config_option
 
 
 @click.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The new backup file (made 0600; its folder 0700 if new).")
 def backup(config_path: Path | None, db: Path | None, out: Path) -> None:
@@ -27,11 +27,11 @@ def backup(config_path: Path | None, db: Path | None, out: Path) -> None:
       intercept backup --out /var/backups/intercept/intercept-2024-06-01.db
       intercept backup --db /var/lib/intercept/intercept.db --out /tmp/copy.db
     """
-    from .config import store_key
-    from .store.backup import backup as take_backup
-    from .store.opening import StoreError
+    from ..config import store_key
+    from ..store.backup import backup as take_backup
+    from ..store.opening import StoreError
 
-    config = _config(config_path)
+    config = load_config(config_path)
     store = db or Path(config.store.path)
     try:
         info = take_backup(store, out, key=store_key(config))
@@ -42,8 +42,8 @@ def backup(config_path: Path | None, db: Path | None, out: Path) -> None:
 
 
 @click.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.option("--force", is_flag=True,
               help="Replace an existing store (it is kept as <store>.replaced-<time>).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -60,11 +60,11 @@ def restore(config_path: Path | None, db: Path | None, force: bool, file: Path) 
       intercept restore /var/backups/intercept/intercept-20240601T000000Z.db --force
       systemctl start intercept
     """
-    from .config import store_key
-    from .store.backup import restore as put_back
-    from .store.opening import StoreError
+    from ..config import store_key
+    from ..store.backup import restore as put_back
+    from ..store.opening import StoreError
 
-    config = _config(config_path)
+    config = load_config(config_path)
     store = db or Path(config.store.path)
     if store.exists() and not force:
         raise click.ClickException(f"{store} exists: stop the server and give --force to "
@@ -78,8 +78,8 @@ def restore(config_path: Path | None, db: Path | None, force: bool, file: Path) 
 
 
 @click.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 def encrypt(config_path: Path | None, db: Path | None) -> None:
     """Encrypt an existing plain store with the store key (INTERCEPT_STORE_KEY or
     store.key_file), in place. Stop the server first (a store open in another process is
@@ -94,11 +94,11 @@ def encrypt(config_path: Path | None, db: Path | None) -> None:
       systemctl start intercept
       shred -u /var/lib/intercept/intercept.db.plain-*
     """
-    from .config import store_key
-    from .store.backup import encrypt as encrypt_store
-    from .store.opening import StoreError
+    from ..config import store_key
+    from ..store.backup import encrypt as encrypt_store
+    from ..store.opening import StoreError
 
-    config = _config(config_path)
+    config = load_config(config_path)
     store = db or Path(config.store.path)
     try:
         kept = encrypt_store(store, store_key(config))

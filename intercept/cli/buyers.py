@@ -3,53 +3,27 @@ search written to the audit log)."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from .cli_audit import audit_cli
-from .cli_report import _since
-from .cli_scenario_ops import _config_option, _db_option, _open_store
-from .config import Config
-from .phone import mask, to_e164
-from .terminal import printable, printable_json
+from ..phone import mask
+from ..terminal import printable, printable_json
+from .options import (
+    audit,
+    buyer_number,
+    city_numbers,
+    db_option,
+    load_config,
+    open_store_readonly,
+    since,
+    store_config_option,
+)
 
 
 def _stamp(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def city_numbers(config: Config, city: str | None) -> tuple[str, ...] | None:
-    """Our numbers of `city` (None: every number); a bad city is a usage error."""
-    if city is None:
-        return None
-    if city not in config.cities:
-        raise click.BadParameter(f"unknown city {city!r}; the cities are "
-                                 f"{', '.join(sorted(config.cities))}", param_hint="--city")
-    return tuple(n.number for n in config.numbers if n.city == city)
-
-
-def buyer_number(value: str | None) -> str | None:
-    if value is None:
-        return None
-    number = to_e164(value)
-    if number is None:
-        raise click.BadParameter(f"{value!r} is not a valid phone number (write it as "
-                                 "+12065550199)")
-    return number
-
-
-def withheld(conn: sqlite3.Connection, number: str | None = None) -> int:
-    """Numbers with buyer conversations that the buyer-only gate holds back (they also appear
-    in outreach data: ads, campaigns or an outreach conversation)."""
-    from .store.reads import BUYER_ONLY_SQL
-
-    extra, params = ("AND c.their_number = ?", (number,)) if number else ("", ())
-    return conn.execute(
-        "SELECT count(DISTINCT c.their_number) FROM conversations c WHERE c.kind = 'buyer' "
-        f"{extra} AND NOT ({BUYER_ONLY_SQL})", params).fetchone()[0]
 
 
 @click.group()
@@ -69,10 +43,10 @@ def buyers() -> None:
 
 
 @buyers.command("list")
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.option("--city", help="Only conversations on this city's numbers (a key of [cities]).")
-@click.option("--since", callback=_since,
+@click.option("--since", callback=since,
               help="Only conversations started on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="One profile as JSON per line.")
 @click.option("--full-numbers", is_flag=True,
@@ -87,24 +61,24 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
       intercept buyers list --city atlanta --since 2024-05-01 --full-numbers
       intercept buyers list --json | jq -c '{number, cities, deterrence}'
     """
-    from .buyers.profiles import buyer_profiles, selected_conversations
-    from .cli import _load
+    from ..buyers.profiles import buyer_profiles, selected_conversations
+    from ..store.reads import withheld_buyer_count
 
-    config = _load(config_path)
+    config = load_config(config_path)
     ours = city_numbers(config, city)
-    conn = _open_store(config, db)
+    conn = open_store_readonly(config, db)
     try:
         conn.row_factory = None
         ids = selected_conversations(conn, our_numbers=ours, since=since)
         profiles = buyer_profiles(conn, ids, city_of={n.number: n.city for n in config.numbers})
-        held = withheld(conn)
+        held = withheld_buyer_count(conn)
     finally:
         conn.close()
     filters = (f", city={city}" if city else "") + (
         f", since={datetime.fromtimestamp(since, UTC):%Y-%m-%d}" if since is not None else "")
-    audit_cli(db or Path(config.store.path), "CLI intercept buyers list",
-              f"{len(profiles)} profiles with {'full' if full_numbers else 'masked'} "
-              f"numbers{filters}")
+    audit(config, db, "CLI intercept buyers list",
+          f"{len(profiles)} profiles with {'full' if full_numbers else 'masked'} "
+          f"numbers{filters}"[:200])
     if as_json:
         for p in profiles:
             shown = p.number if full_numbers else mask(p.number)
@@ -131,8 +105,8 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
 
 
 @buyers.command()
-@_config_option
-@_db_option
+@store_config_option
+@db_option
 @click.argument("number")
 @click.option("--json", "as_json", is_flag=True, help="The profile as JSON.")
 def show(config_path: Path | None, db: Path | None, number: str, as_json: bool) -> None:
@@ -145,22 +119,22 @@ def show(config_path: Path | None, db: Path | None, number: str, as_json: bool) 
       intercept buyers show +12065550199
       intercept buyers show +12065550199 --json | jq .captured
     """
-    from .buyers.profiles import buyer_profiles, iso, selected_conversations
-    from .cli import _load
+    from ..buyers.profiles import buyer_profiles, iso, selected_conversations
+    from ..store.reads import withheld_buyer_count
 
-    config = _load(config_path)
+    config = load_config(config_path)
     their = buyer_number(number)
     assert their is not None
-    conn = _open_store(config, db)
+    conn = open_store_readonly(config, db)
     try:
         conn.row_factory = None
         ids = selected_conversations(conn, number=their)
         profiles = buyer_profiles(conn, ids, city_of={n.number: n.city for n in config.numbers})
-        held = withheld(conn, their)
+        held = withheld_buyer_count(conn, their)
     finally:
         conn.close()
-    audit_cli(db or Path(config.store.path), "CLI intercept buyers show",
-              f"buyer {mask(their)}: {'found' if profiles else 'no profile'}")
+    audit(config, db, "CLI intercept buyers show",
+          f"buyer {mask(their)}: {'found' if profiles else 'no profile'}"[:200])
     if not profiles:
         reason = ("it also appears in outreach data (ads, campaigns or outreach conversations), "
                   "so it is withheld" if held else "no buyer conversation with that number")

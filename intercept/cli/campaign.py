@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .cli_advocate import ApiClient, _options
+from .options import ApiClient, api_options
 
 _SKIPS = (("opted_out", "opted out"), ("recent", "contacted recently"),
           ("in_conversation", "in a conversation"), ("no_window", "no window"))
@@ -59,7 +59,7 @@ def _describe(item: dict[str, Any]) -> list[str]:
 
 
 @campaign.command()
-@_options
+@api_options
 @click.argument("name")
 def start(url: str | None, token: str | None, config_path: Path | None, name: str) -> None:
     """Start a campaign, or resume a paused one (the admin role).
@@ -79,7 +79,7 @@ def start(url: str | None, token: str | None, config_path: Path | None, name: st
 
 
 @campaign.command()
-@_options
+@api_options
 @click.argument("name")
 def pause(url: str | None, token: str | None, config_path: Path | None, name: str) -> None:
     """Pause a campaign: no new first texts; replies are still answered (the admin role).
@@ -96,7 +96,7 @@ def pause(url: str | None, token: str | None, config_path: Path | None, name: st
 
 
 @campaign.command()
-@_options
+@api_options
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
 @click.option("--watch", "every", type=float, is_flag=False, flag_value=10.0, default=None,
