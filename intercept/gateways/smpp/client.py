@@ -33,7 +33,6 @@ token does not hold a window slot.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import re
 import time
@@ -44,6 +43,7 @@ import msgspec
 import trio
 from prometheus_client import CollectorRegistry
 
+from ...backoff import backoff
 from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
 from ...phone import mask
 from ...store import StoreUnavailable
@@ -346,7 +346,8 @@ class SmppGateway(Gateway):
                     raise GatewayError(f"SMPP bind to {s.host}:{s.port} as {s.system_id!r} "
                                        f"refused: {link.error}.") from None
             self.metrics.reconnects.inc()
-            delay = _backoff(failures, s.reconnect_min, s.reconnect_max)
+            # between half and all of min(reconnect_max, reconnect_min * 2**failures)
+            delay = backoff(failures, base=s.reconnect_min, cap=s.reconnect_max, jitter=(0.5, 1.0))
             failures += 1
             log.warning("SMPP link to %s:%d down: %s; reconnecting in %.1fs", s.host, s.port,
                         reason, delay)
@@ -825,12 +826,6 @@ class SmppGateway(Gateway):
                             retry_after=self._retry_after())
         kind = "generic_nack" if isinstance(response, GenericNack) else "submit_sm_resp"
         return _Outcome("failed", reason=f"the SMSC refused the message: {kind} {name}")
-
-
-def _backoff(failures: int, low: float, high: float) -> float:
-    """Exponential backoff with jitter: between half and all of min(high, low * 2**failures)."""
-    ceiling = min(high, low * math.pow(2, min(failures, 30)))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def _describe(exc: BaseException) -> str:
