@@ -35,7 +35,7 @@ import httpx
 import trio
 
 from ...backoff import backoff, parse_retry_after
-from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
+from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
 from ...metrics import Metrics
 from ...phone import mask
 from ...store import StoreUnavailable
@@ -211,8 +211,8 @@ class TwilioGateway(Gateway):
         if code == OPTED_OUT_AT_CARRIER:
             assert self._sink is not None
             await self._sink.carrier_opt_out(message.their_number)
-            raise GatewayError("the recipient opted out at the carrier (error 21610)")
-        raise GatewayError(f"the provider refused the message: HTTP {status}"
+            raise GatewayRefused("the recipient opted out at the carrier (error 21610)")
+        raise GatewayRefused(f"the provider refused the message: HTTP {status}"
                            f"{f', error {code}' if code else ''}: {text}")
 
     async def _after_lost_answer(self, message: OutboundMessage, since: float,
