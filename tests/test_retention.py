@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import trio
 from click.testing import CliRunner
-from test_reload import serve_in_thread
 
 from intercept.cli import main
 from intercept.config import config_from_dict
@@ -27,7 +26,7 @@ from intercept.store.media_ops import MediaStored
 from intercept.store.report import impact_report
 from intercept.store.retention import add_purged
 
-from helpers import ADMIN_HEADERS, ADMIN_TOKENS, ECHO, OTHER_OUR, OUR, running
+from helpers import ADMIN_HEADERS, ADMIN_TOKENS, ECHO, OTHER_OUR, OUR, running, serve_in_thread
 
 OUTREACH = "+12065550130"
 A, B, C, S, V = ("+12065550191", "+12065550192", "+12065550193", "+12065550194",
