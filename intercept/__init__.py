@@ -5,6 +5,9 @@ from .errors import (
     ConfigError,
     EngineError,
     GatewayError,
+    GatewayOutcomeUnknown,
+    GatewayRefused,
+    GatewayRetryLater,
     InterceptError,
     ScenarioError,
     ScenarioErrors,
@@ -13,6 +16,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "ConfigError", "EngineError", "GatewayError", "InterceptError", "ScenarioError",
+    "Config", "ConfigError", "EngineError", "GatewayError", "GatewayOutcomeUnknown",
+    "GatewayRefused", "GatewayRetryLater", "InterceptError", "ScenarioError",
     "ScenarioErrors", "__version__", "load_config",
 ]

@@ -1,13 +1,47 @@
-"""Exceptions raised by Intercept.
+"""Exceptions raised by Intercept: the whole tree, wherever each class is defined.
+
+Defined here (and exported from ``intercept``)::
 
     InterceptError
-    ├── ConfigError        a config file or environment override is wrong
-    ├── ScenarioError      a scenario file is wrong (file, line and field path in the message)
-    │   └── ScenarioErrors several of them, from one check
-    ├── EngineError        an event cannot be applied to a conversation's state
-    └── GatewayError       the SMS gateway refused a message for good
-        ├── GatewayRetryLater     not accepted now (throttled, disconnected): send it later
-        └── GatewayOutcomeUnknown it may or may not have gone out: never resend blindly
+    ├── ConfigError               a config file or environment override is wrong
+    ├── ScenarioError             a scenario file is wrong (file, line, field path in the message)
+    │   └── ScenarioErrors        several of them, from one check
+    ├── EngineError               an event cannot be applied to a conversation's state
+    ├── GatewayError              the SMS gateway did not take a message as asked (any of below)
+    │   ├── GatewayRefused        refused for good: the outbox row becomes 'failed'
+    │   ├── GatewayRetryLater     not accepted now (throttled, disconnected): send it later
+    │   └── GatewayOutcomeUnknown it may or may not have gone out: never resend blindly
+    ├── StoreError                intercept.store: the database cannot be opened, or is newer
+    ├── StoreUnavailable          intercept.store: cannot commit now; refuse in retry form, retry
+    ├── StoreCorrupt              intercept.store: the database file is damaged
+    └── ChatError                 intercept.chat: the terminal chat cannot go on
+
+Defined beside the code that raises and catches them (each stays inside its layer)::
+
+    Exception
+    ├── HTTPError                 intercept.http.routing: answer a status with a sentence
+    ├── AuthError                 intercept.http.auth: 401, 403 or 429 with a sentence
+    ├── Parked                    intercept.runtime.actor: the conversation cannot run
+    ├── FeedError                 intercept.outreach.ads: a feed cannot be fetched or read
+    ├── Failure                   intercept.authoring.transcripts: a step went otherwise
+    ├── ExportError               intercept.buyers.export: the bundle cannot be written
+    ├── SigningError              intercept.buyers.signing: a key or signature is unusable
+    ├── LookupFailed              intercept.buyers.lookups: a lookup gave no answer
+    │   ├── CircuitOpen           the provider failed too often lately: not asked now
+    │   ├── BudgetSpent           today's lookup budget is spent
+    │   └── ProviderError         the provider answered with an error
+    ├── LinkDown                  intercept.gateways.smpp.client: the SMSC link is unusable
+    │   └── BindRefused           the SMSC answered the bind with an error status
+    ├── _Bad                      intercept.gateways.smpp.codec (internal): a bad PDU body
+    ├── _ListError                intercept.gateways.twilio.client (internal): a list failed
+    ├── _GiveUp                   intercept.media (internal): the fetch ends for good
+    └── _TryLater                 intercept.media (internal): the fetch is tried again
+    RuntimeError
+    └── StoreClosed               intercept.store.writer: the store takes no more writes
+    ValueError
+    └── TokenExists               intercept.store.tokens: a token of that name exists
+
+Catch `GatewayError` for "not sent as asked"; `GatewayRefused` for "never will be".
 """
 
 from __future__ import annotations
@@ -60,6 +94,12 @@ class EngineError(InterceptError):
 
 
 class GatewayError(InterceptError):
+    """The SMS gateway did not take a message as asked: the base of the three outcomes below.
+
+    Raised as itself it is read as `GatewayRefused` (the sender's last ``except`` clause)."""
+
+
+class GatewayRefused(GatewayError):
     """The SMS gateway refused a message for good (the outbox row becomes 'failed')."""
 
 

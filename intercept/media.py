@@ -37,6 +37,7 @@ import httpx
 import msgspec
 import trio
 
+from .backoff import backoff, parse_retry_after
 from .config import MediaConfig
 from .engine.durations import parse_duration
 from .errors import ConfigError
@@ -308,8 +309,8 @@ class MediaFetcher:
         if attempts >= self.config.max_attempts:
             await self._give_up(row, "failed", f"gave up after {attempts} attempts: {error}")
             return
-        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** row.attempts)
-        delay *= 1 + self._random.uniform(-BACKOFF_JITTER, BACKOFF_JITTER)
+        delay = backoff(row.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP,
+                        jitter=(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER), rng=self._random)
         if after is not None:
             delay = max(delay, min(after, BACKOFF_CAP))
         now = self._now()
@@ -502,5 +503,4 @@ def _check_status(host: str, response: httpx.Response) -> None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    return parse_retry_after(response.headers.get("retry-after"), cap=BACKOFF_CAP)

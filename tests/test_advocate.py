@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import trio
-from test_api import BUYER, auth, serving
-from test_runtime_effects import scripted_registry
 
 from intercept.store.advocacy import RecordOutcome
+
+from helpers import BUYER, auth, scripted_registry, serving
 
 A, B, C, D = "+12065550101", "+12065550102", "+12065550103", "+12065550104"
 

@@ -10,16 +10,23 @@ import httpx
 import pytest
 import trio
 from click.testing import CliRunner
-from test_api import ADMIN, ADVOCATE, BUYER, TOKENS, VIEWER
-from test_reload import serve_in_thread
-from test_runtime_effects import scripted_registry
 
 from intercept.cli.advocate import advocate
 from intercept.cli.options import base_url
 from intercept.gateways import SimGateway
 from intercept.server import Server
 
-from helpers import OUR, make_config
+from helpers import (
+    ADMIN,
+    ADVOCATE,
+    BUYER,
+    OUR,
+    TOKENS,
+    VIEWER,
+    make_config,
+    scripted_registry,
+    serve_in_thread,
+)
 
 
 @pytest.fixture

@@ -2,78 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 import trio
 
-from intercept.gateways import SimGateway
 from intercept.http.app import App
 from intercept.jsontext import canonical
-from intercept.scenarios import ScenarioRegistry
-from intercept.server import Server
 
-from helpers import ECHO, OTHER_OUR, OUR, Phones, make_config
+from helpers import ADMIN, BUYER, ECHO, OTHER_OUR, OUR, auth, serving
 
-BUYER = "+12065550199"
 BUYER_MASKED = "+1••••••••99"
-ADMIN, ADVOCATE, VIEWER = ("admin-token-000000000001", "advocate-token-0000000002",
-                           "viewer-token-000000000003")
-TOKENS = f"admin:{ADMIN}:root,advocate:{ADVOCATE}:sam,viewer:{VIEWER}:val"
-TOKEN = {"admin": ADMIN, "advocate": ADVOCATE, "viewer": VIEWER}
 ROLES = ("viewer", "advocate", "admin")
-
-
-def auth(role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN[role]}"}
-
-
-@dataclass
-class Live:
-    server: Server
-    phones: Phones
-    client: httpx.AsyncClient
-
-    async def text(self, text: str, their: str = BUYER, ours: str = OUR) -> int:
-        """`their` texts `ours` through the simulator; wait until the bot is done with it."""
-        done = await self.server.gateway.inject(their_number=their, our_number=ours, text=text)
-        with trio.fail_after(10):
-            await self.server.settled(done.conversation_id, done.conv_seq, poll=0.005)
-        return done.conversation_id
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self.server.store.query(sql, params)
-
-
-def echo_folder(tmp_path: Path) -> str:
-    folder = tmp_path / "scenarios"
-    folder.mkdir(exist_ok=True)
-    (folder / "echo.yaml").write_text(ECHO)
-    return str(folder)
-
-
-@asynccontextmanager
-async def serving(tmp_path: Path, *, tokens: str = TOKENS, reg: ScenarioRegistry | None = None,
-                  scenario: str = "echo", api: dict[str, Any] | None = None
-                  ) -> AsyncIterator[Live]:
-    config = make_config(scenario, http={"enabled": True, "listen": "127.0.0.1:0"},
-                         api={"tokens": tokens, **(api or {})},
-                         scenarios={"dir": echo_folder(tmp_path)})
-    gateway = SimGateway(receipts=True)
-    phones = Phones(gateway)
-    server = Server(config, registry=reg, gateway=gateway, store_path=tmp_path / "api.db")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        (base,) = server.http_addresses
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            yield Live(server, phones, client)
-        server.stop()
 
 
 # Every route that needs a token, with the least role that may call it and a call that works.
@@ -221,7 +163,7 @@ async def test_search_filters_and_paging(tmp_path):
 
 
 async def test_a_transcript_merges_both_directions_with_tags_and_transitions(tmp_path):
-    from test_runtime_effects import scripted_registry
+    from helpers import scripted_registry
 
     async with serving(tmp_path, reg=scripted_registry(), scenario="scripted") as live:
         cid = await live.text("tag")

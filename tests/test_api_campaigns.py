@@ -11,13 +11,22 @@ from typing import Any
 import httpx
 import trio
 from click.testing import CliRunner
-from test_api import ADMIN, TOKENS, VIEWER, auth
-from test_campaigns import SEND, add_ads, outreach_config, shipped
-from test_reload import serve_in_thread
 
 from intercept.cli import main
 from intercept.gateways import SimGateway
 from intercept.server import Server
+
+from helpers import (
+    ADMIN,
+    SEND,
+    TOKENS,
+    VIEWER,
+    add_ads,
+    auth,
+    outreach_config,
+    serve_in_thread,
+    shipped,
+)
 
 TARGETS = ["+12065550141", "+12065550142"]
 

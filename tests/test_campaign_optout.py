@@ -10,12 +10,11 @@ import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_campaigns import SEND, Log, add_ads, outreach_config, shipped, utc
 
 from intercept.optout import OPT_OUT
 from intercept.runtime import clock as clock_module
 
-from helpers import running
+from helpers import SEND, Log, add_ads, outreach_config, running, shipped, utc
 
 TARGETS = [f"+1206555{n:04d}" for n in range(140, 146)]
 START = utc(2024, 5, 1, 17)  # 10:00 in Seattle

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import types
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,21 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 import trio
 
-from intercept.config import Config, config_from_dict
+from intercept.config import config_from_dict
 from intercept.errors import ConfigError, GatewayRetryLater
 from intercept.gateways import OutboundMessage, SimGateway
-from intercept.runtime import clock as clock_module
 from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
-from intercept.store.ads import AdRecord, import_ads
 from intercept.store.campaigns import campaign_counts
 from intercept.store.writer import connect
 
-from helpers import running
+from helpers import SEND, SEND2, SEND3, START, Log, add_ads, outreach_config, running, shipped, utc
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-DECOY = "+12065550100"
-SEND, SEND2, SEND3 = "+12065550130", "+12065550131", "+12065550132"
 SEATTLE, NEW_YORK, CHICAGO, HONOLULU = (
     "+12065550123", "+12125550123", "+13125550123", "+18085550123")
 LONDON, SYDNEY = "+447400123456", "+61291234567"
@@ -36,90 +29,6 @@ ZONES = {SEATTLE: "America/Los_Angeles", NEW_YORK: "America/New_York",
          CHICAGO: "America/Chicago", HONOLULU: "Pacific/Honolulu", LONDON: "Europe/London",
          SYDNEY: "Australia/Sydney"}
 DAY = 86400.0
-
-
-def utc(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
-
-
-START = utc(2024, 5, 1, 12)  # 05:00 in Seattle, 13:00 in London, 22:00 in Sydney
-_REGISTRY: list[ScenarioRegistry] = []
-
-
-def shipped() -> ScenarioRegistry:
-    """The shipped scenarios (compiled once)."""
-    if not _REGISTRY:
-        _REGISTRY.append(ScenarioRegistry.from_dir(SCENARIOS))
-    return _REGISTRY[0]
-
-
-def outreach_config(*campaigns: dict[str, Any], senders: tuple[str, ...] = (SEND, SEND2, SEND3),
-                    **sections: dict[str, Any]) -> Config:
-    """Seattle with a buyer decoy, outreach numbers and the given [[campaigns]]."""
-    raw: dict[str, Any] = {
-        "cities": {"seattle": {"name": "Seattle", "link": "https://help.example/sea",
-                               "timezone": "America/Los_Angeles"},
-                   "atlanta": {"name": "Atlanta", "link": "https://help.example/atl",
-                               "timezone": "America/New_York"}},
-        "numbers": [{"number": DECOY, "city": "seattle", "scenario": "buyer-deterrence",
-                     "persona": {"name": "Jasmine", "age": 23}},
-                    *({"number": n, "city": "seattle", "scenario": "victim-outreach",
-                       "kind": "outreach", "persona": {"name": f"Maya{i}"}}
-                      for i, n in enumerate(senders))],
-        "campaigns": [{"city": "seattle", "numbers": [SEND], **c} for c in campaigns],
-        "http": {"enabled": False},
-        "delays": {"enabled": False},
-    }
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    return config_from_dict(raw, environ={})
-
-
-@pytest.fixture
-def wall(monkeypatch):
-    """Set the wall-clock time a server started next will begin at (default `START`)."""
-
-    def set_start(at: float) -> None:
-        monkeypatch.setattr(clock_module, "time", types.SimpleNamespace(time=lambda: at))
-
-    set_start(START)
-    return set_start
-
-
-def add_ads(path: Path, numbers: list[str], *, city: str = "seattle", now: float = START
-            ) -> None:
-    """Import one ad per number into the store at `path`."""
-    db = connect(path)
-    try:
-        import_ads(db.conn, [AdRecord(city=city, source="test", text_hash=f"{city}:{n}",
-                                      numbers=(n,), external_id=n) for n in numbers], now=now)
-    finally:
-        db.conn.close()
-
-
-@dataclass
-class Received:
-    at: float
-    message: OutboundMessage
-
-
-class Log:
-    """Every message the simulated phones received, with the (mock) time it went out."""
-
-    def __init__(self, server: Server):
-        self.server = server
-        self.items: list[Received] = []
-        server.gateway.subscribe(lambda m: self.items.append(Received(server.clock.now(), m)))
-
-    def to(self, number: str) -> list[Received]:
-        return [r for r in self.items if r.message.their_number == number]
-
-    def kinds(self) -> dict[str, str]:
-        return dict(self.server.store.query("SELECT id, kind FROM outbox"))
-
-    def campaign_texts(self) -> list[Received]:
-        kinds = self.kinds()
-        return [r for r in self.items if kinds[r.message.outbox_id] == "campaign"]
 
 
 def local_minute(at: float, number: str) -> int:

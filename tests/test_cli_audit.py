@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from test_evidence import BUYER, VICTIM, cli, populate
+from helpers import BUYER, VICTIM, cli, populate
 
 
 async def test_buyer_lists_and_searches_are_audited(tmp_path, autojump_clock):

@@ -10,134 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 from click.testing import CliRunner
 
 from intercept.cli import main
-from intercept.media import media_path
-from intercept.server import Server
-from intercept.store.media_ops import MediaStored
 
-from helpers import running
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-SEA_DECOY, ATL_DECOY, DC_DECOY, SEA_OUTREACH = (
-    "+12065550100", "+14045550111", "+12025550122", "+12065550130")
-BUYER, OTHER_BUYER, VICTIM = "+12065550199", "+13125550177", "+12065550166"
-SEA_LINK, GENERAL_LINK = "https://www.seattleops.org", "https://www.sexhelp.com"
-
-
-def config_text(tmp_path: Path) -> str:
-    """The shipped cities and decoys, plus a Seattle outreach number; paths in tmp_path."""
-    return f"""
-[store]
-path = "{tmp_path / 'intercept.db'}"
-[http]
-enabled = false
-[delays]
-enabled = false
-[media]
-enabled = false
-[scenarios]
-dir = "{SCENARIOS}"
-[cities.seattle]
-name = "Seattle"
-link = "{SEA_LINK}"
-[cities.atlanta]
-name = "Atlanta"
-link = "{GENERAL_LINK}"
-[cities.washington-dc]
-name = "Washington DC"
-link = "{GENERAL_LINK}"
-[[numbers]]
-number = "{SEA_DECOY}"
-city = "seattle"
-scenario = "buyer-deterrence"
-persona = {{ name = "Jasmine", age = 23 }}
-[[numbers]]
-number = "{ATL_DECOY}"
-city = "atlanta"
-scenario = "buyer-deterrence"
-persona = {{ name = "Kayla", age = 21 }}
-[[numbers]]
-number = "{DC_DECOY}"
-city = "washington-dc"
-scenario = "buyer-deterrence"
-persona = {{ name = "Mia", age = 24 }}
-[[numbers]]
-number = "{SEA_OUTREACH}"
-city = "seattle"
-scenario = "victim-outreach"
-kind = "outreach"
-persona = {{ name = "Maya" }}
-"""
-
-
-def load(tmp_path: Path) -> Any:
-    from intercept.config import load_config
-
-    path = tmp_path / "intercept.toml"
-    path.write_text(config_text(tmp_path))
-    return load_config(path, environ={})
-
-
-async def text(server: Server, their: str, ours: str, body: str,
-               media: tuple[str, ...] = ()) -> int:
-    done = await server.gateway.inject(their_number=their, our_number=ours, text=body,
-                                       media=media)
-    await server.settled(done.conversation_id, done.conv_seq)
-    return done.conversation_id
-
-
-async def store_media(server: Server, conversation_id: int, content: bytes) -> str:
-    """Pretend the fetcher stored the conversation's pending media with these bytes."""
-    digest = hashlib.sha256(content).hexdigest()
-    path = media_path(server.config.media_dir, digest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    for (media_id,) in server.store.query("SELECT id FROM media WHERE conversation_id = ? AND "
-                                          "status = 'pending'", (conversation_id,)):
-        await server.store.call(MediaStored(media_id, digest, "image/jpeg", len(content),
-                                            server.clock.now()))
-    return digest
-
-
-PHOTO, VICTIM_PHOTO = b"\xff\xd8\xff buyer selfie", b"\xff\xd8\xff victim photo"
-
-
-async def populate(tmp_path: Path) -> dict[str, Any]:
-    """A buyer who texts Seattle and Atlanta, another in DC, and a victim who texted the
-    outreach number (with a photo) and the Atlanta decoy."""
-    config = load(tmp_path)
-    out: dict[str, Any] = {"config": config}
-    async with running(tmp_path, config, db="intercept.db", from_folder=True) as (server, _):
-        sea = await text(server, BUYER, SEA_DECOY, "hey u available tonight?")
-        await text(server, BUYER, SEA_DECOY, "can u do 100?")
-        await text(server, BUYER, SEA_DECOY, "r u a cop?")
-        await text(server, BUYER, SEA_DECOY, "here", media=("https://media.example.com/1",))
-        out["photo"] = await store_media(server, sea, PHOTO)
-        await trio.sleep(3600)
-        atl = await text(server, BUYER, ATL_DECOY, "hi")
-        await text(server, BUYER, ATL_DECOY, "are you a cop")
-        await text(server, BUYER, ATL_DECOY, "whatever")
-        dc = await text(server, OTHER_BUYER, DC_DECOY, "how much")
-        outreach = await text(server, VICTIM, SEA_OUTREACH, "I need help, this is Ana",
-                              media=("https://media.example.com/2",))
-        out["victim_photo"] = await store_media(server, outreach, VICTIM_PHOTO)
-        mixed = await text(server, VICTIM, ATL_DECOY, "hey whats the price")
-        await trio.sleep(10)
-        out.update(sea=sea, atl=atl, dc=dc, outreach=outreach, mixed=mixed, server=server)
-        out["outreach_texts"] = [b for (b,) in server.store.query(
-            "SELECT body FROM inbound WHERE conversation_id = ? UNION ALL SELECT body FROM "
-            "outbox WHERE conversation_id = ?", (outreach, outreach))]
-    return out
-
-
-def cli(tmp_path: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, [*args[:2], "--config", str(tmp_path / "intercept.toml"),
-                                     *args[2:]] if args[0] in ("buyers",) else
-                              [args[0], "--config", str(tmp_path / "intercept.toml"),
-                               *args[1:]], catch_exceptions=False)
+from helpers import (
+    BUYER,
+    GENERAL_LINK,
+    OTHER_BUYER,
+    SEA_LINK,
+    VICTIM,
+    VICTIM_PHOTO,
+    cli,
+    populate,
+)
 
 
 async def test_one_profile_per_buyer_across_cities_with_what_he_said_and_deterrence(

@@ -28,6 +28,7 @@ def test_an_unknown_case_is_a_usage_error_naming_the_cases(capsys):
     assert "unknown case nope" in err and "kill-9" in err
 
 
+@pytest.mark.slow
 def test_a_tampered_webhook_case_runs_against_a_real_server(capsys):
     assert faults.main(["--case", "webhook-tampered"]) == 0
     out = capsys.readouterr().out

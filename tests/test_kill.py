@@ -18,6 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes / real seconds: see README, Development
 
 OUR = "+12065550100"
 BUYERS = [f"+1206555{2000 + i:04d}" for i in range(40)]

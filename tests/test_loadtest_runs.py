@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import trio
 
 from loadtest.phones import ProviderPhones, SmppPhones
 from loadtest.report import REPORT_KEYS
 from loadtest.run import LoadRun, Options, run_load
+
+pytestmark = pytest.mark.slow  # real processes / real seconds: see README, Development
 
 ALL = {"human": 3, "fragment": 1, "photo": 1, "abandon": 1, "stop": 1, "rapid": 1,
        "two_numbers": 1}

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import trio
 from click.testing import CliRunner
-from test_campaigns import DECOY, SEND, Log, shipped, utc
 
 from intercept.cli import main
 from intercept.config import load_config
@@ -21,7 +20,7 @@ from intercept.http.app import App
 from intercept.runtime import clock as clock_module
 from intercept.server import Server
 
-from helpers import ADMIN_HEADERS, ADMIN_TOKENS
+from helpers import ADMIN_HEADERS, ADMIN_TOKENS, DECOY, SEND, Log, shipped, utc
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 YES, ASKS, STOPS, SILENT = "+12065550141", "+12065550142", "+12065550143", "+12065550144"

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 import trio
-from test_campaigns import DECOY, SEND, add_ads, outreach_config, shipped
 
 from intercept.config import config_from_dict
 from intercept.errors import ConfigError
 from intercept.store.reads import buyer_conversation_ids, buyer_numbers
 
-from helpers import running
+from helpers import DECOY, SEND, add_ads, outreach_config, running, shipped
 
 TARGET, IN_ADS, WALK_IN, BUYER, STRANGER = (
     "+12065550141", "+12065550142", "+12065550143", "+12065550199", "+12065550188")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import trio
 from click.testing import CliRunner
@@ -13,7 +11,7 @@ from intercept.errors import ScenarioErrors
 from intercept.gateways import SimGateway
 from intercept.server import Server
 
-from helpers import OUR, Phones, make_config, running
+from helpers import OUR, Phones, make_config, running, serve_in_thread
 
 TEMPLATE = """
 name: echo
@@ -100,22 +98,6 @@ async def test_a_broken_or_unversioned_change_is_refused(tmp_path, autojump_cloc
                                            text="still")
         await server.settled(done.conversation_id, done.conv_seq)
         assert phones.all[0].text == "v1: still"
-
-
-def serve_in_thread(server: Server) -> tuple[threading.Thread, trio.lowlevel.TrioToken]:
-    ready = threading.Event()
-    token: list[trio.lowlevel.TrioToken] = []
-
-    async def run() -> None:
-        token.append(trio.lowlevel.current_trio_token())
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.run)
-            ready.set()
-
-    thread = threading.Thread(target=trio.run, args=(run,), daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    return thread, token[0]
 
 
 def test_reload_over_http_and_the_cli(tmp_path):

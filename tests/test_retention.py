@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from click.testing import CliRunner
-from test_reload import serve_in_thread
 
 from intercept.cli import main
 from intercept.config import config_from_dict
@@ -27,7 +27,7 @@ from intercept.store.media_ops import MediaStored
 from intercept.store.report import impact_report
 from intercept.store.retention import add_purged
 
-from helpers import ADMIN_HEADERS, ADMIN_TOKENS, ECHO, OTHER_OUR, OUR, running
+from helpers import ADMIN_HEADERS, ADMIN_TOKENS, ECHO, OTHER_OUR, OUR, running, serve_in_thread
 
 OUTREACH = "+12065550130"
 A, B, C, S, V = ("+12065550191", "+12065550192", "+12065550193", "+12065550194",
@@ -111,6 +111,7 @@ def count(server: Server, table: str, ids: list[int]) -> int:
                               f"({marks})", tuple(ids))[0][0]
 
 
+@pytest.mark.slow
 async def test_purge_removes_exactly_what_is_older_and_keeps_the_report(tmp_path,
                                                                        autojump_clock):
     async with running(tmp_path, config(tmp_path), reg=reg(), db="r.db") as (server, _):
@@ -223,6 +224,7 @@ def test_intercept_purge_calls_the_running_server(tmp_path):
     assert rows == [("POST /api/purge", 200)] * 2 + [("POST /api/purge", 400)]
 
 
+@pytest.mark.slow
 async def test_a_message_replayed_after_a_purge_is_refused_until_its_tombstone_expires(
         tmp_path, autojump_clock, caplog):
     cfg = config(tmp_path, retention={"replay_guard": "30d"})
@@ -249,6 +251,7 @@ async def test_a_message_replayed_after_a_purge_is_refused_until_its_tombstone_e
         assert server.store.query("SELECT count(*) FROM tombstones")[0][0] == 0
 
 
+@pytest.mark.slow
 async def test_without_a_replay_guard_no_tombstones_are_kept(tmp_path, autojump_clock):
     cfg = config(tmp_path, retention={"replay_guard": ""})
     async with running(tmp_path, cfg, reg=reg(), db="r.db") as (server, _):

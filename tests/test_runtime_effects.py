@@ -3,85 +3,11 @@ hand-off, opt-out (enforced in the send path) and human-like delay settings."""
 
 from __future__ import annotations
 
-import msgspec
 import trio
 
-from intercept.engine import (
-    ConversationState,
-    End,
-    HandOff,
-    Lookup,
-    LookupResult,
-    Machine,
-    Message,
-    OptIn,
-    OptOut,
-    Resume,
-    Send,
-    Start,
-    Tag,
-    Transition,
-)
 from intercept.runtime.lookups import number_metadata
-from intercept.scenarios import ScenarioRegistry
 
-from helpers import OUR, make_config, running
-
-BUYER = "+12065550199"
-
-
-class Scripted(Machine):
-    """A machine driven by keywords, to exercise the runtime without the scenario language."""
-
-    def __init__(self) -> None:
-        super().__init__("scripted", 1, "wait", {})
-
-    def new_state(self, *, seed: int, context: dict[str, str]) -> ConversationState:
-        return ConversationState(scenario="scripted", version=1, rng=seed, vars=dict(context))
-
-    def step(self, state, event, now):
-        def moved(**changes):
-            return msgspec.structs.replace(state, turn=state.turn + 1, **changes)
-
-        if isinstance(event, Start):
-            return moved(node="wait"), [Transition("", "wait", "start")]
-        if isinstance(event, LookupResult):
-            region = event.data.get("region", "?")
-            return moved(), [Send(f"lookup {event.kind} ok={event.ok} region={region}")]
-        if isinstance(event, Resume):
-            return moved(paused=False), [Send("back")]
-        if state.paused or state.outcome or not isinstance(event, Message):
-            return state, []
-        text = event.text
-        if text == "tag":
-            return moved(), [Tag("asked-price"), Tag("asked-price"), Send("tagged")]
-        if text == "lookup":
-            return moved(), [Lookup("number")]
-        if text == "nolookup":
-            return moved(), [Lookup("caller_name")]
-        if text == "human":
-            return moved(paused=True), [HandOff("wants help"), Send("a person will text you")]
-        if text.upper() == "STOP":
-            return moved(), [OptOut("You are unsubscribed. Reply START to resume.")]
-        if text.upper() == "START":
-            return moved(), [OptIn("Welcome back.")]
-        if text == "slow":
-            return moved(), [Send("slow one", delay_scale=2.0, extra=60.0)]
-        if text == "go":
-            return moved(node="next"), [Transition("wait", "next", "expect[0]"), Send("went")]
-        if text == "finish":
-            return moved(outcome="done"), [Send("bye"), End("done")]
-        return moved(), [Send(f"re: {text}")]
-
-
-def scripted_registry() -> ScenarioRegistry:
-    return ScenarioRegistry([Scripted()])
-
-
-async def say(server, text: str, their: str = BUYER):
-    ingested = await server.gateway.inject(their_number=their, our_number=OUR, text=text)
-    await server.settled(ingested.conversation_id, ingested.conv_seq)
-    return ingested
+from helpers import BUYER, OUR, make_config, running, say, scripted_registry
 
 
 async def test_tags_and_transitions_are_stored_and_counted(tmp_path, autojump_clock):

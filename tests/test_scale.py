@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from intercept.gateways import OutboundMessage
@@ -12,6 +13,7 @@ CONVERSATIONS = 10_000
 LINES = ("hey", "how much", "tonight?")
 
 
+@pytest.mark.slow
 async def test_ten_thousand_concurrent_conversations(tmp_path, autojump_clock):
     config = make_config(runtime={"hibernate_after": "1h"})
     async with running(tmp_path, config) as (server, phones):

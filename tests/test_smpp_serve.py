@@ -9,11 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from loadtest.smsc import Smsc
 
 from helpers import ECHO, OUR
+
+pytestmark = pytest.mark.slow  # real processes / real seconds: see README, Development
 
 CONFIG = """
 [store]

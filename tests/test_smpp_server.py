@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from intercept.gateways.smpp.client import SmppGateway
@@ -78,6 +79,7 @@ def repeats_were_unanswered(smsc: Smsc) -> int:
     return repeats
 
 
+@pytest.mark.slow
 async def test_ten_thousand_conversations_over_one_bind(tmp_path, autojump_clock):
     count = 10_000
     async with smpp_server(tmp_path) as (server, smsc, _gateway):

@@ -413,6 +413,7 @@ def test_a_second_server_on_the_same_store_exits_naming_the_first(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_a_second_intercept_serve_process_is_refused(tmp_path):
     """Two real processes: the second exits at once with the first one's pid."""
     import signal

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import trio
-from test_runtime_effects import BUYER, say, scripted_registry
 
-from helpers import make_config, running
+from helpers import BUYER, make_config, running, say, scripted_registry
 
 
 async def test_take_over_silences_the_bot_until_hand_back(tmp_path, autojump_clock):

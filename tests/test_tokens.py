@@ -16,7 +16,6 @@ import httpx
 import pytest
 import trio
 from click.testing import CliRunner
-from test_reload import serve_in_thread
 
 from intercept.cli import main
 from intercept.cli.options import api_token
@@ -25,7 +24,7 @@ from intercept.gateways import SimGateway
 from intercept.server import Server
 from intercept.store.tokens import revoke_token
 
-from helpers import make_config, registry
+from helpers import make_config, registry, serve_in_thread
 
 HTTP = {"enabled": True, "listen": "127.0.0.1:0"}
 

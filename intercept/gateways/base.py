@@ -85,7 +85,7 @@ class Gateway(abc.ABC):
     async def submit(self, message: OutboundMessage) -> str:
         """Send one message; return the gateway's id for it.
 
-        Raises `GatewayError` (refused for good), `GatewayRetryLater` (not accepted now) or
+        Raises `GatewayRefused` (refused for good), `GatewayRetryLater` (not accepted now) or
         `GatewayOutcomeUnknown` (it may have gone out).
         """
 

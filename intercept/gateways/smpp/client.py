@@ -33,7 +33,6 @@ token does not hold a window slot.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import re
 import time
@@ -44,7 +43,8 @@ import msgspec
 import trio
 from prometheus_client import CollectorRegistry
 
-from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
+from ...backoff import backoff
+from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
 from ...phone import mask
 from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
@@ -308,7 +308,7 @@ class SmppGateway(Gateway):
         attempt failed: the server then serves while this keeps retrying), then carry traffic
         and reconnect whenever the link drops, until cancelled.
 
-        A first bind refused for bad credentials raises `GatewayError`.
+        A first bind refused for bad credentials raises `GatewayRefused`.
         """
         self._adopt_registry(sink)
         s = self.settings
@@ -343,10 +343,11 @@ class SmppGateway(Gateway):
                 reason = link.reason or "the connection ended"
                 if isinstance(link.error, BindRefused) and not ever_bound and (
                         link.error.status in _AUTH):
-                    raise GatewayError(f"SMPP bind to {s.host}:{s.port} as {s.system_id!r} "
+                    raise GatewayRefused(f"SMPP bind to {s.host}:{s.port} as {s.system_id!r} "
                                        f"refused: {link.error}.") from None
             self.metrics.reconnects.inc()
-            delay = _backoff(failures, s.reconnect_min, s.reconnect_max)
+            # between half and all of min(reconnect_max, reconnect_min * 2**failures)
+            delay = backoff(failures, base=s.reconnect_min, cap=s.reconnect_max, jitter=(0.5, 1.0))
             failures += 1
             log.warning("SMPP link to %s:%d down: %s; reconnecting in %.1fs", s.host, s.port,
                         reason, delay)
@@ -674,7 +675,7 @@ class SmppGateway(Gateway):
 
         Raises `GatewayRetryLater` when not bound, throttled, on a temporary SMSC error or when
         the link dropped before the answer (parts already accepted are not sent again);
-        `GatewayError` when the SMSC refused it for good; `GatewayOutcomeUnknown` when a part
+        `GatewayRefused` when the SMSC refused it for good; `GatewayOutcomeUnknown` when a part
         timed out and ``on_submit_timeout = "unknown"``.
         """
         link = self._link
@@ -696,7 +697,7 @@ class SmppGateway(Gateway):
             try:
                 parts = split(message.text, ref=self._next_ref(), mode=s.split)
             except ValueError as exc:
-                raise GatewayError(f"the message cannot be sent as SMS: {exc}") from None
+                raise GatewayRefused(f"the message cannot be sent as SMS: {exc}") from None
             plan = _Plan(template, parts)
         requests: list[tuple[int, _Request | _Outcome]] = []
         written = any(plan.ids)
@@ -731,7 +732,7 @@ class SmppGateway(Gateway):
                 continue
             where = f" (part {index + 1} of {total})" if total > 1 else ""
             if kind == "failed":
-                raise GatewayError(bad.reason + where)
+                raise GatewayRefused(bad.reason + where)
             if kind == "unknown":
                 raise GatewayOutcomeUnknown(bad.reason + where)
             if any(plan.ids):
@@ -825,12 +826,6 @@ class SmppGateway(Gateway):
                             retry_after=self._retry_after())
         kind = "generic_nack" if isinstance(response, GenericNack) else "submit_sm_resp"
         return _Outcome("failed", reason=f"the SMSC refused the message: {kind} {name}")
-
-
-def _backoff(failures: int, low: float, high: float) -> float:
-    """Exponential backoff with jitter: between half and all of min(high, low * 2**failures)."""
-    ceiling = min(high, low * math.pow(2, min(failures, 30)))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,7 +34,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import trio
 
-from ...errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
+from ...backoff import backoff, parse_retry_after
+from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
 from ...metrics import Metrics
 from ...phone import mask
 from ...store import StoreUnavailable
@@ -210,8 +211,8 @@ class TwilioGateway(Gateway):
         if code == OPTED_OUT_AT_CARRIER:
             assert self._sink is not None
             await self._sink.carrier_opt_out(message.their_number)
-            raise GatewayError("the recipient opted out at the carrier (error 21610)")
-        raise GatewayError(f"the provider refused the message: HTTP {status}"
+            raise GatewayRefused("the recipient opted out at the carrier (error 21610)")
+        raise GatewayRefused(f"the provider refused the message: HTTP {status}"
                            f"{f', error {code}' if code else ''}: {text}")
 
     async def _after_lost_answer(self, message: OutboundMessage, since: float,
@@ -303,9 +304,10 @@ class TwilioGateway(Gateway):
 
     def _backoff(self) -> float:
         s = self.settings
-        delay = min(s.backoff_min * 2 ** min(self._failures, 16), s.backoff_max)
+        delay = backoff(self._failures, base=s.backoff_min, cap=s.backoff_max,
+                        jitter=(0.8, 1.2), max_exponent=16, rng=self._random)
         self._failures += 1
-        return delay * self._random.uniform(0.8, 1.2)
+        return delay
 
     def _count(self, operation: str, result: str, started: float) -> None:
         self.metrics.provider_requests.labels(operation, result).inc()
@@ -437,11 +439,7 @@ def _result_of(status: int) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def _timestamp(value: object) -> float | None:
