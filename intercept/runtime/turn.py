@@ -89,6 +89,8 @@ class TurnInput:
     """A human has the conversation: messages are recorded as seen, the bot is silent."""
     resume: bool = False
     """An operator asked the bot to take over again (cleared by this turn's commit)."""
+    resume_at: str = ""
+    """The state the bot resumes at ("": where the scenario's handoff says)."""
     lookup_result: LookupResult | None = None
 
 
@@ -170,7 +172,7 @@ def ready_events(conv: TurnInput, now: float, rules: TurnRules
     if conv.lookup_result is not None:
         events.append((conv.lookup_result, ""))
     if conv.resume and state.paused:
-        events.append((Resume(), ""))
+        events.append((Resume(state=conv.resume_at), ""))
     processed = conv.processed
     pending = conv.pending
     ready: list[Inbound] = []
