@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
+from .authoring.replay import replay as replay_turns
 from .config import Config
-from .engine import ConversationState, Message, Send, Start, load_scenario
-from .engine.rng import seed_from
+from .engine import ConversationState, load_scenario
 from .errors import ScenarioError, ScenarioErrors
 from .terminal import printable
 
@@ -137,14 +137,9 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
     events = [(r["received_at"], 0, f"buyer: {r['body']}") for r in inbound]
     events += [(r["created_at"], 1, f"bot:   {r['body']}") for r in outbound]
     was = [line for _, _, line in sorted(events, key=lambda e: (e[0], e[1]))]
-    state = machine.new_state(seed=seed_from(f"{conversation_id}"), context=context)
-    now = inbound[0]["received_at"] if inbound else 0.0
-    state, effects = machine.step(state, Start(), now)
-    now_lines = [f"bot:   {e.text}" for e in effects if isinstance(e, Send)]
-    for message in inbound:
-        now_lines.append(f"buyer: {message['body']}")
-        state, effects = machine.step(state, Message(message["body"]), message["received_at"])
-        now_lines.extend(f"bot:   {e.text}" for e in effects if isinstance(e, Send))
+    replayed = replay_turns(machine, conversation_id, context,
+                            [(r["body"], r["received_at"]) for r in inbound], config.optout)
+    state, now_lines = replayed.state, replayed.lines
     label = f"{row['scenario']} v{row['version']}"
     diff = list(difflib.unified_diff(was, now_lines, fromfile=f"stored ({label})",
                                      tofile=f"replayed ({machine.name} v{machine.version})",
