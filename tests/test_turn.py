@@ -3,7 +3,9 @@ confirmation, outbox row ids, times and status. Plain synchronous tests: no trio
 
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 
 import msgspec
 
@@ -140,12 +142,19 @@ def test_start_and_help_are_answered_when_the_scenario_is_silent():
     assert then(handed, "help").rows == ()  # HELP in a handed-off conversation: the advocate's
 
 
-def test_help_gets_the_help_text_when_nothing_is_said():
+def test_a_resume_is_stepped_only_when_handed_off_and_always_cleared():
     handed = then(started(), "boss")
     resumed = take_turn(TurnInput(7, "a", "b", MACHINE, handed.state, processed=1,
                                   resume=True), T0, FAST)
-    assert resumed.status == "active" and resumed.commit is not None
-    assert resumed.commit.clear_resume
+    assert resumed.status == "active" and resumed.state.node == "wait"
+    assert resumed.commit is not None and resumed.commit.clear_resume
+    idle = take_turn(TurnInput(7, "a", "b", MACHINE, resumed.state, processed=1, resume=True),
+                     T0, FAST)
+    assert idle.taken and idle.steps == () and idle.commit is not None
+    assert idle.commit.clear_resume
+
+
+def test_help_gets_the_help_text_when_nothing_is_said():
     quiet = compile_text("name: q\nversion: 1\nstart: a\nstates:\n  a:\n    expect:\n"
                          "      - otherwise: true\n        goto: a\n")
     turn = take_turn(TurnInput(1, "a", "b", quiet, quiet.new_state(seed=0, context={}),
@@ -171,3 +180,23 @@ def test_timers_and_lookup_answers_are_events():
     looked = take_turn(TurnInput(7, "a", "b", MACHINE, started().state, lookup_result=answer),
                        T0, FAST)
     assert looked.taken and [s.event for s in looked.steps] == [answer]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def test_the_turn_is_pure_and_the_actor_does_not_reach_into_the_router():
+    runtime = Path(__file__).resolve().parent.parent / "intercept" / "runtime"
+    turn = (runtime / "turn.py").read_text(encoding="utf-8")
+    assert not {"trio", "httpx", "sqlite3", "socket", "os"} & _imports(runtime / "turn.py")
+    assert "async def" not in turn and "await " not in turn
+    # the actor is handed its services; it imports nothing of the router (no import cycle)
+    assert ".router" not in _imports(runtime / "actor.py")
