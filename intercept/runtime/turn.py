@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import msgspec
@@ -57,20 +56,18 @@ class Inbound(NamedTuple):
     received_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class TurnRules:
+class TurnRules(msgspec.Struct, frozen=True):
     """What a turn needs from the configuration."""
 
-    optout: OptOutConfig = field(default_factory=OptOutConfig)
+    optout: OptOutConfig = msgspec.field(default_factory=OptOutConfig)
     """The texts of the runtime's STOP / START / HELP answers."""
-    delays: DelayModel = field(default_factory=DelayModel)
+    delays: DelayModel = msgspec.field(default_factory=DelayModel)
     """Human-like reply times (the rows' not-before)."""
     merge: bool = True
     """Merge consecutive messages over the scenario's quiet period (off with `--fast`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class TurnInput:
+class TurnInput(msgspec.Struct, frozen=True):
     """A conversation as the turn finds it (all of it plain data)."""
 
     conversation_id: int
@@ -80,7 +77,7 @@ class TurnInput:
     state: ConversationState
     processed: int = 0
     """The last inbound message (conv_seq) already stepped."""
-    pending: Mapping[int, Inbound] = field(default_factory=dict)
+    pending: Mapping[int, Inbound] = msgspec.field(default_factory=dict)
     """Inbound messages by conv_seq, possibly with gaps and already processed ones."""
     last_not_before: float = 0.0
     """The latest reply time already given: replies never overtake each other."""
@@ -103,8 +100,7 @@ class Step(NamedTuple):
     """The texts this step sends, in order (replies and confirmations)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(msgspec.Struct, frozen=True):
     """What a turn became: the new state, what to commit and send, what to count."""
 
     taken: bool
