@@ -132,3 +132,16 @@ def test_stats_counts_conversations_and_outcomes(tmp_path):
     missing = CliRunner().invoke(main, ["scenario", "stats", "nope", "--config",
                                         str(config_file)])
     assert missing.exit_code == 1 and "no conversations of scenario 'nope'" in missing.output
+
+
+def test_replay_takes_production_turns_so_an_unrecognised_stop_is_no_divergence(tmp_path):
+    """The echo scenario knows nothing of STOP: production drops its "v1: stop pls" answer
+    (the runtime's opt-out override), and so does the replay (it used to step the engine alone
+    and report a divergence that never happened)."""
+    config_file, folder = record(tmp_path, ["hi", "stop pls", "hello"])
+    result = CliRunner().invoke(main, ["scenario", "replay", "--config", str(config_file),
+                                       "--conversation", "1", "--scenario",
+                                       str(folder / "echo.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("identical: 3 buyer messages give the same answers"), (
+        result.output)

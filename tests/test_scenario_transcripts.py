@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from intercept.authoring.transcripts import load_suite, report, run_suite, run_test
+from intercept.config import OptOutConfig
 from intercept.errors import ScenarioError
+
+from helpers import ECHO, OUR, running
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FILES = sorted((ROOT / "scenarios" / "tests").glob("*.yaml"))
@@ -299,3 +302,47 @@ def test_a_test_file_naming_a_broken_scenario(tmp_path):
     (tmp_path / "t.yaml").write_text("scenario: missing.yaml\ntests: []\n", encoding="utf-8")
     with pytest.raises(ScenarioError, match=r"the scenario does not compile: .*cannot read"):
         load_suite(tmp_path / "t.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# The transcript is production's turn
+
+
+STOP_PLS = """
+    scenario: echo.yaml
+    strict: true
+    tests:
+      - name: stop pls
+        steps:
+          - them: hi
+            bot: "re: hi"
+          - them: stop pls
+            effects: [opt_out]
+            state: wait
+            bot: ["{confirmation}"]
+          - them: STOP
+            bot: []
+    """
+
+
+async def test_a_transcript_of_stop_pls_shows_what_production_sends(tmp_path, autojump_clock):
+    """The echo scenario knows nothing of STOP: the runtime's override answers "stop pls" with
+    its one confirmation, and drops the scenario's "re: stop pls", in a transcript as on the
+    wire (the runner used to step the engine alone and show the echo)."""
+    confirmation = OptOutConfig().confirmation
+    (tmp_path / "echo.yaml").write_text(ECHO, encoding="utf-8")
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(STOP_PLS).replace("{confirmation}", confirmation),
+                    encoding="utf-8")
+    suite = load_suite(path)
+    (result,) = run_suite(suite).results
+    assert result.ok, report(result, "t.yaml")
+    said = [line.removeprefix("   bot: ") for line in result.log if line.startswith("   bot: ")]
+    assert said == ["re: hi", confirmation]
+
+    async with running(tmp_path) as (server, phones):
+        for text in ("hi", "stop pls", "STOP"):
+            ingested = await server.gateway.inject(their_number="+12065550199",
+                                                   our_number=OUR, text=text)
+            await server.settled(ingested.conversation_id, ingested.conv_seq)
+        assert phones.by_number["+12065550199"] == said

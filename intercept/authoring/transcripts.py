@@ -3,9 +3,10 @@
 A test file (YAML) names a scenario and lists tests; each test is a list of steps: what the
 other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup answers
 and operator resumes, and what to expect (`bot` lines, exact or /regex/; `state`, `vars`,
-`tags`, `outcome`, `paused`, `effects`). Timers fire exactly when the engine asked, and
-fragments sent within the scenario's merge window are stepped as one message, the way the
-runtime does it. See docs/scenarios.md, "Transcript tests".
+`tags`, `outcome`, `paused`, `effects`). Every turn is the runtime's own `take_turn`: timers
+fire exactly when the engine asked, fragments sent within the scenario's merge window are
+stepped as one message, and STOP / START / HELP get the runtime's answers, as in production.
+See docs/scenarios.md, "Transcript tests".
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from typing import Any
 
 import msgspec
 
+from ..config import OptOutConfig
 from ..engine import (
     ConversationState,
     Effect,
     LookupResult,
     Machine,
-    Message,
-    Resume,
+    OptIn,
+    OptOut,
     Send,
-    Start,
     Tag,
     TimerFired,
     Transition,
@@ -35,6 +36,8 @@ from ..engine import (
 from ..engine.durations import parse_duration
 from ..engine.yamlsource import Located, Path, load_located, split_msgspec_error
 from ..errors import EngineError, ScenarioError, ScenarioErrors
+from ..runtime.delays import DelayModel
+from ..runtime.turn import NEVER, Inbound, Turn, TurnInput, TurnRules, ready_events, take_turn
 
 T0 = 1_700_000_000.0
 """The simulated clock's start (2023-11-14 22:13:20 UTC)."""
@@ -42,6 +45,9 @@ T0 = 1_700_000_000.0
 EVENTS = ("them", "wait", "lookup", "resume")
 CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects")
 MODIFIERS = {"them": {"media", "after"}}
+RULES = TurnRules(optout=OptOutConfig(), delays=DelayModel(enabled=False), merge=True)
+"""Turns as the runtime takes them: merged fragments, STOP / START / HELP answered with the
+default `[optout]` texts; reply delays left out (the simulated clock shows no typing)."""
 
 
 class Persona(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -301,7 +307,12 @@ class Result:
 
 
 class Conversation:
-    """One simulated conversation: the engine, a clock, and the runtime's merging of texts."""
+    """One simulated conversation with a clock, turn by turn as production takes it.
+
+    Every turn is `take_turn`, the function the runtime's actors call: fragments are merged
+    over the scenario's quiet period, and STOP, START and HELP get the runtime's answers (the
+    default texts of the `[optout]` config section) when the scenario does not handle them.
+    """
 
     def __init__(self, machine: Machine, context: dict[str, str], seed: int):
         self.machine = machine
@@ -312,62 +323,82 @@ class Conversation:
         self.tags: list[str] = []
         self.visited: set[str] = set()
         self.log: list[str] = []
-        self.pending: list[tuple[str, tuple[str, ...]]] = []
-        self.pending_since = 0.0  # when the last fragment arrived
-        self.window = 0.0
-        self._step(Start())
+        self.inbox: dict[int, Inbound] = {}
+        self.received = 0  # conv_seq of the last message they sent
+        self.processed = 0
+        self.opted_out = False
+        self._take()
 
-    def _step(self, event: Any) -> None:
+    def _take(self, *, lookup_result: LookupResult | None = None, resume: str | None = None
+              ) -> Turn:
+        """Take the turn that is ready now and record what it did."""
+        conv = TurnInput(conversation_id=0, our="", their="", machine=self.machine,
+                         state=self.state, processed=self.processed, pending=self.inbox,
+                         opted_out=self.opted_out, resume=resume is not None,
+                         resume_at=resume or "", lookup_result=lookup_result)
         try:
-            self.state, effects = self.machine.step(self.state, event, self.now)
+            turn = take_turn(conv, self.now, RULES)
         except EngineError as exc:
-            raise Failure(f"the engine refused the {type(event).__name__}: {exc}") from None
-        self.recent.extend(effects)
-        for effect in effects:
-            if isinstance(effect, Send):
-                self.unread.append(effect.text)
-                self.log.append(f"   bot: {effect.text}")
-            elif isinstance(effect, Transition):
-                self.visited.add(effect.target)
-                self.log.append(f"        [{effect.source or 'start'} -> {effect.target}: "
-                                f"{effect.trigger}]")
-            else:
-                if isinstance(effect, Tag):
-                    self.tags.append(effect.name)
-                tag = type(effect).__struct_config__.tag
-                if tag not in ("set_timer", "cancel_timer", "transition"):
-                    fields = msgspec.structs.asdict(effect)
-                    shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-                    self.log.append(f"        ({tag}{': ' + shown if shown else ''})")
+            events = ready_events(conv, self.now, RULES)[0]
+            name = type(events[-1][0]).__name__ if events else "event"
+            raise Failure(f"the engine refused the {name}: {exc}") from None
+        if turn.taken:
+            self._record(turn)
+        return turn
+
+    def _record(self, turn: Turn) -> None:
+        self.state = turn.state
+        for seq in range(self.processed + 1, turn.processed + 1):
+            self.inbox.pop(seq, None)
+        self.processed = turn.processed
+        if turn.opt_out is not None:
+            self.opted_out = turn.opt_out
+        for step in turn.steps:
+            if isinstance(step.event, TimerFired):
+                self.log.append(f"        (timer, {self._clock()})")
+            self.recent.extend(step.effects)
+            rows = list(step.rows)
+            for effect in step.effects:
+                if isinstance(effect, Send):
+                    self._said(rows.pop(0).body)
+                elif isinstance(effect, Transition):
+                    self.visited.add(effect.target)
+                    self.log.append(f"        [{effect.source or 'start'} -> {effect.target}: "
+                                    f"{effect.trigger}]")
+                else:
+                    if isinstance(effect, Tag):
+                        self.tags.append(effect.name)
+                    tag = type(effect).__struct_config__.tag
+                    if tag not in ("set_timer", "cancel_timer", "transition"):
+                        fields = msgspec.structs.asdict(effect)
+                        shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+                        self.log.append(f"        ({tag}{': ' + shown if shown else ''})")
+                    if (isinstance(effect, OptOut | OptIn) and rows
+                            and rows[0].kind == "confirmation"):
+                        self._said(rows.pop(0).body)
+
+    def _said(self, text: str) -> None:
+        self.unread.append(text)
+        self.log.append(f"   bot: {text}")
 
     def advance(self, until: float) -> None:
         """Let time pass to `until`: merged fragments and timers happen when they are due."""
         while True:
-            flush_at = self.pending_since + self.window if self.pending else None
+            turn = self._take()
+            if turn.taken:
+                continue
             timer_at = self.state.timer_at
-            nexts = [t for t in (flush_at, timer_at) if t is not None and t <= until]
+            nexts = [t for t in (turn.wake_at, timer_at) if t is not None and t <= until]
             if not nexts:
                 break
-            at = min(nexts)
-            self.now = max(self.now, at)
-            if flush_at is not None and at == flush_at and (timer_at is None
-                                                            or flush_at <= timer_at):
-                self._flush()
-            else:
-                self.log.append(f"        (timer, {self._clock()})")
-                self._step(TimerFired())
+            self.now = max(self.now, min(nexts))
         self.now = max(self.now, until)
-
-    def _flush(self) -> None:
-        texts = [t for t, _ in self.pending]
-        media = tuple(m for _, ms in self.pending for m in ms)
-        self.pending = []
-        self._step(Message("\n".join(texts), media))
 
     def settle(self) -> None:
         """Step any fragments still waiting for the merge window to pass."""
-        if self.pending:
-            self.advance(self.pending_since + self.window)
+        turn = self._take()
+        if not turn.taken and turn.wake_at != NEVER:
+            self.advance(turn.wake_at)
 
     def _clock(self) -> str:
         seconds = int(self.now - T0)
@@ -378,16 +409,9 @@ class Conversation:
     def them(self, text: str, media: tuple[str, ...]) -> None:
         shown = text + (f" [media: {', '.join(media)}]" if media else "")
         self.log.append(f"  them: {shown}   ({self._clock()})")
-        if self.pending:
-            self.pending.append((text, media))
-            self.pending_since = self.now
-            return
-        self.window = self.machine.merge_window(self.state)
-        if self.window > 0:
-            self.pending = [(text, media)]
-            self.pending_since = self.now
-        else:
-            self._step(Message(text, media))
+        self.received += 1
+        self.inbox[self.received] = Inbound(self.received, text, media, self.now)
+        self._take()
 
     def wait(self, value: Any) -> None:
         self.settle()
@@ -405,12 +429,14 @@ class Conversation:
         self.settle()
         result = msgspec.convert({"ok": True, **value}, LookupResult)
         self.log.append(f"  lookup answer: {result.kind} ok={result.ok} {dict(result.data)}")
-        self._step(result)
+        self._take(lookup_result=result)
 
     def resume(self, value: Any) -> None:
         self.settle()
         self.log.append("  operator resumes" + (f" at {value}" if value is not True else ""))
-        self._step(Resume(state="" if value is True else str(value)))
+        if not self.state.paused:
+            raise Failure("the engine refused the Resume: the conversation is not handed off")
+        self._take(resume="" if value is True else str(value))
 
 
 def _line_matches(expected: str, actual: str) -> bool:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..engine import ConversationState, Message, Send, Start, load_scenario
-from ..engine.rng import seed_from
+from ..authoring.replay import replay as replay_turns
+from ..engine import ConversationState, load_scenario
 from ..errors import ScenarioError, ScenarioErrors
 from ..terminal import printable
 from .options import (
@@ -108,14 +108,9 @@ def replay(config_path: Path | None, db: Path | None, conversation_id: int,
     events = [(m.at, 0, f"buyer: {m.body}") for m in inbound]
     events += [(m.at, 1, f"bot:   {m.body}") for m in stored.replies]
     was = [line for _, _, line in sorted(events, key=lambda e: (e[0], e[1]))]
-    state = machine.new_state(seed=seed_from(f"{conversation_id}"), context=context)
-    now = inbound[0].at if inbound else 0.0
-    state, effects = machine.step(state, Start(), now)
-    now_lines = [f"bot:   {e.text}" for e in effects if isinstance(e, Send)]
-    for message in inbound:
-        now_lines.append(f"buyer: {message.body}")
-        state, effects = machine.step(state, Message(message.body), message.at)
-        now_lines.extend(f"bot:   {e.text}" for e in effects if isinstance(e, Send))
+    replayed = replay_turns(machine, conversation_id, context,
+                            [(m.body, m.at) for m in inbound], config.optout)
+    state, now_lines = replayed.state, replayed.lines
     label = f"{stored.scenario} v{stored.version}"
     diff = list(difflib.unified_diff(was, now_lines, fromfile=f"stored ({label})",
                                      tofile=f"replayed ({machine.name} v{machine.version})",

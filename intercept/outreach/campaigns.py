@@ -8,12 +8,13 @@ sending number's rate allow, and only through `CampaignSend`, which re-checks op
 contact-again rule and existing conversations in the transaction that starts the conversation.
 The sender refuses any text to an opted-out number anyway.
 
-Starting a conversation: the campaign steps the scenario's `Start` event itself (the engine is
-pure), so the conversation is stored already past its opening text, waiting for the reply, and
-the opening text is its first outbox row (kind ``campaign``). With campaign `variants`, one of
-them replaces the scenario's opening texts (and its A/B record), and the conversation is tagged
-``campaign_variant:N``. Campaign state (running / paused, and every number decided) is in the
-store, so a restarted server resumes where it stopped.
+Starting a conversation: the campaign takes the conversation's first turn (`take_turn`, the
+same pure function the actor uses), so the conversation is stored already past its opening
+text, waiting for the reply, and the opening text is its first outbox row (kind ``campaign``),
+committed in the one transaction that re-checks opt-out and the contact-again rule. With
+campaign `variants`, one of them replaces the scenario's opening texts (and its A/B record),
+and the conversation is tagged ``campaign_variant:N``. Campaign state (running / paused, and
+every number decided) is in the store, so a restarted server resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ import trio
 from prometheus_client import Counter
 
 from ..config import Campaign, Config, duration
-from ..engine import Send, Start, Tag, Transition
+from ..engine import ConversationState, Machine
 from ..engine.machine import SPLIT
 from ..engine.rng import choose, seed_from
 from ..engine.template import Template
 from ..errors import ConfigError
 from ..phone import mask
+from ..runtime.delays import DelayModel
+from ..runtime.turn import Turn, TurnInput, TurnRules, status_of, take_turn
 from ..store.campaigns import (
     CampaignCounts,
     CampaignRows,
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
+_AT_ONCE = DelayModel(enabled=False)
+"""A campaign's first texts go when the campaign sends them (the store sets their time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +182,14 @@ class CampaignRunner:
         number = self.server.config.number(campaign.numbers[0])
         assert number is not None
         state = machine.new_state(seed=0, context=self.server.config.context_for(number))
-        _, effects = machine.step(state, Start(), 0.0)
-        return any(isinstance(e, Send) for e in effects)
+        return any(r.kind == "reply" for r in self._first_turn(machine, state, "", "", 0.0).rows)
+
+    def _first_turn(self, machine: Machine, state: ConversationState, our: str, number: str,
+                    now: float) -> Turn:
+        """The conversation's first turn, as the actor would take it (replies at once)."""
+        rules = TurnRules(optout=self.server.config.optout, delays=_AT_ONCE, merge=False)
+        return take_turn(TurnInput(conversation_id=0, our=our, their=number, machine=machine,
+                                   state=state), now, rules)
 
     # -- control
 
@@ -379,11 +390,12 @@ class CampaignRunner:
         assert ours is not None
         context = server.config.context_for(ours)
         state = machine.new_state(seed=seed_from(f"{campaign.name}:{number}"), context=context)
-        state, effects = machine.step(state, Start(), now)
-        texts = [e.text for e in effects if isinstance(e, Send)]
-        tags = [e.name for e in effects if isinstance(e, Tag)]
-        transitions = [(e.source, e.target, e.trigger) for e in effects
-                       if isinstance(e, Transition)]
+        turn = self._first_turn(machine, state, our, number, now)
+        state = turn.state
+        texts = [r.body for r in turn.rows if r.kind == "reply"]
+        tags = list(turn.tags)
+        transitions = [(source, target, trigger) for _, source, target, trigger
+                       in turn.transitions]
         variant = ""
         if campaign.variants:
             index, _ = choose(seed_from(f"variant:{campaign.name}:{number}"),
@@ -398,7 +410,7 @@ class CampaignRunner:
             tags = [f"campaign_variant:{variant}"]
             transitions = [("", state.node, "campaign")]
         tags.append(f"campaign:{campaign.name}")
-        status = "ended" if state.ended else "handed_off" if state.paused else "active"
+        status = status_of(state)
         return Opening(scenario=state.scenario, version=state.version,
                        state=_encode(state).decode(), status=status, outcome=state.outcome,
                        timer_at=state.timer_at, texts=texts, tags=tags,

@@ -1,7 +1,9 @@
 """`ConversationActor`: one trio task per live conversation.
 
-The actor owns its inbox, runs the engine on each event in order, commits the new state and the
-replies together, hands the replies to the sender, and waits for its next message or timer. When
+The actor does the I/O of a conversation: it loads it, waits for its messages and timers, asks
+`take_turn` (runtime/turn.py, pure) what the ready events become, commits the new state and the
+replies together, and hands the replies to the sender. It is handed its `Services` by the router
+and never reaches back into it. When
 it has had nothing to do for a while it hibernates: the task ends and the state stays in the
 store. An exception is caught at the actor boundary: the conversation restarts from its last
 committed state, or is parked after `max_crashes` crashes in a row.
@@ -10,57 +12,27 @@ committed state, or is parked after `max_crashes` crashes in a row.
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 import trio
 
-from .. import optout
-from ..engine import (
-    ConversationState,
-    Effect,
-    End,
-    Event,
-    HandOff,
-    Lookup,
-    LookupResult,
-    Machine,
-    Message,
-    OptIn,
-    OptOut,
-    Resume,
-    Send,
-    Start,
-    Tag,
-    TimerFired,
-    Transition,
-)
+from ..engine import ConversationState, LookupResult, Machine
 from ..engine.rng import seed_from
 from ..phone import mask
-from ..store import CommitStep, Load, OutboxRow, SetConversationStatus, StoreClosed
+from ..store import Load, SetConversationStatus, StoreClosed
 from ..store.faults import StoreCorrupt, StoreUnavailable
 from .inbox import Inbox
-
-if TYPE_CHECKING:
-    from .router import Router
+from .services import Services
+from .turn import NEVER, Inbound, TurnInput, take_turn
 
 log = logging.getLogger(__name__)
 
 STORE_ERRORS = (StoreUnavailable, StoreCorrupt, StoreClosed)
 """Errors of the store, not of the conversation: never counted toward `max_crashes`."""
 
-_encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(ConversationState).decode
 
-
-class Inbound(NamedTuple):
-    """An inbound message as routed to an actor (already committed to the store)."""
-
-    conv_seq: int
-    text: str
-    media: tuple[str, ...] = ()
-    received_at: float = 0.0
+__all__ = ["STORE_ERRORS", "ActorHandle", "ConversationActor", "Inbound", "Parked"]
 
 
 class ActorHandle:
@@ -80,10 +52,10 @@ class Parked(Exception):
 
 class ConversationActor:
     __slots__ = ("crashes", "handle", "last_not_before", "lookup", "lookup_result", "machine",
-                 "operator", "our", "pending", "processed", "resume", "router", "state", "their")
+                 "operator", "our", "pending", "processed", "resume", "services", "state", "their")
 
-    def __init__(self, router: Router, handle: ActorHandle):
-        self.router = router
+    def __init__(self, services: Services, handle: ActorHandle):
+        self.services = services
         self.handle = handle
         self.crashes = 0
         self.pending: dict[int, Inbound] = {}
@@ -103,7 +75,7 @@ class ConversationActor:
         starts again from the store later (`StoreUnavailable`), or stops with its work left
         in the store (closed on shutdown, or a damaged file).
         """
-        router = self.router
+        services = self.services
         timer_at = None
         store_waits = 0
         try:
@@ -114,7 +86,7 @@ class ConversationActor:
                 except Parked as exc:
                     log.error("conversation %d parked: %s", self.conversation_id, exc)
                     if await self._set_status("parked"):
-                        router.metrics.conversations_parked.inc()
+                        services.metrics.conversations_parked.inc()
                     return
                 except StoreUnavailable as exc:
                     # not the conversation's fault: start again from the store, later
@@ -128,30 +100,30 @@ class ConversationActor:
                     return
                 except Exception as exc:
                     self.crashes += 1
-                    router.metrics.actor_crashes.inc()
+                    services.metrics.actor_crashes.inc()
                     log.error("conversation %d (%s) crashed (%d in a row): %s: %s",
                               self.conversation_id, mask(getattr(self, "their", "") or ""),
                               self.crashes, type(exc).__name__, exc,
                               exc_info=log.isEnabledFor(logging.DEBUG))
-                    status = "parked" if self.crashes >= router.max_crashes else "active"
+                    status = "parked" if self.crashes >= services.max_crashes else "active"
                     if not await self._set_status(status):
                         return
                     if status == "parked":
-                        router.metrics.conversations_parked.inc()
+                        services.metrics.conversations_parked.inc()
                         log.error("conversation %d parked after %d crashes in a row",
                                   self.conversation_id, self.crashes)
                         return
-                    router.metrics.actor_restarts.inc()
+                    services.metrics.actor_restarts.inc()
         finally:
-            router.retire(self.handle, timer_at)
+            services.retire(self.handle, timer_at)
 
     async def _set_status(self, status: str) -> bool:
         """Record a crash or a parking; False (logged, never raised) when the store cannot."""
-        router = self.router
+        services = self.services
         try:
-            await router.store.call(SetConversationStatus(
+            await services.store.call(SetConversationStatus(
                 conversation_id=self.conversation_id, status=status, crashes=self.crashes,
-                now=router.clock.now()))
+                now=services.clock.now()))
         except Exception as exc:  # the crash path never raises out of the supervisor
             log.error("conversation %d: cannot record it as %s: %s: %s; it is retried from "
                       "its last committed state on the next start", self.conversation_id,
@@ -161,8 +133,8 @@ class ConversationActor:
 
     async def _load(self) -> bool:
         """Read the committed state; False if there is nothing this actor can run."""
-        router = self.router
-        loaded = await router.store.call(Load(self.conversation_id))
+        services = self.services
+        loaded = await services.store.call(Load(self.conversation_id))
         if loaded is None or loaded.status == "parked":
             return False
         self.our, self.their = loaded.our_number, loaded.their_number
@@ -177,33 +149,33 @@ class ConversationActor:
         self.resume = loaded.resume
         if loaded.state:
             state = _decode_state(loaded.state)
-            machine = router.registry.get(state.scenario, state.version)
+            machine = services.registry.get(state.scenario, state.version)
             if machine is None:
                 raise Parked(f"scenario {state.scenario!r} version {state.version} is not loaded")
         else:
-            number = router.config.number(self.our)
+            number = services.config.number(self.our)
             if number is None:
-                router.metrics.unrouted.inc(len(self.pending))
+                services.metrics.unrouted.inc(len(self.pending))
                 log.warning("no number %s in the config: conversation %d waits unprocessed",
                             mask(self.our), self.conversation_id)
                 return False
-            machine = router.registry.current(number.scenario)
+            machine = services.registry.current(number.scenario)
             if machine is None:
                 raise Parked(f"scenario {number.scenario!r} is not loaded")
             state = machine.new_state(seed=seed_from(f"{self.conversation_id}"),
-                                      context=router.config.context_for(number))
+                                      context=services.config.context_for(number))
         self.machine: Machine = machine
         self.state: ConversationState = state
         return True
 
     async def _live(self) -> float | None:
         """Process events until idle; return the pending timer (Unix time) when hibernating."""
-        router = self.router
+        services = self.services
         if not await self._load():
             return None
         inbox = self.handle.inbox
-        hibernate_after = router.hibernate_after
-        clock = router.clock
+        hibernate_after = services.hibernate_after
+        clock = services.clock
         while True:
             self._drain_inbox()
             if self.handle.overflowed:
@@ -212,7 +184,7 @@ class ConversationActor:
                     return None
                 continue
             if self.lookup is not None and self.lookup_result is None:
-                self.lookup_result = await router.lookups.lookup(self.lookup, self.their,
+                self.lookup_result = await services.lookups.lookup(self.lookup, self.their,
                                                                  self.our)
                 continue
             wake_at = await self._work()
@@ -224,7 +196,7 @@ class ConversationActor:
             timer_at = self.state.timer_at
             if timer_at is not None:
                 deadline = min(deadline, clock.deadline(timer_at))
-            if wake_at != _NEVER:
+            if wake_at != NEVER:
                 deadline = min(deadline, clock.deadline(wake_at))
             with trio.move_on_at(deadline):
                 item = await inbox.get()
@@ -238,22 +210,6 @@ class ConversationActor:
             if not self.pending and not self.handle.overflowed:
                 return timer_at  # idle: hibernate
 
-    def _opt_out_guard(self, text: str, effects: list[Effect], paused: bool) -> list[Effect]:
-        """STOP, START and HELP work in every scenario: when the engine did not handle the
-        keyword, the runtime does, with the configured texts (HELP is left to the advocate in
-        a handed-off conversation)."""
-        kind = optout.keyword(text)
-        if kind is None:
-            return effects
-        texts = self.router.config.optout
-        if kind == "opt_out" and not any(isinstance(e, OptOut) for e in effects):
-            return [OptOut(texts.confirmation), *effects]
-        if kind == "opt_in" and not any(isinstance(e, OptIn) for e in effects):
-            return [OptIn(texts.opt_in_confirmation), *effects]
-        if kind == "help" and not paused and not any(isinstance(e, Send) for e in effects):
-            return [*effects, Send(texts.help)]
-        return effects
-
     def _drain_inbox(self) -> None:
         inbox = self.handle.inbox
         while inbox:
@@ -261,143 +217,42 @@ class ConversationActor:
             if item.conv_seq > self.processed:
                 self.pending[item.conv_seq] = item
 
-    def _ready_events(self, now: float) -> tuple[list[tuple[Event, str]], int, float]:
-        """The events to step now, the last message they consume, and when to look again.
-
-        Consecutive messages wait for the scenario's quiet period (message merging), then go
-        to the engine as one message.
-        """
-        state = self.state
-        events: list[tuple[Event, str]] = []
-        if not state.started:
-            events.append((Start(), ""))
-        if self.lookup_result is not None:
-            events.append((self.lookup_result, ""))
-        if self.resume and state.paused:
-            events.append((Resume(), ""))
-        processed = self.processed
-        ready: list[Inbound] = []
-        while processed + 1 + len(ready) in self.pending:
-            ready.append(self.pending[processed + 1 + len(ready)])
-        wake_at = _NEVER
-        if self.operator:
-            # A human has the conversation: messages are recorded as seen, the bot is silent.
-            if ready:
-                processed = ready[-1].conv_seq
-            return events, processed, wake_at
-        if ready:
-            # merging is human-like timing too: off with the delays (`--fast`, tests)
-            window = (self.machine.merge_window(state)
-                      if state.started and self.router.delays.enabled else 0.0)
-            quiet_until = ready[-1].received_at + window
-            if window <= 0:
-                events.extend((Message(m.text, m.media), m.text) for m in ready)
-                processed = ready[-1].conv_seq
-            elif now >= quiet_until:
-                text = "\n".join(m.text for m in ready)
-                media = tuple(url for m in ready for url in m.media)
-                events.append((Message(text, media), text))
-                processed = ready[-1].conv_seq
-            else:
-                wake_at = quiet_until
-        if not events and state.timer_at is not None and now >= state.timer_at:
-            events.append((TimerFired(), ""))
-        return events, processed, wake_at
-
     async def _work(self) -> float | None:
-        """Step every event that is ready and commit once; None if a step was taken, else the
-        Unix time at which waiting messages become ready (`_NEVER` if none wait)."""
-        router = self.router
-        now = router.clock.now()
-        events, processed, wake_at = self._ready_events(now)
-        if not events and processed == self.processed and not self.resume:
-            return wake_at
-        for seq in range(self.processed + 1, processed + 1):
+        """Take the turn that is ready and commit it; None if a step was taken, else the Unix
+        time at which waiting messages become ready (`NEVER` if none wait)."""
+        services = self.services
+        now = services.clock.now()
+        turn = take_turn(TurnInput(
+            conversation_id=self.conversation_id, our=self.our, their=self.their,
+            machine=self.machine, state=self.state, processed=self.processed,
+            pending=self.pending, last_not_before=self.last_not_before,
+            opted_out=self.their in services.sender.opted_out, operator=self.operator,
+            resume=self.resume, lookup_result=self.lookup_result), now, services.rules)
+        if not turn.taken:
+            return turn.wake_at
+        for seq in range(self.processed + 1, turn.processed + 1):
             del self.pending[seq]
-        state = self.state
-        machine = self.machine
-        metrics = router.metrics
-        rows: list[OutboxRow] = []
-        tags: list[str] = []
-        transitions: list[tuple[int, str, str, str]] = []
-        outcome = None
-        opt_out: bool | None = None
-        lookup: str | None = None
-        handed_off = False
-        is_out = self.their in router.sender.opted_out
-        router.busy += 1
+        metrics = services.metrics
+        for seconds in turn.step_seconds:
+            metrics.engine_step_seconds.observe(seconds)
+        if turn.started:
+            metrics.conversations_started.inc()
+        assert turn.commit is not None
+        services.busy.count += 1
         try:
-            for event, inbound_text in events:
-                started = time.perf_counter()
-                prior = state
-                state, effects = machine.step(state, event, now)
-                metrics.engine_step_seconds.observe(time.perf_counter() - started)
-                if isinstance(event, Start):
-                    metrics.conversations_started.inc()
-                key = f"{self.conversation_id}.{state.turn}"
-                sends: list[tuple[str, float, float, str]] = []
-                if isinstance(event, Message):
-                    handled = any(isinstance(e, OptOut) for e in effects)
-                    effects = self._opt_out_guard(event.text, effects, state.paused)
-                    if not handled and effects and isinstance(effects[0], OptOut):
-                        # The scenario did not take this for STOP ("stop pls"), so its reading
-                        # of the message is dropped: an opted-out person is never handed off,
-                        # tagged or answered because of it. Only the turn advances.
-                        state = msgspec.structs.replace(prior, turn=state.turn)
-                        effects = [effects[0]]
-                for effect in effects:
-                    if isinstance(effect, Send):
-                        sends.append((effect.text, effect.delay_scale, effect.extra, "reply"))
-                    elif isinstance(effect, Transition):
-                        transitions.append(
-                            (state.turn, effect.source, effect.target, effect.trigger))
-                    elif isinstance(effect, Tag):
-                        tags.append(effect.name)
-                    elif isinstance(effect, OptOut | OptIn):
-                        opting_out = isinstance(effect, OptOut)
-                        if opting_out != is_out and effect.confirmation:
-                            # one confirmation per change: a second STOP gets no answer
-                            sends.append((effect.confirmation, 1.0, 0.0, "confirmation"))
-                        opt_out = is_out = opting_out
-                    elif isinstance(effect, Lookup):
-                        lookup = effect.kind
-                    elif isinstance(effect, HandOff):
-                        handed_off = True
-                    elif isinstance(effect, End):
-                        outcome = effect.outcome
-                if sends:
-                    offsets = router.delays.reply_offsets(
-                        inbound_text, [(t, scale, extra) for t, scale, extra, _ in sends], key)
-                    for i, ((text, _, _, kind), offset) in enumerate(
-                            zip(sends, offsets, strict=True)):
-                        not_before = max(now + offset, self.last_not_before)
-                        self.last_not_before = not_before
-                        rows.append(OutboxRow(
-                            id=f"{key}.{i}", conversation_id=self.conversation_id,
-                            position=state.turn * 100 + i, our_number=self.our,
-                            their_number=self.their, body=text, not_before=not_before,
-                            kind=kind))
-            status = ("ended" if state.ended else "handed_off" if state.paused else "active")
-            await router.store.call(CommitStep(
-                conversation_id=self.conversation_id, scenario=state.scenario,
-                version=state.version, status=status, outcome=state.outcome,
-                state=_encode(state).decode(), processed_count=processed,
-                timer_at=state.timer_at, crashes=0, outbox=rows, now=now, turn=state.turn,
-                tags=tags, transitions=transitions, opt_out=opt_out, their_number=self.their,
-                pending_lookup=lookup, clear_resume=self.resume))
+            await services.store.call(turn.commit)
         finally:
-            router.busy -= 1
-        self.state = state
-        self.processed = processed
+            services.busy.count -= 1
+        self.state = turn.state
+        self.processed = turn.processed
+        self.last_not_before = turn.last_not_before
         self.crashes = 0
-        self.lookup = lookup
+        self.lookup = turn.lookup
         self.lookup_result = None
         self.resume = False
-        if opt_out is not None:
-            router.sender.set_opt_out(self.their, opt_out)
-        router.sender.enqueue(rows)
-        router.record(state.scenario, transitions, outcome, handed_off)
+        if turn.opt_out is not None:
+            services.sender.set_opt_out(self.their, turn.opt_out)
+        services.sender.enqueue(turn.commit.outbox)
+        services.record(turn.state.scenario, turn.commit.transitions, turn.outcome,
+                        turn.handed_off)
         return None
-
-
-_NEVER = float("inf")

@@ -16,6 +16,8 @@ import trio
 from .actor import ActorHandle, ConversationActor, Inbound
 from .inbox import Inbox
 from .lookups import Lookups
+from .services import Busy, Services
+from .turn import TurnRules
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -46,13 +48,25 @@ class Router:
         self.inbox_size = inbox_size
         self.max_crashes = max_crashes
         self.actors: dict[int, ActorHandle] = {}
-        self.busy = 0
+        self._busy = Busy()
+        self.services = Services(
+            store=store, sender=sender, registry=registry, config=config, clock=clock,
+            metrics=metrics, delays=delays, lookups=self.lookups,
+            rules=TurnRules(optout=config.optout, delays=delays, merge=delays.enabled),
+            hibernate_after=hibernate_after, max_crashes=max_crashes, busy=self._busy,
+            retire=self.retire, record=self.record)
+        """What every actor is handed (the router is the actors' composition root)."""
         self._nursery: trio.Nursery | None = None
         self._closed = False
         self._timers: list[tuple[float, int]] = []
         self._timer_at: dict[int, float] = {}
         self._timer_wakeup = trio.Event()
         self._children: dict[tuple[str, str, str], Any] = {}
+
+    @property
+    def busy(self) -> int:
+        """How many actors are between an engine step and its commit."""
+        return self._busy.count
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -111,7 +125,7 @@ class Router:
         handle = ActorHandle(conversation_id, Inbox(self.inbox_size))
         self.actors[conversation_id] = handle
         self._timer_at.pop(conversation_id, None)  # a live actor runs its own timer
-        self._nursery.start_soon(ConversationActor(self, handle).run)
+        self._nursery.start_soon(ConversationActor(self.services, handle).run)
         self.metrics.live_actors.inc()
         self.metrics.wakes.inc()
         return handle
