@@ -108,6 +108,9 @@ def make_config(scenario: str = "echo", **sections: dict[str, Any]) -> Config:
         ],
         "http": {"enabled": False},
         "delays": {"enabled": False},
+        # Tests sleep through days of mock time: one number-health check an hour is enough
+        # (every minute would be ~260,000 store reads for half a year).
+        "health": {"interval": "1h"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -198,6 +201,9 @@ def outreach_config(*campaigns: dict[str, Any], senders: tuple[str, ...] = (SEND
         "campaigns": [{"city": "seattle", "numbers": [SEND], **c} for c in campaigns],
         "http": {"enabled": False},
         "delays": {"enabled": False},
+        # Tests sleep through days of mock time: one number-health check an hour is enough
+        # (every minute would be ~260,000 store reads for half a year).
+        "health": {"interval": "1h"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

@@ -65,6 +65,7 @@ def config(tmp_path: Path, **sections: Any) -> Any:
              "persona": {"name": "Maya"}}],
         "http": {"enabled": False}, "delays": {"enabled": False}, "media": {"enabled": False},
         "api": {"tokens": ADMIN_TOKENS},
+        "health": {"interval": "1h"},  # half a year of mock time: hourly checks are enough
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
