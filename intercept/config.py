@@ -349,7 +349,18 @@ class HealthConfig(_Section):
     pause_share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.25
     """Campaigns stop sending from a number whose failed share reaches this (0: never)."""
     interval: str = "1m"
-    """How often the server reads it (metrics, campaign pauses)."""
+    """How often the server reads it (metrics, campaign pauses); at least a second."""
+
+    def __post_init__(self) -> None:
+        if self.min_messages < 1:
+            raise ValueError(f"min_messages is {self.min_messages}; use 1 or more")
+        try:
+            every = parse_duration(self.interval)
+        except ValueError:
+            return  # reported with the other durations, naming the key
+        if every < 1:
+            raise ValueError(f"interval is {self.interval!r}; use at least 1s (the server "
+                             "reads the store every interval)")
 
 
 class RetentionConfig(_Section):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from intercept.config import Campaign, Config, Number, duration, load_config
+from intercept.config import Campaign, Config, Number, config_from_dict, duration, load_config
 from intercept.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "intercept.toml"
@@ -335,3 +336,14 @@ def test_a_campaign_from_a_buyer_number_is_refused(tmp_path):
         f"{path}: campaigns[0].window: expected a window like '09:00-20:00', got '9-5'"]
     path = write(tmp_path, MINIMAL.replace("persona", 'kind = "victim"\npersona'))
     assert error(path) == f"{path}: numbers[0].kind: invalid enum value 'victim'"
+
+
+@pytest.mark.parametrize(("health", "message"), [
+    ({"interval": "0s"}, "health: interval is '0s'; use at least 1s"),
+    ({"interval": "500ms"}, "health: interval is '500ms'; use at least 1s"),
+    ({"min_messages": 0}, "health: min_messages is 0; use 1 or more"),
+    ({"pause_share": 1.5}, "health.pause_share"),
+])
+def test_number_health_settings_that_would_spin_or_mislead_are_refused(health, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({"health": health}, environ={})

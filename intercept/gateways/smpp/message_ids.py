@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Literal
 
 IdForms = Literal["same", "submit-hex-receipt-decimal", "submit-decimal-receipt-hex"]
-ID_FORMS: tuple[str, ...] = ("same", "submit-hex-receipt-decimal", "submit-decimal-receipt-hex")
 _MAX_DIGITS = 64
 """Ids longer than this are not read as numbers (no huge-int work for a hostile id)."""
 
