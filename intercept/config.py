@@ -376,6 +376,15 @@ class RetentionConfig(_Section):
     """How long a purge keeps the hashed ids of the messages it deleted, so that a gateway
     delivering one again (a replayed webhook) is refused; empty or "0s": not kept."""
 
+    def __post_init__(self) -> None:
+        try:
+            every = parse_duration(self.interval)
+        except ValueError:
+            return  # reported with the other durations, naming the key
+        if every < 60:
+            raise ValueError(f"interval is {self.interval!r}; use at least 1m (each run "
+                             "scans the store for conversations to purge)")
+
 
 class RuntimeConfig(_Section):
     hibernate_after: str = "2m"

@@ -347,3 +347,8 @@ def test_a_campaign_from_a_buyer_number_is_refused(tmp_path):
 def test_number_health_settings_that_would_spin_or_mislead_are_refused(health, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict({"health": health}, environ={})
+
+
+def test_a_retention_interval_under_a_minute_is_refused():
+    with pytest.raises(ConfigError, match=re.escape("retention: interval is '0s'; use at least")):
+        config_from_dict({"retention": {"buyer_after": "200d", "interval": "0s"}}, environ={})
