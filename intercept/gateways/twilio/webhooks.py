@@ -129,12 +129,12 @@ class _Webhooks:
         message = InboundMessage(gateway_id=sid, our_number=ours, their_number=their,
                                  text=fields.get("Body", ""), media=media)
         try:
-            ingested = await self.host.sink.inbound(message)
+            accepted = await self.host.sink.inbound(message)
         except StoreUnavailable as exc:  # the disk is full: the provider retries on a 5xx
             self.metrics.labels("message", "unavailable").inc()
             return refusal(503, str(exc), retry_after=exc.retry_after)
-        self.metrics.labels("message", "duplicate" if ingested.duplicate else "ok").inc()
-        if ingested.duplicate:
+        self.metrics.labels("message", "duplicate" if accepted.duplicate else "ok").inc()
+        if accepted.duplicate:
             log.debug("inbound %s from %s is a redelivery: dropped", sid, mask(their))
         return EMPTY_TWIML
 
