@@ -12,7 +12,7 @@ Defined here (and exported from ``intercept``)::
     │   ├── GatewayRetryLater     not accepted now (throttled, disconnected): send it later
     │   └── GatewayOutcomeUnknown it may or may not have gone out: never resend blindly
     ├── StoreError                intercept.store: the database cannot be opened, or is newer
-    ├── StoreUnavailable          intercept.store: cannot commit now; refuse in retry form, retry
+    ├── StoreUnavailable          the store cannot commit now: refuse in the retry form, retry
     ├── StoreCorrupt              intercept.store: the database file is damaged
     └── ChatError                 intercept.chat: the terminal chat cannot go on
 
@@ -115,3 +115,15 @@ class GatewayRetryLater(GatewayError):
 class GatewayOutcomeUnknown(GatewayError):
     """The message may or may not have gone out (no answer to a submit): the row is marked
     'unknown' and not resent, so the other side never gets it twice."""
+
+
+class StoreUnavailable(InterceptError):
+    """The store cannot commit now; the caller should refuse, in its retry form, and retry.
+
+    Raised by intercept.store (a full disk, an I/O error, a read-only or locked file); defined
+    here so that gateways, which answer it in their retry form, need not import the store."""
+
+    def __init__(self, reason: str, *, retry_after: float = 5.0):
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"the store cannot commit now ({reason}); try again later")

@@ -22,6 +22,7 @@ from .config import Config, duration, store_key
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError
 from .gateways import (
+    Accepted,
     DeliveryReceipt,
     Gateway,
     InboundMessage,
@@ -305,12 +306,12 @@ class Server:
 
     # -- the gateway's sink
 
-    async def inbound(self, message: InboundMessage) -> Ingested:
+    async def inbound(self, message: InboundMessage) -> Accepted:
         """Commit an inbound message, then route it. The gateway acks after this returns."""
-        (ingested,) = await self.inbound_many([message])
-        return ingested
+        (accepted,) = await self.inbound_many([message])
+        return accepted
 
-    async def inbound_many(self, messages: list[InboundMessage]) -> list[Ingested]:
+    async def inbound_many(self, messages: list[InboundMessage]) -> list[Accepted]:
         """Commit a burst of inbound messages in one operation, then route them."""
         received_at = self.clock.now()
         name = self.gateway.name
@@ -340,7 +341,7 @@ class Server:
                 self.media.wake()
         if fresh < len(messages):
             self.metrics.messages_in_duplicate.inc(len(messages) - fresh)
-        return results
+        return [Accepted(i.conversation_id, i.conv_seq, i.duplicate) for i in results]
 
     async def receipts(self, receipts: list[DeliveryReceipt], *, wait: bool = False) -> None:
         """Record delivery receipts (queued for the next commit, or committed with `wait`)."""

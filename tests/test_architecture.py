@@ -35,6 +35,9 @@ LAYERS: dict[str, int] = {
     # the package's face re-exports config)
     "engine": 1, "store": 1, "config": 1, "__init__": 1, "scenarios": 1, "optout": 1,
     "credential": 1,
+    # the transport types (messages, Sink, Gateway, webhook endpoints as data) that the
+    # runtime's sender, the gateways and the HTTP layer share
+    "transport": 1,
     # 2, runtime: actors, router, sender, clock
     "runtime": 2,
     # 3, what runs on the runtime
@@ -53,15 +56,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("intercept.http.api", "intercept.server"): "Services",
     ("intercept.http.app", "intercept.server"): "Services",
     ("intercept.outreach.campaigns", "intercept.server"): "Services",
-    # --- the gateway-types part (webhook routes described as data the HTTP layer mounts):
-    # the Twilio client and its webhooks import each other
-    ("intercept.gateways.twilio.client", "intercept.gateways.twilio.webhooks"): "gateway types",
     # --- the one-turn part (campaigns send a start event through the router, config decodes
     # durations and windows once): config validates campaign windows and rates with outreach's
     ("intercept.config", "intercept.outreach.window"): "Duration type",
-    # --- not yet assigned to a part of issue 15 (found by this test; reported to the merger)
-    # the sender names the gateway interface, which lives in gateways/ above runtime
-    ("intercept.runtime.sender", "intercept.gateways"): "unassigned: gateway interface",
 }
 
 
@@ -193,6 +190,16 @@ def test_a_new_cycle_or_upward_import_is_named():
     assert ("upward import: intercept.engine.machine (engine/store) imports "
             "intercept.runtime.sender (runtime)") in found
     assert "import cycle among intercept.errors, intercept.phone" in found
+
+
+def test_gateways_import_neither_http_nor_store():
+    """A gateway speaks the transport types (intercept/transport.py): its webhooks are
+    `Endpoint`s the HTTP layer mounts, and what the store answers reaches it as `Accepted`."""
+    found = [f"{a} imports {b}" for a, bs in sorted(graph().items())
+             if a.startswith("intercept.gateways") for b in bs
+             if b.startswith(("intercept.http", "intercept.store"))]
+    assert not found, ("gateways take transport types (intercept.transport) and errors "
+                       "(intercept.errors) instead:\n  " + "\n  ".join(found))
 
 
 def test_test_files_do_not_import_each_other():

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import read_secret
 from ..errors import ConfigError
-from .base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
+from .base import Accepted, DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from .sim import SimGateway
 
 if TYPE_CHECKING:
@@ -120,6 +120,6 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
 
 
 __all__ = [
-    "DeliveryReceipt", "Gateway", "InboundMessage", "OutboundMessage", "SimGateway", "Sink",
-    "gateway_from_config", "smpp_settings", "twilio_settings",
+    "Accepted", "DeliveryReceipt", "Gateway", "InboundMessage", "OutboundMessage", "SimGateway",
+    "Sink", "gateway_from_config", "smpp_settings", "twilio_settings",
 ]

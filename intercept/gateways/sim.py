@@ -19,8 +19,15 @@ from pathlib import Path
 
 import trio
 
-from ..store import Ingested
-from .base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
+from .base import (
+    Accepted,
+    DeliveryReceipt,
+    Gateway,
+    InboundMessage,
+    OutboundMessage,
+    Reconciled,
+    Sink,
+)
 
 Handset = Callable[[OutboundMessage], None]
 
@@ -82,7 +89,7 @@ class SimGateway(Gateway):
         self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     async def inject(self, *, their_number: str, our_number: str, text: str,
-                     gateway_id: str | None = None, media: tuple[str, ...] = ()) -> Ingested:
+                     gateway_id: str | None = None, media: tuple[str, ...] = ()) -> Accepted:
         """A simulated phone sends a message; returns once it is committed."""
         if not self._ready.is_set():
             await self._ready.wait()

@@ -32,6 +32,7 @@ from .routing import (
     Response,
     Route,
     RouteTable,
+    endpoint_route,
     error_response,
     json_response,
     unavailable_response,
@@ -109,8 +110,8 @@ class App:
         self.access = Access(server.config, reads=self.reads, store=server.store,
                              metrics=server.metrics, wall=lambda: server.clock.now())
         self.api = Api(server, self.reads)
-        self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
-                                  *self.api.routes()])
+        self.routes = RouteTable([*map(endpoint_route, server.gateway.endpoints()),
+                                  *self._public_routes(), *self.api.routes()])
         self._openapi: bytes | None = None
 
     def _public_routes(self) -> list[Route]:

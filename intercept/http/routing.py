@@ -1,7 +1,9 @@
 """A small route table: method + path template (``/api/conversations/{id}``) -> handler.
 
 Each `Route` also declares who may call it, the Structs of its query, body and responses, and
-whether calls are audited; `App` enforces that and `openapi.py` describes it.
+whether calls are audited; `App` enforces that and `openapi.py` describes it. A gateway's
+webhooks arrive as `Endpoint`s (plain data, intercept/transport.py); `endpoint_route` makes each
+one a `Route`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ..transport import Endpoint, WebhookRequest
 from .auth import Principal, Role
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -101,6 +104,30 @@ class Route:
     @property
     def params(self) -> list[str]:
         return _PARAM.findall(self.path)
+
+
+def endpoint_route(endpoint: Endpoint) -> Route:
+    """A gateway's webhook as a route without authentication (the handler checks what the
+    provider signs): the request goes in as a `WebhookRequest`, its answer comes back out."""
+    handle = endpoint.handler
+
+    async def handler(request: Request) -> Response:
+        scope = request.scope
+        raw = scope.get("raw_path") or scope["path"].encode()
+        webhook = WebhookRequest(
+            method=request.method, path=raw.decode("latin-1").split("?", 1)[0],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=tuple((key.decode("latin-1").lower(), value.decode("latin-1"))
+                          for key, value in scope.get("headers", ())),
+            body=request.body, scheme=scope.get("scheme", "http"))
+        answer = await handle(webhook)
+        return Response(answer.status, answer.body, answer.content_type.encode("latin-1"),
+                        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers])
+
+    handler.__name__ = getattr(handle, "__name__", "webhook")  # the OpenAPI operationId
+    return Route(endpoint.method, endpoint.path, handler, endpoint.summary,
+                 responses=dict.fromkeys(endpoint.statuses), description=endpoint.description,
+                 content_type=endpoint.content_type, tags=endpoint.tags)
 
 
 class RouteTable:

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from ..errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
-from ..gateways import Gateway, OutboundMessage
 from ..metrics import Metrics
 from ..phone import mask
 from ..store import MarkOutbox, OutboxRow, Requeue, Store, StoreClosed
+from ..transport import Gateway, OutboundMessage
 from .clock import WallClock
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """Persistence: SQLite through sqlite-utils, one writer task with group commit."""
 
-from .faults import StoreCorrupt, StoreUnavailable
+from ..errors import StoreUnavailable
+from .faults import StoreCorrupt
 from .ops import (
     Audit,
     CommitStep,

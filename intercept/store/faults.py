@@ -3,6 +3,7 @@
     InterceptError
     ├── StoreUnavailable  the store cannot commit now (disk full, I/O error, read-only,
     │                     locked): intake is refused in the gateway's retry form
+    │                     (defined in intercept.errors, so gateways need not import the store)
     └── StoreCorrupt      the file is damaged: stop and restore it from a backup
 
 A *fault* is retried by the writer with the batch kept (nothing acknowledged is lost); an
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from ..errors import InterceptError
+from ..errors import InterceptError, StoreUnavailable
 from .opening import DATABASE_ERRORS, DB_ERRORS
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,6 @@ _FAULTS = {
 }
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
-
-
-class StoreUnavailable(InterceptError):
-    """The store cannot commit now; the caller should refuse, in its retry form, and retry."""
-
-    def __init__(self, reason: str, *, retry_after: float = 5.0):
-        self.reason = reason
-        self.retry_after = retry_after
-        super().__init__(f"the store cannot commit now ({reason}); try again later")
 
 
 class StoreCorrupt(InterceptError):

@@ -44,9 +44,8 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from ...backoff import backoff
-from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
+from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater, StoreUnavailable
 from ...phone import mask
-from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from ..sendrate import SendRate
 from ..slots import SendSlots

@@ -28,23 +28,20 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import trio
 
 from ...backoff import backoff, parse_retry_after
-from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
+from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater, StoreUnavailable
 from ...metrics import Metrics
 from ...phone import mask
-from ...store import StoreUnavailable
-from ..base import Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
+from ..base import Endpoint, Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
 from ..sendrate import SendRate
 from ..slots import SendSlots
-
-if TYPE_CHECKING:
-    from ...http.routing import Route
+from .webhooks import webhook_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -398,10 +395,8 @@ class TwilioGateway(Gateway):
         host = urlsplit(self.settings.api_url).hostname or ""
         return {host: (self.settings.account_sid, self.settings.auth_token)} if host else {}
 
-    def routes(self) -> list[Route]:
-        from .webhooks import webhook_routes
-
-        return webhook_routes(self)
+    def endpoints(self) -> list[Endpoint]:
+        return webhook_endpoints(self, auth_token=self.settings.auth_token)
 
     @property
     def sink(self) -> Sink:
