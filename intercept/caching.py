@@ -1,4 +1,9 @@
-"""Memoisation bounded in entries and in key size, for functions fed by what strangers send.
+"""Memory bounded against what strangers send: a mapping of at most N entries, and memoisation
+bounded in entries and in key size.
+
+`BoundedDict(maxsize)` is a dict that forgets its oldest entry (the least recently set or
+touched) when a new one would take it past `maxsize`: for what a server remembers per client,
+per message or per conversation, where an unbounded dict would grow with the traffic.
 
 `short_key_cache(maxsize, max_key_chars)` is `functools.lru_cache(maxsize)` for a function of
 positional arguments whose first is a string, except that a call whose string is longer than
@@ -13,10 +18,45 @@ the total size of the values, not the size of a key, so it would need this same 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedDict(OrderedDict[K, V]):
+    """A dict of at most `maxsize` entries: setting a key makes it the newest, and past
+    `maxsize` the oldest entries are dropped; `touch` makes a key the newest without setting it
+    (least-recently-used order). Reading does not reorder."""
+
+    def __init__(self, maxsize: int):
+        if maxsize < 1:
+            raise ValueError(f"a BoundedDict needs maxsize >= 1, got {maxsize}")
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+    def touch(self, key: K) -> None:
+        """Make `key` (which must be present) the newest entry."""
+        self.move_to_end(key)
+
+    def __reduce__(self) -> Any:
+        return (_bounded, (self.maxsize, list(self.items())))
+
+
+def _bounded(maxsize: int, items: list[tuple[Any, Any]]) -> BoundedDict[Any, Any]:
+    bounded: BoundedDict[Any, Any] = BoundedDict(maxsize)
+    for key, value in items:
+        bounded[key] = value
+    return bounded
 
 
 def short_key_cache(maxsize: int, max_key_chars: int

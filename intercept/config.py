@@ -11,18 +11,28 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 
 from .engine.compiler import CONTEXT_VARS
-from .engine.durations import parse_duration
+from .engine.durations import Duration, OptionalDuration, decode_duration
 from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
 from .errors import ConfigError
 from .phone import to_e164
+
+
+def _d(text: str, type_: type[Duration] = Duration) -> Any:
+    """A default duration, written as a user would."""
+    return type_.parse(text)
+
+
+def _empty() -> Any:
+    """The default of a duration that may be left empty: none."""
+    return OptionalDuration.parse("")
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -53,13 +63,13 @@ class GatewayConfig(_Section):
     dest_npi: int = 1
     registered_delivery: int = 1
     split: Literal["udh", "udh16", "sar", "payload"] = "udh"
-    enquire_link_interval: str = "30s"
-    submit_timeout: str = "30s"
+    enquire_link_interval: Duration = _d("30s")
+    submit_timeout: Duration = _d("30s")
     on_submit_timeout: Literal["retry", "unknown"] = "retry"
-    reconnect_min: str = "1s"
-    reconnect_max: str = "1m"
-    reassembly_timeout: str = "1m"
-    dedupe_window: str = "10m"
+    reconnect_min: Duration = _d("1s")
+    reconnect_max: Duration = _d("1m")
+    reassembly_timeout: Duration = _d("1m")
+    dedupe_window: Duration = _d("10m")
     default_alphabet: Literal["gsm7", "latin-1", "ascii"] = "gsm7"
     receipt_ids: Literal["same", "submit-hex-receipt-decimal", "submit-decimal-receipt-hex"] = (
         "same")
@@ -80,8 +90,8 @@ class GatewayConfig(_Section):
     """Twilio: HTTP requests to the provider in flight at once."""
     http2: bool = True
     """Twilio: speak HTTP/2 to the provider when it offers it."""
-    request_timeout: str = "15s"
-    catch_up: str = "0s"
+    request_timeout: Duration = _d("15s")
+    catch_up: Duration = _d("0s")
     """Twilio: on start, fetch inbound messages of this recent period that webhooks missed
     (0s: off)."""
 
@@ -125,13 +135,8 @@ class GatewayConfig(_Section):
             return f"rate is {self.rate}; use a positive number of messages per second, or 0"
         if self.connections < 1:
             return f"connections is {self.connections}; it must be 1 or more"
-        for name in ("request_timeout", "catch_up"):
-            try:
-                seconds = parse_duration(getattr(self, name))
-            except ValueError as exc:
-                return f"{name}: {exc}"
-            if name == "request_timeout" and seconds <= 0:
-                return "request_timeout must be longer than 0"
+        if self.request_timeout <= 0:
+            return "request_timeout must be longer than 0"
         return None
 
     def smpp_problem(self) -> str | None:
@@ -163,13 +168,9 @@ class GatewayConfig(_Section):
             if not 0 <= value <= 255:
                 return f"{name} is {value}; it must be 0 to 255"
         for name in self._SMPP_DURATIONS:
-            try:
-                seconds = parse_duration(getattr(self, name))
-            except ValueError as exc:
-                return f"{name}: {exc}"
-            if seconds <= 0:
+            if getattr(self, name) <= 0:
                 return f"{name} must be longer than 0"
-        if parse_duration(self.reconnect_max) < parse_duration(self.reconnect_min):
+        if self.reconnect_max < self.reconnect_min:
             return "reconnect_max is shorter than reconnect_min"
         return None
 
@@ -192,7 +193,7 @@ class StoreConfig(_Section):
     """Encrypts the store with SQLCipher (intercept[sqlcipher]); meant for INTERCEPT_STORE_KEY."""
     key_file: str = ""
     """Or the key's file (its first line), relative to the config file."""
-    backup_every: str = ""
+    backup_every: OptionalDuration = _empty()
     """Take an online backup this often while serving, e.g. '6h' ('' = never)."""
     backup_dir: str = "backups"
     """Where scheduled backups go, relative to the store file's folder (0700, files 0600)."""
@@ -200,13 +201,8 @@ class StoreConfig(_Section):
     """How many scheduled backups to keep (the oldest are deleted)."""
 
     def __post_init__(self) -> None:
-        if self.backup_every:
-            try:
-                seconds = parse_duration(self.backup_every)
-            except ValueError as exc:
-                raise ValueError(f"backup_every: {exc}") from None
-            if seconds < 60:
-                raise ValueError(f"backup_every: {self.backup_every!r} is less than a minute")
+        if self.backup_every.text and self.backup_every < 60:
+            raise ValueError(f"backup_every: {self.backup_every.text!r} is less than a minute")
         if self.backup_keep < 1:
             raise ValueError("backup_keep: keep at least 1 backup")
 
@@ -223,11 +219,11 @@ class HttpConfig(_Section):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
     # limits on clients (intercept/http/limits.py)
-    header_timeout: str = "5s"
+    header_timeout: Duration = _d("5s")
     """The request line and headers must arrive within this (also the keep-alive idle time)."""
-    body_timeout: str = "30s"
+    body_timeout: Duration = _d("30s")
     """The whole body must arrive within this of the headers, or 408 and the connection closes."""
-    read_timeout: str = "30s"
+    read_timeout: Duration = _d("30s")
     """A connection that sends nothing for this long is closed."""
     max_connections: int = 512
     """Requests read or handled at once; past it the slowest body is closed, or 503.
@@ -242,11 +238,8 @@ class HttpConfig(_Section):
     def problem(self) -> str | None:
         """The first thing wrong with these settings, as a sentence naming the key."""
         for name in ("header_timeout", "body_timeout", "read_timeout"):
-            try:
-                if parse_duration(getattr(self, name)) <= 0:
-                    return f"{name} must be longer than 0"
-            except ValueError:
-                continue  # reported with the other durations
+            if getattr(self, name) <= 0:
+                return f"{name} must be longer than 0"
         for name in ("max_connections", "max_header_bytes", "backlog"):
             if getattr(self, name) < 1:
                 return f"{name} is {getattr(self, name)}; it must be 1 or more"
@@ -266,7 +259,7 @@ class MediaConfig(_Section):
     content_types: list[str] = msgspec.field(default_factory=lambda: [
         "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/heif",
         "image/bmp", "image/tiff"])
-    timeout: str = "30s"
+    timeout: Duration = _d("30s")
     concurrency: int = 4
     max_attempts: int = 5
     max_per_message: int = 10
@@ -297,8 +290,8 @@ class ApiConfig(_Section):
     max_failures: int = 10
     """Failed authentications from one client address within `failure_window` after which
     its API requests are answered 429 for `lockout`."""
-    failure_window: str = "10m"
-    lockout: str = "15m"
+    failure_window: Duration = _d("10m")
+    lockout: Duration = _d("15m")
 
 
 class LookupsConfig(_Section):
@@ -314,14 +307,14 @@ class LookupsConfig(_Section):
     auth_token_file: str = ""
     """Read the auth token from this file, relative to the config file (when `auth_token`
     is empty)."""
-    timeout: str = "5s"
-    cache_ttl: str = "30d"
+    timeout: Duration = _d("5s")
+    cache_ttl: Duration = _d("30d")
     """How long an answer is reused for the same number."""
     daily_budget: int = 500
     """Most requests per UTC day; 0 means none."""
     breaker_failures: int = 5
     """Consecutive failures after which requests stop for `breaker_cooldown`."""
-    breaker_cooldown: str = "5m"
+    breaker_cooldown: Duration = _d("5m")
 
     def problem(self) -> str | None:
         """The first thing wrong with these settings, as a sentence naming the key."""
@@ -342,57 +335,49 @@ class LookupsConfig(_Section):
 class HealthConfig(_Section):
     """Number health: each of our numbers' failed deliveries over a recent window."""
 
-    window: str = "24h"
+    window: Duration = _d("24h")
     """How far back deliveries count."""
     min_messages: int = 20
     """Fewer settled messages than this in the window say nothing: no pause."""
     pause_share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.25
     """Campaigns stop sending from a number whose failed share reaches this (0: never)."""
-    interval: str = "1m"
+    interval: Duration = _d("1m")
     """How often the server reads it (metrics, campaign pauses); at least a second."""
 
     def __post_init__(self) -> None:
         if self.min_messages < 1:
             raise ValueError(f"min_messages is {self.min_messages}; use 1 or more")
-        try:
-            every = parse_duration(self.interval)
-        except ValueError:
-            return  # reported with the other durations, naming the key
-        if every < 1:
-            raise ValueError(f"interval is {self.interval!r}; use at least 1s (the server "
+        if self.interval < 1:
+            raise ValueError(f"interval is {self.interval.text!r}; use at least 1s (the server "
                              "reads the store every interval)")
 
 
 class RetentionConfig(_Section):
     """Scheduled purging of old conversations (docs/evidence.md#retention)."""
 
-    buyer_after: str = ""
+    buyer_after: OptionalDuration = _empty()
     """Delete buyer conversations idle this long (e.g. "180d"); empty: never."""
-    outreach_after: str = ""
+    outreach_after: OptionalDuration = _empty()
     """The same for outreach conversations; empty: never."""
-    interval: str = "1d"
+    interval: Duration = _d("1d")
     """How often the server purges (when either of the above is set)."""
-    replay_guard: str = "365d"
+    replay_guard: OptionalDuration = _d("365d", OptionalDuration)
     """How long a purge keeps the hashed ids of the messages it deleted, so that a gateway
     delivering one again (a replayed webhook) is refused; empty or "0s": not kept."""
 
     def __post_init__(self) -> None:
-        try:
-            every = parse_duration(self.interval)
-        except ValueError:
-            return  # reported with the other durations, naming the key
-        if every < 60:
-            raise ValueError(f"interval is {self.interval!r}; use at least 1m (each run "
+        if self.interval < 60:
+            raise ValueError(f"interval is {self.interval.text!r}; use at least 1m (each run "
                              "scans the store for conversations to purge)")
 
 
 class RuntimeConfig(_Section):
-    hibernate_after: str = "2m"
+    hibernate_after: Duration = _d("2m")
     """An actor with nothing to do for this long ends its task; its state stays in the store."""
     inbox_size: int = 64
     max_crashes: int = 3
     """Crashes in a row after which a conversation is parked instead of restarted."""
-    shutdown_grace: str = "10s"
+    shutdown_grace: Duration = _d("10s")
     read_limit: Annotated[int, msgspec.Meta(ge=160)] = READ_LIMIT
     """Characters of a reply the scenario engine matches on (the whole text is still stored)."""
 
@@ -403,9 +388,9 @@ class DelayConfig(_Section):
     enabled: bool = True
     read_cps: float = 25.0
     type_cps: float = 5.0
-    think: str = "2s"
-    min: str = "3s"
-    max: str = "2m"
+    think: Duration = _d("2s")
+    min: Duration = _d("3s")
+    max: Duration = _d("2m")
     jitter: float = 0.35
     scale: float = 1.0
 
@@ -467,7 +452,7 @@ class Campaign(_Section):
     """When texts may go out, in the recipient's local time."""
     rate_per_number: str = "1/m"
     rate: str = "10/m"
-    contact_again_after: str = "90d"
+    contact_again_after: Duration = _d("90d")
     """Never text a number again within this long of the last campaign text (any campaign)."""
 
 
@@ -530,13 +515,6 @@ class Config(_Section, dict=True):
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
                   "api", "media", "lookups", "retention", "evidence", "health")
-_DURATION_KEYS = (("runtime", "hibernate_after"), ("runtime", "shutdown_grace"),
-                  ("delays", "think"), ("delays", "min"), ("delays", "max"),
-                  ("media", "timeout"), ("lookups", "timeout"), ("lookups", "cache_ttl"),
-                  ("lookups", "breaker_cooldown"), ("retention", "interval"),
-                  ("health", "window"), ("health", "interval"),
-                  ("http", "header_timeout"), ("http", "body_timeout"), ("http", "read_timeout"))
-_DURATION_KEYS += (("api", "failure_window"), ("api", "lockout"))
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 
@@ -559,24 +537,61 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     overrides = _apply_environment(raw, environ, source)
     raw["source"] = source
+    problems: list[str] = []
+    raw = _durations(raw, Config, (), overrides, problems)
     cities = raw.get("cities")
     if isinstance(cities, dict):
         # msgspec reports a bad dict value at "cities[...]": check each city to name it
         for key, city in cities.items():
             _convert(city, City, source, ("cities", key), overrides)
     config = _convert(raw, Config, source, (), overrides)
-    _check(config, source, overrides)
+    _check(config, source, overrides, problems)
     return config
+
+
+def _durations(data: Any, type_: Any, path: tuple[str | int, ...],
+               overrides: Mapping[str, str], problems: list[str]) -> Any:
+    """`data` (raw, to be decoded as `type_`) with every bad `Duration` field left out and
+    named in `problems`, so that all of them are reported with the config's other problems
+    (msgspec stops at the first); the good ones are parsed again, once, by the dec_hook."""
+    if isinstance(data, list) and get_origin(type_) is list:
+        (item,) = get_args(type_)
+        return [_durations(v, item, (*path, i), overrides, problems) for i, v in enumerate(data)]
+    if not (isinstance(data, dict) and isinstance(type_, type)
+            and issubclass(type_, msgspec.Struct)):
+        return data
+    kept = dict(data)
+    for field in msgspec.structs.fields(type_):
+        if field.encode_name not in kept:
+            continue
+        value, kind = kept[field.encode_name], field.type
+        if isinstance(kind, type) and issubclass(kind, Duration):
+            if isinstance(value, str):
+                try:
+                    kind.parse(value)
+                except ValueError as exc:
+                    where = _where((*path, field.encode_name))
+                    problems.append(f"{where}: {exc}{_via(overrides, where)}")
+                    del kept[field.encode_name]
+        else:
+            kept[field.encode_name] = _durations(value, kind, (*path, field.encode_name),
+                                                 overrides, problems)
+    return kept
+
+
+def _where(path: Sequence[str | int]) -> str:
+    """A key's path as the config names it: ``campaigns[0].window``."""
+    where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+    return where.replace(".[", "[")
 
 
 def _convert(data: Any, type_: type, source: str, prefix: tuple[str | int, ...],
              overrides: Mapping[str, str]) -> Any:
     try:
-        return msgspec.convert(data, type_, strict=False)
+        return msgspec.convert(data, type_, strict=False, dec_hook=decode_duration)
     except msgspec.ValidationError as exc:
         message, path = split_msgspec_error(str(exc))
-        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in (*prefix, *path))
-        where = where.replace(".[", "[")
+        where = _where((*prefix, *path))
         message += _via(overrides, where)
         raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}") from None
 
@@ -607,15 +622,9 @@ def _via(overrides: Mapping[str, str], where: str) -> str:
     return f" (set by the environment variable {overrides[where]})" if where in overrides else ""
 
 
-def _check(config: Config, source: str, overrides: Mapping[str, str]) -> None:
-    problems: list[str] = []
-    for section, key in _DURATION_KEYS:
-        value = getattr(getattr(config, section), key)
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            where = f"{section}.{key}"
-            problems.append(f"{where}: {exc}{_via(overrides, where)}")
+def _check(config: Config, source: str, overrides: Mapping[str, str],
+           problems: list[str]) -> None:
+    """Raise one `ConfigError` with `problems` (the bad durations) and every other problem."""
     seen: dict[str, int] = {}
     for i, number in enumerate(config.numbers):
         city = config.cities.get(number.city)
@@ -646,24 +655,13 @@ def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
     lookup_problem = config.lookups.problem()
     if lookup_problem:
         problems.append(f"lookups.{lookup_problem}")
-    if config.retention.replay_guard:
-        try:
-            parse_duration(config.retention.replay_guard)
-        except ValueError as exc:
-            where = "retention.replay_guard"
-            problems.append(f"{where}: {exc}{_via(overrides, where)}")
     for key in ("buyer_after", "outreach_after"):
-        value = getattr(config.retention, key)
-        if not value:
-            continue
+        value: Duration = getattr(config.retention, key)
         where = f"retention.{key}"
-        try:
-            if parse_duration(value) < 86400:
-                problems.append(f"{where}: {value!r} is less than a day; write e.g. '180d' "
-                                "(or leave it empty to keep conversations)"
-                                f"{_via(overrides, where)}")
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}{_via(overrides, where)}")
+        if value.text and value < 86400:
+            problems.append(f"{where}: {value.text!r} is less than a day; write e.g. '180d' "
+                            "(or leave it empty to keep conversations)"
+                            f"{_via(overrides, where)}")
     return problems
 
 
@@ -673,7 +671,7 @@ _CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def _check_campaigns(config: Config) -> list[str]:
     """Problems of the [[campaigns]] entries, each naming its key; normalises their numbers."""
     from .engine.template import Template
-    from .outreach.window import Window, parse_rate, zone
+    from .schedule import Window, parse_rate, zone
 
     problems: list[str] = []
     by_number = {n.number: n for n in config.numbers}
@@ -744,7 +742,7 @@ def _check_campaigns(config: Config) -> list[str]:
             elif len(text) > 1600:
                 problems.append(f"{where}.variants[{j}]: {len(text)} characters; at most 1600")
         for key, parse in (("window", Window.parse), ("rate_per_number", parse_rate),
-                           ("rate", parse_rate), ("contact_again_after", parse_duration)):
+                           ("rate", parse_rate)):
             try:
                 parse(getattr(campaign, key))
             except ValueError as exc:
@@ -778,6 +776,7 @@ def store_key(config: Config) -> str:
                        source=config.source or "<config>", base_dir=config.base_dir)
 
 
-def duration(text: str) -> float:
-    """Seconds in a duration config value (already validated by `load_config`)."""
-    return parse_duration(text)
+def duration(value: Duration) -> float:
+    """The seconds of a duration config value as a plain float (a `Duration` is already the
+    seconds, decoded once by `load_config`: use it as it is)."""
+    return float(value)

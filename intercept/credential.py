@@ -62,7 +62,7 @@ async def ensure_credential(store: Store, path: Path, *, now: float) -> None:
     A file whose token the store does not know (revoked, or another store's) is left alone
     and named in a warning: revoking the token is how an operator takes it away.
     """
-    from .store.tokens import CLI_TOKEN_ROLE, CreateToken, digest, new_token
+    from .store.tokens import CLI_TOKEN_ROLE, CreateToken, TokenKnown, new_token
 
     try:
         existing = read_credential(path)
@@ -74,7 +74,7 @@ async def ensure_credential(store: Store, path: Path, *, now: float) -> None:
         if path.stat().st_mode & 0o077:
             log.warning("%s, the CLI's admin token, can be read by other users: make it "
                         "private with 'chmod 600 %s'", path, path)
-        if store.query("SELECT 1 FROM api_tokens WHERE digest = ?", (digest(existing),)):
+        if await store.call(TokenKnown(existing)):
             log.info("the CLI on this machine uses the admin token in %s", path)
         else:
             log.warning("%s holds a token this store does not know (revoked, or another "

@@ -39,8 +39,6 @@ import trio
 
 from .backoff import backoff, parse_retry_after
 from .config import MediaConfig
-from .engine.durations import parse_duration
-from .errors import ConfigError
 from .metrics import Metrics
 from .phone import mask
 from .store.media_ops import (
@@ -185,10 +183,7 @@ class MediaFetcher:
                  transport: httpx.AsyncBaseTransport | None = None,
                  resolver: Resolver | None = None, clock: Callable[[], float] | None = None,
                  threaded: bool = True):
-        try:
-            self.timeout = parse_duration(config.timeout)
-        except ValueError as exc:
-            raise ConfigError(f"media.timeout: {exc}") from exc
+        self.timeout = float(config.timeout)
         self.config = config
         self.media_dir = Path(media_dir)
         self._store = store

@@ -15,6 +15,7 @@ the list only shrinks). All problems are reported at once.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ TESTS = Path(__file__).parent
 LAYERS: dict[str, int] = {
     # 0, the foundation: small leaf modules every layer may use
     "errors": 0, "backoff": 0, "caching": 0, "phone": 0, "jsontext": 0,
-    "private": 0, "resources": 0, "terminal": 0, "metrics": 0,
+    "private": 0, "resources": 0, "terminal": 0, "metrics": 0, "schedule": 0,
     # 1, the bottom of DESIGN.md: the pure engine and the store, with what sits beside them
     # (config is decoded with the engine's durations and limits; scenarios compile with it;
     # the package's face re-exports config)
@@ -56,9 +57,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("intercept.http.api", "intercept.server"): "Services",
     ("intercept.http.app", "intercept.server"): "Services",
     ("intercept.outreach.campaigns", "intercept.server"): "Services",
-    # --- the one-turn part (campaigns send a start event through the router, config decodes
-    # durations and windows once): config validates campaign windows and rates with outreach's
-    ("intercept.config", "intercept.outreach.window"): "Duration type",
 }
 
 
@@ -209,3 +207,83 @@ def test_test_files_do_not_import_each_other():
              for target in imports_of(stem, p, known) if target.startswith("test_")]
     assert not found, ("move what test files share to tests/helpers.py or a fixture in "
                        "tests/conftest.py:\n  " + "\n  ".join(found))
+
+
+# -- SQL only in store/ ----------------------------------------------------------------------
+
+SQL_TEXT = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+    r"CREATE\s+(TABLE|INDEX|TRIGGER|VIEW)|DROP\s+(TABLE|INDEX)|ALTER\s+TABLE|PRAGMA\s+\w+|"
+    r"BEGIN(\s+IMMEDIATE)?\s*;?$|COMMIT\s*;?$)", re.S)
+"""SQL statements (keywords in capitals, as this project writes them)."""
+DRIVERS = ("sqlite_utils", "sqlcipher3", "apsw")
+"""Database libraries only store/ may import (sqlite3 may be named elsewhere, for the type of
+a connection handed to a store function or to catch its errors, but not called)."""
+RUNS_SQL = {"execute", "executemany", "executescript", "query"}
+"""Methods that run SQL on a connection, a cursor or the store (so does `sqlite3.connect`
+open a connection that bypasses `store.opening`)."""
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring nodes of `tree` (module, classes, functions, attributes)."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        for i, stmt in enumerate(body):
+            if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                    and isinstance(stmt.value.value, str)
+                    and (i == 0 or isinstance(body[i - 1], ast.AnnAssign | ast.Assign))):
+                found.add(id(stmt.value))
+    return found
+
+
+def sql_outside_store(name: str, source: str) -> list[str]:
+    """Where module `name` (outside store/) imports a database driver, runs SQL on a
+    connection or holds SQL text, as 'module:line what' lines."""
+    tree = ast.parse(source)
+    skip = docstrings(tree)
+    found: list[str] = []
+    for node in ast.walk(tree):
+        where = f"{name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if not node.level else [])
+            found += [f"{where} imports {m}" for m in modules if m.split(".")[0] in DRIVERS]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                node.func.attr in RUNS_SQL or ast.unparse(node.func) == "sqlite3.connect"):
+            found.append(f"{where} calls .{node.func.attr}(...)")
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in skip and SQL_TEXT.search(node.value)):
+            found.append(f"{where} holds SQL text {node.value[:40]!r}")
+    return found
+
+
+def test_sql_only_in_the_store():
+    found = [line for name, path in MODULES.items()
+             if not name.startswith("intercept.store")
+             for line in sql_outside_store(name, path.read_text(encoding="utf-8"))]
+    assert not found, ("SQL belongs in intercept/store/: move these reads into a query "
+                       "function there (like store/reads.py) and these writes into a writer "
+                       "op (store/ops.py):\n  " + "\n  ".join(found))
+
+
+def test_sql_outside_the_store_is_found():
+    source = '''
+"""SELECT name FROM docs is a docstring, not a query."""
+import sqlite_utils
+
+def f(conn, store):
+    conn.execute("SELECT 1 FROM api_tokens WHERE digest = ?", ())
+    store.query(f"UPDATE outbox SET status = {1}")
+    sqlite3.connect("x.db")
+    return "INSERT OR IGNORE INTO audit (actor) VALUES (?)"
+'''
+    found = "\n".join(sql_outside_store("intercept.x", source))
+    assert "intercept.x:3 imports sqlite_utils" in found
+    assert "intercept.x:6 calls .execute(...)" in found
+    assert "intercept.x:7 calls .query(...)" in found
+    assert "intercept.x:8 calls .connect(...)" in found
+    assert "intercept.x:9 holds SQL text 'INSERT OR IGNORE INTO audit" in found
+    assert "docs" not in found

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from intercept.caching import short_key_cache
+from intercept.caching import BoundedDict, short_key_cache
 from intercept.phone import CACHED_NUMBER_CHARS, to_e164
 
 
@@ -47,3 +47,26 @@ def test_to_e164_does_not_remember_huge_strings():
     padded = "+1 206 555 0100" + " " * CACHED_NUMBER_CHARS
     assert to_e164(padded) == "+12065550100"  # still parsed, only not remembered
     assert to_e164.cache_info().currsize == 2
+
+
+def test_a_bounded_dict_forgets_the_least_recently_set_or_touched_first():
+    seen: BoundedDict[str, int] = BoundedDict(3)
+    for i, key in enumerate("abc"):
+        seen[key] = i
+    seen.touch("a")  # now the newest
+    seen["b"] = 10  # set again: the newest, nothing dropped
+    assert list(seen.items()) == [("c", 2), ("a", 0), ("b", 10)]
+    seen["d"] = 3
+    assert list(seen) == ["a", "b", "d"]  # c, the oldest, is gone
+    assert seen.get("c") is None and seen["a"] == 0 and list(seen) == ["a", "b", "d"]
+    seen.update({"e": 4, "f": 5})
+    assert list(seen) == ["d", "e", "f"] and len(seen) == seen.maxsize
+
+
+def test_a_bounded_dict_stays_bounded_under_a_flood_of_keys():
+    seen: BoundedDict[int, None] = BoundedDict(100)
+    for i in range(10_000):
+        seen[i] = None
+    assert list(seen) == list(range(9_900, 10_000))
+    with pytest.raises(ValueError, match="maxsize >= 1"):
+        BoundedDict(0)

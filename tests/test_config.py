@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import msgspec
 import pytest
 
 from intercept.config import Campaign, Config, Number, config_from_dict, duration, load_config
+from intercept.engine.durations import Duration
 from intercept.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "intercept.toml"
@@ -87,7 +89,7 @@ def test_an_empty_file_gives_the_defaults(tmp_path):
     assert config.cities == {} and config.numbers == []
     assert config.store.path == "intercept.db"
     assert config.runtime.inbox_size == 64
-    assert config.delays.max == "2m"
+    assert config.delays.max == 120 and str(config.delays.max) == "2m"
     assert config.scenario_dir == (tmp_path.parent / "scenarios").resolve()
 
 
@@ -226,6 +228,49 @@ def test_every_problem_is_reported_at_once(tmp_path):
     ]
 
 
+def test_durations_are_decoded_once_into_seconds_that_keep_their_text(tmp_path):
+    config = load(write(tmp_path, "[runtime]\nhibernate_after = '1h30m'\n"
+                                  "[retention]\nbuyer_after = '180d'\n"),
+                  INTERCEPT_HEALTH_WINDOW="12h")
+    hibernate = config.runtime.hibernate_after
+    assert isinstance(hibernate, Duration)
+    assert (hibernate, str(hibernate), repr(hibernate)) == (5400.0, "1h30m", "Duration('1h30m')")
+    assert (config.health.window, str(config.health.window)) == (43200.0, "12h")
+    assert (config.retention.buyer_after, str(config.retention.buyer_after)) == (180 * 86400,
+                                                                                "180d")
+    assert not config.retention.outreach_after and str(config.retention.outreach_after) == ""
+    assert config.gateway.reconnect_max - config.gateway.reconnect_min == 59.0
+    assert pickle.loads(pickle.dumps(hibernate)).text == "1h30m"
+
+
+def test_every_bad_duration_is_reported_with_the_other_problems(tmp_path):
+    text = (MINIMAL.replace('city = "seattle"', 'city = "x"')
+            + "[gateway]\nsubmit_timeout = 'a while'\n[delays]\nthink = 'soon'\n"
+            + "\n[[campaigns]]\nname = 'c'\ncity = 'x'\nnumbers = []\n"
+            + "contact_again_after = 'never'\n")
+    path = write(tmp_path, text)
+    lines = error(path, INTERCEPT_API_LOCKOUT="1 hour").splitlines()
+    expected = "expected a duration like '15s', '20m' or '1h30m', got"
+    assert lines[:4] == [
+        f"{path}: gateway.submit_timeout: {expected} 'a while'",
+        f"{path}: api.lockout: {expected} '1 hour' (set by the environment variable "
+        "INTERCEPT_API_LOCKOUT)",
+        f"{path}: delays.think: {expected} 'soon'",
+        f"{path}: campaigns[0].contact_again_after: {expected} 'never'",
+    ]
+    assert f"{path}: numbers[0].city: unknown city 'x'; defined cities: seattle" in lines
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"store": {"backup_every": "0s"}}, "store: backup_every: '0s' is less than a minute"),
+    ({"retention": {"buyer_after": "0s"}}, "retention.buyer_after: '0s' is less than a day"),
+    ({"store": {"backup_every": 60}}, "store.backup_every: expected 'str', got 'int'"),
+])
+def test_a_zero_duration_is_not_mistaken_for_an_empty_one(raw, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(raw, environ={})
+
+
 def test_invalid_toml(tmp_path):
     path = write(tmp_path, "[store\npath = 'x'\n")
     message = error(path)
@@ -252,7 +297,7 @@ def test_an_error_in_a_city_names_the_city(tmp_path):
 def _toml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
+    if isinstance(value, str | Duration):  # a duration is written as a string: "30s"
         return f'"{value}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
@@ -323,8 +368,9 @@ def test_campaign_defaults_and_normalised_numbers(tmp_path):
     assert campaign.numbers == ["+12065550100"]
     assert campaign.scenario == "buyer-deterrence"  # the numbers' scenario
     assert (campaign.window, campaign.rate_per_number, campaign.rate,
-            campaign.contact_again_after, campaign.variants) == (
+            str(campaign.contact_again_after), campaign.variants) == (
         "09:00-20:00", "1/m", "10/m", "90d", [])
+    assert campaign.contact_again_after == 90 * 86400
 
 
 def test_a_campaign_from_a_buyer_number_is_refused(tmp_path):

@@ -23,6 +23,7 @@ from intercept.engine import (
     compile_text,
     load_scenario,
 )
+from intercept.engine.machine import Timeout
 from intercept.errors import EngineError, ScenarioError, ScenarioErrors
 
 CONTEXT = {
@@ -691,7 +692,7 @@ def test_good_timeout_durations(after, seconds):
               goto: a
           timeout: {{after: {after}, goto: a}}
         """)
-    assert m.nodes["a"].timeout == (seconds, "a")
+    assert m.nodes["a"].timeout == Timeout(seconds, "a")
 
 
 def test_a_zero_timeout_is_reported_next_to_other_errors():

@@ -37,6 +37,7 @@ from intercept.engine import (
     compile_text,
     load_scenario,
 )
+from intercept.engine.machine import VisitLimit
 from intercept.engine.text import Text, fold, parse_numbers
 from intercept.errors import EngineError, ScenarioError, ScenarioErrors
 
@@ -655,7 +656,7 @@ def test_a_default_visit_limit_applies_to_every_state_but_its_target():
         z:
           end: limit
         """, "settings:\n  visits: {max: 2, goto: z}\n")
-    assert m.nodes["a"].visits == (2, "z") and m.nodes["z"].visits is None
+    assert m.nodes["a"].visits == VisitLimit(2, "z") and m.nodes["z"].visits is None
 
 
 # ---------------------------------------------------------------------------------------------

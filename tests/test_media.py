@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from intercept.config import MediaConfig
+from intercept.engine.durations import Duration
 from intercept.media import (
     BACKOFF_BASE,
     BACKOFF_JITTER,
@@ -459,7 +460,7 @@ async def test_timeouts_and_connection_errors_are_retried(tmp_path, autojump_clo
             raise httpx.ConnectError("connection refused")
         return jpeg()
 
-    async with fetching(tmp_path, handler, timeout="10s") as env:
+    async with fetching(tmp_path, handler, timeout=Duration.parse("10s")) as env:
         (media_id,) = await env.add(URL)
         while env.row(media_id)["attempts"] == 0:
             await trio.sleep(0.5)

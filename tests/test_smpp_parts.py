@@ -190,7 +190,7 @@ def test_the_password_comes_from_the_environment_or_a_file(tmp_path):
     ({"url": "smpp://i:p@smsc:99999"}, "is not a valid URL"),
     ({"url": "smpp://i:p@smsc", "window": 0}, "gateway: window is 0; it must be 1 or more"),
     ({"url": "smpp://i:123456789@smsc"}, "password is 9 characters; SMPP 3.4 allows at most 8"),
-    ({"url": "smpp://i:p@smsc", "submit_timeout": "soon"}, "gateway: submit_timeout: expected"),
+    ({"url": "smpp://i:p@smsc", "submit_timeout": "soon"}, "gateway.submit_timeout: expected"),
     ({"url": "smpp://i:p@smsc", "split": "halves"}, "gateway.split"),
     ({"url": "smpp://i:p@smsc", "source_ton": 300}, "source_ton is 300; it must be 0 to 255"),
 ])

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.machine import END, EXPECT, HANDOFF, IF, RETURN, SPLIT, STAY, Machine, Node
+from ..engine.machine import (
+    END,
+    EXPECT,
+    HANDOFF,
+    IF,
+    RETURN,
+    SPLIT,
+    STAY,
+    Machine,
+    Node,
+    VisitLimit,
+)
 from ..engine.match import (
     AllWords,
     Always,
@@ -82,7 +93,7 @@ def node_edges(machine: Machine, node: Node, *, with_globals: bool = True) -> li
     name = node.name
     out: list[Edge] = []
     if node.visits is not None:
-        out.append(Edge(name, node.visits[1], f"after {node.visits[0]} visits", "visits"))
+        out.append(Edge(name, node.visits.target, f"after {node.visits.limit} visits", "visits"))
     if node.kind in (EXPECT, HANDOFF) and with_globals:
         for entry in node.globals:
             if node.kind == EXPECT or entry.while_paused:
@@ -91,7 +102,7 @@ def node_edges(machine: Machine, node: Node, *, with_globals: bool = True) -> li
         for entry in node.expect:
             out.append(Edge(name, entry.target, describe(entry.matcher), "reply"))
         if node.timeout is not None:
-            out.append(Edge(name, node.timeout[1], f"no reply {_duration(node.timeout[0])}",
+            out.append(Edge(name, node.timeout.target, f"no reply {_duration(node.timeout.after)}",
                             "timeout"))
         for entry in node.on_lookup:
             bits = [entry.kind or "lookup"]
@@ -101,15 +112,15 @@ def node_edges(machine: Machine, node: Node, *, with_globals: bool = True) -> li
                 bits.append(f"has {entry.field}")
             out.append(Edge(name, entry.target, " ".join(bits), "lookup"))
         if machine.expire is not None:
-            target = machine.expire[1] or EXPIRED
-            out.append(Edge(name, target, f"silent {_duration(machine.expire[0])}", "expire"))
+            target = machine.expire.target or EXPIRED
+            out.append(Edge(name, target, f"silent {_duration(machine.expire.after)}", "expire"))
     elif node.kind == IF:
         out.append(Edge(name, node.then or "", "then", "then"))
         out.append(Edge(name, node.otherwise or "", "else", "else"))
     elif node.kind == SPLIT:
-        total = sum(w for _, w, _ in node.split)
-        for branch, weight, target in node.split:
-            out.append(Edge(name, target, f"{branch} {weight / total:.0%}", "split"))
+        total = sum(b.weight for b in node.split)
+        for b in node.split:
+            out.append(Edge(name, b.target, f"{b.name} {b.weight / total:.0%}", "split"))
     elif node.kind == HANDOFF:
         out.append(Edge(name, node.resume or "", "resumed", "resume"))
     elif node.kind != END:
@@ -232,15 +243,15 @@ def _global_edges(machine: Machine) -> list[Edge]:
             seen.setdefault(entry.name, Edge(ANYWHERE, entry.target, entry.name, "global"))
     out = list(seen.values())
     if machine.expire is not None:
-        out.append(Edge(ANYWHERE, machine.expire[1] or EXPIRED,
-                        f"silent {_duration(machine.expire[0])}", "expire"))
+        out.append(Edge(ANYWHERE, machine.expire.target or EXPIRED,
+                        f"silent {_duration(machine.expire.after)}", "expire"))
     shared = _shared_visits(machine)
     if shared is not None:
-        out.append(Edge(ANYWHERE, shared[1], f"after {shared[0]} visits", "visits"))
+        out.append(Edge(ANYWHERE, shared.target, f"after {shared.limit} visits", "visits"))
     return out
 
 
-def _shared_visits(machine: Machine) -> tuple[int, str] | None:
+def _shared_visits(machine: Machine) -> VisitLimit | None:
     limits = [n.visits for n in machine.nodes.values() if n.visits is not None]
     if len(limits) >= 3 and len(set(limits)) == 1:
         return limits[0]

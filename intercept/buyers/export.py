@@ -159,11 +159,9 @@ def _export(conn: sqlite3.Connection, ids: list[int], out: Path, media_dir: Path
             lines = transcript(conn, c.id)
             photos_by_seq: dict[str, list[str]] = {}
             for photo in c.photos:
-                seq = conn.execute("SELECT i.conv_seq FROM media m JOIN inbound i ON "
-                                   "i.seq = m.inbound_seq WHERE m.id = ?",
-                                   (photo.media_id,)).fetchone()
-                if seq is not None and photo.sha256 in media_files:
-                    photos_by_seq.setdefault(str(seq[0]), []).append(media_files[photo.sha256])
+                if photo.conv_seq is not None and photo.sha256 in media_files:
+                    photos_by_seq.setdefault(str(photo.conv_seq), []).append(
+                        media_files[photo.sha256])
             messages = []
             for line in lines:
                 times.append(line.at)

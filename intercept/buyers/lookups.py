@@ -36,7 +36,7 @@ from urllib.parse import quote
 import httpx
 import trio
 
-from ..config import Config, duration, read_secret
+from ..config import Config, read_secret
 from ..errors import ConfigError
 from ..phone import mask
 from ..store.evidence import CachedLookup, ReserveLookup, SaveLookup
@@ -90,9 +90,9 @@ class LookupSettings:
             raise ConfigError(f"{config.source}: lookups.auth_token: give the auth token in "
                               "INTERCEPT_LOOKUPS_AUTH_TOKEN or lookups.auth_token_file")
         return cls(api_url=c.api_url.rstrip("/"), account_sid=c.account_sid, auth_token=token,
-                   timeout=duration(c.timeout), cache_ttl=duration(c.cache_ttl),
+                   timeout=float(c.timeout), cache_ttl=float(c.cache_ttl),
                    daily_budget=c.daily_budget, breaker_failures=c.breaker_failures,
-                   breaker_cooldown=duration(c.breaker_cooldown))
+                   breaker_cooldown=float(c.breaker_cooldown))
 
 
 class CircuitBreaker:

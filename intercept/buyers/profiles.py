@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..store.buyer_reads import (
+    ConversationRecord,
+    PhotoRow,
+    cached_lookups,
+    cities_of_numbers,
+    conversation_record,
+    conversations_with,
+    number_info,
+)
 from ..store.reads import buyer_conversation_ids
 
 CONTEXT_PREFIXES = ("persona.", "city.")
@@ -30,17 +39,9 @@ def iso(ts: float | None) -> str | None:
         "+00:00", "Z")
 
 
-@dataclass(slots=True)
-class Photo:
-    media_id: int
-    conversation_id: int
-    status: str
-    """stored (the file is in media.dir), pending, refused or failed."""
-    sha256: str | None
-    content_type: str | None
-    size: int | None
-    received_at: float | None
-    error: str | None = None
+Photo = PhotoRow
+"""One media item he sent: its status is stored (the file is in media.dir), pending, refused
+or failed."""
 
 
 @dataclass(slots=True)
@@ -182,49 +183,40 @@ def selected_conversations(conn: sqlite3.Connection, *, our_numbers: tuple[str, 
     """Buyer conversation ids (oldest first) on `our_numbers`, started in [since, until), of
     `number`; only what `buyer_conversation_ids` admits."""
     ids = buyer_conversation_ids(conn, since=since, until=until, our_numbers=our_numbers)
-    if number is None or not ids:
+    if number is None:
         return ids
-    marks = ",".join("?" * len(ids))
-    return [r[0] for r in conn.execute(
-        f"SELECT id FROM conversations WHERE their_number = ? AND id IN ({marks}) ORDER BY id",
-        (number, *ids))]
+    return conversations_with(conn, number, ids)
 
 
 def buyer_profiles(conn: sqlite3.Connection, ids: list[int], *,
                    city_of: Mapping[str, str] | None = None) -> list[Profile]:
     """The profiles of the buyers in conversations `ids`, built from those conversations only;
     sorted by first contact. `city_of` maps our numbers to cities the store does not know."""
-    known = dict(conn.execute("SELECT number, city FROM number_kinds"))
+    known = cities_of_numbers(conn)
     fallback = dict(city_of or {})
     profiles: dict[str, Profile] = {}
     for cid in ids:
-        summary, their = _summary(conn, cid, lambda n: known.get(n) or fallback.get(n)
-                                  or "unknown")
-        profiles.setdefault(their, Profile(their)).conversations.append(summary)
+        record = conversation_record(conn, cid)
+        summary = _summary(record, known.get(record.our_number)
+                           or fallback.get(record.our_number) or "unknown")
+        profiles.setdefault(record.their_number,
+                            Profile(record.their_number)).conversations.append(summary)
     for number, profile in profiles.items():
-        row = conn.execute("SELECT valid, type, region, place, timezone, carrier, computed_at "
-                           "FROM number_info WHERE number = ?", (number,)).fetchone()
-        if row is not None:
+        info = number_info(conn, number)
+        if info is not None:
             profile.number_info = {
-                "valid": bool(row[0]), "type": row[1] or "", "region": row[2] or "",
-                "place": row[3] or "", "timezone": row[4] or "", "carrier": row[5] or "",
-                "computed_at": iso(row[6])}
-        for kind, provider, data, fetched_at in conn.execute(
-                "SELECT kind, provider, data, fetched_at FROM lookup_cache WHERE number = ? "
-                "ORDER BY kind", (number,)):
-            profile.cached_lookups[kind] = {"provider": provider, "fetched_at": iso(fetched_at),
-                                            "data": json.loads(data)}
+                "valid": info.valid, "type": info.type, "region": info.region,
+                "place": info.place, "timezone": info.timezone, "carrier": info.carrier,
+                "computed_at": iso(info.computed_at)}
+        for cached in cached_lookups(conn, number):
+            profile.cached_lookups[cached.kind] = {
+                "provider": cached.provider, "fetched_at": iso(cached.fetched_at),
+                "data": cached.data}
     return sorted(profiles.values(), key=lambda p: (p.first_seen, p.number))
 
 
-def _summary(conn: sqlite3.Connection, cid: int, city_of: Any
-             ) -> tuple[ConversationSummary, str]:
-    (our, their, scenario, version, status, outcome, state, inbound, created,
-     updated) = conn.execute(
-        "SELECT our_number, their_number, scenario, version, status, outcome, state, "
-        "inbound_count, created_at, updated_at FROM conversations WHERE id = ?",
-        (cid,)).fetchone()
-    variables: dict[str, str] = json.loads(state).get("vars", {}) if state else {}
+def _summary(record: ConversationRecord, city: str) -> ConversationSummary:
+    variables: dict[str, str] = json.loads(record.state).get("vars", {}) if record.state else {}
     captured = {k: v for k, v in variables.items()
                 if "." not in k and k not in NOT_CAPTURED}
     lookups: dict[str, dict[str, str]] = {}
@@ -232,34 +224,23 @@ def _summary(conn: sqlite3.Connection, cid: int, city_of: Any
         kind, dot, name = key.partition(".")
         if dot and not key.startswith(CONTEXT_PREFIXES):
             lookups.setdefault(kind, {})[name] = value
-    out_rows = conn.execute(
-        "SELECT body, status, kind, coalesce(sent_at, not_before, created_at), created_at "
-        "FROM outbox WHERE conversation_id = ? ORDER BY position", (cid,)).fetchall()
-    last_in = conn.execute("SELECT max(received_at) FROM inbound WHERE conversation_id = ?",
-                           (cid,)).fetchone()[0]
-    times = [t for t in (created, updated, last_in, *(r[3] for r in out_rows)) if t]
-    city = city_of(our)
+    out_rows = record.outbox
+    times = [t for t in (record.created_at, record.updated_at, record.last_inbound_at,
+                         *(r.at for r in out_rows)) if t]
     deterrence = None
-    if outcome == "deterred":
+    if record.outcome == "deterred":
         link = variables.get("city.link") or None
-        carrier = next((r for r in out_rows if link and link in (r[0] or "")), None)
+        carrier = next((r for r in out_rows if link and link in (r.body or "")), None)
         if carrier is None:  # a scenario that sends no link: its last reply
-            carrier = next((r for r in reversed(out_rows) if r[2] == "reply"), None)
+            carrier = next((r for r in reversed(out_rows) if r.kind == "reply"), None)
             link = None
-        deterrence = Deterrence(cid, city, link, carrier[3] if carrier else None,
-                                carrier[1] if carrier else None)
-    photos = [Photo(*r) for r in conn.execute(
-        "SELECT m.id, m.conversation_id, m.status, m.sha256, m.content_type, m.size, "
-        "i.received_at, m.error FROM media m LEFT JOIN inbound i ON i.seq = m.inbound_seq "
-        "WHERE m.conversation_id = ? ORDER BY m.inbound_seq, m.position", (cid,))]
-    tags = [r[0] for r in conn.execute("SELECT name FROM tags WHERE conversation_id = ? "
-                                       "ORDER BY name", (cid,))]
-    outcomes = [r[0] for r in conn.execute("SELECT kind FROM advocate_outcomes WHERE "
-                                           "conversation_id = ? ORDER BY at, id", (cid,))]
-    summary = ConversationSummary(
-        id=cid, our_number=our, city=city, persona=variables.get("persona.name", ""),
-        scenario=scenario, version=version, status=status, outcome=outcome,
-        started_at=created or 0.0, last_activity=max(times) if times else 0.0,
-        messages_in=inbound or 0, messages_out=len(out_rows), tags=tags, captured=captured,
-        lookups=lookups, deterrence=deterrence, photos=photos, outcomes=outcomes)
-    return summary, their
+        deterrence = Deterrence(record.id, city, link, carrier.at if carrier else None,
+                                carrier.status if carrier else None)
+    return ConversationSummary(
+        id=record.id, our_number=record.our_number, city=city,
+        persona=variables.get("persona.name", ""), scenario=record.scenario,
+        version=record.version, status=record.status, outcome=record.outcome,
+        started_at=record.created_at or 0.0, last_activity=max(times) if times else 0.0,
+        messages_in=record.inbound_count or 0, messages_out=len(out_rows), tags=record.tags,
+        captured=captured, lookups=lookups, deterrence=deterrence, photos=record.photos,
+        outcomes=record.outcomes)

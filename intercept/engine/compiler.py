@@ -29,10 +29,15 @@ from .machine import (
     SPLIT,
     STAY,
     Actions,
+    Branch,
+    Busy,
     Entry,
+    Expiry,
     LookupEntry,
     Machine,
     Node,
+    Timeout,
+    VisitLimit,
 )
 from .match import (
     AllWords,
@@ -702,23 +707,23 @@ class _Compiler:
         finally:
             self.doc = saved
 
-    def expire_setting(self) -> tuple[float, str | None] | None:
+    def expire_setting(self) -> Expiry | None:
         spec = self.settings.expire
         if spec is None:
             return None
         with self.in_settings("expire") as path:
             after = self.duration(spec.after, (*path, "after"))
             goto = self.target(spec.goto, (*path, "goto")) if spec.goto is not None else None
-        return after, goto
+        return Expiry(after, goto)
 
-    def busy(self, spec: Any, path: Path) -> tuple[float, float, float] | None:
+    def busy(self, spec: Any, path: Path) -> Busy | None:
         if spec is None:
             return None
         low = self.duration(spec.min, (*path, "min"), zero=True)
         high = self.duration(spec.max, (*path, "max"), zero=True)
         if low > high:
             self.fail(path, f"min ({spec.min}) is longer than max ({spec.max})")
-        return spec.chance, low, high
+        return Busy(spec.chance, low, high)
 
     # -- states -------------------------------------------------------------------------------
 
@@ -755,7 +760,8 @@ class _Compiler:
         timeout = None
         if state.timeout is not None:
             seconds = self.duration(state.timeout.after, (*base, "timeout", "after"))
-            timeout = (seconds, self.target(state.timeout.goto, (*base, "timeout", "goto")))
+            timeout = Timeout(seconds,
+                              self.target(state.timeout.goto, (*base, "timeout", "goto")))
         on_lookup = tuple(self.lookup_entry(r, (*base, "on_lookup", i), i, name)
                           for i, r in enumerate(state.on_lookup or ()))
         if state.end is not None and not state.end.strip():
@@ -770,7 +776,7 @@ class _Compiler:
                                     f"{'holds' if key == 'then' else 'does not hold'}")
             then = self.target(state.then, (*base, "then")) if state.then else None
             otherwise = self.target(state.else_, (*base, "else")) if state.else_ else None
-        split: tuple[tuple[str, float, str], ...] = ()
+        split: tuple[Branch, ...] = ()
         record = ""
         if state.split is not None:
             spath: Path = (*base, "split")
@@ -785,8 +791,8 @@ class _Compiler:
                     self.fail((*spath, "branches", i), f"two branches named {bname!r}: give "
                                                        "each a different 'name'")
                 seen.add(bname)
-                branches.append((bname, branch.weight,
-                                 self.target(branch.goto, (*spath, "branches", i, "goto"))))
+                branches.append(Branch(bname, branch.weight,
+                                       self.target(branch.goto, (*spath, "branches", i, "goto"))))
             split = tuple(branches)
         resume = reason = None
         if state.handoff is not None:
@@ -821,12 +827,12 @@ class _Compiler:
                 busy = self.busy(settings.busy, spath)
         visits = None
         if state.visits is not None:
-            visits = (state.visits.max,
-                      self.target(state.visits.goto, (*base, "visits", "goto")))
+            visits = VisitLimit(state.visits.max,
+                                self.target(state.visits.goto, (*base, "visits", "goto")))
         elif settings.visits is not None and kind != "end" and settings.visits.goto != name:
             with self.in_settings("visits") as spath:
-                visits = (settings.visits.max,
-                          self.target(settings.visits.goto, (*spath, "goto")))
+                visits = VisitLimit(settings.visits.max,
+                                    self.target(settings.visits.goto, (*spath, "goto")))
         delay = state.delay if state.delay is not None else (
             settings.delay if settings.delay is not None else 1.0)
         return Node(
@@ -850,14 +856,14 @@ class _Compiler:
 
     # -- the graph ----------------------------------------------------------------------------
 
-    def prune(self, nodes: dict[str, Node], start: str, expire: tuple[float, str | None] | None
+    def prune(self, nodes: dict[str, Node], start: str, expire: Expiry | None
               ) -> dict[str, Node]:
         """Drop states that only included files define and that nothing reaches."""
         seen = {start}
         todo = [start]
-        if expire is not None and expire[1] is not None:
-            seen.add(expire[1])
-            todo.append(expire[1])
+        if expire is not None and expire.target is not None:
+            seen.add(expire.target)
+            todo.append(expire.target)
         while todo:
             node = nodes.get(todo.pop())
             if node is None:
@@ -879,13 +885,13 @@ class _Compiler:
         for name, node in nodes.items():
             out = []
             if node.visits is not None:
-                out.append((node.visits[1], "visits"))
+                out.append((node.visits.target, "visits"))
             if node.kind == GOTO and node.goto:
                 out.append((node.goto, "goto"))
             elif node.kind == IF:
                 out += [(t, "if") for t in (node.then, node.otherwise) if t]
             elif node.kind == SPLIT:
-                out += [(t, "split") for _, _, t in node.split]
+                out += [(b.target, "split") for b in node.split]
             edges[name] = out
         reported: set[str] = set()
         done: set[str] = set()

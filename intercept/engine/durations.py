@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -23,3 +24,55 @@ def parse_duration(text: str | int | float) -> float:
     if not parts or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"expected a duration like '15s', '20m' or '1h30m', got {text!r}")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+class Duration(float):
+    """A duration decoded once: its value is the seconds, `str()` gives it as written.
+
+    Config fields of this type are parsed when the config is decoded (`Duration.decode` is
+    the `dec_hook` of `intercept.config`), so the code that uses them does arithmetic on
+    seconds and messages still show what the user wrote ("interval is '30s'; ...").
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, seconds: float, text: str | None = None) -> Duration:
+        self = super().__new__(cls, seconds)
+        self.text = f"{seconds:g}s" if text is None else text
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """The duration written `text` ("15s", "20m", "1h30m", "2d", "90"); raises ValueError
+        with a sentence saying what is expected."""
+        return cls(parse_duration(text), text)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (float(self), self.text))
+
+
+class OptionalDuration(Duration):
+    """A duration that may be left empty (""): then it is 0 seconds and false."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        return cls(0.0, "") if text == "" else cls(parse_duration(text), text)
+
+
+def decode_duration(type_: type, value: Any) -> Any:
+    """msgspec's `dec_hook` for `Duration` fields: a string, parsed (a ValueError names what
+    is wrong); anything else is refused as msgspec refuses a wrong type."""
+    if isinstance(type_, type) and issubclass(type_, Duration):
+        if not isinstance(value, str):
+            raise ValueError(f"expected 'str', got '{type(value).__name__}'")
+        return type_.parse(value)
+    raise NotImplementedError(f"no decoder for {type_!r}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from ..errors import EngineError
 from . import rng
 from .events import (
@@ -64,6 +66,45 @@ def normalise(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # The compiled table
+
+
+class Timeout(msgspec.Struct, frozen=True):
+    """A state's `timeout`: no reply for `after` seconds moves to `target`."""
+
+    after: float
+    target: str
+
+
+class Expiry(msgspec.Struct, frozen=True):
+    """The scenario's `expire` setting: `after` seconds of silence enter `target` (None: the
+    conversation ends at once)."""
+
+    after: float
+    target: str | None
+
+
+class Branch(msgspec.Struct, frozen=True):
+    """One branch of a `split` state, chosen with a chance in proportion to `weight`."""
+
+    name: str
+    weight: float
+    target: str
+
+
+class VisitLimit(msgspec.Struct, frozen=True):
+    """A state's `visits`: once entered `limit` times, entering it goes to `target` instead."""
+
+    limit: int
+    target: str
+
+
+class Busy(msgspec.Struct, frozen=True):
+    """A state's `busy`: with this `chance`, the first reply waits `low` to `high` seconds
+    more (the persona is busy)."""
+
+    chance: float
+    low: float
+    high: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,22 +176,22 @@ class Node:
     kind: str = EXPECT
     actions: Actions = NO_ACTIONS
     expect: tuple[Entry, ...] = ()
-    timeout: tuple[float, str] | None = None
+    timeout: Timeout | None = None
     on_lookup: tuple[LookupEntry, ...] = ()
     goto: str | None = None
     end: str | None = None
     condition: tuple[Condition, ...] = ()
     then: str | None = None
     otherwise: str | None = None  # `else`
-    split: tuple[tuple[str, float, str], ...] = ()  # (branch name, weight, target)
+    split: tuple[Branch, ...] = ()
     record: str = ""
     resume: str | None = None
     reason: str = ""
-    visits: tuple[int, str] | None = None
+    visits: VisitLimit | None = None
     globals: tuple[Entry, ...] = ()
     merge: float = 0.0
     delay: float = 1.0
-    busy: tuple[float, float, float] | None = None  # (chance, min, max)
+    busy: Busy | None = None
 
     @property
     def say(self) -> tuple[tuple[Template, ...], ...]:
@@ -164,19 +205,19 @@ class Node:
         """(target, trigger) of every way out of this state; targets may be RETURN or STAY."""
         out: list[tuple[str, str]] = []
         if self.visits is not None:
-            out.append((self.visits[1], f"visits:{self.name}"))
+            out.append((self.visits.target, f"visits:{self.name}"))
         if self.kind == EXPECT:
             out.extend((e.target, e.trigger) for e in self.globals)
             out.extend((e.target, e.trigger) for e in self.expect)
             if self.timeout is not None:
-                out.append((self.timeout[1], TIMEOUT))
+                out.append((self.timeout.target, TIMEOUT))
             out.extend((e.target, e.trigger) for e in self.on_lookup)
         elif self.kind == GOTO:
             out.append((self.goto or "", "goto"))
         elif self.kind == IF:
             out += [(self.then or "", "then"), (self.otherwise or "", "else")]
         elif self.kind == SPLIT:
-            out.extend((target, f"split:{name}") for name, _, target in self.split)
+            out.extend((b.target, f"split:{b.name}") for b in self.split)
         elif self.kind == HANDOFF:
             out.extend((e.target, e.trigger) for e in self.globals if e.while_paused)
             out.append((self.resume or "", "resume"))
@@ -230,12 +271,12 @@ class _Step:
             extra = 0.0
             if not self.busy_drawn:
                 self.busy_drawn = True
-                if node.busy is not None and node.busy[0] > 0:
-                    chance, low, high = node.busy
+                busy = node.busy
+                if busy is not None and busy.chance > 0:
                     value, self.seed = rng.next_value(self.seed)
-                    if value / 2**64 < chance:
+                    if value / 2**64 < busy.chance:
                         value, self.seed = rng.next_value(self.seed)
-                        extra = low + (high - low) * (value / 2**64)
+                        extra = busy.low + (busy.high - busy.low) * (value / 2**64)
             scale = node.delay
             for template in say[index]:
                 effects.append(Send(template.render(values), scale, extra))
@@ -251,7 +292,7 @@ class _Step:
     def arm(self, node: Node) -> None:
         """The deadlines of a state that has just started (or restarted) waiting."""
         if node.timeout is not None:
-            self.deadlines[TIMEOUT] = self.now + node.timeout[0]
+            self.deadlines[TIMEOUT] = self.now + node.timeout.after
         else:
             self.deadlines.pop(TIMEOUT, None)
 
@@ -261,9 +302,9 @@ class _Step:
         source = self.node
         for _ in range(self.machine.max_hops):
             node = nodes[target]
-            if node.visits is not None and self.visits.get(target, 0) >= node.visits[0]:
+            if node.visits is not None and self.visits.get(target, 0) >= node.visits.limit:
                 trigger = f"visits:{target}"
-                target = node.visits[1]
+                target = node.visits.target
                 continue
             visits = dict(self.visits)
             visits[target] = visits.get(target, 0) + 1
@@ -301,18 +342,18 @@ class _Step:
 
     def split(self, node: Node) -> tuple[str, str]:
         chosen = self.vars.get(node.record)
-        for name, _, target in node.split:
-            if name == chosen:  # decided on an earlier visit: keep the same branch
-                return target, f"split:{name}"
-        total = sum(weight for _, weight, _ in node.split)
+        for branch in node.split:
+            if branch.name == chosen:  # decided on an earlier visit: keep the same branch
+                return branch.target, f"split:{branch.name}"
+        total = sum(branch.weight for branch in node.split)
         value, self.seed = rng.next_value(self.seed)
         point = total * (value / 2**64)
-        name, target = node.split[-1][0], node.split[-1][2]
-        for branch, weight, branch_target in node.split:
-            if point < weight:
-                name, target = branch, branch_target
+        name, target = node.split[-1].name, node.split[-1].target
+        for branch in node.split:
+            if point < branch.weight:
+                name, target = branch.name, branch.target
                 break
-            point -= weight
+            point -= branch.weight
         self.vars[node.record] = name
         self.effects.append(Tag(f"{node.record}:{name}"))
         return target, f"split:{name}"
@@ -371,14 +412,14 @@ class Machine:
     """A compiled scenario. Immutable and shared by every conversation that runs it."""
 
     def __init__(self, name: str, version: int, start: str, nodes: dict[str, Node], *,
-                 expire: tuple[float, str | None] | None = None, description: str = "",
+                 expire: Expiry | None = None, description: str = "",
                  info: object = None, read_limit: int = READ_LIMIT):
         self.name = name
         self.version = version
         self.start = start
         self.nodes = nodes
         self.expire = expire
-        """(seconds of silence, state to enter or None to end at once), or None."""
+        """What long silence does, if the scenario says."""
         self.description = description
         self.info = info
         """Where each part was written (`compiler.SourceInfo`), for the authoring tools."""
@@ -413,7 +454,7 @@ class Machine:
                 raise EngineError("the conversation has already started")
             run = _Step(self, state, now)
             if self.expire is not None:
-                run.deadlines[EXPIRE] = now + self.expire[0]
+                run.deadlines[EXPIRE] = now + self.expire.after
             run.enter(self.start, "start")
             return run.finish()
         if not state.started:
@@ -440,7 +481,7 @@ class Machine:
             run = _Step(self, state, now)
             run.paused = False
             if self.expire is not None:
-                run.deadlines[EXPIRE] = now + self.expire[0]
+                run.deadlines[EXPIRE] = now + self.expire.after
             run.enter(target, "resume")
             return run.finish()
         raise EngineError(f"unknown event {event!r}")
@@ -475,7 +516,7 @@ class Machine:
         run.capture(captured)
         run.vars["message"] = text.raw
         if self.expire is not None and not state.paused:
-            run.deadlines[EXPIRE] = now + self.expire[0]
+            run.deadlines[EXPIRE] = now + self.expire.after
         run.take(entry, node, is_global=is_global)
         return run.finish()
 
@@ -492,10 +533,10 @@ class Machine:
             del run.deadlines[name]
             current = self.nodes[run.node]
             if name == TIMEOUT and current.timeout is not None:
-                run.enter(current.timeout[1], TIMEOUT)
+                run.enter(current.timeout.target, TIMEOUT)
             elif name == EXPIRE and self.expire is not None:
-                if self.expire[1] is not None:
-                    run.enter(self.expire[1], "expired")
+                if self.expire.target is not None:
+                    run.enter(self.expire.target, "expired")
                 else:
                     run.outcome = "expired"
                     run.deadlines.clear()

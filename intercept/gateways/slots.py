@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..caching import BoundedDict
+
 
 class SendSlots:
     """Reserve send times so that no number exceeds its rate and all `overall`/s.
@@ -32,7 +34,7 @@ class SendSlots:
         self.max_reservations = max_reservations
         self._next_for_number: dict[str, float] = {}
         self._next_overall = float("-inf")
-        self._reserved: dict[str, float] = {}
+        self._reserved: BoundedDict[str, float] = BoundedDict(max_reservations)
 
     def __len__(self) -> int:
         return len(self._reserved)
@@ -58,10 +60,8 @@ class SendSlots:
             self._next_overall = at + self.overall_gap
         if at <= now:
             return 0.0
-        if len(self._reserved) >= self.max_reservations:
-            # a message whose reservation was never used (it was refused meanwhile): forget
-            # the oldest, which can only make a later message wait one slot more
-            self._reserved.pop(next(iter(self._reserved)))
+        # past max_reservations a message whose reservation was never used (it was refused
+        # meanwhile) is forgotten, oldest first: a later message can only wait one slot more
         self._reserved[key] = at
         return at - now
 

@@ -373,7 +373,7 @@ class Api:
                 failed=one.failed, failure_share=round(one.failure_share, 4),
                 reasons=dict(one.reasons), paused=n.number in monitor.paused))
         return json_response(200, s.NumberHealthList(
-            window=self.server.config.health.window, checked_at=monitor.checked_at,
+            window=str(self.server.config.health.window), checked_at=monitor.checked_at,
             items=items))
 
     async def campaigns(self, request: Request) -> Response:

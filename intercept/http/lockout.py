@@ -7,8 +7,9 @@ unheard of for longest is forgotten first, so a flood of addresses costs bounded
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from ..caching import BoundedDict
 
 MAX_CLIENTS = 10_000
 
@@ -28,7 +29,7 @@ class FailureLimiter:
                  max_clients: int = MAX_CLIENTS):
         self.max_failures, self.window, self.lockout = max_failures, window, lockout
         self.max_clients = max_clients
-        self._clients: OrderedDict[str, _Client] = OrderedDict()
+        self._clients: BoundedDict[str, _Client] = BoundedDict(max_clients)
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -48,9 +49,8 @@ class FailureLimiter:
         if entry is None or now - entry.since > self.window or 0 < entry.locked_until <= now:
             entry = _Client(since=now, failures=0)
             self._clients[client] = entry
-        self._clients.move_to_end(client)
-        while len(self._clients) > self.max_clients:
-            self._clients.popitem(last=False)
+        else:
+            self._clients.touch(client)
         entry.failures += 1
         if entry.failures >= self.max_failures and entry.locked_until <= now:
             entry.locked_until = now + self.lockout

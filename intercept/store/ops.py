@@ -7,11 +7,11 @@ the op's result. Ops are plain objects: building one does no I/O.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from sqlite3 import Cursor
 from typing import Any
 
+from ..caching import BoundedDict
 from .schema import RANK_SQL, STATUS_RANK
 from .tombstones import is_tombstoned
 
@@ -21,7 +21,7 @@ class WriterCache:
 
     def __init__(self, size: int = 200_000):
         self.size = size
-        self.conversations: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+        self.conversations: BoundedDict[tuple[str, str], list[int]] = BoundedDict(size)
         self.early_receipts: int | None = None
         """How many receipts wait for their submit's gateway id (None: not counted yet)."""
         self.tombstones: bool | None = None
@@ -87,10 +87,8 @@ class Ingest(Op):
                 row = (cur.lastrowid, 0)
             entry = [row[0], row[1]]
             cache.conversations[key] = entry
-            if len(cache.conversations) > cache.size:
-                cache.conversations.popitem(last=False)
         else:
-            cache.conversations.move_to_end(key)
+            cache.conversations.touch(key)
         conv_id, count = entry
         media = json.dumps(list(self.media)) if self.media else None
         inserted = cur.execute(

@@ -80,7 +80,7 @@ def list_tokens(conn: sqlite3.Connection) -> list[TokenRow]:
         "SELECT name, role, created_at, last_used_at FROM api_tokens ORDER BY name")]
 
 
-def find_token(conn: sqlite3.Connection, token: str) -> tuple[str, str] | None:
+def find_token(conn: sqlite3.Connection | Cursor, token: str) -> tuple[str, str] | None:
     """(name, role) of the stored token `token`, found by its digest."""
     row = conn.execute("SELECT name, role FROM api_tokens WHERE digest = ?",
                        (digest(token),)).fetchone()
@@ -97,6 +97,18 @@ class CreateToken(Op):
 
     def apply(self, cur: Cursor, cache: WriterCache) -> Any:
         create_token(cur, self.name, self.role, self.token, now=self.now, replace=self.replace)
+
+
+class TokenKnown(Op):
+    """Whether the store holds `token` (by its digest), read on the writer's connection."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> bool:
+        return find_token(cur, self.token) is not None
 
 
 class TouchTokens(Op):
