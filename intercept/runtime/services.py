@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .clock import WallClock
     from .delays import DelayModel
     from .lookups import Lookups
+    from .optouts import OptOuts
     from .sender import Sender
     from .turn import TurnRules
 
@@ -43,6 +44,7 @@ class Services:
     metrics: Metrics
     delays: DelayModel
     lookups: Lookups
+    optouts: OptOuts
     rules: TurnRules
     hibernate_after: float
     max_crashes: int
