@@ -70,3 +70,4 @@ async def test_opt_outs_are_read_back_on_start(tmp_path, autojump_clock):
         await server.carrier_opt_out(BUYER)
     async with running(tmp_path) as (server, _):
         assert BUYER in server.optouts
+        assert opt_out_count(server) == 1  # as before OptOuts: the counter restarts from it

@@ -39,8 +39,10 @@ class OptOuts:
         return len(self._numbers)
 
     def load(self, numbers: Iterable[str]) -> None:
-        """The numbers the store holds as opted out (at start-up)."""
-        self._numbers.update(numbers)
+        """The numbers the store holds as opted out (at start-up; each is counted, so the
+        counter starts from what the store knows)."""
+        for number in numbers:
+            self.record(number, True)
 
     def record(self, number: str, opted_out: bool) -> None:
         """A committed change (a turn's STOP or START): remember it, count an opt-out."""
