@@ -11,10 +11,13 @@ The sender refuses any text to an opted-out number anyway.
 Starting a conversation: the campaign takes the conversation's first turn (`take_turn`, the
 same pure function the actor uses), so the conversation is stored already past its opening
 text, waiting for the reply, and the opening text is its first outbox row (kind ``campaign``),
-committed in the one transaction that re-checks opt-out and the contact-again rule. With
-campaign `variants`, one of them replaces the scenario's opening texts (and its A/B record),
-and the conversation is tagged ``campaign_variant:N``. Campaign state (running / paused, and
-every number decided) is in the store, so a restarted server resumes where it stopped.
+committed in the one transaction that re-checks opt-out and the contact-again rule (which is
+why the campaign takes the turn itself rather than handing the router a start event: an actor's
+commit could not record the campaign's decision with it). The turn's status is stored as the
+actor would store it. With campaign `variants`, one of them replaces the scenario's opening
+texts (and its A/B record), and the conversation is tagged ``campaign_variant:N``. Campaign
+state (running / paused, and every number decided) is in the store, so a restarted server
+resumes where it stopped.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from .optouts import OptOuts
 log = logging.getLogger(__name__)
 
 
-class Retrying(msgspec.Struct):
+class Retrying(msgspec.Struct, frozen=True):
     """A conversation's earliest reply waiting to be tried again."""
 
     outbox_id: str
