@@ -265,7 +265,7 @@ class ConversationActor:
         self.resume = False
         if turn.opt_out is not None:
             services.optouts.record(self.their, turn.opt_out)
-        services.sender.enqueue(turn.commit.outbox)
+        services.enqueue(turn.commit.outbox)
         services.record(turn.state.scenario, turn.commit.transitions, turn.outcome,
                         turn.handed_off)
         return None

@@ -51,8 +51,8 @@ class Router:
         self.actors: dict[int, ActorHandle] = {}
         self._busy = Busy()
         self.services = Services(
-            store=store, sender=sender, registry=registry, config=config, clock=clock,
-            metrics=metrics, delays=delays, lookups=self.lookups, optouts=optouts,
+            store=store, enqueue=sender.enqueue, registry=registry, config=config, clock=clock,
+            metrics=metrics, lookups=self.lookups, optouts=optouts,
             rules=TurnRules(optout=config.optout, delays=delays, merge=delays.enabled),
             hibernate_after=hibernate_after, max_crashes=max_crashes, busy=self._busy,
             retire=self.retire, record=self.record)
