@@ -30,14 +30,22 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
+from .http.services import HttpServices
 from .media import MediaFetcher, cap_media
 from .metrics import Metrics
-from .outreach.campaigns import CampaignRunner
+from .outreach.campaigns import (
+    CampaignRunner,
+    CampaignServices,
+    CampaignWindows,
+    campaign_specs,
+    check_campaigns,
+)
 from .phone import mask
 from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
+from .runtime.optouts import OptOuts
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
     HandBack,
@@ -53,7 +61,6 @@ from .store import (
     Recover,
     Recovery,
     Requeue,
-    SetOptOut,
     Store,
 )
 from .store.backup import run_schedule
@@ -61,13 +68,18 @@ from .store.campaigns import RegisterNumbers
 from .store.faults import nursery_stopping_on_store_faults
 from .store.lock import StoreLock
 from .store.ops import Audit
-from .store.retention import Kind, Purge, PurgeResult
+from .store.retention import Kind, Purge, PurgeResult, purge_detail
 
 log = logging.getLogger(__name__)
 
 
 class Server:
-    """One Intercept process. `await nursery.start(server.run)` returns once it is serving."""
+    """One Intercept process. `await nursery.start(server.run)` returns once it is serving.
+
+    The composition root: it builds every part and hands each the few services it uses
+    (`Services` to actors through the router, `CampaignServices`, `HttpServices`), so no part
+    holds the server. It is also the gateway's sink and the HTTP layer's `ServerActions`.
+    """
 
     def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
                  gateway: Gateway | None = None, store_path: str | Path | None = None,
@@ -83,8 +95,7 @@ class Server:
                    is None]
         if missing:
             raise ConfigError("\n".join(f"{config.source}: {m}" for m in missing))
-        self.campaigns = CampaignRunner(self)
-        """Victim-outreach campaigns (intercept/outreach/campaigns.py)."""
+        check_campaigns(config, self.registry)  # before the store is opened
         self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
         self.gateway.use_metrics(self.metrics)
         self._lock = StoreLock(store_path or config.store.path)
@@ -97,6 +108,8 @@ class Server:
         except BaseException:
             self._lock.release()
             raise
+        self.clock = WallClock(anchor=False)
+        """Unix time following trio's clock (anchored when `run` starts)."""
         tighten_tree(config.media_dir)  # photos of earlier versions or copies: 0600/0700
         self.media = media or MediaFetcher(
             store=self.store, config=config.media, media_dir=config.media_dir,
@@ -109,6 +122,7 @@ class Server:
             store=self.store, settings=settings, clock=self._now, metrics=self.metrics)
         install(self.lookups, self.lookup_provider)
         self.enricher = Enricher(store=self.store, clock=self._now, threaded=threaded_store)
+        """Offline metadata of every new buyer number, off the message path."""
         health = config.health
         self.number_health = NumberHealthMonitor(
             store=self.store, numbers=[n.number for n in config.numbers], clock=self._now,
@@ -116,18 +130,38 @@ class Server:
             min_messages=health.min_messages, pause_share=health.pause_share,
             interval=duration(health.interval))
         """Failed deliveries per number; campaigns skip the paused ones."""
-        """Offline metadata of every new buyer number, off the message path."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
+        self.optouts = OptOuts(store=self.store, metrics=self.metrics, now=self._now)
+        """Who may be texted: asked by the sender, actors, campaigns and take-overs."""
+        self.campaign_windows = CampaignWindows(campaign_specs(config), store=self.store,
+                                                clock=self.clock)
+        self.sender = Sender(store=self.store, gateway=self.gateway, clock=self.clock,
+                             metrics=self.metrics, optouts=self.optouts,
+                             hold=self.campaign_windows.hold)
+        self.router = Router(
+            store=self.store, sender=self.sender, registry=self.registry, config=config,
+            clock=self.clock, metrics=self.metrics, delays=self.delays, optouts=self.optouts,
+            hibernate_after=duration(config.runtime.hibernate_after),
+            inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
+            lookups=self.lookups)
+        self.campaigns = CampaignRunner(CampaignServices(
+            config=config, registry=self.registry, store=self.store, clock=self.clock,
+            metrics=self.metrics, optouts=self.optouts, number_health=self.number_health,
+            enqueue=self.sender.enqueue, schedule_timer=self.router.schedule_timer,
+            record=self.router.record))
+        """Victim-outreach campaigns (intercept/outreach/campaigns.py)."""
         self.http_enabled = config.http.enabled if http is None else http
-        self.app = App(self) if self.http_enabled else None
+        self.http_services = HttpServices(
+            config=config, store=self.store, metrics=self.metrics, gateway=self.gateway,
+            campaigns=self.campaigns, number_health=self.number_health, now=self._now,
+            actions=self)
+        """What the HTTP app and API are handed (intercept/http/services.py)."""
+        self.app = App(self.http_services) if self.http_enabled else None
         """Built here so that a bad API token file is a start-up error, not a traceback."""
         self.http_addresses: list[str] = []
         self.monitor_addresses: list[str] = []
         """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
         self._stop = trio.Event()
-        self.clock: WallClock
-        self.router: Router
-        self.sender: Sender
 
     # -- life cycle
 
@@ -137,16 +171,7 @@ class Server:
 
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        config = self.config
-        self.clock = clock = WallClock()
-        self.sender = Sender(store=self.store, gateway=self.gateway, clock=clock,
-                             metrics=self.metrics, hold=self.campaigns.hold)
-        self.router = Router(
-            store=self.store, sender=self.sender, registry=self.registry, config=config,
-            clock=clock, metrics=self.metrics, delays=self.delays,
-            hibernate_after=duration(config.runtime.hibernate_after),
-            inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
-            lookups=self.lookups)
+        self.clock.anchor()
         try:
             with self.metrics.watching_gc():
                 await self._serve(task_status)
@@ -171,7 +196,7 @@ class Server:
                     await services.start(self.media.run)  # pending media, then new ones
                     intake = trio.CancelScope()
                     await services.start(self._run_intake, intake)
-                    await self.campaigns.hold(recovery.queued)  # quiet hours after a stop
+                    await self.campaign_windows.hold(recovery.queued)  # quiet hours after a stop
                     await self._recover(recovery)
                     await services.start(self.number_health.run)
                     await services.start(self.campaigns.run)
@@ -291,8 +316,7 @@ class Server:
                 log.warning("%d replies were being submitted when the server stopped and the "
                             "gateway cannot tell whether they went out: marked 'unknown', not "
                             "resent", len(unknown))
-        for number in recovery.opted_out:
-            self.sender.set_opt_out(number, True)
+        self.optouts.load(recovery.opted_out)
         self.sender.enqueue(recovery.queued)
         for conversation_id in recovery.wake:
             self.router.wake(conversation_id)
@@ -353,11 +377,7 @@ class Server:
 
     async def carrier_opt_out(self, their_number: str) -> None:
         """The network says this number opted out: never text it again (until it opts in)."""
-        changed = await self.store.call(SetOptOut(their_number, True, now=self.clock.now()))
-        self.sender.set_opt_out(their_number, True)
-        if changed:
-            log.info("%s opted out at the carrier: nothing more will be sent to it",
-                     mask(their_number))
+        await self.optouts.carrier(their_number)
 
     # -- introspection
 
@@ -385,7 +405,7 @@ class Server:
                                                  now=self.clock.now()))
         if row is None:
             raise LookupError(f"no conversation {conversation_id}")
-        if row.their_number in self.sender.opted_out:
+        if row.their_number in self.optouts:
             await self.store.call(MarkOutbox([row.id], "refused", now=self.clock.now(),
                                              error="opted out"))
             raise PermissionError("the number opted out: nothing more may be sent to it")
@@ -421,14 +441,6 @@ class Server:
         if failing:
             health["store_failure"] = failing  # "disk full", "I/O error", "corrupt"...
         return health
-
-
-def purge_detail(result: PurgeResult, older_than: str) -> str:
-    """A purge for the audit log: counts only, never a number or a text."""
-    return (f"{'dry run: ' if result.dry_run else ''}{result.kind} conversations idle for over "
-            f"{older_than}: {result.conversations} conversations, {result.messages_in} messages "
-            f"in, {result.messages_out} out, {result.media} media rows, {result.files_deleted} "
-            f"files deleted, {result.skipped} kept")
 
 
 def _delete_media(media_dir: Path, hashes: list[str]) -> int:

@@ -44,7 +44,7 @@ ENDPOINTS = [
 
 async def test_every_endpoint_with_each_role(tmp_path):
     async with serving(tmp_path, api={"max_failures": 0}) as live:  # no lockout here
-        app = App(live.server)
+        app = App(live.server.http_services)
         declared = {(r.method, r.path) for r in app.routes.routes if r.role is not None}
         assert declared == {(m, p) for m, p, *_ in ENDPOINTS}, "ENDPOINTS must list every route"
         cid = await live.text("hi")
@@ -298,7 +298,7 @@ async def test_audit_rows_are_written(tmp_path):
 
 async def test_every_changing_route_is_audited(tmp_path):
     async with serving(tmp_path) as live:
-        for route in App(live.server).routes.routes:
+        for route in App(live.server.http_services).routes.routes:
             if route.method != "GET" and route.path.startswith("/api/"):
                 assert route.audit, route.action
             if route.path == "/api/conversations/{id}" and route.method == "GET":
@@ -393,7 +393,7 @@ async def test_the_openapi_description_lists_every_route(tmp_path):
     async with serving(tmp_path) as live:
         doc = (await live.client.get("/api/openapi.json")).json()
         assert doc["openapi"].startswith("3.1")
-        routes = App(live.server).routes.routes
+        routes = App(live.server.http_services).routes.routes
         for route in routes:
             op = doc["paths"][route.path][route.method.lower()]
             assert op["summary"] == route.summary

@@ -29,7 +29,7 @@ class InlineReads:
 
 
 def make_app(server: Server) -> App:
-    app = App(server)
+    app = App(server.http_services)
     app.reads.close()
     app.access.reads = app.api.reads = InlineReads(server.store.path)  # type: ignore[assignment]
     return app

@@ -349,6 +349,7 @@ def test_a_campaign_whose_scenario_says_nothing_needs_variants(tmp_path, registr
     with pytest.raises(ConfigError, match=r"campaigns\[0\]: scenario 'echo' sends nothing when "
                                           "it starts; give the campaign variants"):
         Server(config, registry=reg, gateway=SimGateway(), store_path=tmp_path / "x.db")
+    assert list(tmp_path.iterdir()) == []  # refused before the store (or its lock) is opened
 
 
 async def test_an_error_in_a_campaign_is_retried_not_fatal(tmp_path, autojump_clock, wall):

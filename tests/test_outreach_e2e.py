@@ -113,7 +113,7 @@ async def test_import_campaign_replies_handoff_advocate_outcomes_report(
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         log = Log(server)
-        app = App(server)
+        app = App(server.http_services)
         app.reads.close()
         app.api.reads = InlineReads(db)  # type: ignore[assignment]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

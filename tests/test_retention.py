@@ -139,7 +139,7 @@ async def test_purge_removes_exactly_what_is_older_and_keeps_the_report(tmp_path
                 total["buyers"]["deterrence_sent"]) == (3, 3, 2)  # S: withheld
         assert (total["outreach"]["replied"], total["outreach"]["opted_out"],
                 total["outreach"]["meetings"], total["outreach"]["handed_off"]) == (2, 1, 1, 1)
-        api = httpx.AsyncClient(transport=httpx.ASGITransport(app=App(server)),
+        api = httpx.AsyncClient(transport=httpx.ASGITransport(app=App(server.http_services)),
                                 base_url="http://test", headers=ADMIN_HEADERS)
         r = await api.post("/api/purge", json={"older_than": "180d", "kind": "outreach",
                                                "dry_run": True})

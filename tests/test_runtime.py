@@ -133,6 +133,23 @@ async def test_idle_actors_hibernate_and_wake_with_their_state(tmp_path, autojum
         assert sample(server, "intercept_actor_wakes_total") == 2
 
 
+async def test_a_poke_reloads_the_actor_without_calling_it_an_overflow(tmp_path,
+                                                                      autojump_clock):
+    config = make_config(runtime={"hibernate_after": "1h"})
+    async with running(tmp_path, config) as (server, phones):
+        first = await server.gateway.inject(their_number=BUYER, our_number=OUR, text="a")
+        await server.settled(first.conversation_id, first.conv_seq)
+        handle = server.router.actors[first.conversation_id]
+        server.router.poke(first.conversation_id)
+        assert handle.stale and not handle.overflowed
+        await trio.sleep(1)
+        assert not handle.stale and not handle.overflowed  # reloaded
+        assert server.router.actors[first.conversation_id] is handle
+        second = await server.gateway.inject(their_number=BUYER, our_number=OUR, text="b")
+        await server.settled(second.conversation_id, second.conv_seq)
+        assert phones.by_number[BUYER] == ["re: a", "re: b"]
+
+
 async def test_timer_fires_for_a_hibernated_conversation(tmp_path, autojump_clock):
     config = make_config("nudge", runtime={"hibernate_after": "1m"})
     async with running(tmp_path, config) as (server, phones):

@@ -1,7 +1,8 @@
 """The admin API under /api/: conversations, the advocates' hand-off queue, stats, reload, audit.
 
 Reads run on `Reads` (their own connections, never the writer); changes go through the
-`Server` (take-over, hand-back, reload) or the writer (`RecordOutcome`). Roles are checked and
+server's actions (`HttpServices.actions`: take-over, hand-back, reload, purge) or the writer
+(`RecordOutcome`). Roles are checked and
 calls audited by `App` from each `Route`'s declaration; handlers see an authenticated request.
 """
 
@@ -18,13 +19,14 @@ from ..phone import mask, to_e164
 from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
 from ..store.campaigns import SKIP_REASONS, campaign_counts
+from ..store.retention import purge_detail
 from . import schemas as s
 from .auth import Role
 from .routing import HTTPError, Request, Response, Route, json_response
 
 if TYPE_CHECKING:
-    from ..server import Server
     from ..store.reads import Reads
+    from .services import HttpServices
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,11 @@ def _listed(shown: int, total: int, offset: int, role: Role, filters: str) -> st
 class Api:
     """The handlers of /api/; `routes()` lists them with their roles and shapes."""
 
-    def __init__(self, server: Server, reads: Reads):
-        self.server = server
+    def __init__(self, services: HttpServices, reads: Reads):
+        self.services = services
+        self.actions = services.actions
         self.reads = reads
-        config = server.config
+        config = services.config
         self.city_of = {n.number: n.city for n in config.numbers}
         self.numbers_of: dict[str, tuple[str, ...]] = {
             key: tuple(n.number for n in config.numbers if n.city == key)
@@ -240,7 +243,7 @@ class Api:
         message: s.OperatorMessage = request.data
         assert request.principal is not None
         try:
-            row = await self.server.take_over(cid, message.text, author=request.principal.name)
+            row = await self.actions.take_over(cid, message.text, author=request.principal.name)
         except LookupError:
             raise HTTPError(404, f"no conversation {cid}") from None
         except PermissionError as exc:
@@ -260,7 +263,7 @@ class Api:
             raise HTTPError(409, f"conversation {cid} is not with a human (status "
                                  f"{row.status}): there is nothing to hand back")
         try:
-            await self.server.hand_back(cid, author=request.principal.name)
+            await self.actions.hand_back(cid, author=request.principal.name)
         except LookupError:
             raise HTTPError(404, f"no conversation {cid}") from None
         return json_response(200, s.HandedBack(conversation_id=cid),
@@ -286,10 +289,10 @@ class Api:
         assert request.principal is not None
         try:
             op = RecordOutcome(cid, body.kind, note=body.note.strip(),
-                               author=request.principal.name, now=self.server.clock.now())
+                               author=request.principal.name, now=self.services.now())
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
-        recorded = await self.server.store.call(op)
+        recorded = await self.services.store.call(op)
         if recorded is None:
             raise HTTPError(404, f"no conversation {cid}")
         log.info("conversation %d: outcome %s recorded by %s", cid, body.kind,
@@ -318,7 +321,7 @@ class Api:
         for number, count in rows.by_our_number.items():
             city = self.city_of.get(number, "unknown")
             by_city[city] = by_city.get(city, 0) + count
-        health = self.server.health()
+        health = self.actions.health()
         return json_response(200, s.Stats(
             conversations=rows.conversations, by_status=rows.by_status,
             by_outcome=rows.by_outcome,
@@ -332,7 +335,7 @@ class Api:
 
     async def reload(self, request: Request) -> Response:
         try:
-            report = await self.server.reload_scenarios()
+            report = await self.actions.reload_scenarios()
         except ScenarioErrors as exc:
             return json_response(422, s.ReloadRefused(ok=False,
                                                       errors=[e.render() for e in exc.errors]),
@@ -345,13 +348,13 @@ class Api:
             unchanged=[f"{n} v{v}" for n, v in report.unchanged]), detail=report.summary())
 
     async def _campaign(self, name: str) -> s.CampaignStatus:
-        runner = self.server.campaigns
+        runner = self.services.campaigns
         try:
             spec = runner.spec(name)
         except LookupError as exc:
             raise HTTPError(404, str(exc)) from None
         counts = await self.reads.run(campaign_counts, name, spec.campaign.city)
-        p = runner.progress(name, counts, self.server.clock.now())
+        p = runner.progress(name, counts, self.services.now())
         skipped = {reason: p.skipped.get(reason, 0) for reason in SKIP_REASONS}
         return s.CampaignStatus(
             name=p.name, city=p.city, status=p.status,  # type: ignore[arg-type]
@@ -362,9 +365,9 @@ class Api:
             replied=p.replied, handed_off=p.handed_off, opted_out=p.opted_out)
 
     async def numbers_health(self, request: Request) -> Response:
-        monitor = self.server.number_health
+        monitor = self.services.number_health
         items = []
-        for n in self.server.config.numbers:
+        for n in self.services.config.numbers:
             one = monitor.latest.get(n.number)
             if one is None:
                 continue
@@ -373,13 +376,13 @@ class Api:
                 failed=one.failed, failure_share=round(one.failure_share, 4),
                 reasons=dict(one.reasons), paused=n.number in monitor.paused))
         return json_response(200, s.NumberHealthList(
-            window=str(self.server.config.health.window), checked_at=monitor.checked_at,
+            window=str(self.services.config.health.window), checked_at=monitor.checked_at,
             items=items))
 
     async def campaigns(self, request: Request) -> Response:
         query: s.CampaignQuery = request.query
         names = ([query.name] if query.name is not None
-                 else [c.name for c in self.server.config.campaigns])
+                 else [c.name for c in self.services.config.campaigns])
         return json_response(200, s.CampaignList(items=[await self._campaign(n)
                                                         for n in names]))
 
@@ -392,7 +395,7 @@ class Api:
     async def _change_campaign(self, request: Request, *, start: bool) -> Response:
         body: s.CampaignRequest = request.data
         assert request.principal is not None
-        runner = self.server.campaigns
+        runner = self.services.campaigns
         change = runner.start if start else runner.pause
         try:
             previous = await change(body.name, actor=request.principal.name)
@@ -417,7 +420,6 @@ class Api:
 
     async def purge(self, request: Request) -> Response:
         from ..engine.durations import parse_duration
-        from ..server import purge_detail
 
         body: s.PurgeRequest = request.data
         try:
@@ -427,7 +429,7 @@ class Api:
         if seconds < 86400:
             raise HTTPError(400, f"older_than: {body.older_than!r} is less than a day; give "
                                  "e.g. 180d")
-        result = await self.server.purge(body.kind, seconds, dry_run=body.dry_run)
+        result = await self.actions.purge(body.kind, seconds, dry_run=body.dry_run)
         return json_response(200, s.PurgeResult(
             kind=body.kind, cutoff=_time(result.cutoff), dry_run=result.dry_run,
             conversations=result.conversations, messages_in=result.messages_in,

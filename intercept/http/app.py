@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -37,9 +37,7 @@ from .routing import (
     json_response,
     unavailable_response,
 )
-
-if TYPE_CHECKING:
-    from ..server import Server
+from .services import HttpServices
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +101,14 @@ def decode_query(shape: type, query_string: bytes) -> Any:
 class App:
     """The server's ASGI app. `routes` is the whole surface (and /api/openapi.json's source)."""
 
-    def __init__(self, server: Server):
-        self.server = server
-        self.reads = Reads(server.store.path, size=server.config.api.readers,
-                           key=server.store.key)
-        self.access = Access(server.config, reads=self.reads, store=server.store,
-                             metrics=server.metrics, wall=lambda: server.clock.now())
-        self.api = Api(server, self.reads)
-        self.routes = RouteTable([*map(endpoint_route, server.gateway.endpoints()),
+    def __init__(self, services: HttpServices):
+        self.services = services
+        self.reads = Reads(services.store.path, size=services.config.api.readers,
+                           key=services.store.key)
+        self.access = Access(services.config, reads=self.reads, store=services.store,
+                             metrics=services.metrics, wall=services.now)
+        self.api = Api(services, self.reads)
+        self.routes = RouteTable([*map(endpoint_route, services.gateway.endpoints()),
                                   *self._public_routes(), *self.api.routes()])
         self._openapi: bytes | None = None
 
@@ -197,13 +195,13 @@ class App:
 
     async def _audit(self, route: Route, request: Request, response: Response) -> None:
         principal = request.principal
-        op = Audit(at=self.server.clock.now(),
+        op = Audit(at=self.services.now(),
                    actor=principal.name if principal else "anonymous",
                    role=principal.role.name if principal else "",
                    action=route.action, status=response.status,
                    conversation_id=request.params.get("id"), detail=response.detail[:200])
         try:
-            await self.server.store.call(op)
+            await self.services.store.call(op)
         except StoreClosed:
             log.warning("audit row for %s (status %d) not written: the store is closed",
                         route.action, response.status)
@@ -217,11 +215,11 @@ class App:
     # -- public endpoints
 
     async def _healthz(self, request: Request) -> Response:
-        health = self.server.health()
+        health = self.services.actions.health()
         return json_response(503 if health["status"] != "ok" else 200, health)
 
     async def _metrics(self, request: Request) -> Response:
-        return Response(200, self.server.metrics.render(),
+        return Response(200, self.services.metrics.render(),
                         b"text/plain; version=0.0.4; charset=utf-8")
 
     async def _openapi_json(self, request: Request) -> Response:
@@ -230,7 +228,7 @@ class App:
         return Response(200, self._openapi)
 
     def _sim(self) -> SimGateway:
-        gateway = self.server.gateway
+        gateway = self.services.gateway
         if not isinstance(gateway, SimGateway):
             raise HTTPError(404, "the simulator endpoint exists only with gateway.url = 'sim://'")
         return gateway
@@ -242,7 +240,7 @@ class App:
         if their is None or ours is None:
             field = "from" if their is None else "to"
             raise HTTPError(400, f"'{field}' is not a valid phone number")
-        config = self.server.config
+        config = self.services.config
         if config.number(ours) is None:
             raise HTTPError(400, f"'to' {ours} is not one of our numbers (the [[numbers]] of "
                                  f"{config.source or 'the config'})")

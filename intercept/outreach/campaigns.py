@@ -11,10 +11,13 @@ The sender refuses any text to an opted-out number anyway.
 Starting a conversation: the campaign takes the conversation's first turn (`take_turn`, the
 same pure function the actor uses), so the conversation is stored already past its opening
 text, waiting for the reply, and the opening text is its first outbox row (kind ``campaign``),
-committed in the one transaction that re-checks opt-out and the contact-again rule. With
-campaign `variants`, one of them replaces the scenario's opening texts (and its A/B record),
-and the conversation is tagged ``campaign_variant:N``. Campaign state (running / paused, and
-every number decided) is in the store, so a restarted server resumes where it stopped.
+committed in the one transaction that re-checks opt-out and the contact-again rule (which is
+why the campaign takes the turn itself rather than handing the router a start event: an actor's
+commit could not record the campaign's decision with it). The turn's status is stored as the
+actor would store it. With campaign `variants`, one of them replaces the scenario's opening
+texts (and its A/B record), and the conversation is tagged ``campaign_variant:N``. Campaign
+state (running / paused, and every number decided) is in the store, so a restarted server
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,7 +41,7 @@ from ..engine.template import Template
 from ..errors import ConfigError
 from ..phone import mask
 from ..runtime.delays import DelayModel
-from ..runtime.turn import Turn, TurnInput, TurnRules, status_of, take_turn
+from ..runtime.turn import Turn, TurnInput, TurnRules, take_turn
 from ..store.campaigns import (
     CampaignCounts,
     CampaignRows,
@@ -55,13 +59,39 @@ from ..store.ops import OutboxRow
 from .window import Window, parse_rate, zones_for
 
 if TYPE_CHECKING:
-    from ..server import Server
+    from ..metrics import Metrics
+    from ..runtime.clock import WallClock
+    from ..runtime.number_health import NumberHealthMonitor
+    from ..runtime.optouts import OptOuts
+    from ..scenarios import ScenarioRegistry
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
 _AT_ONCE = DelayModel(enabled=False)
 """A campaign's first texts go when the campaign sends them (the store sets their time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignServices:
+    """What the campaign runner is handed by the composition root (server.py)."""
+
+    config: Config
+    registry: ScenarioRegistry
+    store: Store
+    clock: WallClock
+    metrics: Metrics
+    optouts: OptOuts
+    """Asked before a number is texted."""
+    number_health: NumberHealthMonitor
+    """Which of our numbers are paused, and how often that is checked."""
+    enqueue: Callable[[list[OutboxRow]], None]
+    """Hand committed first texts to the sender."""
+    schedule_timer: Callable[[int, float], None]
+    """`schedule_timer(conversation_id, at)`: wake a new conversation for its first timer."""
+    record: Callable[[str, list[tuple[int, str, str, str]], str | None, bool], None]
+    """`record(scenario, transitions, outcome, handed_off)`: count a started conversation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,51 +175,98 @@ class CampaignProgress:
     opted_out: int
 
 
+def campaign_specs(config: Config) -> dict[str, CampaignSpec]:
+    """The [[campaigns]] of `config` by name, with their values parsed."""
+    return {c.name: CampaignSpec.of(c, config) for c in config.campaigns}
+
+
+def check_campaigns(config: Config, registry: ScenarioRegistry) -> None:
+    """Raise `ConfigError` naming every campaign whose scenario is missing or says nothing
+    when it starts (and the campaign gives no variants)."""
+    problems = []
+    for i, campaign in enumerate(config.campaigns):
+        machine = registry.current(campaign.scenario)
+        if machine is None:
+            problems.append(f"campaigns[{i}].scenario: no scenario named "
+                            f"{campaign.scenario!r} in {config.scenario_dir}")
+        elif not campaign.variants and not _says_something(campaign, machine, config):
+            problems.append(f"campaigns[{i}]: scenario {campaign.scenario!r} sends nothing "
+                            "when it starts; give the campaign variants (its first texts)")
+    if problems:
+        raise ConfigError("\n".join(f"{config.source}: {p}" for p in problems))
+
+
+def _says_something(campaign: Campaign, machine: Machine, config: Config) -> bool:
+    number = config.number(campaign.numbers[0])
+    assert number is not None
+    state = machine.new_state(seed=0, context=config.context_for(number))
+    return any(r.kind == "reply" for r in _first_turn(machine, state, "", "", 0.0, config).rows)
+
+
+def _first_turn(machine: Machine, state: ConversationState, our: str, number: str,
+                now: float, config: Config) -> Turn:
+    """The conversation's first turn, as the actor would take it (replies at once)."""
+    rules = TurnRules(optout=config.optout, delays=_AT_ONCE, merge=False)
+    return take_turn(TurnInput(conversation_id=0, our=our, their=number, machine=machine,
+                               state=state), now, rules)
+
+
+class CampaignWindows:
+    """Keeps campaign texts inside their window. The sender is handed `hold`, which it calls
+    just before a batch with campaign texts goes out; the server calls it on start-up."""
+
+    def __init__(self, specs: dict[str, CampaignSpec], *, store: Store, clock: WallClock):
+        self.specs = specs
+        self._store = store
+        self._clock = clock
+
+    async def hold(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Campaign texts whose window has closed (recovered after a restart, or held up by the
+        gateway until too late) wait for it to open again: their not-before moves there."""
+        ids = [r.id for r in rows if r.kind == "campaign"]
+        if not ids:
+            return rows
+        names = await self._store.call(CampaignRows(ids))
+        now = self._clock.now()
+        moves = []
+        for row in rows:
+            spec = self.specs.get(names.get(row.id, ""))
+            if spec is None:
+                continue
+            zones = spec.zones(row.their_number)
+            at = max(now, row.not_before)
+            if spec.window.is_open(at, zones, 0.0):
+                continue
+            opens = spec.window.next_open(at, zones)
+            if opens is not None:
+                row.not_before = opens
+                moves.append((row.id, opens))
+        if moves:
+            await self._store.call(Reschedule(moves, now=now))
+            log.info("%d campaign texts outside their window wait for it to open", len(moves))
+        return rows
+
+
 class CampaignRunner:
     """Runs the [[campaigns]] of a server's config; `run` is one task of its services."""
 
-    def __init__(self, server: Server, *, refresh: float = 300.0):
-        self.server = server
-        config = server.config
-        self.specs = {c.name: CampaignSpec.of(c, config) for c in config.campaigns}
+    def __init__(self, services: CampaignServices, *, refresh: float = 300.0):
+        self.services = services
+        config = services.config
+        check_campaigns(config, services.registry)
+        self.specs = campaign_specs(config)
         self.refresh = refresh
-        problems = []
-        for i, campaign in enumerate(config.campaigns):
-            machine = server.registry.current(campaign.scenario)
-            if machine is None:
-                problems.append(f"campaigns[{i}].scenario: no scenario named "
-                                f"{campaign.scenario!r} in {config.scenario_dir}")
-            elif not campaign.variants and not self._says_something(campaign):
-                problems.append(f"campaigns[{i}]: scenario {campaign.scenario!r} sends nothing "
-                                "when it starts; give the campaign variants (its first texts)")
-        if problems:
-            raise ConfigError("\n".join(f"{config.source}: {p}" for p in problems))
         self._live: dict[str, _Live] = {}
         self._slots: dict[str, float] = {}
         """Our number -> when it may send its next campaign text."""
         self._last: dict[str, float] = {}
         """Campaign -> when it last texted."""
         self._wakeup = trio.Event()
-        registry = server.metrics.registry
+        registry = services.metrics.registry
         self._texts = Counter("intercept_campaign_texts", "Campaign first texts committed",
                               ["campaign"], registry=registry)
         self._skips = Counter("intercept_campaign_skips", "Numbers a campaign did not text, by "
                               "reason", ["campaign", "reason"], registry=registry)
-
-    def _says_something(self, campaign: Campaign) -> bool:
-        machine = self.server.registry.current(campaign.scenario)
-        assert machine is not None
-        number = self.server.config.number(campaign.numbers[0])
-        assert number is not None
-        state = machine.new_state(seed=0, context=self.server.config.context_for(number))
-        return any(r.kind == "reply" for r in self._first_turn(machine, state, "", "", 0.0).rows)
-
-    def _first_turn(self, machine: Machine, state: ConversationState, our: str, number: str,
-                    now: float) -> Turn:
-        """The conversation's first turn, as the actor would take it (replies at once)."""
-        rules = TurnRules(optout=self.server.config.optout, delays=_AT_ONCE, merge=False)
-        return take_turn(TurnInput(conversation_id=0, our=our, their=number, machine=machine,
-                                   state=state), now, rules)
 
     # -- control
 
@@ -204,8 +281,8 @@ class CampaignRunner:
     async def start(self, name: str, *, actor: str) -> str | None:
         """Start or resume a campaign; returns its previous status (None: never started)."""
         spec = self.spec(name)
-        previous = await self.server.store.call(SetCampaignStatus(
-            name, "running", actor=actor, now=self.server.clock.now()))
+        previous = await self.services.store.call(SetCampaignStatus(
+            name, "running", actor=actor, now=self.services.clock.now()))
         if name not in self._live:
             self._live[name] = _Live(spec, next_at=self._last.get(name, -math.inf)
                                      + spec.spacing)
@@ -217,8 +294,8 @@ class CampaignRunner:
     async def pause(self, name: str, *, actor: str) -> str | None:
         """Pause a campaign (no new texts); returns its previous status."""
         self.spec(name)
-        previous = await self.server.store.call(SetCampaignStatus(
-            name, "paused", actor=actor, now=self.server.clock.now()))
+        previous = await self.services.store.call(SetCampaignStatus(
+            name, "paused", actor=actor, now=self.services.clock.now()))
         self._live.pop(name, None)
         self._wakeup.set()
         if previous == "running":
@@ -242,37 +319,11 @@ class CampaignRunner:
             skipped=dict(counts.skipped), replied=counts.replied,
             handed_off=counts.handed_off, opted_out=counts.opted_out_after)
 
-    async def hold(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """Campaign texts whose window has closed (recovered after a restart, or held up by the
-        gateway until too late) wait for it to open again: their not-before moves there."""
-        ids = [r.id for r in rows if r.kind == "campaign"]
-        if not ids:
-            return rows
-        names = await self.server.store.call(CampaignRows(ids))
-        now = self.server.clock.now()
-        moves = []
-        for row in rows:
-            spec = self.specs.get(names.get(row.id, ""))
-            if spec is None:
-                continue
-            zones = spec.zones(row.their_number)
-            at = max(now, row.not_before)
-            if spec.window.is_open(at, zones, 0.0):
-                continue
-            opens = spec.window.next_open(at, zones)
-            if opens is not None:
-                row.not_before = opens
-                moves.append((row.id, opens))
-        if moves:
-            await self.server.store.call(Reschedule(moves, now=now))
-            log.info("%d campaign texts outside their window wait for it to open", len(moves))
-        return rows
-
     # -- the task
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        store, clock = self.server.store, self.server.clock
+        store, clock = self.services.store, self.services.clock
         state = await store.call(LoadCampaigns())
         self._last = dict(state.last_by_campaign)
         for name, status in state.status.items():
@@ -307,7 +358,7 @@ class CampaignRunner:
 
     async def _advance(self, live: _Live) -> float:
         """Text what `live` may text now; return when to look at it again."""
-        store, clock = self.server.store, self.server.clock
+        store, clock = self.services.store, self.services.clock
         spec = live.spec
         name, city = spec.name, spec.campaign.city
         now = clock.now()
@@ -328,14 +379,15 @@ class CampaignRunner:
                 return min([refresh_at, *opens.values()])
             zones = min(picked, key=lambda z: live.groups[z][0][0])
             number = live.groups[zones][0][1]
-            if number in self.server.sender.opted_out:
+            if number in self.services.optouts:
                 live.done(zones)
                 await self._skip(spec, number, "opted_out", now)
                 continue
-            paused = self.server.number_health.paused
+            health = self.services.number_health
+            paused = health.paused
             ours = [n for n in spec.campaign.numbers if n not in paused]
             if not ours:  # every sending number is failing: wait for the next health check
-                return min(refresh_at, now + self.server.number_health.interval)
+                return min(refresh_at, now + health.interval)
             reason, free = await store.call(SendingNumbers(number, ours, now=now,
                                                            contact_after=spec.contact_after))
             if reason is not None or not free:
@@ -374,23 +426,23 @@ class CampaignRunner:
         return picked, opens
 
     async def _skip(self, spec: CampaignSpec, number: str, reason: str, now: float) -> None:
-        await self.server.store.call(CampaignSkip(spec.name, spec.campaign.city, number, reason,
+        await self.services.store.call(CampaignSkip(spec.name, spec.campaign.city, number, reason,
                                                   now=now))
         self._skips.labels(campaign=spec.name, reason=reason).inc()
         log.debug("campaign %s skips %s: %s", spec.name, mask(number), reason)
 
     def _opening(self, spec: CampaignSpec, our: str, number: str, now: float) -> Opening:
         """The conversation as the first text leaves it: the scenario stepped past its start."""
-        server = self.server
+        services = self.services
         campaign = spec.campaign
-        machine = server.registry.current(campaign.scenario)
+        machine = services.registry.current(campaign.scenario)
         if machine is None:
             raise LookupError(f"scenario {campaign.scenario!r} is not loaded")
-        ours = server.config.number(our)
+        ours = services.config.number(our)
         assert ours is not None
-        context = server.config.context_for(ours)
+        context = services.config.context_for(ours)
         state = machine.new_state(seed=seed_from(f"{campaign.name}:{number}"), context=context)
-        turn = self._first_turn(machine, state, our, number, now)
+        turn = _first_turn(machine, state, our, number, now, services.config)
         state = turn.state
         texts = [r.body for r in turn.rows if r.kind == "reply"]
         tags = list(turn.tags)
@@ -410,23 +462,23 @@ class CampaignRunner:
             tags = [f"campaign_variant:{variant}"]
             transitions = [("", state.node, "campaign")]
         tags.append(f"campaign:{campaign.name}")
-        status = status_of(state)
+        # a variant changes only the state's variables, so the turn's status stands
         return Opening(scenario=state.scenario, version=state.version,
-                       state=_encode(state).decode(), status=status, outcome=state.outcome,
+                       state=_encode(state).decode(), status=turn.status, outcome=state.outcome,
                        timer_at=state.timer_at, texts=texts, tags=tags,
                        transitions=transitions, variant=variant)
 
     def _sent(self, spec: CampaignSpec, live: _Live, our: str, number: str, opening: Opening,
               sent: CampaignSent, now: float) -> None:
-        server = self.server
+        services = self.services
         self._slots[our] = now + spec.per_number
         live.next_at = now + spec.spacing
         self._last[spec.name] = now
-        server.sender.enqueue(sent.rows)
+        services.enqueue(sent.rows)
         if sent.timer_at is not None:
-            server.router.schedule_timer(sent.conversation_id, sent.timer_at)
-        server.metrics.conversations_started.inc()
-        server.router.record(opening.scenario, [(1, *t) for t in opening.transitions],
+            services.schedule_timer(sent.conversation_id, sent.timer_at)
+        services.metrics.conversations_started.inc()
+        services.record(opening.scenario, [(1, *t) for t in opening.transitions],
                              opening.outcome, opening.status == "handed_off")
         self._texts.labels(campaign=spec.name).inc()
         log.debug("campaign %s texted %s from %s (conversation %d)", spec.name, mask(number),

@@ -16,6 +16,7 @@ import logging
 import msgspec
 import trio
 
+from ..backoff import backoff
 from ..engine import ConversationState, LookupResult, Machine
 from ..engine.rng import seed_from
 from ..phone import mask
@@ -38,12 +39,23 @@ __all__ = ["STORE_ERRORS", "ActorHandle", "ConversationActor", "Inbound", "Parke
 class ActorHandle:
     """What the router keeps for a live actor."""
 
-    __slots__ = ("conversation_id", "inbox", "overflowed")
+    __slots__ = ("conversation_id", "inbox", "overflowed", "stale")
 
     def __init__(self, conversation_id: int, inbox: Inbox[Inbound]):
         self.conversation_id = conversation_id
         self.inbox = inbox
         self.overflowed = False
+        """The inbox was full: messages wait in the store only."""
+        self.stale = False
+        """The conversation changed in the store (an operator): load it again."""
+
+    @property
+    def must_reload(self) -> bool:
+        """Whether the actor has to re-read its conversation from the store."""
+        return self.overflowed or self.stale
+
+    def reloaded(self) -> None:
+        self.overflowed = self.stale = False
 
 
 class Parked(Exception):
@@ -93,7 +105,8 @@ class ConversationActor:
                     log.warning("conversation %d waits for the store: %s", self.conversation_id,
                                 exc)
                     store_waits += 1
-                    await trio.sleep(min(30.0, 0.5 * 2 ** min(store_waits, 6)))
+                    await trio.sleep(backoff(store_waits, base=0.5, cap=30.0,
+                                             jitter=(1.0, 1.0), max_exponent=6))
                 except STORE_ERRORS as exc:
                     log.warning("conversation %d stops, its work left in the store: %s",
                                 self.conversation_id, exc)
@@ -178,8 +191,8 @@ class ConversationActor:
         clock = services.clock
         while True:
             self._drain_inbox()
-            if self.handle.overflowed:
-                self.handle.overflowed = False
+            if self.handle.must_reload:
+                self.handle.reloaded()
                 if not await self._load():
                     return None
                 continue
@@ -207,7 +220,7 @@ class ConversationActor:
             if (timer_at is not None and now >= timer_at) or wake_at <= now:
                 continue
             self._drain_inbox()
-            if not self.pending and not self.handle.overflowed:
+            if not self.pending and not self.handle.must_reload:
                 return timer_at  # idle: hibernate
 
     def _drain_inbox(self) -> None:
@@ -226,7 +239,7 @@ class ConversationActor:
             conversation_id=self.conversation_id, our=self.our, their=self.their,
             machine=self.machine, state=self.state, processed=self.processed,
             pending=self.pending, last_not_before=self.last_not_before,
-            opted_out=self.their in services.sender.opted_out, operator=self.operator,
+            opted_out=self.their in services.optouts, operator=self.operator,
             resume=self.resume, lookup_result=self.lookup_result), now, services.rules)
         if not turn.taken:
             return turn.wake_at
@@ -251,8 +264,8 @@ class ConversationActor:
         self.lookup_result = None
         self.resume = False
         if turn.opt_out is not None:
-            services.sender.set_opt_out(self.their, turn.opt_out)
-        services.sender.enqueue(turn.commit.outbox)
+            services.optouts.record(self.their, turn.opt_out)
+        services.enqueue(turn.commit.outbox)
         services.record(turn.state.scenario, turn.commit.transitions, turn.outcome,
                         turn.handed_off)
         return None

@@ -12,11 +12,20 @@ _MARGIN = 1e-5
 class WallClock:
     """`now()` is Unix seconds; it advances with `trio.current_time()` (virtual under MockClock).
 
-    Create it inside `trio.run`. Timers are stored as Unix seconds so they survive restarts.
+    Create it inside `trio.run`, or outside with ``anchor=False`` and `anchor()` it once trio
+    runs. Timers are stored as Unix seconds so they survive restarts.
     """
 
-    def __init__(self, start: float | None = None):
-        self._wall0 = time.time() if start is None else start
+    def __init__(self, start: float | None = None, *, anchor: bool = True):
+        self._start = start
+        self._wall0 = 0.0
+        self._trio0 = 0.0
+        if anchor:
+            self.anchor()
+
+    def anchor(self) -> None:
+        """Follow trio's clock from now on (call it inside `trio.run`)."""
+        self._wall0 = time.time() if self._start is None else self._start
         self._trio0 = trio.current_time()
 
     def now(self) -> float:

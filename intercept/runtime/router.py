@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..store import Store
     from .clock import WallClock
     from .delays import DelayModel
+    from .optouts import OptOuts
     from .sender import Sender
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ log = logging.getLogger(__name__)
 class Router:
     def __init__(self, *, store: Store, sender: Sender, registry: ScenarioRegistry,
                  config: Config, clock: WallClock, metrics: Metrics, delays: DelayModel,
-                 hibernate_after: float, inbox_size: int = 64, max_crashes: int = 3,
-                 lookups: Lookups | None = None):
+                 optouts: OptOuts, hibernate_after: float, inbox_size: int = 64,
+                 max_crashes: int = 3, lookups: Lookups | None = None):
         self.store = store
         self.sender = sender
         self.registry = registry
@@ -50,8 +51,8 @@ class Router:
         self.actors: dict[int, ActorHandle] = {}
         self._busy = Busy()
         self.services = Services(
-            store=store, sender=sender, registry=registry, config=config, clock=clock,
-            metrics=metrics, delays=delays, lookups=self.lookups,
+            store=store, enqueue=sender.enqueue, registry=registry, config=config, clock=clock,
+            metrics=metrics, lookups=self.lookups, optouts=optouts,
             rules=TurnRules(optout=config.optout, delays=delays, merge=delays.enabled),
             hibernate_after=hibernate_after, max_crashes=max_crashes, busy=self._busy,
             retire=self.retire, record=self.record)
@@ -105,7 +106,7 @@ class Router:
             if wake and not self._closed:
                 self._spawn(conversation_id)
             return
-        handle.overflowed = True  # the actor reloads, as after an inbox overflow
+        handle.stale = True  # the actor reloads (nothing overflowed)
         handle.inbox.put_nowait(Inbound(0, ""))  # and wakes up (seq 0 is never processed)
 
     def schedule_timer(self, conversation_id: int, at: float) -> None:

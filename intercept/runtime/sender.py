@@ -11,6 +11,7 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import trio
 
 from ..errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
@@ -19,13 +20,22 @@ from ..phone import mask
 from ..store import MarkOutbox, OutboxRow, Requeue, Store, StoreClosed
 from ..transport import Gateway, OutboundMessage
 from .clock import WallClock
+from .optouts import OptOuts
 
 log = logging.getLogger(__name__)
 
 
+class Retrying(msgspec.Struct, frozen=True):
+    """A conversation's earliest reply waiting to be tried again."""
+
+    outbox_id: str
+    not_before: float
+    position: int
+
+
 class Sender:
     def __init__(self, *, store: Store, gateway: Gateway, clock: WallClock, metrics: Metrics,
-                 batch_max: int = 500, hold: Hold | None = None):
+                 optouts: OptOuts, batch_max: int = 500, hold: Hold | None = None):
         self.store = store
         self.gateway = gateway
         self.clock = clock
@@ -35,25 +45,17 @@ class Sender:
         self._tiebreak = 0
         self._wakeup = trio.Event()
         self._queued: set[str] = set()
-        self._retrying: dict[int, tuple[str, float, int]] = {}
-        """Per conversation, its earliest reply waiting to be tried again (id, time, position):
-        later replies of the conversation wait for it, so they never overtake it."""
+        self._retrying: dict[int, Retrying] = {}
+        """Per conversation, its earliest reply waiting to be tried again: later replies of the
+        conversation wait for it, so they never overtake it."""
         self.hold = hold
         """Campaign texts pass through this just before they go out: one whose window (the
         recipient's local hours) has closed meanwhile comes back with a later not-before."""
-        self.opted_out: set[str] = set()
-        """Numbers that opted out: nothing but a confirmation is ever sent to them."""
+        self.optouts = optouts
+        """Asked for every row: nothing but a confirmation goes to a number that opted out."""
 
     def __len__(self) -> int:
         return len(self._heap)
-
-    def set_opt_out(self, number: str, opted_out: bool) -> None:
-        if opted_out:
-            if number not in self.opted_out:
-                self.metrics.opt_outs.inc()
-            self.opted_out.add(number)
-        else:
-            self.opted_out.discard(number)
 
     def enqueue(self, rows: list[OutboxRow]) -> None:
         """Schedule committed outbox rows. Never blocks."""
@@ -62,8 +64,9 @@ class Sender:
                 continue  # already scheduled (recovery can meet a row an actor just made)
             self._queued.add(row.id)
             waiting = self._retrying.get(row.conversation_id)
-            if waiting is not None and row.not_before < waiting[1]:
-                row.not_before = waiting[1]  # never before an earlier reply sent again later
+            if waiting is not None and row.not_before < waiting.not_before:
+                # never before an earlier reply sent again later
+                row.not_before = waiting.not_before
             self._tiebreak += 1
             heapq.heappush(self._heap, (row.not_before, row.position, self._tiebreak, row))
         self.metrics.outbox_depth.set(len(self._heap))
@@ -104,22 +107,21 @@ class Sender:
         if self._retrying:
             for row in batch:  # a conversation's retried reply is going out again
                 waiting = self._retrying.get(row.conversation_id)
-                if waiting is not None and waiting[0] == row.id:
+                if waiting is not None and waiting.outbox_id == row.id:
                     del self._retrying[row.conversation_id]
         if self.hold is not None and any(row.kind == "campaign" for row in batch):
             batch = await self._hold_campaign_texts(batch)
             if not batch:
                 return
-        refused = [row for row in batch
-                   if row.their_number in self.opted_out and row.kind != "confirmation"]
+        may_send = self.optouts.may_send
+        refused = [row for row in batch if not may_send(row)]
         if refused:  # the opt-out is enforced here, where every message goes out
             self.metrics.refused.inc(len(refused))
             await self.store.call(MarkOutbox([row.id for row in refused], "refused",
                                              now=self.clock.now(), error="opted out"))
             for row in refused:
                 self._forget(row)
-            batch = [row for row in batch if row.their_number not in self.opted_out
-                     or row.kind == "confirmation"]
+            batch = [row for row in batch if may_send(row)]
             if not batch:
                 return
         ids = [row.id for row in batch]
@@ -153,17 +155,20 @@ class Sender:
             self.metrics.messages_out.inc(len(outcome.sent_ids))
             await self.store.post(MarkOutbox(outcome.sent_ids, "sent", now=now,
                                              gateway_ids=outcome.gateway_ids))
-        for status, rows_errors in (("failed", outcome.failed), ("unknown", outcome.unknown)):
-            for row, error in rows_errors:
-                await self.store.post(MarkOutbox([row.id], status, now=now, error=error))
+        for status, answers in (("failed", outcome.failed), ("unknown", outcome.unknown)):
+            for answer in answers:
+                await self.store.post(MarkOutbox([answer.row.id], status, now=now,
+                                                 error=answer.error))
         if outcome.retry:
-            await self.store.call(Requeue([row.id for row, _ in outcome.retry], now=now))
-            for row, after in outcome.retry:
-                row.not_before = now + after
+            await self.store.call(Requeue([r.row.id for r in outcome.retry], now=now))
+            for retry in outcome.retry:
+                row = retry.row
+                row.not_before = now + retry.after
                 first = self._retrying.get(row.conversation_id)
-                if first is None or row.position < first[2]:
-                    self._retrying[row.conversation_id] = (row.id, row.not_before, row.position)
-            self.enqueue([row for row, _ in outcome.retry])
+                if first is None or row.position < first.position:
+                    self._retrying[row.conversation_id] = Retrying(row.id, row.not_before,
+                                                                   row.position)
+            self.enqueue([r.row for r in outcome.retry])
 
     async def _submit_in_order(self, rows: list[OutboxRow], outcome: _BatchOutcome) -> None:
         for index, row in enumerate(rows):
@@ -180,18 +185,18 @@ class Sender:
             except GatewayRetryLater as exc:
                 # Not accepted: try again later, and keep this conversation's order.
                 for later in rows[index:]:
-                    outcome.retry.append((later, exc.retry_after))
+                    outcome.retry.append(RetryLater(later, exc.retry_after))
                     self._forget(later)
                 return
             except GatewayOutcomeUnknown as exc:
                 log.warning("outcome unknown for outbox row %s to %s: %s (not resent)",
                             row.id, mask(row.their_number), exc)
-                outcome.unknown.append((row, str(exc)))
+                outcome.unknown.append(Answered(row, str(exc)))
             except GatewayError as exc:
                 log.warning("gateway refused outbox row %s to %s: %s", row.id,
                             mask(row.their_number), exc)
                 self.metrics.messages_out_failed.inc()
-                outcome.failed.append((row, str(exc)))
+                outcome.failed.append(Answered(row, str(exc)))
             else:
                 outcome.sent_ids.append(row.id)
                 outcome.gateway_ids.append(gateway_id)
@@ -227,12 +232,26 @@ class Sender:
 Hold = Callable[[list[OutboxRow]], Awaitable[list[OutboxRow]]]
 
 
+class Answered(msgspec.Struct, frozen=True):
+    """A row the gateway failed or could not settle, with what it said."""
+
+    row: OutboxRow
+    error: str
+
+
+class RetryLater(msgspec.Struct, frozen=True):
+    """A row the gateway did not take now: queued again `after` seconds from now."""
+
+    row: OutboxRow
+    after: float
+
+
 class _BatchOutcome:
     __slots__ = ("failed", "gateway_ids", "retry", "sent_ids", "unknown")
 
     def __init__(self) -> None:
         self.sent_ids: list[str] = []
         self.gateway_ids: list[str | None] = []
-        self.failed: list[tuple[OutboxRow, str]] = []
-        self.unknown: list[tuple[OutboxRow, str]] = []
-        self.retry: list[tuple[OutboxRow, float]] = []
+        self.failed: list[Answered] = []
+        self.unknown: list[Answered] = []
+        self.retry: list[RetryLater] = []

@@ -14,11 +14,10 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..metrics import Metrics
     from ..scenarios import ScenarioRegistry
-    from ..store import Store
+    from ..store import OutboxRow, Store
     from .clock import WallClock
-    from .delays import DelayModel
     from .lookups import Lookups
-    from .sender import Sender
+    from .optouts import OptOuts
     from .turn import TurnRules
 
 
@@ -36,13 +35,15 @@ class Services:
     """Everything an actor uses besides its own conversation."""
 
     store: Store
-    sender: Sender
+    enqueue: Callable[[list[OutboxRow]], None]
+    """Hand committed replies to the sender."""
     registry: ScenarioRegistry
     config: Config
     clock: WallClock
     metrics: Metrics
-    delays: DelayModel
     lookups: Lookups
+    optouts: OptOuts
+    """Asked whether the person opted out; told when a turn changes it."""
     rules: TurnRules
     hibernate_after: float
     max_crashes: int

@@ -68,6 +68,14 @@ class PurgeResult:
     tombstones_expired: int = 0
 
 
+def purge_detail(result: PurgeResult, older_than: str) -> str:
+    """A purge for the audit log: counts only, never a number or a text."""
+    return (f"{'dry run: ' if result.dry_run else ''}{result.kind} conversations idle for over "
+            f"{older_than}: {result.conversations} conversations, {result.messages_in} messages "
+            f"in, {result.messages_out} out, {result.media} media rows, {result.files_deleted} "
+            f"files deleted, {result.skipped} kept")
+
+
 def _day(ts: float | None) -> str:
     return datetime.fromtimestamp(ts or 0.0, UTC).date().isoformat()
 
