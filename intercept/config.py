@@ -775,8 +775,3 @@ def store_key(config: Config) -> str:
     return read_secret(config.store.key, config.store.key_file, key="store.key",
                        source=config.source or "<config>", base_dir=config.base_dir)
 
-
-def duration(value: Duration) -> float:
-    """The seconds of a duration config value as a plain float (a `Duration` is already the
-    seconds, decoded once by `load_config`: use it as it is)."""
-    return float(value)

@@ -18,7 +18,7 @@ import trio
 
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
-from .config import Config, duration, store_key
+from .config import Config, store_key
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError
 from .gateways import (
@@ -126,9 +126,9 @@ class Server:
         health = config.health
         self.number_health = NumberHealthMonitor(
             store=self.store, numbers=[n.number for n in config.numbers], clock=self._now,
-            registry=self.metrics.registry, window=duration(health.window),
+            registry=self.metrics.registry, window=float(health.window),
             min_messages=health.min_messages, pause_share=health.pause_share,
-            interval=duration(health.interval))
+            interval=float(health.interval))
         """Failed deliveries per number; campaigns skip the paused ones."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.optouts = OptOuts(store=self.store, metrics=self.metrics, now=self._now)
@@ -141,7 +141,7 @@ class Server:
         self.router = Router(
             store=self.store, sender=self.sender, registry=self.registry, config=config,
             clock=self.clock, metrics=self.metrics, delays=self.delays, optouts=self.optouts,
-            hibernate_after=duration(config.runtime.hibernate_after),
+            hibernate_after=float(config.runtime.hibernate_after),
             inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
             lookups=self.lookups)
         self.campaigns = CampaignRunner(CampaignServices(
@@ -206,7 +206,7 @@ class Server:
                     if config.store.backup_every:
                         services.start_soon(partial(
                             run_schedule, self.store.path, self.backup_dir,
-                            every=duration(config.store.backup_every),
+                            every=float(config.store.backup_every),
                             keep=config.store.backup_keep, key=self.store.key,
                             clock=self._now, threaded=self.store.threaded,
                             metrics=self.metrics))
@@ -219,7 +219,7 @@ class Server:
                     log.info("shutting down: intake stopped, finishing in-flight steps")
                     intake.cancel()
                     self.store.stopping()  # a store that cannot commit is not waited for ever
-                    with trio.move_on_after(duration(config.runtime.shutdown_grace)):
+                    with trio.move_on_after(float(config.runtime.shutdown_grace)):
                         await self.router.quiesce()
                     services.cancel_scope.cancel()
                 if self.lookup_provider is not None:
@@ -257,12 +257,12 @@ class Server:
                                 ("outreach", retention.outreach_after)):
                 if not after:
                     continue
-                result = await self.purge(kind, duration(after))  # type: ignore[arg-type]
+                result = await self.purge(kind, float(after))  # type: ignore[arg-type]
                 await self.store.call(Audit(
                     at=self.clock.now(), actor="retention", role="server",
                     action=f"scheduled purge {kind}", status=200,
                     detail=purge_detail(result, after)))
-            await trio.sleep(duration(retention.interval))
+            await trio.sleep(float(retention.interval))
 
     async def purge(self, kind: Kind, older_than: float, *, dry_run: bool = False
                     ) -> PurgeResult:
@@ -272,7 +272,7 @@ class Server:
         guard = self.config.retention.replay_guard
         result: PurgeResult = await self.store.call(
             Purge(kind, cutoff=now - older_than, now=now, dry_run=dry_run,
-                  replay_guard=duration(guard) if guard else 0.0))
+                  replay_guard=float(guard) if guard else 0.0))
         if result.unreferenced:
             result.files_deleted = await trio.to_thread.run_sync(
                 _delete_media, self.config.media_dir, result.unreferenced)

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from intercept.config import Campaign, Config, Number, config_from_dict, duration, load_config
+from intercept.config import Campaign, Config, Number, config_from_dict, load_config
 from intercept.engine.durations import Duration
 from intercept.errors import ConfigError
 
@@ -69,7 +69,7 @@ def test_the_shipped_config_values():
     assert config.store.synchronous == "normal"
     assert config.http.listen == "127.0.0.1:8080"
     assert config.runtime.max_crashes == 3
-    assert duration(config.runtime.hibernate_after) == 120
+    assert config.runtime.hibernate_after == 120
     assert config.delays.enabled is True
 
 
@@ -119,7 +119,7 @@ def test_environment_values_are_converted_to_the_key_type():
     assert config.delays.enabled is False
     assert config.delays.jitter == 0.1
     assert config.http.enabled is False
-    assert duration(config.runtime.hibernate_after) == 300
+    assert config.runtime.hibernate_after == 300
 
 
 def test_environment_overrides_a_section_missing_from_the_file(tmp_path):

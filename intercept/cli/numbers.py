@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..config import Config, duration
+from ..config import Config
 from .options import config_option, load_config, open_store_readonly
 
 
@@ -60,7 +60,7 @@ def numbers(config_path: Path | None, as_json: bool, health: bool, db: Path | No
 def _numbers_health(config: Config, db: Path | None, as_json: bool) -> None:
     from ..store.health import number_health
 
-    window = duration(config.health.window)
+    window = float(config.health.window)
     conn = open_store_readonly(config, db)
     try:
         healths = number_health(conn, time.time() - window, [n.number for n in config.numbers])

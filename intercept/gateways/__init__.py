@@ -52,7 +52,6 @@ def twilio_settings(config: Config) -> TwilioSettings:
     """
     from urllib.parse import unquote, urlsplit
 
-    from ..engine.durations import parse_duration
     from .twilio import TwilioSettings
 
     gateway, source = config.gateway, config.source or "<config>"
@@ -71,8 +70,8 @@ def twilio_settings(config: Config) -> TwilioSettings:
         account_sid=unquote(url.username or ""), auth_token=token, api_url=api_url,
         public_url=gateway.public_url, rate_per_number=gateway.rate_per_number,
         rate=gateway.rate, connections=gateway.connections, http2=gateway.http2,
-        request_timeout=parse_duration(gateway.request_timeout),
-        catch_up=parse_duration(gateway.catch_up),
+        request_timeout=float(gateway.request_timeout),
+        catch_up=float(gateway.catch_up),
         numbers=tuple(n.number for n in config.numbers), number_rates=number_rates(config))
 
 
@@ -91,7 +90,6 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
     """
     from urllib.parse import unquote, urlsplit
 
-    from ..engine.durations import parse_duration
     from .smpp.client import SmppSettings
 
     problem = gateway.smpp_problem()
@@ -107,7 +105,7 @@ def smpp_settings(gateway: GatewayConfig, *, source: str = "<config>",
     if not password:
         password = unquote(url.password or "")
     options: dict[str, Any] = {
-        name: parse_duration(getattr(gateway, name)) for name in gateway._SMPP_DURATIONS}
+        name: float(getattr(gateway, name)) for name in gateway._SMPP_DURATIONS}
     return SmppSettings(
         host=url.hostname or "", port=url.port or 2775, system_id=unquote(url.username or ""),
         password=password, system_type=gateway.system_type, window=gateway.window,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..config import Config, duration
+from ..config import Config
 from ..store import StoreClosed
 from ..store.tokens import TouchTokens, find_token
 from .auth import Authenticator, AuthError, Principal, Role, bearer, check_role
@@ -48,8 +48,8 @@ class Access:
         self.tokens = Authenticator.from_config(config)
         api = config.api
         self.limiter = FailureLimiter(max_failures=api.max_failures,
-                                      window=duration(api.failure_window),
-                                      lockout=duration(api.lockout))
+                                      window=float(api.failure_window),
+                                      lockout=float(api.lockout))
         self.reads, self.store, self.metrics, self.wall = reads, store, metrics, wall
         self._failures = metrics.api_auth_failures
         self._touched: dict[str, float] = {}

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..config import HttpConfig, duration
+from ..config import HttpConfig
 from .routing import error_response
 
 if TYPE_CHECKING:
@@ -108,8 +108,8 @@ def hypercorn_config(http: HttpConfig, listen: str = "") -> HypercornConfig:
     config.bind = [listen or http.listen]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.keep_alive_timeout = duration(http.header_timeout)
-    config.read_timeout = max(1, round(duration(http.read_timeout)))
+    config.keep_alive_timeout = float(http.header_timeout)
+    config.read_timeout = max(1, round(float(http.read_timeout)))
     config.h11_max_incomplete_size = http.max_header_bytes
     config.backlog = http.backlog
     return config
@@ -142,7 +142,7 @@ class HttpLimits:
     @classmethod
     def from_config(cls, app: App, http: HttpConfig, *, max_body: int,
                     metrics: Metrics | None = None) -> HttpLimits:
-        return cls(app, body_timeout=duration(http.body_timeout),
+        return cls(app, body_timeout=float(http.body_timeout),
                    max_connections=http.max_connections, max_body=max_body, metrics=metrics)
 
     @property

@@ -33,7 +33,7 @@ import msgspec
 import trio
 from prometheus_client import Counter
 
-from ..config import Campaign, Config, duration
+from ..config import Campaign, Config
 from ..engine import ConversationState, Machine
 from ..engine.machine import SPLIT
 from ..engine.rng import choose, seed_from
@@ -112,7 +112,7 @@ class CampaignSpec:
     def of(cls, campaign: Campaign, config: Config) -> CampaignSpec:
         return cls(campaign, Window.parse(campaign.window),
                    1.0 / parse_rate(campaign.rate_per_number), 1.0 / parse_rate(campaign.rate),
-                   duration(campaign.contact_again_after),
+                   float(campaign.contact_again_after),
                    config.cities[campaign.city].timezone)
 
     @property

@@ -10,7 +10,6 @@ import zlib
 from dataclasses import dataclass
 
 from ..config import DelayConfig
-from ..engine.durations import parse_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +27,8 @@ class DelayModel:
     def from_config(cls, config: DelayConfig, *, enabled: bool | None = None) -> DelayModel:
         return cls(enabled=config.enabled if enabled is None else enabled,
                    read_cps=config.read_cps, type_cps=config.type_cps,
-                   think=parse_duration(config.think), minimum=parse_duration(config.min),
-                   maximum=parse_duration(config.max), jitter=config.jitter,
+                   think=float(config.think), minimum=float(config.min),
+                   maximum=float(config.max), jitter=config.jitter,
                    scale=config.scale)
 
     def reply_offsets(self, inbound_text: str, replies: list[tuple[str, float, float]],
