@@ -81,7 +81,8 @@ def test_a_reply_gets_a_deterministic_row():
     assert (row.our_number, row.their_number, row.not_before) == ("+12065550100",
                                                                  "+12065551234", T0)
     assert turn.tags == ("replied",) and turn.processed == 1
-    assert [t[1:3] for t in turn.transitions] == [("wait", "reply"), ("reply", "wait")]
+    assert [(t.source, t.target) for t in turn.transitions] == [("wait", "reply"),
+                                                                ("reply", "wait")]
     commit = turn.commit
     assert commit is not None and commit.outbox == list(turn.rows)
     assert commit.processed_count == 1 and commit.status == "active"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,7 @@ from ..store.campaigns import (
     SendingNumbers,
     SetCampaignStatus,
 )
-from ..store.ops import OutboxRow
+from ..store.ops import FunnelMove, OutboxRow
 from .window import Window, parse_rate, zones_for
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class CampaignServices:
     """Hand committed first texts to the sender."""
     schedule_timer: Callable[[int, float], None]
     """`schedule_timer(conversation_id, at)`: wake a new conversation for its first timer."""
-    record: Callable[[str, list[tuple[int, str, str, str]], str | None, bool], None]
+    record: Callable[[str, Sequence[FunnelMove], str | None, bool], None]
     """`record(scenario, transitions, outcome, handed_off)`: count a started conversation."""
 
 
@@ -446,21 +446,21 @@ class CampaignRunner:
         state = turn.state
         texts = [r.body for r in turn.rows if r.kind == "reply"]
         tags = list(turn.tags)
-        transitions = [(source, target, trigger) for _, source, target, trigger
-                       in turn.transitions]
+        # the start step is turn 1, whatever the engine's count (as the actor records it)
+        transitions = [msgspec.structs.replace(t, turn=1) for t in turn.transitions]
         variant = ""
         if campaign.variants:
             index, _ = choose(seed_from(f"variant:{campaign.name}:{number}"),
                               len(campaign.variants))
             variant = str(index + 1)
             texts = [Template(campaign.variants[index]).render(context)]
-            records = {machine.nodes[t].record for _, t, _ in transitions
-                       if machine.nodes[t].kind == SPLIT}
+            records = {machine.nodes[t.target].record for t in transitions
+                       if machine.nodes[t.target].kind == SPLIT}
             values = {k: v for k, v in state.vars.items() if k not in records}
             values["campaign_variant"] = variant
             state = msgspec.structs.replace(state, vars=values)
             tags = [f"campaign_variant:{variant}"]
-            transitions = [("", state.node, "campaign")]
+            transitions = [FunnelMove(1, "", state.node, "campaign")]
         tags.append(f"campaign:{campaign.name}")
         # a variant changes only the state's variables, so the turn's status stands
         return Opening(scenario=state.scenario, version=state.version,
@@ -478,7 +478,7 @@ class CampaignRunner:
         if sent.timer_at is not None:
             services.schedule_timer(sent.conversation_id, sent.timer_at)
         services.metrics.conversations_started.inc()
-        services.record(opening.scenario, [(1, *t) for t in opening.transitions],
+        services.record(opening.scenario, opening.transitions,
                              opening.outcome, opening.status == "handed_off")
         self._texts.labels(campaign=spec.name).inc()
         log.debug("campaign %s texted %s from %s (conversation %d)", spec.name, mask(number),

@@ -20,10 +20,12 @@ from .services import Busy, Services
 from .turn import TurnRules
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..config import Config
     from ..metrics import Metrics
     from ..scenarios import ScenarioRegistry
-    from ..store import Store
+    from ..store import FunnelMove, Store
     from .clock import WallClock
     from .delays import DelayModel
     from .optouts import OptOuts
@@ -140,11 +142,12 @@ class Router:
         if timer_at is not None:
             self.schedule_timer(handle.conversation_id, timer_at)
 
-    def record(self, scenario: str, transitions: list[tuple[int, str, str, str]],
+    def record(self, scenario: str, transitions: Sequence[FunnelMove],
                outcome: str | None, handed_off: bool) -> None:
         """Count a committed step in the metrics (labelled children are cached)."""
         children = self._children
-        for _, source, target, _ in transitions:
+        for move in transitions:
+            source, target = move.source, move.target
             key = (scenario, source, target)
             child = children.get(key)
             if child is None:

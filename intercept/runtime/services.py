@@ -6,7 +6,7 @@ the way trio hands a nursery down: the actor never imports or calls up into its 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..metrics import Metrics
     from ..scenarios import ScenarioRegistry
-    from ..store import OutboxRow, Store
+    from ..store import FunnelMove, OutboxRow, Store
     from .clock import WallClock
     from .lookups import Lookups
     from .optouts import OptOuts
@@ -50,5 +50,5 @@ class Services:
     busy: Busy
     retire: Callable[..., None]
     """`retire(handle, timer_at)`: the actor's task is ending."""
-    record: Callable[[str, list[tuple[int, str, str, str]], str | None, bool], None]
+    record: Callable[[str, Sequence[FunnelMove], str | None, bool], None]
     """`record(scenario, transitions, outcome, handed_off)`: count a committed turn."""

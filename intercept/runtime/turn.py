@@ -38,7 +38,7 @@ from ..engine import (
     TimerFired,
     Transition,
 )
-from ..store import CommitStep, OutboxRow
+from ..store import CommitStep, FunnelMove, OutboxRow
 from .delays import DelayModel
 
 NEVER = math.inf
@@ -114,8 +114,8 @@ class Turn(msgspec.Struct, frozen=True):
     steps: tuple[Step, ...] = ()
     rows: tuple[OutboxRow, ...] = ()
     tags: tuple[str, ...] = ()
-    transitions: tuple[tuple[int, str, str, str], ...] = ()
-    """(turn, source, target, trigger) of every transition."""
+    transitions: tuple[FunnelMove, ...] = ()
+    """Every move between states, for the funnel."""
     outcome: str | None = None
     """The outcome of an `End` effect of this turn (counted once)."""
     opt_out: bool | None = None
@@ -215,7 +215,7 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
     rows: list[OutboxRow] = []
     steps: list[Step] = []
     tags: list[str] = []
-    transitions: list[tuple[int, str, str, str]] = []
+    transitions: list[FunnelMove] = []
     seconds: list[float] = []
     outcome = None
     opt_out: bool | None = None
@@ -244,7 +244,8 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
             if isinstance(effect, Send):
                 sends.append((effect.text, effect.delay_scale, effect.extra, "reply"))
             elif isinstance(effect, Transition):
-                transitions.append((state.turn, effect.source, effect.target, effect.trigger))
+                transitions.append(FunnelMove(state.turn, effect.source, effect.target,
+                                              effect.trigger))
             elif isinstance(effect, Tag):
                 tags.append(effect.name)
             elif isinstance(effect, OptOut | OptIn):

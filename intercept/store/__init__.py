@@ -5,6 +5,7 @@ from .faults import StoreCorrupt
 from .ops import (
     Audit,
     CommitStep,
+    FunnelMove,
     HandBack,
     Ingest,
     Ingested,
@@ -29,6 +30,7 @@ from .writer import Store, StoreClosed, StoreError, connect
 __all__ = [
     "Audit",
     "CommitStep",
+    "FunnelMove",
     "HandBack",
     "Ingest",
     "IngestMany",

@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from sqlite3 import Cursor
 
-from .ops import Op, OutboxRow, WriterCache
+from .ops import FunnelMove, Op, OutboxRow, WriterCache
 
 SKIP_REASONS = ("opted_out", "recent", "in_conversation", "no_window")
 """Why a target was not texted: opted out; texted by a campaign within contact_again_after;
@@ -190,8 +190,8 @@ class Opening:
     timer_at: float | None
     texts: list[str]
     tags: list[str] = field(default_factory=list)
-    transitions: list[tuple[str, str, str]] = field(default_factory=list)
-    """(source, target, trigger) of the start step."""
+    transitions: list[FunnelMove] = field(default_factory=list)
+    """The moves of the start step (turn 1)."""
     variant: str = ""
 
 
@@ -253,9 +253,9 @@ class CampaignSend(Op):
                         "VALUES (?, ?, ?)", [(conversation_id, t, now) for t in o.tags])
         cur.executemany(
             "INSERT INTO transitions (conversation_id, scenario, version, turn, source, target, "
-            "trigger, at) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
-            [(conversation_id, o.scenario, o.version, source, target, trigger, now)
-             for source, target, trigger in o.transitions])
+            "trigger, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(conversation_id, o.scenario, o.version, t.turn, t.source, t.target, t.trigger,
+              now) for t in o.transitions])
         cur.execute("INSERT INTO campaign_targets (campaign, number, city, status, "
                     "conversation_id, our_number, variant, at) "
                     "VALUES (?, ?, ?, 'sent', ?, ?, ?, ?)",

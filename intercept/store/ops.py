@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from sqlite3 import Cursor
 from typing import Any
 
+import msgspec
+
 from ..caching import BoundedDict
 from .schema import RANK_SQL, STATUS_RANK
 from .tombstones import is_tombstoned
@@ -142,6 +144,17 @@ class OutboxRow:
     """reply | confirmation (an opt-out/opt-in confirmation, allowed after an opt-out)."""
 
 
+class FunnelMove(msgspec.Struct, frozen=True):
+    """One move between scenario states, as the funnel records it (the `transitions` table)."""
+
+    turn: int
+    source: str
+    """The state left ("" for the start)."""
+    target: str
+    trigger: str
+    """What moved it: an intent's name, "timeout", "otherwise", "start"..."""
+
+
 class CommitStep(Op):
     """A conversation's new state and everything the step produced, in one transaction:
     replies, tags, funnel transitions, an opt-out change and a pending lookup."""
@@ -155,7 +168,7 @@ class CommitStep(Op):
                  outcome: str | None, state: str, processed_count: int, timer_at: float | None,
                  crashes: int, outbox: list[OutboxRow], now: float, turn: int = 0,
                  tags: list[str] | None = None,
-                 transitions: list[tuple[int, str, str, str]] | None = None,
+                 transitions: list[FunnelMove] | tuple[FunnelMove, ...] | None = None,
                  opt_out: bool | None = None, their_number: str = "",
                  pending_lookup: str | None = None, clear_resume: bool = False):
         self.conversation_id, self.scenario, self.version = conversation_id, scenario, version
@@ -192,8 +205,8 @@ class CommitStep(Op):
             cur.executemany(
                 "INSERT INTO transitions (conversation_id, scenario, version, turn, source, "
                 "target, trigger, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(conversation_id, self.scenario, self.version, turn, source, target,
-                  trigger, now) for turn, source, target, trigger in self.transitions])
+                [(conversation_id, self.scenario, self.version, t.turn, t.source, t.target,
+                  t.trigger, now) for t in self.transitions])
         if self.opt_out is not None:
             cur.execute(
                 "INSERT INTO opt_outs (number, opted_out, updated_at, conversation_id) "
