@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -35,6 +34,7 @@ import httpx
 import trio
 
 from ...backoff import backoff, parse_retry_after
+from ...caching import BoundedDict
 from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater, StoreUnavailable
 from ...metrics import Metrics
 from ...phone import mask
@@ -52,6 +52,8 @@ LOOKUP_SETTLE_MAX = 15.0
 """Longest wait before looking up a message whose answer was lost (seconds)."""
 THROTTLE_RETRY = (0.2, 0.8)
 """Seconds (uniform) before a throttled message is tried again, without a Retry-After."""
+REMEMBERED_IDS = 100_000
+"""Provider message ids kept in memory to match callbacks and reconciliations (the newest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +104,9 @@ class TwilioGateway(Gateway):
         """Per sending number: its limit, lowered when 429s persist (`SendRate`)."""
         self._random = random.Random()
         self._base = f"/{API_VERSION}/Accounts/{quote(settings.account_sid, safe='')}"
-        self._sids_by_outbox: OrderedDict[str, str] = OrderedDict()
+        self._sids_by_outbox: BoundedDict[str, str] = BoundedDict(REMEMBERED_IDS)
         """Provider ids learnt from status callbacks and answers (bounded, newest last)."""
-        self._claimed: OrderedDict[str, None] = OrderedDict()
+        self._claimed: BoundedDict[str, None] = BoundedDict(REMEMBERED_IDS)
         """Provider ids already matched to one of our rows: never match them to another."""
 
     # -- life cycle
@@ -263,15 +265,10 @@ class TwilioGateway(Gateway):
     def status_seen(self, outbox_id: str, sid: str) -> None:
         """A status callback tied provider id `sid` to our row `outbox_id`."""
         self._sids_by_outbox[outbox_id] = sid
-        self._sids_by_outbox.move_to_end(outbox_id)
-        if len(self._sids_by_outbox) > 100_000:
-            self._sids_by_outbox.popitem(last=False)
 
     def _claim(self, outbox_id: str, sid: str) -> None:
         self.status_seen(outbox_id, sid)
         self._claimed[sid] = None
-        if len(self._claimed) > 100_000:
-            self._claimed.popitem(last=False)
 
     def _rate_for(self, number: str) -> SendRate:
         rate = self._rates.get(number)
