@@ -789,9 +789,11 @@ class _Compiler:
                                  self.target(branch.goto, (*spath, "branches", i, "goto"))))
             split = tuple(branches)
         resume = reason = None
+        priority = "normal"
         if state.handoff is not None:
             resume = self.target(state.handoff.resume, (*base, "handoff", "resume"))
             reason = state.handoff.reason
+            priority = state.handoff.priority
         skipped: set[str] = set()
         if state.skip_globals is not None:
             names = [state.skip_globals] if isinstance(state.skip_globals, str) else \
@@ -834,7 +836,8 @@ class _Compiler:
             on_lookup=on_lookup,
             goto=self.target(state.goto, (*base, "goto")) if state.goto is not None else None,
             end=state.end, condition=condition, then=then, otherwise=otherwise, split=split,
-            record=record, resume=resume, reason=reason or "", visits=visits, globals=handlers,
+            record=record, resume=resume, reason=reason or "", priority=priority, visits=visits,
+            globals=handlers,
             merge=merge, delay=delay, busy=busy)
 
     def lookup_entry(self, reply: LookupReply, path: Path, index: int, owner: str

@@ -146,6 +146,7 @@ class Node:
     record: str = ""
     resume: str | None = None
     reason: str = ""
+    priority: str = "normal"
     visits: tuple[int, str] | None = None
     globals: tuple[Entry, ...] = ()
     merge: float = 0.0
@@ -288,7 +289,7 @@ class _Step:
             elif kind == SPLIT:
                 target, trigger = self.split(node)
             elif kind == HANDOFF:
-                self.effects.append(HandOff(node.reason))
+                self.effects.append(HandOff(node.reason, node.priority))
                 self.paused = True
                 self.deadlines.clear()
                 return

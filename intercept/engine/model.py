@@ -9,7 +9,7 @@ See docs/scenarios.md for the reference.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -182,6 +182,8 @@ class HandOff(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
     resume: Annotated[StateName, Meta(description="Where the bot picks up when resumed.")]
     reason: str = ""
+    priority: Annotated[Literal["normal", "urgent"], Meta(
+        description="urgent: the advocates' queue puts it first and alerts at once.")] = "normal"
 
 
 class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
