@@ -58,8 +58,9 @@ from .store import (
 from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers
 from .store.faults import nursery_stopping_on_store_faults
+from .store.handoffs import HandoffClaimed
 from .store.lock import StoreLock
-from .store.ops import Audit
+from .store.ops import Audit, ClaimedByAnother
 from .store.retention import Kind, Purge, PurgeResult
 
 log = logging.getLogger(__name__)
@@ -376,7 +377,8 @@ class Server:
         """A human texts into a conversation; the bot stays silent until `hand_back`.
 
         Raises `LookupError` for an unknown conversation and `PermissionError` when the
-        number opted out (the send path would refuse the message anyway).
+        number opted out (the send path would refuse the message anyway) or another advocate
+        has claimed its hand-off (`HandoffClaimed`).
         """
         if not text.strip():
             raise ValueError("the message is empty")
@@ -384,6 +386,8 @@ class Server:
                                                  now=self.clock.now()))
         if row is None:
             raise LookupError(f"no conversation {conversation_id}")
+        if isinstance(row, ClaimedByAnother):
+            raise HandoffClaimed(row.advocate)
         if row.their_number in self.sender.opted_out:
             await self.store.call(MarkOutbox([row.id], "refused", now=self.clock.now(),
                                              error="opted out"))

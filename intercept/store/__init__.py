@@ -3,6 +3,7 @@
 from .faults import StoreCorrupt, StoreUnavailable
 from .ops import (
     Audit,
+    ClaimedByAnother,
     CommitStep,
     HandBack,
     Ingest,
@@ -27,6 +28,7 @@ from .writer import Store, StoreClosed, StoreError, connect
 
 __all__ = [
     "Audit",
+    "ClaimedByAnother",
     "CommitStep",
     "HandBack",
     "Ingest",
