@@ -373,17 +373,18 @@ class Server:
                 return
             await trio.sleep(poll)
 
-    async def take_over(self, conversation_id: int, text: str, *, author: str) -> OutboxRow:
+    async def take_over(self, conversation_id: int, text: str, *, author: str,
+                        override: bool = False) -> OutboxRow:
         """A human texts into a conversation; the bot stays silent until `hand_back`.
 
         Raises `LookupError` for an unknown conversation and `PermissionError` when the
         number opted out (the send path would refuse the message anyway) or another advocate
-        has claimed its hand-off (`HandoffClaimed`).
+        has claimed its hand-off (`HandoffClaimed`; `override`, for an admin, texts anyway).
         """
         if not text.strip():
             raise ValueError("the message is empty")
         row = await self.store.call(OperatorSend(conversation_id, text, author=author,
-                                                 now=self.clock.now()))
+                                                 now=self.clock.now(), override=override))
         if row is None:
             raise LookupError(f"no conversation {conversation_id}")
         if isinstance(row, ClaimedByAnother):

@@ -282,6 +282,9 @@ class Scripted(Machine):
             return moved(), [Lookup("caller_name")]
         if text == "human":
             return moved(paused=True), [HandOff("wants help"), Send("a person will text you")]
+        if text == "urgent":
+            return moved(paused=True), [HandOff("may be in danger", "urgent"),
+                                        Send("call 911 if you are in danger")]
         if text.upper() == "STOP":
             return moved(), [OptOut("You are unsubscribed. Reply START to resume.")]
         if text.upper() == "START":

@@ -39,6 +39,14 @@ ENDPOINTS = [
     ("POST", "/api/campaigns/pause", {"name": "spring"}, "admin", 404),
     ("GET", "/api/audit", None, "admin", 200),
     ("POST", "/api/purge", {"older_than": "180d", "dry_run": True}, "admin", 200),
+    # the hand-off was closed by the last hand-back: the role checks pass, then 409
+    # (tests/test_handoffs_api.py)
+    ("GET", "/api/handoffs", None, "viewer", 200),
+    ("POST", "/api/conversations/{id}/claim", None, "advocate", 409),
+    ("POST", "/api/conversations/{id}/release", None, "advocate", 409),
+    ("POST", "/api/conversations/{id}/assign", {"advocate": "sam"}, "admin", 409),
+    ("GET", "/api/conversations/{id}/notes", None, "advocate", 200),
+    ("POST", "/api/conversations/{id}/notes", {"text": "call after 6"}, "advocate", 201),
 ]
 
 

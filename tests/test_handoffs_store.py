@@ -160,3 +160,14 @@ def test_a_purge_deletes_hand_offs_and_notes_with_their_conversation(db):
     assert result.conversations == 1
     assert db.db.execute("SELECT (SELECT count(*) FROM handoffs), "
                          "(SELECT count(*) FROM handoff_notes)").fetchone() == (0, 0)
+
+
+def test_an_admin_may_text_into_a_claimed_hand_off_which_stays_claimed(db):
+    cid = db.conversation("+1")
+    db.hand_off(cid, now=10)
+    db.do(OperatorSend(cid, "hi", author="sam", now=20))
+    row = db.do(OperatorSend(cid, "admin here", author="root", now=30, override=True))
+    assert row.kind == "operator"
+    assert h.open_handoff(db.db.conn, cid).claimed_by == "sam"
+    assert db.db.execute("SELECT sent_by FROM outbox ORDER BY position").fetchall() == [
+        ("sam",), ("root",)]

@@ -30,9 +30,11 @@ def open_handoff(cur: Cursor, conversation_id: int, *, priority: str, reason: st
                     "WHERE id = ?", (reason, row[0]))
 
 
-def claim_for_reply(cur: Cursor, conversation_id: int, author: str, now: float) -> str | None:
+def claim_for_reply(cur: Cursor, conversation_id: int, author: str, now: float, *,
+                    override: bool = False) -> str | None:
     """Before `author` texts into the conversation: None when they may (claiming the open
-    hand-off, or opening one claimed by them when there is none), else who holds it."""
+    hand-off, or opening one claimed by them when there is none), else who holds it. With
+    `override` (an admin) they may text into one another advocate holds, which stays theirs."""
     row = cur.execute("SELECT id, claimed_by FROM handoffs WHERE "
                       "conversation_id = ? AND closed_at IS NULL", (conversation_id,)).fetchone()
     if row is None:
@@ -43,7 +45,9 @@ def claim_for_reply(cur: Cursor, conversation_id: int, author: str, now: float) 
         return None
     handoff_id, claimed_by = row
     if claimed_by is not None and claimed_by != author:
-        return str(claimed_by)
+        if not override:
+            return str(claimed_by)
+        author = claimed_by
     cur.execute("UPDATE handoffs SET claimed_by = ?, claimed_at = coalesce(claimed_at, ?), "
                 "first_reply_at = coalesce(first_reply_at, ?) WHERE id = ?",
                 (author, now, now, handoff_id))

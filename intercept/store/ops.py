@@ -468,21 +468,25 @@ class OperatorSend(Op):
     """A human takes the conversation over (the bot falls silent) and texts `text`.
 
     The message claims the conversation's open hand-off for `author` (or opens one they
-    hold); when another advocate holds it, nothing is written and `ClaimedByAnother` returned.
+    hold); when another advocate holds it, nothing is written and `ClaimedByAnother` returned,
+    unless `override` (an admin: the hand-off stays with its holder).
     """
 
-    __slots__ = ("author", "conversation_id", "now", "text")
+    __slots__ = ("author", "conversation_id", "now", "override", "text")
 
-    def __init__(self, conversation_id: int, text: str, *, author: str, now: float):
+    def __init__(self, conversation_id: int, text: str, *, author: str, now: float,
+                 override: bool = False):
         self.conversation_id, self.text, self.author, self.now = (
             conversation_id, text, author, now)
+        self.override = override
 
     def apply(self, cur: Cursor, cache: WriterCache) -> OutboxRow | ClaimedByAnother | None:
         row = cur.execute("SELECT our_number, their_number FROM conversations WHERE id = ?",
                           (self.conversation_id,)).fetchone()
         if row is None:
             return None
-        holder = claim_for_reply(cur, self.conversation_id, self.author, self.now)
+        holder = claim_for_reply(cur, self.conversation_id, self.author, self.now,
+                                 override=self.override)
         if holder is not None:
             return ClaimedByAnother(holder)
         cur.execute("UPDATE conversations SET operator = 1, resume = 0, updated_at = ? "
