@@ -35,6 +35,7 @@ from .outreach.campaigns import CampaignRunner
 from .phone import mask
 from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
+from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
@@ -116,6 +117,10 @@ class Server:
             min_messages=health.min_messages, pause_share=health.pause_share,
             interval=duration(health.interval))
         """Failed deliveries per number; campaigns skip the paused ones."""
+        self.handoff_alerts = HandoffAlerts(
+            store=self.store, settings=AlertSettings.from_config(config), clock=self._now,
+            registry=self.metrics.registry, send_sms=lambda rows: self.sender.enqueue(rows))
+        """Alerts for new hand-offs (SMS to the on-call advocate, webhook) and their metrics."""
         """Offline metadata of every new buyer number, off the message path."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.http_enabled = config.http.enabled if http is None else http
@@ -174,6 +179,7 @@ class Server:
                     await self.campaigns.hold(recovery.queued)  # quiet hours after a stop
                     await self._recover(recovery)
                     await services.start(self.number_health.run)
+                    await services.start(self.handoff_alerts.run)
                     await services.start(self.campaigns.run)
                     await services.start(self.enricher.run)
                     if config.retention.buyer_after or config.retention.outreach_after:

@@ -111,6 +111,7 @@ def make_config(scenario: str = "echo", **sections: dict[str, Any]) -> Config:
         # Tests sleep through days of mock time: one number-health check an hour is enough
         # (every minute would be ~260,000 store reads for half a year).
         "health": {"interval": "1h"},
+        "handoffs": {"interval": "1h"},  # the same for the hand-off queue
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -204,6 +205,7 @@ def outreach_config(*campaigns: dict[str, Any], senders: tuple[str, ...] = (SEND
         # Tests sleep through days of mock time: one number-health check an hour is enough
         # (every minute would be ~260,000 store reads for half a year).
         "health": {"interval": "1h"},
+        "handoffs": {"interval": "1h"},  # the same for the hand-off queue
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
