@@ -237,3 +237,20 @@ def test_posted_at_formats(value, expected):
 def test_bad_posted_at(value):
     with pytest.raises(ValueError):
         parse_time(value)
+
+
+def test_a_plain_text_file_is_read_as_ads_extract_reads_it(setup, tmp_path):
+    config, db = setup
+    ads = tmp_path / "ads.txt"
+    ads.write_text("new in town, call 2O6-5five5-0one23\n\n"
+                   '{"id": "j1", "text": "ask for Kim 206.555.0124"}\n'
+                   "no number here\n", encoding="utf-8")
+    result = run(config, str(ads), "--city", "seattle")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"{ads}: 3 ads read: 3 new, 0 merged; numbers: 2 new, 0 known\n")
+    assert rows(db, "SELECT source, external_id FROM ads ORDER BY id") == [
+        ("ads", None), ("ads", "j1"), ("ads", None)]
+    assert rows(db, "SELECT number FROM found_numbers ORDER BY 1") == [
+        ("+12065550123",), ("+12065550124",)]
+    as_jsonl = run(config, str(ads), "--city", "seattle", "--format", "jsonl")
+    assert as_jsonl.exit_code == 1 and "not valid JSON" in as_jsonl.stderr

@@ -213,8 +213,10 @@ class _Importer:
                    "Default: the file's name without its extension, or the URL's host.")
 @click.option("--field", default="text", show_default=True,
               help="The field (JSON) or column (CSV) that holds the ad text.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]),
-              help="The file's format (default: csv for a .csv file, else JSON lines).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "text"]),
+              help="The file's format (default: csv for a .csv file, JSON lines for .jsonl, "
+                   ".ndjson, .json and standard input, else text: one ad per line, plain or a "
+                   "JSON object, as 'ads extract' reads).")
 @click.option("--watch", is_flag=True, help="URL: keep polling the feed, printing a line per "
                                             "poll, until Ctrl-C.")
 @click.option("--interval", default="5m", show_default=True,
@@ -224,7 +226,8 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
                interval: str) -> None:
     """Import ads into the store: the numbers found in them become a city's campaign targets.
 
-    FILE|URL is a JSON-lines file (one ad per line), a CSV file with a header row, or an
+    FILE|URL is a JSON-lines file (one ad per line), a CSV file with a header row, a text
+    file of one ad per line (plain text, or a JSON object: what 'ads extract' reads), or an
     http(s) URL of a JSON feed (an array of ads, or {"ads": [...]}). Each ad has its text in
     "text" (see --field) and optionally "id", "url", "posted_at" (ISO 8601 or Unix seconds)
     and "city" (a key of [cities]; else --city). Other fields are ignored.
@@ -241,6 +244,7 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
     Examples:
       intercept ads import scraped.jsonl --city seattle --source scraper-a
       intercept ads import export.csv --field body --city atlanta
+      intercept ads import ads.txt --city seattle
       intercept ads import https://feed.example/ads.json --city seattle --watch --interval 10m
       intercept ads import ads.jsonl --db /var/lib/intercept/intercept.db
     """
@@ -280,7 +284,10 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
 def _import_file(importer: _Importer, path: str, field: str, fmt: str | None) -> None:
     from ..outreach.ads import FeedError, read_csv, read_jsonl
 
-    fmt = fmt or ("csv" if path.lower().endswith(".csv") else "jsonl")
+    if fmt is None:
+        suffix = Path(path).suffix.lower()
+        fmt = ("csv" if suffix == ".csv" else "jsonl"
+               if path == "-" or suffix in (".jsonl", ".ndjson", ".json") else "text")
     name = "<stdin>" if path == "-" else path
     stream: BinaryIO
     if path == "-":
@@ -291,7 +298,8 @@ def _import_file(importer: _Importer, path: str, field: str, fmt: str | None) ->
         except OSError as exc:
             raise click.ClickException(f"Cannot read {path}: {exc.strerror}.") from None
     try:
-        ads = read_csv(stream, name, field) if fmt == "csv" else read_jsonl(stream, name, field)
+        ads = (read_csv(stream, name, field) if fmt == "csv"
+               else read_jsonl(stream, name, field, plain=fmt == "text"))
         importer.store(ads, f"{name}: ")
     except FeedError as exc:
         raise click.ClickException(str(exc)) from None
