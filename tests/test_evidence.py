@@ -277,3 +277,16 @@ async def test_buyers_show_escapes_what_outsiders_wrote(tmp_path, autojump_clock
     as_json = cli(tmp_path, "buyers", "show", BUYER, "--json")
     assert "\u202e" not in as_json.output
     assert json.loads(as_json.output)["lookups"]["caller_name"]["data"]["caller_name"] == name
+
+
+async def test_buyers_list_counts_photos_that_did_not_download(tmp_path, autojump_clock):
+    data = await populate(tmp_path)
+    with sqlite3.connect(tmp_path / "intercept.db") as conn:
+        conn.execute("UPDATE media SET status = 'failed' WHERE conversation_id = ?",
+                     (data["sea"],))
+    listing = cli(tmp_path, "buyers", "list")
+    assert listing.exit_code == 0, listing.output
+    header, *rows = listing.output.splitlines()
+    (row,) = [r for r in rows if r.startswith("+1••••••••99")]
+    column = header.index("PHOTOS")
+    assert row[column:column + 6] == "0 of 1"
