@@ -290,7 +290,7 @@ def release(url: str | None, token: str | None, config_path: Path | None,
 
 
 @advocate.command()
-@api_options
+@api_options(role="admin")
 @click.argument("conversation_id", metavar="ID", type=int)
 @click.argument("name")
 def assign(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,

@@ -163,7 +163,7 @@ def verify_command(folder: Path, public_key: Path | None, fingerprint: str | Non
 
 
 @click.command()
-@api_options
+@api_options(role="admin")
 @click.option("--older-than", required=True,
               help="Delete conversations idle for longer than this (at least 1d), e.g. 180d.")
 @click.option("--kind", type=click.Choice(["buyer", "outreach"]), default="buyer",
