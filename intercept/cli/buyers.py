@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..phone import mask
+from ..phone import mask, tagged_mask
 from ..terminal import printable, printable_json
 from .options import (
     audit,
@@ -60,7 +60,8 @@ def buyers() -> None:
               help="Only conversations started on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="One profile as JSON per line.")
 @click.option("--full-numbers", is_flag=True,
-              help="Show buyers' numbers in full (masked by default: +1•••••••99).")
+              help="Show buyers' numbers in full (masked by default, with a short tag that "
+                   "tells two alike apart: +1•••••••99 #k4t).")
 def list_(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
           as_json: bool, full_numbers: bool) -> None:
     """List buyer profiles, first contact first. Numbers are masked unless --full-numbers.
@@ -94,14 +95,15 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
           f"numbers{filters}"[:200])
     if as_json:
         for p in profiles:
-            shown = p.number if full_numbers else mask(p.number)
+            shown = p.number if full_numbers else tagged_mask(p.number)
             click.echo(printable_json(p.as_json(number=shown)))
     else:
         rows = [["NUMBER", "FIRST SEEN", "LAST SEEN", "CITIES", "CONV", "IN", "OUT", "PHOTOS",
                  "DETERRED"]]
         for p in profiles:
             sent = [d for d in p.deterrence if d.status in ("sent", "delivered")]
-            rows.append([p.number if full_numbers else mask(p.number), _stamp(p.first_seen),
+            rows.append([p.number if full_numbers else tagged_mask(p.number),
+                         _stamp(p.first_seen),
                          _stamp(p.last_seen), ",".join(p.cities), str(len(p.conversations)),
                          str(p.messages_in), str(p.messages_out),
                          _photos(p.photos),

@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import ScenarioError, ScenarioErrors
-from ..phone import mask, to_e164
+from ..phone import mask, tagged_mask, to_e164
 from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
 from ..store.campaigns import SKIP_REASONS, campaign_counts
@@ -175,7 +175,7 @@ class Api:
         full = request.principal.role >= Role.advocate
         return s.Conversation(
             id=row.id, our_number=row.our_number,
-            their_number=row.their_number if full else mask(row.their_number),
+            their_number=row.their_number if full else tagged_mask(row.their_number),
             city=self.city_of.get(row.our_number), scenario=row.scenario, version=row.version,
             status=row.status, outcome=row.outcome, operator=row.operator,
             messages_in=row.inbound_count, messages_out=row.outbound_count, tags=list(row.tags),
