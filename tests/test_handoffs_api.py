@@ -72,6 +72,11 @@ async def test_the_inbox_claims_and_replies(tmp_path):
         r = await live.client.post(f"/api/conversations/{b}/messages", headers=kim(),
                                    json={"text": "Hi, Kim here now"})
         assert r.status_code == 200
+        r = await live.client.post(f"/api/conversations/{b}/hand-back",
+                                   headers=auth("advocate"), json={})
+        assert r.status_code == 409
+        assert r.json()["error"] == (f"conversation {b}: advocate 'kim' has claimed this "
+                                     "hand-off; ask them to hand it back, or an admin")
         r = await live.client.post(f"/api/conversations/{b}/release", headers=kim(), json={})
         assert r.status_code == 200 and r.json()["handoff"]["claimed_by"] is None
 

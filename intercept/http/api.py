@@ -111,7 +111,8 @@ class Api:
                   "Give the conversation back to the bot", role=Role.advocate, audit=True,
                   body=s.HandBackRequest, responses={200: s.HandedBack, 404: err, 409: err},
                   tags=conversation,
-                  description="409 when no human has the conversation."),
+                  description="Closes its hand-off. 409 when no human has the conversation, "
+                  "or another advocate claimed its hand-off (an admin may still)."),
             Route("GET", "/api/conversations/{id}/outcomes", self.list_outcomes,
                   "Outcomes advocates recorded on a conversation", role=Role.viewer,
                   responses={200: s.OutcomeList, 404: err}, tags=advocates),
@@ -274,6 +275,11 @@ class Api:
         if not row.operator and row.status != "handed_off":
             raise HTTPError(409, f"conversation {cid} is not with a human (status "
                                  f"{row.status}): there is nothing to hand back")
+        held = await self.reads.run(open_handoff, cid)
+        if (held is not None and held.claimed_by not in (None, request.principal.name)
+                and request.principal.role < Role.admin):
+            raise HTTPError(409, f"conversation {cid}: advocate {held.claimed_by!r} has claimed "
+                                 "this hand-off; ask them to hand it back, or an admin")
         try:
             await self.server.hand_back(cid, author=request.principal.name)
         except LookupError:
