@@ -676,7 +676,7 @@ class _Compiler:
                              actions=entry.actions, when=entry.when, name=name,
                              priority=handler.priority,
                              while_paused=handler.opt_out is not None
-                             or handler.opt_in is not None))
+                             or handler.opt_in is not None or handler.while_handed_off))
         self.global_names = names
         return sorted(out, key=lambda e: -e.priority)  # stable: ties keep file order
 

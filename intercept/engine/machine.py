@@ -97,7 +97,7 @@ class Entry:
     when: tuple[Condition, ...] = ()
     name: str = ""
     priority: int = 0
-    while_paused: bool = False  # opt-out/opt-in handlers run even when handed off
+    while_paused: bool = False  # opt-out/opt-in (and while_handed_off) handlers run when handed off
 
     @property
     def goto(self) -> str:

@@ -116,6 +116,9 @@ class Global(Reply, forbid_unknown_fields=True, omit_defaults=True):
 
     name: Annotated[str, Meta(description="Names the handler (stats, skip_globals).")] = ""
     priority: Annotated[int, Meta(description="Higher runs first; ties keep file order.")] = 0
+    while_handed_off: Annotated[bool, Meta(
+        description="Also tried while a person has the conversation (opt-out and opt-in "
+                    "handlers always are), e.g. to raise a hand-off to urgent.")] = False
 
 
 class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
