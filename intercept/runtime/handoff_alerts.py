@@ -29,7 +29,8 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..backoff import backoff, parse_retry_after
-from ..config import Config, duration, read_secret
+from ..config import Config, read_secret
+from ..engine.durations import parse_duration
 from ..phone import mask, to_e164
 from ..store.handoff_rows import PRIORITIES
 from ..store.handoffs import MarkAlerted, QueueSnapshot, TakeSnapshot
@@ -63,15 +64,20 @@ class AlertSettings(msgspec.Struct, frozen=True, kw_only=True):
         secret = read_secret(h.webhook_secret, h.webhook_secret_file,
                              key="handoffs.webhook_secret", source=config.source or "<config>",
                              base_dir=config.base_dir) if h.webhook_url else ""
-        return cls(interval=duration(h.interval), coalesce=duration(h.coalesce),
+        return cls(interval=_seconds(h.interval), coalesce=_seconds(h.coalesce),
                    oncall_number=to_e164(h.oncall_number) or "" if h.oncall_number else "",
                    oncall_from=sender or "", webhook_url=h.webhook_url, webhook_secret=secret,
-                   webhook_timeout=duration(h.webhook_timeout),
+                   webhook_timeout=_seconds(h.webhook_timeout),
                    webhook_attempts=h.webhook_attempts)
 
     @property
     def alerting(self) -> bool:
         return bool((self.oncall_number and self.oncall_from) or self.webhook_url)
+
+
+def _seconds(value: str | float) -> float:
+    """A config duration in seconds (text such as "30s", or already decoded)."""
+    return float(value) if isinstance(value, int | float) else parse_duration(value)
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
