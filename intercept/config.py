@@ -352,6 +352,52 @@ class HealthConfig(_Section):
                              "reads the store every interval)")
 
 
+class HandoffsConfig(_Section):
+    """Alerts that reach a person when conversations are handed off, and the queue's metrics
+    (docs/advocates.md). An alert says how many hand-offs are new and urgent, how many are
+    open and how long the oldest has waited: never a message or a number of theirs."""
+
+    interval: Duration = _d("30s")
+    """How often the server looks at the queue (metrics, alerts); at least a second."""
+    coalesce: Duration = _d("5m")
+    """New hand-offs within this long of the last alert wait for the next one, together;
+    an urgent one is alerted at the next look."""
+    oncall_number: str = ""
+    """An on-call advocate's phone, texted through the gateway; empty: no texts."""
+    oncall_from: str = ""
+    """Which of our numbers texts it (default: the first outreach number, else the first)."""
+    webhook_url: str = ""
+    """POSTed a JSON alert signed with HMAC-SHA256 (header X-Intercept-Signature)."""
+    webhook_secret: str = ""
+    """The signing key; meant for INTERCEPT_HANDOFFS_WEBHOOK_SECRET."""
+    webhook_secret_file: str = ""
+    """Read the signing key from this file, relative to the config file (when
+    `webhook_secret` is empty)."""
+    webhook_timeout: Duration = _d("10s")
+    webhook_attempts: int = 4
+    """Tries of one alert (with backoff between them) before it counts as failed."""
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise ValueError(f"interval is {self.interval.text!r}; use at least 1s (the server "
+                             "reads the queue every interval)")
+        if self.webhook_attempts < 1:
+            raise ValueError(f"webhook_attempts is {self.webhook_attempts}; use 1 or more")
+        if self.oncall_number and to_e164(self.oncall_number) is None:
+            raise ValueError(f"oncall_number {self.oncall_number!r} is not a valid phone "
+                             "number (write it as +12065550199)")
+        if self.webhook_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.webhook_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"webhook_url {self.webhook_url!r} should be an http:// or "
+                                 "https:// URL")
+            if not (self.webhook_secret or self.webhook_secret_file):
+                raise ValueError("webhook_url needs webhook_secret (or webhook_secret_file) "
+                                 "to sign its alerts")
+
+
 class RetentionConfig(_Section):
     """Scheduled purging of old conversations (docs/evidence.md#retention)."""
 
@@ -470,6 +516,7 @@ class Config(_Section, dict=True):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     evidence: EvidenceConfig = msgspec.field(default_factory=EvidenceConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    handoffs: HandoffsConfig = msgspec.field(default_factory=HandoffsConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     campaigns: list[Campaign] = []
@@ -514,7 +561,7 @@ class Config(_Section, dict=True):
 
 
 _FLAT_SECTIONS = ("gateway", "store", "http", "runtime", "delays", "scenarios", "optout",
-                  "api", "media", "lookups", "retention", "evidence", "health")
+                  "api", "media", "lookups", "retention", "evidence", "health", "handoffs")
 _LIST_KEYS = {("media", "allowed_hosts"), ("media", "content_types")}
 """Keys whose environment override is a comma-separated list."""
 
@@ -642,6 +689,7 @@ def _check(config: Config, source: str, overrides: Mapping[str, str],
         number.number = e164
     problems += _check_campaigns(config)
     problems += _check_evidence(config, overrides)
+    problems += _check_handoffs(config)
     if http_problem := config.http.problem():
         problems.append(f"http.{http_problem}")
     if problems:
@@ -666,6 +714,21 @@ def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
 
 
 _CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_handoffs(config: Config) -> list[str]:
+    """The on-call number is texted from one of ours, and is not one of ours."""
+    h = config.handoffs
+    ours = {n.number for n in config.numbers}
+    problems = []
+    if h.oncall_from and to_e164(h.oncall_from) not in ours:
+        problems.append(f"handoffs.oncall_from: {h.oncall_from!r} is not one of the [[numbers]]")
+    if h.oncall_number and to_e164(h.oncall_number) in ours:
+        problems.append(f"handoffs.oncall_number: {h.oncall_number!r} is one of our own "
+                        "[[numbers]]; give the on-call advocate's phone")
+    if h.oncall_number and not config.numbers:
+        problems.append("handoffs.oncall_number: there is no number of ours to text it from")
+    return problems
 
 
 def _check_campaigns(config: Config) -> list[str]:

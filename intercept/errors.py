@@ -40,6 +40,8 @@ Defined beside the code that raises and catches them (each stays inside its laye
     └── StoreClosed               intercept.store.writer: the store takes no more writes
     ValueError
     └── TokenExists               intercept.store.tokens: a token of that name exists
+    PermissionError
+    └── HandoffClaimed            intercept.store.handoffs: another advocate holds the hand-off
 
 Catch `GatewayError` for "not sent as asked"; `GatewayRefused` for "never will be".
 """

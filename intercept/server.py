@@ -43,6 +43,7 @@ from .outreach.campaigns import (
 from .phone import mask
 from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
+from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
 from .runtime.optouts import OptOuts
@@ -66,8 +67,9 @@ from .store import (
 from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers
 from .store.faults import nursery_stopping_on_store_faults
+from .store.handoffs import HandoffClaimed
 from .store.lock import StoreLock
-from .store.ops import Audit
+from .store.ops import Audit, ClaimedByAnother
 from .store.retention import Kind, Purge, PurgeResult, purge_detail
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,10 @@ class Server:
             min_messages=health.min_messages, pause_share=health.pause_share,
             interval=float(health.interval))
         """Failed deliveries per number; campaigns skip the paused ones."""
+        self.handoff_alerts = HandoffAlerts(
+            store=self.store, settings=AlertSettings.from_config(config), clock=self._now,
+            registry=self.metrics.registry, send_sms=lambda rows: self.sender.enqueue(rows))
+        """Alerts for new hand-offs (SMS to the on-call advocate, webhook) and their metrics."""
         self.delays = DelayModel.from_config(config.delays, enabled=False if fast else None)
         self.optouts = OptOuts(store=self.store, metrics=self.metrics, now=self._now)
         """Who may be texted: asked by the sender, actors, campaigns and take-overs."""
@@ -199,6 +205,7 @@ class Server:
                     await self.campaign_windows.hold(recovery.queued)  # quiet hours after a stop
                     await self._recover(recovery)
                     await services.start(self.number_health.run)
+                    await services.start(self.handoff_alerts.run)
                     await services.start(self.campaigns.run)
                     await services.start(self.enricher.run)
                     if config.retention.buyer_after or config.retention.outreach_after:
@@ -393,18 +400,22 @@ class Server:
                 return
             await trio.sleep(poll)
 
-    async def take_over(self, conversation_id: int, text: str, *, author: str) -> OutboxRow:
+    async def take_over(self, conversation_id: int, text: str, *, author: str,
+                        override: bool = False) -> OutboxRow:
         """A human texts into a conversation; the bot stays silent until `hand_back`.
 
         Raises `LookupError` for an unknown conversation and `PermissionError` when the
-        number opted out (the send path would refuse the message anyway).
+        number opted out (the send path would refuse the message anyway) or another advocate
+        has claimed its hand-off (`HandoffClaimed`; `override`, for an admin, texts anyway).
         """
         if not text.strip():
             raise ValueError("the message is empty")
         row = await self.store.call(OperatorSend(conversation_id, text, author=author,
-                                                 now=self.clock.now()))
+                                                 now=self.clock.now(), override=override))
         if row is None:
             raise LookupError(f"no conversation {conversation_id}")
+        if isinstance(row, ClaimedByAnother):
+            raise HandoffClaimed(row.advocate)
         if row.their_number in self.optouts:
             await self.store.call(MarkOutbox([row.id], "refused", now=self.clock.now(),
                                              error="opted out"))

@@ -111,6 +111,7 @@ def make_config(scenario: str = "echo", **sections: dict[str, Any]) -> Config:
         # Tests sleep through days of mock time: one number-health check an hour is enough
         # (every minute would be ~260,000 store reads for half a year).
         "health": {"interval": "1h"},
+        "handoffs": {"interval": "1h"},  # the same for the hand-off queue
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -204,6 +205,7 @@ def outreach_config(*campaigns: dict[str, Any], senders: tuple[str, ...] = (SEND
         # Tests sleep through days of mock time: one number-health check an hour is enough
         # (every minute would be ~260,000 store reads for half a year).
         "health": {"interval": "1h"},
+        "handoffs": {"interval": "1h"},  # the same for the hand-off queue
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -282,6 +284,9 @@ class Scripted(Machine):
             return moved(), [Lookup("caller_name")]
         if text == "human":
             return moved(paused=True), [HandOff("wants help"), Send("a person will text you")]
+        if text == "urgent":
+            return moved(paused=True), [HandOff("may be in danger", "urgent"),
+                                        Send("call 911 if you are in danger")]
         if text.upper() == "STOP":
             return moved(), [OptOut("You are unsubscribed. Reply START to resume.")]
         if text.upper() == "START":

@@ -237,3 +237,49 @@ def test_posted_at_formats(value, expected):
 def test_bad_posted_at(value):
     with pytest.raises(ValueError):
         parse_time(value)
+
+
+def test_a_plain_text_file_is_read_as_ads_extract_reads_it(setup, tmp_path):
+    config, db = setup
+    ads = tmp_path / "ads.txt"
+    ads.write_text("new in town, call 2O6-5five5-0one23\n\n"
+                   '{"id": "j1", "text": "ask for Kim 206.555.0124"}\n'
+                   "no number here\n", encoding="utf-8")
+    result = run(config, str(ads), "--city", "seattle")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"{ads}: 3 ads read: 3 new, 0 merged; numbers: 2 new, 0 known\n")
+    assert rows(db, "SELECT source, external_id FROM ads ORDER BY id") == [
+        ("ads", None), ("ads", "j1"), ("ads", None)]
+    assert rows(db, "SELECT number FROM found_numbers ORDER BY 1") == [
+        ("+12065550123",), ("+12065550124",)]
+    as_jsonl = run(config, str(ads), "--city", "seattle", "--format", "jsonl")
+    assert as_jsonl.exit_code == 1 and "not valid JSON" in as_jsonl.stderr
+
+
+def test_db_without_config_takes_the_cities_the_server_registered(tmp_path, monkeypatch):
+    from intercept.store import connect
+
+    monkeypatch.chdir(tmp_path)  # no ./config/intercept.toml here: the shipped one is read
+    monkeypatch.delenv("INTERCEPT_CONFIG", raising=False)
+    db = tmp_path / "server.db"
+    store = connect(db)
+    ads = tmp_path / "ads.jsonl"
+    ads.write_text('{"text": "call 206-555-0123"}\n{"text": "ring 07400 123456", '
+                   '"city": "leeds"}\n', encoding="utf-8")
+
+    def run_db(*args: str):
+        return CliRunner().invoke(main, ["ads", "import", str(ads), "--db", str(db), *args])
+
+    result = run_db("--city", "portland")
+    assert result.exit_code == 1
+    assert "names no cities yet" in result.output and "give --config" in result.output
+    store.execute("INSERT INTO number_kinds (number, kind, city, updated_at) VALUES "
+                  "('+15035550100', 'outreach', 'portland', 0), "
+                  "('+441132960000', 'outreach', 'leeds', 0)")
+    store.conn.close()
+    result = run_db("--city", "nowhere")
+    assert result.exit_code == 2 and "the cities are leeds, portland" in result.output
+    result = run_db("--city", "portland")
+    assert result.exit_code == 0, result.output
+    assert rows(db, "SELECT number, city FROM found_numbers ORDER BY 1") == [
+        ("+12065550123", "portland"), ("+447400123456", "leeds")]  # leeds reads GB numbers

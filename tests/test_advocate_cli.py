@@ -143,7 +143,8 @@ def test_the_url_comes_from_the_config(tmp_path):
     assert "no server answers at http://127.0.0.1:9" in result.output
 
 
-@pytest.mark.parametrize("command", ["queue", "show", "reply", "handback", "outcome"])
+@pytest.mark.parametrize("command", ["queue", "show", "reply", "handback", "outcome",
+                                     "handoffs", "claim", "release", "assign", "notes"])
 def test_every_command_has_examples(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Examples:" in result.output
@@ -168,3 +169,41 @@ def test_escape_sequences_a_buyer_sends_never_reach_the_terminal(live):
     result = run("show", str(cid), "--json", *as_sam)
     assert "\x1b" not in result.output and "\u202e" not in result.output
     assert HOSTILE in [line["text"] for line in json.loads(result.output)["transcript"]]
+
+
+def test_the_inbox_from_the_shell(live):
+    _, base = live
+    first = hand_off(base)
+    urgent = hand_off(base, "urgent", their="+12065550177")
+    as_sam = ["--url", base, "--token", ADVOCATE]
+    result = run("handoffs", *as_sam)
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split() == ["ID", "PRIORITY", "WAITING", "CLAIMED", "BY", "CITY", "NUMBER",
+                              "NOTES", "REASON"]
+    assert [r.split()[:2] for r in rows] == [[str(urgent), "URGENT"], [str(first), "normal"]]
+    assert rows[0].split()[3:7] == ["-", "seattle", "+12065550177", "0"]
+    assert rows[0].endswith("may be in danger")
+    result = run("claim", str(urgent), *as_sam)
+    assert result.output == f"Conversation {urgent}'s urgent hand-off is yours.\n"
+    result = run("claim", str(urgent), "--url", base, "--token", ADMIN)
+    assert result.exit_code == 1 and "advocate 'sam' has claimed this hand-off" in result.output
+    result = run("notes", str(urgent), "safe to text after 6pm", *as_sam)
+    assert result.output == f"Noted on conversation {urgent} (note 1).\n"
+    result = run("notes", str(urgent), *as_sam)
+    assert result.output.endswith("  sam: safe to text after 6pm\n")
+    assert run("handoffs", *as_sam).output.splitlines()[1].split()[3] == "sam"
+    result = run("reply", str(urgent), "Hi, this is Sam. Are you somewhere safe?", *as_sam)
+    assert result.exit_code == 0, result.output
+    shown = run("show", str(urgent), *as_sam).output
+    assert "Are you somewhere safe?  (sent by sam)" in shown
+    assert "answered" in run("handoffs", *as_sam).output.splitlines()[1]
+    result = run("release", str(urgent), *as_sam)
+    assert result.output == f"Conversation {urgent}'s urgent hand-off is back in the queue.\n"
+    result = run("assign", str(urgent), "sam", *as_sam)
+    assert result.exit_code == 1 and "needs the admin role" in result.output
+    result = run("assign", str(urgent), "sam", "--url", base, "--token", ADMIN)
+    assert result.output == f"Conversation {urgent}'s urgent hand-off is now sam's.\n"
+    assert run("notes", str(first), *as_sam).output == f"No notes on conversation {first}.\n"
+    result = run("handoffs", "--json", "--url", base, "--token", VIEWER)
+    assert result.exit_code == 0 and "•" in result.output

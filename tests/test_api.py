@@ -11,10 +11,11 @@ import trio
 
 from intercept.http.app import App
 from intercept.jsontext import canonical
+from intercept.phone import tagged_mask
 
 from helpers import ADMIN, BUYER, ECHO, OTHER_OUR, OUR, auth, serving
 
-BUYER_MASKED = "+1••••••••99"
+BUYER_MASKED = tagged_mask(BUYER)  # "+1••••••••99 #xyz": two alike are told apart
 ROLES = ("viewer", "advocate", "admin")
 
 
@@ -39,6 +40,14 @@ ENDPOINTS = [
     ("POST", "/api/campaigns/pause", {"name": "spring"}, "admin", 404),
     ("GET", "/api/audit", None, "admin", 200),
     ("POST", "/api/purge", {"older_than": "180d", "dry_run": True}, "admin", 200),
+    # the hand-off was closed by the last hand-back: the role checks pass, then 409
+    # (tests/test_handoffs_api.py)
+    ("GET", "/api/handoffs", None, "viewer", 200),
+    ("POST", "/api/conversations/{id}/claim", None, "advocate", 409),
+    ("POST", "/api/conversations/{id}/release", None, "advocate", 409),
+    ("POST", "/api/conversations/{id}/assign", {"advocate": "sam"}, "admin", 409),
+    ("GET", "/api/conversations/{id}/notes", None, "advocate", 200),
+    ("POST", "/api/conversations/{id}/notes", {"text": "call after 6"}, "advocate", 201),
 ]
 
 

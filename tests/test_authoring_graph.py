@@ -167,3 +167,16 @@ states:
 """)
     assert [describe(e.matcher) for e in m.nodes["a"].expect] == [
         "a, b…", "all: x, y", "~how much", "regex (when)", "a number", "otherwise"]
+
+
+def test_an_urgent_hand_off_is_marked_in_both_drawings(tmp_path):
+    from intercept.authoring.graph import dot, mermaid
+    from intercept.engine import load_scenario
+
+    path = tmp_path / "u.yaml"
+    path.write_text("name: u\nversion: 1\nstart: a\nstates:\n  a:\n    say: call 911\n"
+                    "    handoff: {resume: b, priority: urgent}\n  b:\n    end: done\n",
+                    encoding="utf-8")
+    machine = load_scenario(path)
+    assert '[["a → person, urgent"]]' in mermaid(machine)
+    assert 'label="a\\n(urgent)"' in dot(machine)

@@ -202,3 +202,30 @@ def test_a_scenario_without_a_stop_handler_gets_a_warning(tmp_path):
     assert found == ["s.yaml:1:1: warning: no global handler opts the sender out: STOP would "
                      "not be honoured (include shared/compliance.yaml, or add a handler with "
                      "'opt_out')"]
+
+
+def test_an_urgent_hand_off_that_says_nothing_is_a_warning(tmp_path):
+    found = lint(tmp_path, """
+        a:
+          expect:
+            - otherwise: true
+              goto: b
+        b:
+          handoff: {resume: a, priority: urgent}
+          visits: {max: 2, goto: z}
+        z:
+          end: done
+        """)
+    assert found == ["s.yaml:15:5: warning: states.b: urgent hand-off 'b' says nothing: the "
+                     "person hears nothing until an advocate answers; give it a 'say' (e.g. "
+                     "whom to call in an emergency)"]
+
+
+def test_an_unknown_hand_off_priority_is_an_error_at_its_line(tmp_path):
+    found = lint(tmp_path, """
+        a:
+          say: hi
+          handoff: {resume: a, priority: soon}
+        """)
+    assert len(found) == 1 and found[0].startswith("s.yaml:12:")
+    assert "error: states.a.handoff.priority: invalid enum value 'soon'" in found[0]

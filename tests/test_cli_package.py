@@ -136,3 +136,15 @@ def test_token_commands_open_an_encrypted_store_with_its_key(tmp_path):
     rows = conn.execute("SELECT role, action, detail FROM audit").fetchall()
     conn.close()
     assert rows == [("cli", "CLI intercept token create", "token 'sam' (viewer)")]
+
+
+@pytest.mark.parametrize(("args", "role"), [
+    (["purge"], "admin role"), (["campaign", "start"], "admin role"),
+    (["campaign", "pause"], "admin role"), (["advocate", "assign"], "admin role"),
+    (["advocate", "reply"], "advocate or admin role"),
+    (["campaign", "status"], "viewer, advocate or admin role")])
+def test_the_token_help_names_the_role_the_command_needs(args, role):
+    result = CliRunner().invoke(main, [*args, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    (line,) = [x for x in result.output.splitlines() if "--token" in x]
+    assert f"Your API token ({role})." in " ".join(line.split())

@@ -277,3 +277,38 @@ async def test_buyers_show_escapes_what_outsiders_wrote(tmp_path, autojump_clock
     as_json = cli(tmp_path, "buyers", "show", BUYER, "--json")
     assert "\u202e" not in as_json.output
     assert json.loads(as_json.output)["lookups"]["caller_name"]["data"]["caller_name"] == name
+
+
+async def test_buyers_list_counts_photos_that_did_not_download(tmp_path, autojump_clock):
+    data = await populate(tmp_path)
+    with sqlite3.connect(tmp_path / "intercept.db") as conn:
+        conn.execute("UPDATE media SET status = 'failed' WHERE conversation_id = ?",
+                     (data["sea"],))
+    listing = cli(tmp_path, "buyers", "list")
+    assert listing.exit_code == 0, listing.output
+    header, *rows = listing.output.splitlines()
+    (row,) = [r for r in rows if r.startswith("+1••••••••99")]
+    column = header.index("PHOTOS")
+    assert row[column:column + 6] == "0 of 1"
+
+
+async def test_an_export_names_its_case_and_recipient_in_the_signed_manifest(tmp_path,
+                                                                           autojump_clock):
+    await populate(tmp_path)
+    out = tmp_path / "case"
+    result = cli(tmp_path, "export", "--out", str(out), "--case", " SPD-2024-1234 ",
+                 "--recipient", "Det. R. Diaz, SPD Vice")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["case"], manifest["recipient"]) == ("SPD-2024-1234",
+                                                         "Det. R. Diaz, SPD Vice")
+    checked = _verify(out)
+    assert checked.exit_code == 0, checked.output
+    assert f"{out}: case SPD-2024-1234, for Det. R. Diaz, SPD Vice" in checked.output
+    detail = sqlite3.connect(tmp_path / "intercept.db").execute(
+        "SELECT detail FROM audit ORDER BY id DESC").fetchone()[0]
+    assert "case=SPD-2024-1234" in detail and "recipient=Det. R. Diaz, SPD Vice" in detail
+    plain = tmp_path / "plain"
+    assert cli(tmp_path, "export", "--out", str(plain)).exit_code == 0
+    manifest = json.loads((plain / "manifest.json").read_text())
+    assert manifest["case"] is None and manifest["recipient"] is None

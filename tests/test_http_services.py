@@ -31,7 +31,8 @@ class Actions:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    async def take_over(self, conversation_id: int, text: str, *, author: str) -> OutboxRow:
+    async def take_over(self, conversation_id: int, text: str, *, author: str,
+                        override: bool = False) -> OutboxRow:
         self.calls.append(("take_over", conversation_id, text, author))
         if conversation_id == 404:
             raise LookupError("no conversation 404")

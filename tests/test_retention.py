@@ -66,6 +66,7 @@ def config(tmp_path: Path, **sections: Any) -> Any:
         "http": {"enabled": False}, "delays": {"enabled": False}, "media": {"enabled": False},
         "api": {"tokens": ADMIN_TOKENS},
         "health": {"interval": "1h"},  # half a year of mock time: hourly checks are enough
+        "handoffs": {"interval": "1h"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

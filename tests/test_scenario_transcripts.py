@@ -258,6 +258,9 @@ def test_a_failure_says_where_what_and_shows_the_conversation(tmp_path):
     ("- them: hi\n  paused: true", "expected paused: True, got False"),
     ("- them: hi\n  bot: []", "expected the bot to say nothing"),
     ("- them: hi\n  bot: [/said/, more]", "but it said nothing more"),
+    ("- them: hi\n  handoff: normal", "expected an normal hand-off from the last event; "
+                                       "there was none"),
+    ("- them: person\n  handoff: urgent", "expected an urgent hand-off, but it was normal"),
 ])
 def test_each_check_can_fail(tmp_path, steps, message):
     _, results = run(tmp_path, "tests:\n  - name: t\n    steps:\n      "
@@ -290,6 +293,8 @@ def test_strict_tests_must_expect_every_line(tmp_path):
     ("tests:\n  - name: t\n    steps:\n      - them: hi\n        media: x\n",
      "media must be a list"),
     ("tests:\n  - name: t\n    stepz: []\n", "unknown field 'stepz'"),
+    ("tests:\n  - name: t\n    steps:\n      - them: person\n        handoff: soon\n",
+     "handoff is the priority the last event's hand-off has: normal or urgent"),
 ])
 def test_bad_test_files_are_located(tmp_path, tests, message):
     with pytest.raises(ScenarioError) as info:

@@ -116,8 +116,9 @@ def test_a_silent_buyer_is_deterred_from_every_waiting_state(machine):
 def test_outreach_never_nudges_and_hands_interest_to_a_person():
     for name, node in OUTREACH.nodes.items():
         assert node.timeout is None, f"{name} would text again without a reply"
-    handoffs = {name for name, node in OUTREACH.nodes.items() if node.kind == HANDOFF}
-    assert handoffs == {"connect", "urgent"}
+    handoffs = {name: node.priority for name, node in OUTREACH.nodes.items()
+                if node.kind == HANDOFF}
+    assert handoffs == {"connect": "normal", "urgent": "urgent", "still_urgent": "urgent"}
     assert OUTREACH.expire is not None and OUTREACH.expire.after == 30 * 86400
 
 

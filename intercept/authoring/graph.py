@@ -196,7 +196,8 @@ def _shape_mermaid(node: Node) -> str:
     if node.kind == SPLIT:
         return f'{{{{"{label}"}}}}'
     if node.kind == HANDOFF:
-        return f'[["{label} → person"]]'
+        person = "person, urgent" if node.priority == "urgent" else "person"
+        return f'[["{label} → {person}"]]'
     return f'["{label}"]'
 
 
@@ -278,6 +279,8 @@ def dot(machine: Machine) -> str:
              f'  "(start)" -> {quote(machine.start)};']
     for name, node in machine.nodes.items():
         label = f"{name}\\n→ {node.end}" if node.kind == END else name
+        if node.kind == HANDOFF and node.priority == "urgent":
+            label += "\\n(urgent)"
         shape = shapes.get(node.kind, "box")
         lines.append(f'  {quote(name)} [shape={shape}, label="{label}"];')
     extra = _global_edges(machine)

@@ -14,7 +14,9 @@ Warnings:
 - a message longer than one SMS: 160 GSM-7 characters, or 70 UCS-2 characters when it has an
   emoji or another character outside the GSM alphabet. Placeholders count at typical lengths
   (`SAMPLE`; a name 10 characters, a link 28), or as their fallback;
-- no global handler opts the sender out (STOP).
+- no global handler opts the sender out (STOP);
+- an urgent hand-off that says nothing: someone who may be in danger hears nothing until an
+  advocate answers (tell them what to do meanwhile, e.g. whom to call).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from ..engine import Machine, load_scenario
 from ..engine.compiler import Loc
+from ..engine.machine import HANDOFF
 from ..errors import ScenarioError, ScenarioErrors
 from .graph import can_finish, node_edges, reachable, successors
 
@@ -90,6 +93,7 @@ def lint_machine(machine: Machine) -> list[Finding]:
     findings += _traps(machine, reached, states, file)
     findings += _unbounded_loops(machine, reached, states, file)
     findings += _long_messages(machine)
+    findings += _silent_urgent(machine, reached, states, file)
     if info is not None and not info.opt_out:
         findings.append(_at(info.top, file, "warning",
                             "no global handler opts the sender out: STOP would not be "
@@ -201,6 +205,18 @@ def _unbounded_loops(machine: Machine, reached: set[str], states: dict[str, Loc]
             "forever; give one of these states (or `settings`) "
             "'visits: {max: N, goto: <state>}'", "visits"))
     return findings
+
+
+def _silent_urgent(machine: Machine, reached: set[str], states: dict[str, Loc], file: str
+                   ) -> list[Finding]:
+    """Urgent hand-off states that send nothing on the way in."""
+    return [_at(states.get(name), file, "warning",
+                f"urgent hand-off {name!r} says nothing: the person hears nothing until an "
+                "advocate answers; give it a 'say' (e.g. whom to call in an emergency)",
+                "urgent-silent")
+            for name, node in machine.nodes.items()
+            if name in reached and node.kind == HANDOFF and node.priority == "urgent"
+            and not node.say]
 
 
 def segments_needed(text: str) -> tuple[str, int, int]:

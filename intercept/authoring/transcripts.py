@@ -3,7 +3,8 @@
 A test file (YAML) names a scenario and lists tests; each test is a list of steps: what the
 other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup answers
 and operator resumes, and what to expect (`bot` lines, exact or /regex/; `state`, `vars`,
-`tags`, `outcome`, `paused`, `effects`). Every turn is the runtime's own `take_turn`: timers
+`tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last event's
+hand-off)). Every turn is the runtime's own `take_turn`: timers
 fire exactly when the engine asked, fragments sent within the scenario's merge window are
 stepped as one message, and STOP / START / HELP get the runtime's answers, as in production.
 See docs/scenarios.md, "Transcript tests".
@@ -23,6 +24,7 @@ from ..config import OptOutConfig
 from ..engine import (
     ConversationState,
     Effect,
+    HandOff,
     LookupResult,
     Machine,
     OptIn,
@@ -43,7 +45,7 @@ T0 = 1_700_000_000.0
 """The simulated clock's start (2023-11-14 22:13:20 UTC)."""
 
 EVENTS = ("them", "wait", "lookup", "resume")
-CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects")
+CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects", "handoff")
 MODIFIERS = {"them": {"media", "after"}}
 RULES = TurnRules(optout=OptOutConfig(), delays=DelayModel(enabled=False), merge=True)
 """Turns as the runtime takes them: merged fragments, STOP / START / HELP answered with the
@@ -260,6 +262,9 @@ def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine
     elif kind == "paused":
         if not isinstance(value, bool):
             return "paused is true or false"
+    elif kind == "handoff":
+        if value not in ("normal", "urgent"):
+            return "handoff is the priority the last event's hand-off has: normal or urgent"
     elif kind == "effects":
         known = {"send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
                  "opt_out", "opt_in", "transition", "end"}
@@ -543,6 +548,12 @@ def _check(conversation: Conversation, step: Step) -> None:
     elif kind == "paused":
         if state.paused != value:
             raise Failure(f"expected paused: {value}, got {state.paused}")
+    elif kind == "handoff":
+        given = [e.priority for e in conversation.recent if isinstance(e, HandOff)]
+        if not given:
+            raise Failure(f"expected an {value} hand-off from the last event; there was none")
+        if given[-1] != value:
+            raise Failure(f"expected an {value} hand-off, but it was {given[-1]}")
     elif kind == "effects":
         wanted = value if isinstance(value, list) else [value]
         seen = [type(e).__struct_config__.tag for e in conversation.recent]

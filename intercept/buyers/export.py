@@ -2,8 +2,9 @@
 
 A bundle is a folder::
 
-    manifest.json            what is here: SHA-256 and size of every other file, the filters,
-                             the time range, the scenario versions, the generator
+    manifest.json            what is here: SHA-256 and size of every other file, the case
+                             and recipient, the filters, the time range, the scenario
+                             versions, the generator
     profiles.json            one profile per buyer (intercept.buyers.profiles)
     profiles.csv             the same, one row per buyer
     conversations.csv        one row per conversation
@@ -108,16 +109,19 @@ class _Bundle:
 def export_bundle(conn: sqlite3.Connection, ids: list[int], out: Path, media_dir: Path, *,
                   filters: Mapping[str, Any], key: Ed25519PrivateKey,
                   city_of: Mapping[str, str] | None = None,
-                  now: float | None = None) -> ExportSummary:
+                  now: float | None = None, case: str | None = None,
+                  recipient: str | None = None) -> ExportSummary:
     """Write the bundle of buyer conversations `ids` (from `profiles.selected_conversations`)
     into `out`, which must not exist or be empty (it is made, or tightened to, 0700), and sign
-    its manifest with `key`. On any error the folder is removed."""
+    its manifest with `key`; `case` (the recipient's case reference) and `recipient` (who it
+    is for) are signed with it. On any error the folder is removed."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: the folder exists and is not empty; give a new folder")
     created = not out.exists()
     private_dir(out)
     try:
-        summary = _export(conn, ids, out, media_dir, filters, city_of, now)
+        summary = _export(conn, ids, out, media_dir, filters, city_of, now,
+                          {"case": case, "recipient": recipient})
         manifest = (out / MANIFEST).read_bytes()
         _Bundle(out).write(SIGNATURE, sign(manifest, key))
         summary.signer = check(out, manifest, trusted=None).signer or ""
@@ -133,7 +137,7 @@ def export_bundle(conn: sqlite3.Connection, ids: list[int], out: Path, media_dir
 
 def _export(conn: sqlite3.Connection, ids: list[int], out: Path, media_dir: Path,
             filters: Mapping[str, Any], city_of: Mapping[str, str] | None,
-            now: float | None) -> ExportSummary:
+            now: float | None, addressed: Mapping[str, str | None]) -> ExportSummary:
     bundle = _Bundle(out)
     summary = ExportSummary(out)
     profiles = buyer_profiles(conn, ids, city_of=city_of)
@@ -211,6 +215,8 @@ def _export(conn: sqlite3.Connection, ids: list[int], out: Path, media_dir: Path
         "format": FORMAT,
         "generator": generator_version(),
         "created_at": created_at,
+        "case": addressed.get("case"),
+        "recipient": addressed.get("recipient"),
         "filters": dict(filters),
         "time_range": {"first": iso(min(times)) if times else None,
                        "last": iso(max(times)) if times else None},
@@ -279,6 +285,9 @@ class Verification:
     """Counts of the manifest that the bundle's files contradict."""
     signer: str | None = None
     """The fingerprint of the key that made a valid signature."""
+    case: str | None = None
+    recipient: str | None = None
+    """The case reference and recipient the manifest names (signed with it)."""
     trusted: bool = False
     """The signature was checked against the trusted key given, and made by it."""
 
@@ -313,7 +322,8 @@ def verify(folder: Path, *, trusted: str | None = None) -> Verification:
         raise ExportError(f"{manifest_path}: the manifest is damaged ({exc})") from None
     signed = check(folder, raw, trusted=trusted)
     result = Verification(signature=signed.problem, signer=signed.signer,
-                          trusted=signed.trusted)
+                          trusted=signed.trusted, case=_text_or_none(manifest.get("case")),
+                          recipient=_text_or_none(manifest.get("recipient")))
     for relative, digest in sorted(entries.items()):
         path = folder / relative
         if ".." in Path(relative).parts or Path(relative).is_absolute():
@@ -353,6 +363,10 @@ def _count_problems(folder: Path, manifest: Mapping[str, Any], entries: Mapping[
         return ["the manifest has no counts"]
     return [f"the manifest says {counts.get(name)} {name}, the bundle holds {value}"
             for name, value in found.items() if value is not None and counts.get(name) != value]
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _sha256(path: Path) -> str:

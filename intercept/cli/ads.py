@@ -16,9 +16,11 @@ import click
 from .options import load_config
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import httpx
 
-    from ..config import Config
+    from ..config import City, Config
     from ..outreach.ads import BadAd, RawAd
     from ..store.ads import AdRecord, ImportCounts
 
@@ -146,6 +148,23 @@ def ads_extract(file: str, region: str, field: str) -> None:
         sys.exit(1)
 
 
+def _cities_of_store(conn: sqlite3.Connection, db: Path) -> dict[str, City]:
+    """With --db and no --config: the cities the store's server registered, each reading
+    national numbers in the country of our numbers there."""
+    import phonenumbers
+
+    from ..config import City
+    from ..store.ads import registered_cities
+
+    found = registered_cities(conn)
+    if not found:
+        raise click.ClickException(f"the store {db} names no cities yet (its server registers "
+                                   "them when it starts): give --config, the server's config")
+    return {key: City(name=key, link="", region=phonenumbers.region_code_for_number(
+                phonenumbers.parse(numbers[0])) or "US")
+            for key, numbers in found.items()}
+
+
 def _http_client() -> httpx.Client:
     """The client feeds are fetched with (tests replace it with a mock transport)."""
     import httpx
@@ -157,7 +176,8 @@ def _http_client() -> httpx.Client:
 class _Importer:
     """Reads ads, reports bad ones on stderr, stores the rest; counts what it did."""
 
-    def __init__(self, config: Config, db: Path, *, city: str | None, source: str):
+    def __init__(self, config: Config, db: Path, *, city: str | None, source: str,
+                 cities_of_store: bool = False):
         from ..config import store_key
         from ..store.writer import connect
 
@@ -170,6 +190,13 @@ class _Importer:
             self.db = connect(db, synchronous=config.store.synchronous, key=store_key(config))
         except InterceptError as exc:
             raise click.ClickException(str(exc)) from None
+        self.cities = dict(config.cities)
+        if cities_of_store:
+            self.cities = _cities_of_store(self.db.conn, db)
+        if city is not None and city not in self.cities:
+            self.close()
+            raise click.BadParameter(f"unknown city {city!r}; the cities are "
+                                     f"{', '.join(sorted(self.cities))}", param_hint="--city")
         self.skipped = 0
 
     def records(self, ads: Iterable[RawAd | BadAd]) -> Iterator[AdRecord]:
@@ -177,7 +204,7 @@ class _Importer:
 
         for ad in ads:
             record = ad if isinstance(ad, BadAd) else prepare(
-                ad, cities=self.config.cities, city=self.city, source=self.source)
+                ad, cities=self.cities, city=self.city, source=self.source)
             if isinstance(record, BadAd):
                 click.echo(f"{record.where}: {record.reason} Line skipped.", err=True)
                 self.skipped += 1
@@ -205,7 +232,8 @@ class _Importer:
               envvar="INTERCEPT_CONFIG", show_envvar=True,
               help="Config file: its [cities] and store.path.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
-              help="The SQLite store (default: store.path of the config).")
+              help="The SQLite store (default: store.path of the config). Without --config, "
+                   "the cities are the ones its server registered.")
 @click.option("--city", help="The city (a key of [cities]) of ads without a 'city' field; "
                              "its region reads their numbers.")
 @click.option("--source", "source_name",
@@ -213,8 +241,10 @@ class _Importer:
                    "Default: the file's name without its extension, or the URL's host.")
 @click.option("--field", default="text", show_default=True,
               help="The field (JSON) or column (CSV) that holds the ad text.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]),
-              help="The file's format (default: csv for a .csv file, else JSON lines).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "text"]),
+              help="The file's format (default: csv for a .csv file, JSON lines for .jsonl, "
+                   ".ndjson, .json and standard input, else text: one ad per line, plain or a "
+                   "JSON object, as 'ads extract' reads).")
 @click.option("--watch", is_flag=True, help="URL: keep polling the feed, printing a line per "
                                             "poll, until Ctrl-C.")
 @click.option("--interval", default="5m", show_default=True,
@@ -224,7 +254,8 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
                interval: str) -> None:
     """Import ads into the store: the numbers found in them become a city's campaign targets.
 
-    FILE|URL is a JSON-lines file (one ad per line), a CSV file with a header row, or an
+    FILE|URL is a JSON-lines file (one ad per line), a CSV file with a header row, a text
+    file of one ad per line (plain text, or a JSON object: what 'ads extract' reads), or an
     http(s) URL of a JSON feed (an array of ads, or {"ads": [...]}). Each ad has its text in
     "text" (see --field) and optionally "id", "url", "posted_at" (ISO 8601 or Unix seconds)
     and "city" (a key of [cities]; else --city). Other fields are ignored.
@@ -241,6 +272,7 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
     Examples:
       intercept ads import scraped.jsonl --city seattle --source scraper-a
       intercept ads import export.csv --field body --city atlanta
+      intercept ads import ads.txt --city seattle
       intercept ads import https://feed.example/ads.json --city seattle --watch --interval 10m
       intercept ads import ads.jsonl --db /var/lib/intercept/intercept.db
     """
@@ -249,9 +281,6 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
     from ..engine.durations import parse_duration
 
     config = load_config(config_path)
-    if city is not None and city not in config.cities:
-        raise click.BadParameter(f"unknown city {city!r}; the cities are "
-                                 f"{', '.join(sorted(config.cities))}", param_hint="--city")
     try:
         pause = parse_duration(interval)
     except ValueError as exc:
@@ -263,7 +292,8 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
         source = source_name or urlsplit(source_arg).hostname or source_arg
     else:
         source = source_name or ("stdin" if source_arg == "-" else Path(source_arg).stem)
-    importer = _Importer(config, db or Path(config.store.path), city=city, source=source)
+    importer = _Importer(config, db or Path(config.store.path), city=city, source=source,
+                         cities_of_store=db is not None and config_path is None)
     try:
         if is_url:
             _import_feed(importer, source_arg, field, watch=watch, pause=pause)
@@ -280,7 +310,10 @@ def ads_import(source_arg: str, config_path: Path | None, db: Path | None, city:
 def _import_file(importer: _Importer, path: str, field: str, fmt: str | None) -> None:
     from ..outreach.ads import FeedError, read_csv, read_jsonl
 
-    fmt = fmt or ("csv" if path.lower().endswith(".csv") else "jsonl")
+    if fmt is None:
+        suffix = Path(path).suffix.lower()
+        fmt = ("csv" if suffix == ".csv" else "jsonl"
+               if path == "-" or suffix in (".jsonl", ".ndjson", ".json") else "text")
     name = "<stdin>" if path == "-" else path
     stream: BinaryIO
     if path == "-":
@@ -291,7 +324,8 @@ def _import_file(importer: _Importer, path: str, field: str, fmt: str | None) ->
         except OSError as exc:
             raise click.ClickException(f"Cannot read {path}: {exc.strerror}.") from None
     try:
-        ads = read_csv(stream, name, field) if fmt == "csv" else read_jsonl(stream, name, field)
+        ads = (read_csv(stream, name, field) if fmt == "csv"
+               else read_jsonl(stream, name, field, plain=fmt == "text"))
         importer.store(ads, f"{name}: ")
     except FeedError as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,4 +1,5 @@
-"""`intercept advocate queue | show | reply | handback | outcome`: the hand-off queue from a shell.
+"""`intercept advocate queue | handoffs | claim | release | assign | notes | show | reply |
+handback | outcome`: the hand-off queue from a shell.
 
 The commands talk to the running server's admin API (docs/api.md) with httpx; they never open
 the database, so they work from any machine that can reach the server.
@@ -48,9 +49,11 @@ def advocate() -> None:
     \b
     Examples:
       export INTERCEPT_API_TOKEN=...        # your advocate token
-      intercept advocate queue
+      intercept advocate handoffs           # urgent first; claimed by others hidden
+      intercept advocate claim 42
       intercept advocate show 42
       intercept advocate reply 42 "Hi, this is Sam. I'm here to help."
+      intercept advocate notes 42 "prefers texts after 6pm"
       intercept advocate outcome 42 meeting_scheduled --note "Tue 10am, library"
       intercept advocate handback 42
     """
@@ -136,7 +139,9 @@ def show(url: str | None, token: str | None, config_path: Path | None, conversat
             "human" if line["kind"] == "operator" else "bot")
         status = "" if line["direction"] == "in" else f"  [{line['status']}]"
         media = f"  (+{len(line['media'])} media)" if line["media"] else ""
-        click.echo(printable(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{status}"))
+        by = f"  (sent by {line['sent_by']})" if line.get("sent_by") else ""
+        click.echo(printable(f"{_stamp(line['at'])}  {who:<5}  {line['text']}{media}{by}"
+                             f"{status}"))
 
 
 @advocate.command()
@@ -197,3 +202,135 @@ def outcome(url: str | None, token: str | None, config_path: Path | None,
         "POST", f"/api/conversations/{conversation_id}/outcomes",
         body={"kind": kind, "note": note})
     click.echo(f"Recorded {kind} on conversation {conversation_id} (outcome {recorded['id']}).")
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo(printable("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+                             .rstrip()))
+
+
+@advocate.command()
+@api_options
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500),
+              help="How many hand-offs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
+def handoffs(url: str | None, token: str | None, config_path: Path | None, limit: int,
+             as_json: bool) -> None:
+    """List the open hand-offs: urgent first, then the longest open.
+
+    ID is the conversation's; WAITING is since the hand-off opened, until an advocate first
+    answered ('answered'). Hand-offs another advocate claimed are not listed for you (an admin
+    sees all).
+
+    \b
+    Examples:
+      intercept advocate handoffs
+      intercept advocate handoffs --json | jq '.items[] | select(.handoff.priority == "urgent")'
+    """
+    page = ApiClient(url, token, config_path).call("GET", "/api/handoffs",
+                                                   params={"limit": limit})
+    if as_json:
+        click.echo(printable_json(page, indent=2))
+        return
+    if not page["items"]:
+        click.echo("No open hand-offs.")
+        return
+    rows = [("ID", "PRIORITY", "WAITING", "CLAIMED BY", "CITY", "NUMBER", "NOTES", "REASON")]
+    for item in page["items"]:
+        h, c = item["handoff"], item["conversation"]
+        waiting = "answered" if h["first_reply_at"] else _age(item["waiting_seconds"])
+        rows.append((str(c["id"]), h["priority"].upper() if h["priority"] == "urgent"
+                     else h["priority"], waiting, h["claimed_by"] or "-", c["city"] or "-",
+                     c["their_number"], str(item["notes"]), h["reason"] or "-"))
+    _table(rows)
+    if page["total"] > len(page["items"]):
+        click.echo(f"({page['total'] - len(page['items'])} more: use --limit)")
+
+
+def _changed(answer: dict[str, object], conversation_id: int, what: str) -> None:
+    handoff = answer["handoff"]
+    assert isinstance(handoff, dict)
+    click.echo(f"Conversation {conversation_id}'s {handoff['priority']} hand-off {what}.")
+
+
+@advocate.command()
+@api_options
+@click.argument("conversation_id", metavar="ID", type=int)
+def claim(url: str | None, token: str | None, config_path: Path | None,
+          conversation_id: int) -> None:
+    """Claim a conversation's hand-off: only you may then text the person.
+
+    Replying to a hand-off nobody claimed claims it too.
+
+    \b
+    Examples:
+      intercept advocate claim 42
+    """
+    answer = ApiClient(url, token, config_path).call(
+        "POST", f"/api/conversations/{conversation_id}/claim", body={})
+    _changed(answer, conversation_id, "is yours")
+
+
+@advocate.command()
+@api_options
+@click.argument("conversation_id", metavar="ID", type=int)
+def release(url: str | None, token: str | None, config_path: Path | None,
+            conversation_id: int) -> None:
+    """Give a hand-off you claimed back to the queue (an admin may release anyone's).
+
+    \b
+    Examples:
+      intercept advocate release 42
+    """
+    answer = ApiClient(url, token, config_path).call(
+        "POST", f"/api/conversations/{conversation_id}/release", body={})
+    _changed(answer, conversation_id, "is back in the queue")
+
+
+@advocate.command()
+@api_options(role="admin")
+@click.argument("conversation_id", metavar="ID", type=int)
+@click.argument("name")
+def assign(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,
+           name: str) -> None:
+    """Give a hand-off to an advocate, by their token's name (admin role).
+
+    \b
+    Examples:
+      intercept advocate assign 42 sam
+    """
+    answer = ApiClient(url, token, config_path).call(
+        "POST", f"/api/conversations/{conversation_id}/assign", body={"advocate": name})
+    _changed(answer, conversation_id, f"is now {name}'s")
+
+
+@advocate.command()
+@api_options
+@click.argument("conversation_id", metavar="ID", type=int)
+@click.argument("text", required=False)
+def notes(url: str | None, token: str | None, config_path: Path | None, conversation_id: int,
+          text: str | None) -> None:
+    """Read a conversation's internal notes, or write one (TEXT; '-' reads standard input).
+
+    Notes are for advocates only: they are never sent to the person.
+
+    \b
+    Examples:
+      intercept advocate notes 42
+      intercept advocate notes 42 "prefers texts after 6pm; do not call"
+    """
+    client = ApiClient(url, token, config_path)
+    path = f"/api/conversations/{conversation_id}/notes"
+    if text is not None:
+        if text == "-":
+            text = sys.stdin.read().strip()
+        note = client.call("POST", path, body={"text": text})
+        click.echo(f"Noted on conversation {conversation_id} (note {note['id']}).")
+        return
+    found = client.call("GET", path)["items"]
+    if not found:
+        click.echo(f"No notes on conversation {conversation_id}.")
+    for n in found:
+        click.echo(printable(f"{_stamp(n['at'])}  {n['author']}: {n['text']}"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..phone import mask
+from ..phone import mask, tagged_mask
 from ..terminal import printable, printable_json
 from .options import (
     audit,
@@ -21,9 +22,18 @@ from .options import (
     store_config_option,
 )
 
+if TYPE_CHECKING:
+    from ..buyers.profiles import Photo
+
 
 def _stamp(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _photos(photos: list[Photo]) -> str:
+    """Photos stored, and of how many he sent when some are not."""
+    stored = sum(ph.status == "stored" for ph in photos)
+    return str(stored) if stored == len(photos) else f"{stored} of {len(photos)}"
 
 
 @click.group()
@@ -50,10 +60,14 @@ def buyers() -> None:
               help="Only conversations started on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="One profile as JSON per line.")
 @click.option("--full-numbers", is_flag=True,
-              help="Show buyers' numbers in full (masked by default: +1•••••••99).")
+              help="Show buyers' numbers in full (masked by default, with a short tag that "
+                   "tells two alike apart: +1•••••••99 #k4t).")
 def list_(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
           as_json: bool, full_numbers: bool) -> None:
     """List buyer profiles, first contact first. Numbers are masked unless --full-numbers.
+
+    PHOTOS counts the photos stored; "1 of 3" when others he sent are not (yet) on disk
+    (pending, refused or failed to download: `buyers show` says which).
 
     \b
     Examples:
@@ -81,17 +95,18 @@ def list_(config_path: Path | None, db: Path | None, city: str | None, since: fl
           f"numbers{filters}"[:200])
     if as_json:
         for p in profiles:
-            shown = p.number if full_numbers else mask(p.number)
+            shown = p.number if full_numbers else tagged_mask(p.number)
             click.echo(printable_json(p.as_json(number=shown)))
     else:
         rows = [["NUMBER", "FIRST SEEN", "LAST SEEN", "CITIES", "CONV", "IN", "OUT", "PHOTOS",
                  "DETERRED"]]
         for p in profiles:
             sent = [d for d in p.deterrence if d.status in ("sent", "delivered")]
-            rows.append([p.number if full_numbers else mask(p.number), _stamp(p.first_seen),
+            rows.append([p.number if full_numbers else tagged_mask(p.number),
+                         _stamp(p.first_seen),
                          _stamp(p.last_seen), ",".join(p.cities), str(len(p.conversations)),
                          str(p.messages_in), str(p.messages_out),
-                         str(sum(ph.status == "stored" for ph in p.photos)),
+                         _photos(p.photos),
                          _stamp(sent[0].at) if sent else "-"])
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:

@@ -59,7 +59,7 @@ def _describe(item: dict[str, Any]) -> list[str]:
 
 
 @campaign.command()
-@api_options
+@api_options(role="admin")
 @click.argument("name")
 def start(url: str | None, token: str | None, config_path: Path | None, name: str) -> None:
     """Start a campaign, or resume a paused one (the admin role).
@@ -79,7 +79,7 @@ def start(url: str | None, token: str | None, config_path: Path | None, name: st
 
 
 @campaign.command()
-@api_options
+@api_options(role="admin")
 @click.argument("name")
 def pause(url: str | None, token: str | None, config_path: Path | None, name: str) -> None:
     """Pause a campaign: no new first texts; replies are still answered (the admin role).
@@ -96,7 +96,7 @@ def pause(url: str | None, token: str | None, config_path: Path | None, name: st
 
 
 @campaign.command()
-@api_options
+@api_options(role="viewer, advocate or admin")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
 @click.option("--watch", "every", type=float, is_flag=False, flag_value=10.0, default=None,

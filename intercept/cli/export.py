@@ -31,13 +31,20 @@ from .options import (
 @click.option("--since", callback=since,
               help="Only conversations started on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--buyer", help="Only this buyer's conversations (his full number).")
+@click.option("--case", "case", help="The recipient's case reference (in the signed manifest).")
+@click.option("--recipient", help="Who the bundle is for, e.g. 'Det. R. Diaz, SPD Vice' (in "
+                                  "the signed manifest).")
 @click.pass_context
 def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: Path | None,
-           city: str | None, since: float | None, buyer: str | None) -> None:
+           city: str | None, since: float | None, buyer: str | None, case: str | None,
+           recipient: str | None) -> None:
     """Write an evidence bundle for law enforcement: buyer profiles (JSON and CSV), full
     transcripts with times, his photos, and manifest.json with the SHA-256 of every file,
     signed (manifest.sig) with the organisation's Ed25519 key (evidence.signing_key, made at
     the first export; its fingerprint is printed and audited).
+
+    --case and --recipient name the case and whom the bundle is for; they are signed with the
+    manifest and shown by 'export verify'.
 
     Only buyer data goes in, never outreach (victim) data. Every export is written to the
     audit log (who, filters, file count, the manifest's SHA-256). The store is read in one
@@ -46,7 +53,8 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
     \b
     Examples:
       intercept export --out evidence-2024-06 --city seattle --since 2024-05-01
-      intercept export --out case-1234 --buyer +12065550199
+      intercept export --out case-1234 --buyer +12065550199 --case SPD-2024-1234 \\
+          --recipient "Det. R. Diaz, SPD Vice"
       intercept export verify case-1234 --public-key evidence-signing.key.pub
     """
     if ctx.invoked_subcommand is not None:
@@ -72,12 +80,14 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
         begin_snapshot(conn)  # one snapshot for the whole bundle
         ids = selected_conversations(conn, our_numbers=ours, since=since, number=their)
         summary = export_bundle(conn, ids, out, media_dir, filters=filters, key=key,
-                                city_of={n.number: n.city for n in config.numbers})
+                                city_of={n.number: n.city for n in config.numbers},
+                                case=_given(case), recipient=_given(recipient))
     except (ExportError, SigningError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         conn.close()
-    shown = dict(filters, buyer=None if their is None else mask(their))
+    shown = dict(filters, buyer=None if their is None else mask(their), case=_given(case),
+                 recipient=_given(recipient))
     detail = (f"export to {out}: " + ", ".join(f"{k}={v}" for k, v in shown.items() if v)
               + f"; {summary.buyers} buyers, {summary.conversations} conversations, "
               f"{summary.messages} messages, {summary.media} media; {summary.files} files; "
@@ -105,6 +115,11 @@ def export(ctx: click.Context, config_path: Path | None, db: Path | None, out: P
     click.echo(f"signed by the key of fingerprint {summary.signer}")
     for problem in summary.missing_media:
         click.echo(f"warning: a photo is not in the bundle: {problem}", err=True)
+
+
+def _given(text: str | None) -> str | None:
+    """An option's text, stripped; None when missing or blank."""
+    return text.strip() or None if text is not None else None
 
 
 def _iso(ts: float) -> str:
@@ -156,6 +171,8 @@ def verify_command(folder: Path, public_key: Path | None, fingerprint: str | Non
                                    f"({len(result.problems())} problems)")
     click.echo(f"{folder}: OK, {len(result.ok)} files match manifest.json, signed by the key "
                f"of fingerprint {result.signer}")
+    if result.case or result.recipient:
+        click.echo(f"{folder}: case {result.case or '-'}, for {result.recipient or '-'}")
     if not result.trusted:
         click.echo(f"{folder}: warning: the signature was not checked against a trusted key "
                    "(give --public-key or --fingerprint): anyone could have re-signed an "
@@ -163,7 +180,7 @@ def verify_command(folder: Path, public_key: Path | None, fingerprint: str | Non
 
 
 @click.command()
-@api_options
+@api_options(role="admin")
 @click.option("--older-than", required=True,
               help="Delete conversations idle for longer than this (at least 1d), e.g. 180d.")
 @click.option("--kind", type=click.Choice(["buyer", "outreach"]), default="buyer",

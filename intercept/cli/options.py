@@ -132,13 +132,18 @@ def buyer_number(value: str | None) -> str | None:
     return number
 
 
-def api_options(fn: F) -> F:
-    """--url, --token and --config, shared by every command that calls the admin API."""
+def api_options(fn: F | None = None, *, role: str = "advocate or admin") -> Any:
+    """--url, --token and --config, shared by every command that calls the admin API.
+
+    `@api_options`, or `@api_options(role="admin")` for a command only that role may run (its
+    --help names the role)."""
+    if fn is None:
+        return lambda f: api_options(f, role=role)
     fn = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
                       envvar="INTERCEPT_CONFIG", show_envvar=True,
                       help="Config file; its http.listen is the server's address.")(fn)
     fn = click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
-                      help="Your API token (advocate or admin role).")(fn)
+                      help=f"Your API token ({role} role).")(fn)
     fn = click.option("--url", help="The server, e.g. http://127.0.0.1:8080 (default: "
                                     "http.listen of the config).")(fn)
     return fn

@@ -681,7 +681,7 @@ class _Compiler:
                              actions=entry.actions, when=entry.when, name=name,
                              priority=handler.priority,
                              while_paused=handler.opt_out is not None
-                             or handler.opt_in is not None))
+                             or handler.opt_in is not None or handler.while_handed_off))
         self.global_names = names
         return sorted(out, key=lambda e: -e.priority)  # stable: ties keep file order
 
@@ -795,9 +795,11 @@ class _Compiler:
                                        self.target(branch.goto, (*spath, "branches", i, "goto"))))
             split = tuple(branches)
         resume = reason = None
+        priority = "normal"
         if state.handoff is not None:
             resume = self.target(state.handoff.resume, (*base, "handoff", "resume"))
             reason = state.handoff.reason
+            priority = state.handoff.priority
         skipped: set[str] = set()
         if state.skip_globals is not None:
             names = [state.skip_globals] if isinstance(state.skip_globals, str) else \
@@ -840,7 +842,8 @@ class _Compiler:
             on_lookup=on_lookup,
             goto=self.target(state.goto, (*base, "goto")) if state.goto is not None else None,
             end=state.end, condition=condition, then=then, otherwise=otherwise, split=split,
-            record=record, resume=resume, reason=reason or "", visits=visits, globals=handlers,
+            record=record, resume=resume, reason=reason or "", priority=priority, visits=visits,
+            globals=handlers,
             merge=merge, delay=delay, busy=busy)
 
     def lookup_entry(self, reply: LookupReply, path: Path, index: int, owner: str

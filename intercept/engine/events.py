@@ -123,6 +123,8 @@ class HandOff(msgspec.Struct, tag="hand_off"):
     """Give the conversation to a human advocate; the engine stays silent until `Resume`."""
 
     reason: str = ""
+    priority: str = "normal"
+    """normal or urgent (the scenario's `handoff.priority`)."""
 
 
 class OptOut(msgspec.Struct, tag="opt_out"):

@@ -138,7 +138,7 @@ class Entry:
     when: tuple[Condition, ...] = ()
     name: str = ""
     priority: int = 0
-    while_paused: bool = False  # opt-out/opt-in handlers run even when handed off
+    while_paused: bool = False  # opt-out/opt-in (and while_handed_off) handlers run when handed off
 
     @property
     def goto(self) -> str:
@@ -187,6 +187,7 @@ class Node:
     record: str = ""
     resume: str | None = None
     reason: str = ""
+    priority: str = "normal"
     visits: VisitLimit | None = None
     globals: tuple[Entry, ...] = ()
     merge: float = 0.0
@@ -329,7 +330,7 @@ class _Step:
             elif kind == SPLIT:
                 target, trigger = self.split(node)
             elif kind == HANDOFF:
-                self.effects.append(HandOff(node.reason))
+                self.effects.append(HandOff(node.reason, node.priority))
                 self.paused = True
                 self.deadlines.clear()
                 return

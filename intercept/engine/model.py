@@ -9,7 +9,7 @@ See docs/scenarios.md for the reference.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -116,6 +116,9 @@ class Global(Reply, forbid_unknown_fields=True, omit_defaults=True):
 
     name: Annotated[str, Meta(description="Names the handler (stats, skip_globals).")] = ""
     priority: Annotated[int, Meta(description="Higher runs first; ties keep file order.")] = 0
+    while_handed_off: Annotated[bool, Meta(
+        description="Also tried while a person has the conversation (opt-out and opt-in "
+                    "handlers always are), e.g. to raise a hand-off to urgent.")] = False
 
 
 class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -182,6 +185,8 @@ class HandOff(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
     resume: Annotated[StateName, Meta(description="Where the bot picks up when resumed.")]
     reason: str = ""
+    priority: Annotated[Literal["normal", "urgent"], Meta(
+        description="urgent: the advocates' queue puts it first and alerts at once.")] = "normal"
 
 
 class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -15,13 +15,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import ScenarioError, ScenarioErrors
-from ..phone import mask, to_e164
+from ..phone import mask, tagged_mask, to_e164
 from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
 from ..store.campaigns import SKIP_REASONS, campaign_counts
+from ..store.handoffs import HandoffRow, open_handoff
 from ..store.retention import purge_detail
 from . import schemas as s
 from .auth import Role
+from .handoff_routes import HandoffRoutes, handoff_shape
 from .routing import HTTPError, Request, Response, Route, json_response
 
 if TYPE_CHECKING:
@@ -105,12 +107,15 @@ class Api:
                   audit=True, body=s.OperatorMessage,
                   responses={200: s.OperatorMessageQueued, 404: err, 409: err},
                   tags=conversation, description="The bot stays silent in the conversation "
-                  "until it is handed back. 409 when the number opted out."),
+                  "until it is handed back. The message claims the conversation's hand-off "
+                  "for its author (`sent_by` in the transcript). 409 when the number opted "
+                  "out, or another advocate claimed the hand-off (an admin may still text)."),
             Route("POST", "/api/conversations/{id}/hand-back", self.hand_back,
                   "Give the conversation back to the bot", role=Role.advocate, audit=True,
                   body=s.HandBackRequest, responses={200: s.HandedBack, 404: err, 409: err},
                   tags=conversation,
-                  description="409 when no human has the conversation."),
+                  description="Closes its hand-off. 409 when no human has the conversation, "
+                  "or another advocate claimed its hand-off (an admin may still)."),
             Route("GET", "/api/conversations/{id}/outcomes", self.list_outcomes,
                   "Outcomes advocates recorded on a conversation", role=Role.viewer,
                   responses={200: s.OutcomeList, 404: err}, tags=advocates),
@@ -162,6 +167,9 @@ class Api:
             Route("GET", "/api/audit", self.audit, "The audit log, newest first",
                   role=Role.admin, query=s.AuditQuery, responses={200: s.AuditPage},
                   tags=("server",)),
+            *HandoffRoutes(read=self.reads.run, write=self.services.store.call,
+                           now=self.services.now,
+                           conversation=self._conversation).routes(),
         ]
 
     # -- shapes
@@ -171,7 +179,7 @@ class Api:
         full = request.principal.role >= Role.advocate
         return s.Conversation(
             id=row.id, our_number=row.our_number,
-            their_number=row.their_number if full else mask(row.their_number),
+            their_number=row.their_number if full else tagged_mask(row.their_number),
             city=self.city_of.get(row.our_number), scenario=row.scenario, version=row.version,
             status=row.status, outcome=row.outcome, operator=row.operator,
             messages_in=row.inbound_count, messages_out=row.outbound_count, tags=list(row.tags),
@@ -221,21 +229,28 @@ class Api:
 
     async def get_conversation(self, request: Request) -> Response:
         cid = request.params["id"]
-        detail = await self.reads.run(q.conversation_detail, cid)
+
+        def read(conn: sqlite3.Connection) -> tuple[q.ConversationDetail | None,
+                                                    HandoffRow | None]:
+            return q.conversation_detail(conn, cid), open_handoff(conn, cid)
+
+        detail, handoff = await self.reads.run(read)
         if detail is None:
             raise HTTPError(404, f"no conversation {cid}")
         body = s.ConversationDetail(
             conversation=self._conversation(detail.conversation, request),
             transcript=[s.TranscriptEntry(direction=line.direction, at=_time(line.at),  # type: ignore[arg-type]
                                           id=line.id, text=line.text, media=list(line.media),
-                                          kind=line.kind, status=line.status, error=line.error)
+                                          kind=line.kind, status=line.status, error=line.error,
+                                          sent_by=line.sent_by)
                         for line in detail.transcript],
             tags=[s.TagEntry(name=name, at=_time(at)) for name, at in detail.tags],
             transitions=[s.TransitionEntry(turn=t.turn, source=t.source, target=t.target,
                                            trigger=t.trigger, scenario=t.scenario,
                                            version=t.version, at=_time(t.at))
                          for t in detail.transitions],
-            outcomes=[self._outcome(o) for o in detail.outcomes])
+            outcomes=[self._outcome(o) for o in detail.outcomes],
+            handoff=None if handoff is None else handoff_shape(handoff))
         return json_response(200, body, detail=f"{len(detail.transcript)} messages")
 
     async def send_message(self, request: Request) -> Response:
@@ -243,7 +258,8 @@ class Api:
         message: s.OperatorMessage = request.data
         assert request.principal is not None
         try:
-            row = await self.actions.take_over(cid, message.text, author=request.principal.name)
+            row = await self.actions.take_over(cid, message.text, author=request.principal.name,
+                                               override=request.principal.role >= Role.admin)
         except LookupError:
             raise HTTPError(404, f"no conversation {cid}") from None
         except PermissionError as exc:
@@ -262,6 +278,11 @@ class Api:
         if not row.operator and row.status != "handed_off":
             raise HTTPError(409, f"conversation {cid} is not with a human (status "
                                  f"{row.status}): there is nothing to hand back")
+        held = await self.reads.run(open_handoff, cid)
+        if (held is not None and held.claimed_by not in (None, request.principal.name)
+                and request.principal.role < Role.admin):
+            raise HTTPError(409, f"conversation {cid}: advocate {held.claimed_by!r} has claimed "
+                                 "this hand-off; ask them to hand it back, or an admin")
         try:
             await self.actions.hand_back(cid, author=request.principal.name)
         except LookupError:

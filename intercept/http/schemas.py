@@ -154,6 +154,8 @@ class TranscriptEntry(Model):
     status: str | None = None
     """Out: queued, sending, sent, delivered, failed, unknown or refused."""
     error: str | None = None
+    sent_by: str | None = None
+    """Out, kind operator: the advocate who wrote it."""
 
 
 class TagEntry(Model):
@@ -188,6 +190,8 @@ class ConversationDetail(Model):
     tags: list[TagEntry]
     transitions: list[TransitionEntry]
     outcomes: list[Outcome]
+    handoff: Handoff | None = None
+    """The open hand-off, if a person has the conversation."""
 
 
 class OperatorMessage(Model):
@@ -434,3 +438,81 @@ class PurgeResult(Model):
     also has buyer conversations."""
 
 OpenApiDocument = dict[str, Any]
+
+
+# -- hand-offs: the advocates' inbox (claim, release, assign, notes)
+
+Priority = Literal["normal", "urgent"]
+
+
+class Handoff(Model):
+    """A conversation given to a person: by the scenario (`source` scenario), or taken over
+    by an advocate who texted first (takeover); `backfill` ones predate hand-offs."""
+
+    id: int
+    conversation_id: int
+    priority: Priority
+    reason: str
+    source: Literal["scenario", "takeover", "backfill"]
+    opened_at: datetime
+    claimed_by: str | None = None
+    """The advocate who holds it: only they may text into the conversation."""
+    claimed_at: datetime | None = None
+    first_reply_at: datetime | None = None
+    """When an advocate first texted the person after it opened."""
+    closed_at: datetime | None = None
+    outcome: str | None = None
+    """How it closed: handed_back."""
+
+
+class HandoffEntry(Model):
+    handoff: Handoff
+    conversation: Conversation
+    waiting_seconds: float
+    """Since it opened (a waiting one), or until an advocate first answered."""
+    notes: int
+    """Internal notes on this hand-off."""
+
+
+class HandoffPage(Model):
+    total: int
+    limit: int
+    offset: int
+    items: list[HandoffEntry]
+
+
+class ClaimRequest(Model):
+    """POST /api/conversations/{id}/claim and /release take no fields (an empty body is
+    fine)."""
+
+
+class AssignRequest(Model):
+    """POST /api/conversations/{id}/assign: the advocate (token name) to hold the hand-off."""
+
+    advocate: Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class HandoffChanged(Model):
+    handoff: Handoff
+    previous: str | None
+    """Who held it before."""
+
+
+class NoteRequest(Model):
+    """POST /api/conversations/{id}/notes: an internal note, never sent to anyone."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=4000)]
+
+
+class Note(Model):
+    id: int
+    conversation_id: int
+    handoff_id: int | None
+    """The hand-off open when it was written."""
+    author: str
+    text: str
+    at: datetime
+
+
+class NoteList(Model):
+    items: list[Note]

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 class ServerActions(Protocol):
     """What only the composition root can do (it holds the router and the sender)."""
 
-    async def take_over(self, conversation_id: int, text: str, *, author: str) -> OutboxRow:
+    async def take_over(self, conversation_id: int, text: str, *, author: str,
+                        override: bool = False) -> OutboxRow:
         """A human texts into a conversation. `LookupError`: no such conversation;
         `PermissionError`: the number opted out; `ValueError`: the text is empty."""
         ...

@@ -106,8 +106,10 @@ def from_item(item: Any, where: str, field: str) -> RawAd | BadAd:
                  posted_at=posted_at, city=values.get("city"))
 
 
-def read_jsonl(lines: Iterable[bytes], name: str, field: str) -> Iterator[RawAd | BadAd]:
-    """One JSON object per line; blank lines are skipped."""
+def read_jsonl(lines: Iterable[bytes], name: str, field: str, *, plain: bool = False
+               ) -> Iterator[RawAd | BadAd]:
+    """One JSON object per line; blank lines are skipped. With `plain`, as `ads extract`
+    reads: a line that does not start with "{" is an ad's whole text."""
     for number, data in enumerate(lines, 1):
         where = f"{name}:{number}"
         try:
@@ -118,6 +120,9 @@ def read_jsonl(lines: Iterable[bytes], name: str, field: str) -> Iterator[RawAd 
         if number == 1:
             line = line.removeprefix("\ufeff")
         if not line.strip():
+            continue
+        if plain and not line.lstrip().startswith("{"):
+            yield RawAd(where, line.rstrip("\r\n"))
             continue
         try:
             item = json.loads(line)

@@ -221,6 +221,7 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
     opt_out: bool | None = None
     lookup: str | None = None
     handed_off = started = False
+    handoff: tuple[str, str] | None = None
     is_out = conv.opted_out
     for event, inbound_text in events:
         begun = time.perf_counter()
@@ -258,6 +259,8 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
                 lookup = effect.kind
             elif isinstance(effect, HandOff):
                 handed_off = True
+                if handoff is None or effect.priority == "urgent":
+                    handoff = (effect.priority, effect.reason)
             elif isinstance(effect, End):
                 outcome = effect.outcome
         step_rows: list[OutboxRow] = []
@@ -279,7 +282,7 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
         outcome=state.outcome, state=_encode(state).decode(), processed_count=processed,
         timer_at=state.timer_at, crashes=0, outbox=rows, now=now, turn=state.turn, tags=tags,
         transitions=transitions, opt_out=opt_out, their_number=conv.their,
-        pending_lookup=lookup, clear_resume=conv.resume)
+        pending_lookup=lookup, clear_resume=conv.resume, handoff=handoff)
     return Turn(taken=True, wake_at=wake_at, state=state, processed=processed,
                 last_not_before=last_not_before, status=status, steps=tuple(steps),
                 rows=tuple(rows), tags=tuple(tags), transitions=tuple(transitions),

@@ -4,6 +4,7 @@ from ..errors import StoreUnavailable
 from .faults import StoreCorrupt
 from .ops import (
     Audit,
+    ClaimedByAnother,
     CommitStep,
     FunnelMove,
     HandBack,
@@ -29,6 +30,7 @@ from .writer import Store, StoreClosed, StoreError, connect
 
 __all__ = [
     "Audit",
+    "ClaimedByAnother",
     "CommitStep",
     "FunnelMove",
     "HandBack",

@@ -61,6 +61,15 @@ class ImportCounts:
                 f"{self.numbers_new} new, {self.numbers_known} known")
 
 
+def registered_cities(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """The cities the store's server registered (at its start), each with our numbers there."""
+    cities: dict[str, list[str]] = {}
+    for number, city in conn.execute("SELECT number, city FROM number_kinds WHERE city IS NOT "
+                                     "NULL ORDER BY city, number"):
+        cities.setdefault(city, []).append(number)
+    return cities
+
+
 def import_ads(conn: sqlite3.Connection, records: Iterable[AdRecord], *, now: float,
                counts: ImportCounts | None = None, batch: int = 500) -> ImportCounts:
     """Store `records` (in transactions of `batch` ads), merging duplicates; add to `counts`."""

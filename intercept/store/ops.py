@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from ..caching import BoundedDict
+from .handoff_rows import claim_for_reply, close_handoff, open_handoff
 from .schema import RANK_SQL, STATUS_RANK
 from .tombstones import is_tombstoned
 
@@ -157,10 +158,10 @@ class FunnelMove(msgspec.Struct, frozen=True):
 
 class CommitStep(Op):
     """A conversation's new state and everything the step produced, in one transaction:
-    replies, tags, funnel transitions, an opt-out change and a pending lookup."""
+    replies, tags, funnel transitions, an opt-out change, a pending lookup and a hand-off."""
 
-    __slots__ = ("clear_resume", "conversation_id", "crashes", "now", "opt_out", "outbox",
-                 "outcome",
+    __slots__ = ("clear_resume", "conversation_id", "crashes", "handoff", "now", "opt_out",
+                 "outbox", "outcome",
                  "pending_lookup", "processed_count", "scenario", "state", "status", "tags",
                  "their_number", "timer_at", "transitions", "turn", "version")
 
@@ -170,7 +171,10 @@ class CommitStep(Op):
                  tags: list[str] | None = None,
                  transitions: list[FunnelMove] | tuple[FunnelMove, ...] | None = None,
                  opt_out: bool | None = None, their_number: str = "",
-                 pending_lookup: str | None = None, clear_resume: bool = False):
+                 pending_lookup: str | None = None, clear_resume: bool = False,
+                 handoff: tuple[str, str] | None = None):
+        self.handoff = handoff
+        """(priority, reason) of a hand-off this step made."""
         self.conversation_id, self.scenario, self.version = conversation_id, scenario, version
         self.status, self.outcome, self.state = status, outcome, state
         self.processed_count, self.timer_at, self.crashes = processed_count, timer_at, crashes
@@ -214,6 +218,9 @@ class CommitStep(Op):
                 "opted_out = excluded.opted_out, updated_at = excluded.updated_at, "
                 "conversation_id = excluded.conversation_id",
                 (self.their_number, int(self.opt_out), now, conversation_id))
+        if self.handoff is not None:
+            open_handoff(cur, conversation_id, priority=self.handoff[0], reason=self.handoff[1],
+                         now=now)
 
 
 class SetConversationStatus(Op):
@@ -461,20 +468,38 @@ class Progress(Op):
         return ProgressInfo(row[0], row[1], row[2], unsent)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedByAnother:
+    """`OperatorSend` refused: another advocate holds the conversation's hand-off."""
+
+    advocate: str
+
+
 class OperatorSend(Op):
-    """A human takes the conversation over (the bot falls silent) and texts `text`."""
+    """A human takes the conversation over (the bot falls silent) and texts `text`.
 
-    __slots__ = ("author", "conversation_id", "now", "text")
+    The message claims the conversation's open hand-off for `author` (or opens one they
+    hold); when another advocate holds it, nothing is written and `ClaimedByAnother` returned,
+    unless `override` (an admin: the hand-off stays with its holder).
+    """
 
-    def __init__(self, conversation_id: int, text: str, *, author: str, now: float):
+    __slots__ = ("author", "conversation_id", "now", "override", "text")
+
+    def __init__(self, conversation_id: int, text: str, *, author: str, now: float,
+                 override: bool = False):
         self.conversation_id, self.text, self.author, self.now = (
             conversation_id, text, author, now)
+        self.override = override
 
-    def apply(self, cur: Cursor, cache: WriterCache) -> OutboxRow | None:
+    def apply(self, cur: Cursor, cache: WriterCache) -> OutboxRow | ClaimedByAnother | None:
         row = cur.execute("SELECT our_number, their_number FROM conversations WHERE id = ?",
                           (self.conversation_id,)).fetchone()
         if row is None:
             return None
+        holder = claim_for_reply(cur, self.conversation_id, self.author, self.now,
+                                 override=self.override)
+        if holder is not None:
+            return ClaimedByAnother(holder)
         cur.execute("UPDATE conversations SET operator = 1, resume = 0, updated_at = ? "
                     "WHERE id = ?", (self.now, self.conversation_id))
         position, count = cur.execute(
@@ -487,15 +512,16 @@ class OperatorSend(Op):
                            not_before=self.now, kind="operator")
         cur.execute(
             "INSERT INTO outbox (id, conversation_id, position, our_number, their_number, body, "
-            "not_before, status, kind, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 'operator', ?, ?)",
+            "not_before, status, kind, created_at, updated_at, sent_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 'operator', ?, ?, ?)",
             (outbox.id, outbox.conversation_id, outbox.position, outbox.our_number,
-             outbox.their_number, outbox.body, outbox.not_before, self.now, self.now))
+             outbox.their_number, outbox.body, outbox.not_before, self.now, self.now,
+             self.author))
         return outbox
 
 
 class HandBack(Op):
-    """The human gives the conversation back to the bot."""
+    """The human gives the conversation back to the bot (its open hand-off closes)."""
 
     __slots__ = ("conversation_id", "now")
 
@@ -505,7 +531,10 @@ class HandBack(Op):
     def apply(self, cur: Cursor, cache: WriterCache) -> bool:
         cur.execute("UPDATE conversations SET operator = 0, resume = 1, updated_at = ? "
                     "WHERE id = ?", (self.now, self.conversation_id))
-        return cur.rowcount > 0
+        if cur.rowcount == 0:
+            return False
+        close_handoff(cur, self.conversation_id, outcome="handed_back", now=self.now)
+        return True
 
 
 class Audit(Op):

@@ -194,6 +194,8 @@ class TranscriptLine:
     status: str | None = None
     """Out only: queued, sending, sent, delivered, failed, unknown, refused."""
     error: str | None = None
+    sent_by: str | None = None
+    """Out, kind operator: the advocate who wrote it (None before this was recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +227,12 @@ def transcript(conn: sqlite3.Connection, conversation_id: int) -> list[Transcrip
         line = TranscriptLine("in", at or 0.0, str(seq), body or "",
                               tuple(json.loads(media)) if media else ())
         lines.append((line.at, 0, seq, line))
-    for oid, position, body, kind, status, at, error in conn.execute(
+    for oid, position, body, kind, status, at, error, sent_by in conn.execute(
             "SELECT id, position, body, kind, status, coalesce(sent_at, not_before, created_at), "
-            "error FROM outbox WHERE conversation_id = ? ORDER BY position", (conversation_id,)):
+            "error, sent_by FROM outbox WHERE conversation_id = ? ORDER BY position",
+            (conversation_id,)):
         line = TranscriptLine("out", at or 0.0, oid, body or "", kind=kind, status=status,
-                              error=error)
+                              error=error, sent_by=sent_by)
         lines.append((line.at, 1, position or 0, line))
     lines.sort(key=lambda item: item[:3])
     return [item[3] for item in lines]

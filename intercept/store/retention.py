@@ -161,7 +161,8 @@ class Purge(Op):
             f"SELECT DISTINCT their_number FROM conversations WHERE id IN {ids}")]
         if self.replay_guard > 0:
             result.tombstones = tombstones.bury(cur, ids, self.now)
-        for table in ("media", "inbound", "outbox", "tags", "transitions", "advocate_outcomes"):
+        for table in ("media", "inbound", "outbox", "tags", "transitions", "advocate_outcomes",
+                      "handoff_notes", "handoffs"):
             cur.execute(f"DELETE FROM {table} WHERE conversation_id IN {ids}")
         cur.execute(f"DELETE FROM conversations WHERE id IN {ids}")
         for table in ("number_info", "lookup_cache"):

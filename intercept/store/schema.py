@@ -195,9 +195,41 @@ def _m11_number_health(db: sqlite_utils.Database) -> None:
                "WHERE status IN ('delivered', 'failed')")
 
 
+def _m12_handoffs(db: sqlite_utils.Database) -> None:
+    """Hand-offs as things of their own: priority, who claimed one, when an advocate first
+    answered, when it closed and how; advocates' internal notes; and which advocate sent each
+    operator message. The conversations with a human today get an open hand-off each (marked
+    as alerted: they were waiting before alerts existed)."""
+    db["handoffs"].create({
+        "id": int, "conversation_id": int, "priority": str, "reason": str, "source": str,
+        "opened_at": float, "claimed_by": str, "claimed_at": float, "first_reply_at": float,
+        "closed_at": float, "outcome": str, "alerted_at": float,
+    }, pk="id", foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "priority", "source", "opened_at"},
+        defaults={"priority": "normal", "source": "scenario"})
+    db["handoffs"].create_index(["conversation_id"])
+    db.execute("CREATE UNIQUE INDEX handoffs_open_one ON handoffs(conversation_id) "
+               "WHERE closed_at IS NULL")
+    db.execute("CREATE INDEX handoffs_open ON handoffs(priority, opened_at) "
+               "WHERE closed_at IS NULL")
+    db["handoff_notes"].create({
+        "id": int, "conversation_id": int, "handoff_id": int, "author": str, "text": str,
+        "at": float,
+    }, pk="id", foreign_keys=[("conversation_id", "conversations", "id"),
+                              ("handoff_id", "handoffs", "id")],
+        not_null={"conversation_id", "author", "text", "at"})
+    db["handoff_notes"].create_index(["conversation_id", "at"])
+    db["outbox"].add_column("sent_by", str)
+    db.execute("INSERT INTO handoffs (conversation_id, priority, reason, source, opened_at, "
+               "alerted_at) SELECT id, 'normal', '', 'backfill', coalesce(updated_at, "
+               "created_at, 0), coalesce(updated_at, created_at, 0) FROM conversations "
+               "WHERE status = 'handed_off' OR operator = 1")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
-    _m7_outreach, _m8_evidence, _m9_api_tokens, _m10_tombstones, _m11_number_health]
+    _m7_outreach, _m8_evidence, _m9_api_tokens, _m10_tombstones, _m11_number_health,
+    _m12_handoffs]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
