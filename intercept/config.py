@@ -22,7 +22,7 @@ from .engine.durations import Duration, OptionalDuration, decode_duration
 from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
 from .errors import ConfigError
-from .phone import to_e164
+from .foundation.phone import to_e164
 
 
 def _d(text: str, type_: type[Duration] = Duration) -> Any:
@@ -734,7 +734,7 @@ def _check_handoffs(config: Config) -> list[str]:
 def _check_campaigns(config: Config) -> list[str]:
     """Problems of the [[campaigns]] entries, each naming its key; normalises their numbers."""
     from .engine.template import Template
-    from .schedule import Window, parse_rate, zone
+    from .foundation.schedule import Window, parse_rate, zone
 
     problems: list[str] = []
     by_number = {n.number: n for n in config.numbers}

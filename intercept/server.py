@@ -18,9 +18,13 @@ import trio
 
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
+from .buyers.media import MediaFetcher, cap_media
 from .config import Config, store_key
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError
+from .foundation.metrics import Metrics
+from .foundation.phone import mask
+from .foundation.private import tighten_tree
 from .gateways import (
     Accepted,
     DeliveryReceipt,
@@ -31,8 +35,6 @@ from .gateways import (
 )
 from .http import App
 from .http.services import HttpServices
-from .media import MediaFetcher, cap_media
-from .metrics import Metrics
 from .outreach.campaigns import (
     CampaignRunner,
     CampaignServices,
@@ -40,8 +42,6 @@ from .outreach.campaigns import (
     campaign_specs,
     check_campaigns,
 )
-from .phone import mask
-from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
 from .runtime.lookups import Lookups
@@ -456,7 +456,7 @@ class Server:
 
 def _delete_media(media_dir: Path, hashes: list[str]) -> int:
     """Delete the media files of `hashes`; return how many were there."""
-    from .media import media_path
+    from .buyers.media import media_path
 
     deleted = 0
     for digest in hashes:

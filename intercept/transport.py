@@ -18,7 +18,7 @@ import msgspec
 import trio
 
 if TYPE_CHECKING:
-    from .metrics import Metrics
+    from .foundation.metrics import Metrics
 
 _encode = msgspec.json.Encoder().encode
 

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 import trio
 
+from intercept.foundation.jsontext import canonical
+from intercept.foundation.phone import tagged_mask
 from intercept.http.app import App
-from intercept.jsontext import canonical
-from intercept.phone import tagged_mask
 
 from helpers import ADMIN, BUYER, ECHO, OTHER_OUR, OUR, auth, serving
 

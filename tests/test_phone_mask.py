@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from intercept.phone import mask, tagged_mask
+from intercept.foundation.phone import mask, tagged_mask
 
 
 def test_a_tagged_mask_tells_numbers_ending_alike_apart_and_is_stable():

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..phone import mask, tagged_mask
-from ..terminal import printable, printable_json
+from ..foundation.phone import mask, tagged_mask
+from ..foundation.terminal import printable, printable_json
 from .options import (
     audit,
     buyer_number,

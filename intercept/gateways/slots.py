@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..caching import BoundedDict
+from ..foundation.caching import BoundedDict
 
 
 class SendSlots:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..caching import BoundedDict
+from ..foundation.caching import BoundedDict
 
 MAX_CLIENTS = 10_000
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..foundation.metrics import Metrics
     from ..gateways import Gateway
-    from ..metrics import Metrics
     from ..outreach.campaigns import CampaignRunner
     from ..runtime.number_health import NumberHealthMonitor
     from ..scenarios import ReloadReport

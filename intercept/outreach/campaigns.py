@@ -39,7 +39,7 @@ from ..engine.machine import SPLIT
 from ..engine.rng import choose, seed_from
 from ..engine.template import Template
 from ..errors import ConfigError
-from ..phone import mask
+from ..foundation.phone import mask
 from ..runtime.delays import DelayModel
 from ..runtime.turn import Turn, TurnInput, TurnRules, take_turn
 from ..store.campaigns import (
@@ -59,7 +59,7 @@ from ..store.ops import FunnelMove, OutboxRow
 from .window import Window, parse_rate, zones_for
 
 if TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from ..runtime.clock import WallClock
     from ..runtime.number_health import NumberHealthMonitor
     from ..runtime.optouts import OptOuts

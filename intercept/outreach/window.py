@@ -4,7 +4,7 @@ Pure functions, no I/O. A number's time zone comes from `phonenumbers` (by count
 North America, area code); the city's time zone is the fallback when the number has none, and
 the choice when the number has several and the city's is one of them. A number with several
 zones and none of them the city's is texted only when the window is open in all of them.
-The window and the rates themselves are `intercept.schedule`'s (config checks them too).
+The window and the rates themselves are `intercept.foundation.schedule`'s (config checks them too).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import functools
 import phonenumbers
 from phonenumbers import timezone as _timezone
 
-from ..schedule import MARGIN, Window, parse_rate, zone
+from ..foundation.schedule import MARGIN, Window, parse_rate, zone
 
 __all__ = ["MARGIN", "Window", "parse_rate", "zone", "zones_for"]
 

@@ -16,10 +16,10 @@ import logging
 import msgspec
 import trio
 
-from ..backoff import backoff
 from ..engine import ConversationState, LookupResult, Machine
 from ..engine.rng import seed_from
-from ..phone import mask
+from ..foundation.backoff import backoff
+from ..foundation.phone import mask
 from ..store import Load, SetConversationStatus, StoreClosed
 from ..store.faults import StoreCorrupt, StoreUnavailable
 from .inbox import Inbox

@@ -28,9 +28,9 @@ import msgspec
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..backoff import backoff, parse_retry_after
 from ..config import Config, read_secret
-from ..phone import mask, to_e164
+from ..foundation.backoff import backoff, parse_retry_after
+from ..foundation.phone import mask, to_e164
 from ..store.handoff_rows import PRIORITIES
 from ..store.handoffs import MarkAlerted, QueueSnapshot, TakeSnapshot
 from ..store.ops import OutboxRow

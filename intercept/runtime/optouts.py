@@ -2,7 +2,7 @@
 
 Every path that learns of an opt-out tells it (a turn's STOP or START, the carrier's refusal,
 the store at start-up) and every path about to text someone asks it (the sender, campaigns,
-an operator's take-over). Which words opt out stays in `intercept/optout.py` (pure); what the
+an operator's take-over). Which words opt out stays in `intercept/engine/optout.py` (pure); what the
 person chose is kept here in memory and, for changes that do not come with a turn's commit,
 in the store.
 """
@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..phone import mask
+from ..foundation.phone import mask
 from ..store import OutboxRow, SetOptOut
 
 if TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from ..store import Store
 
 log = logging.getLogger(__name__)

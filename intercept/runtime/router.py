@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..config import Config
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from ..scenarios import ScenarioRegistry
     from ..store import FunnelMove, Store
     from .clock import WallClock

@@ -15,8 +15,8 @@ import msgspec
 import trio
 
 from ..errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
-from ..metrics import Metrics
-from ..phone import mask
+from ..foundation.metrics import Metrics
+from ..foundation.phone import mask
 from ..store import MarkOutbox, OutboxRow, Requeue, Store, StoreClosed
 from ..transport import Gateway, OutboundMessage
 from .clock import WallClock

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ..caching import BoundedDict
+from ..foundation.caching import BoundedDict
 from .handoff_rows import claim_for_reply, close_handoff, open_handoff
 from .schema import RANK_SQL, STATUS_RANK
 from .tombstones import is_tombstoned
@@ -107,7 +107,7 @@ class Ingest(Op):
         entry[1] = count + 1
         cur.execute("UPDATE conversations SET inbound_count = ?, updated_at = ? WHERE id = ?",
                     (count + 1, self.received_at, conv_id))
-        if self.media:  # fetched later by the media fetcher (intercept/media.py)
+        if self.media:  # fetched later by the media fetcher (intercept/buyers/media.py)
             cur.executemany(
                 "INSERT INTO media (conversation_id, inbound_seq, position, url, status, "
                 "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",

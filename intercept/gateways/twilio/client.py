@@ -33,11 +33,11 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import trio
 
-from ...backoff import backoff, parse_retry_after
-from ...caching import BoundedDict
 from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater, StoreUnavailable
-from ...metrics import Metrics
-from ...phone import mask
+from ...foundation.backoff import backoff, parse_retry_after
+from ...foundation.caching import BoundedDict
+from ...foundation.metrics import Metrics
+from ...foundation.phone import mask
 from ..base import Endpoint, Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
 from ..sendrate import SendRate
 from ..slots import SendSlots

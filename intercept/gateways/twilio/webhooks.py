@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, parse_qsl
 
 from ...errors import StoreUnavailable
-from ...phone import mask, to_e164
+from ...foundation.phone import mask, to_e164
 from ..base import (
     DeliveryReceipt,
     Endpoint,
@@ -28,7 +28,7 @@ from ..base import (
 from .signature import valid_signature
 
 if TYPE_CHECKING:
-    from ...metrics import Metrics
+    from ...foundation.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -37,11 +37,11 @@ import httpx
 import msgspec
 import trio
 
-from .backoff import backoff, parse_retry_after
-from .config import MediaConfig
-from .metrics import Metrics
-from .phone import mask
-from .store.media_ops import (
+from ..config import MediaConfig
+from ..foundation.backoff import backoff, parse_retry_after
+from ..foundation.metrics import Metrics
+from ..foundation.phone import mask
+from ..store.media_ops import (
     GaveUpStatus,
     MediaGaveUp,
     MediaRetry,
@@ -52,8 +52,8 @@ from .store.media_ops import (
 )
 
 if TYPE_CHECKING:
-    from .gateways import InboundMessage
-    from .store import Store
+    from ..gateways import InboundMessage
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class MediaFetcher:
             task_status.started()
             await trio.sleep_forever()
         if self._clock is None:
-            from .runtime import WallClock
+            from ..runtime import WallClock
 
             self._clock = WallClock().now
         now = self._clock
