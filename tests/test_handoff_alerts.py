@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from intercept.config import config_from_dict
 from intercept.errors import ConfigError
 from intercept.runtime.handoff_alerts import SIGNATURE_HEADER, AlertSettings, HandoffAlerts
-from intercept.store import CommitStep, OperatorSend, OutboxRow, connect
+from intercept.store import CommitStep, HandoffMade, OperatorSend, OutboxRow, connect
 from intercept.store.ops import Op, WriterCache
 
 THEIR = "+12065550123"
@@ -48,7 +48,7 @@ class FakeStore:
                              (cid, f"g{cid}", FROM, their, SAID, now))
         CommitStep(conversation_id=cid, scenario="s", version=1, status="handed_off",
                    outcome=None, state="{}", processed_count=1, timer_at=None, crashes=0,
-                   outbox=[], now=now, handoff=(priority, "may be in danger")
+                   outbox=[], now=now, handoff=HandoffMade(priority, "may be in danger")
                    ).apply(self.db.conn.cursor(), self.cache)
         return cid
 

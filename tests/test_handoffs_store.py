@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from intercept.store import ClaimedByAnother, CommitStep, HandBack, OperatorSend, connect
+from intercept.store import (
+    ClaimedByAnother,
+    CommitStep,
+    HandBack,
+    HandoffMade,
+    OperatorSend,
+    connect,
+)
 from intercept.store import handoffs as h
 from intercept.store.ops import Op, WriterCache
 from intercept.store.schema import MIGRATIONS, migrate
@@ -35,7 +42,7 @@ class Db:
     def hand_off(self, cid: int, priority: str = "normal", now: float = 100.0) -> None:
         self.do(CommitStep(conversation_id=cid, scenario="s", version=1, status="handed_off",
                            outcome=None, state="{}", processed_count=1, timer_at=None,
-                           crashes=0, outbox=[], now=now, handoff=(priority, "why")))
+                           crashes=0, outbox=[], now=now, handoff=HandoffMade(priority, "why")))
 
     def queue(self, who: str | None = None) -> list[tuple[int, str, str | None]]:
         _, items = h.handoff_queue(self.db.conn, 50, 0, hide_claimed_by_others_of=who)

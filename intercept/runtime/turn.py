@@ -38,7 +38,7 @@ from ..engine import (
     Transition,
     optout,
 )
-from ..store import CommitStep, FunnelMove, OutboxRow
+from ..store import CommitStep, FunnelMove, HandoffMade, OutboxRow
 from .delays import DelayModel
 
 NEVER = math.inf
@@ -221,7 +221,7 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
     opt_out: bool | None = None
     lookup: str | None = None
     handed_off = started = False
-    handoff: tuple[str, str] | None = None
+    handoff: HandoffMade | None = None
     is_out = conv.opted_out
     for event, inbound_text in events:
         begun = time.perf_counter()
@@ -260,7 +260,7 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
             elif isinstance(effect, HandOff):
                 handed_off = True
                 if handoff is None or effect.priority == "urgent":
-                    handoff = (effect.priority, effect.reason)
+                    handoff = HandoffMade(effect.priority, effect.reason)
             elif isinstance(effect, End):
                 outcome = effect.outcome
         step_rows: list[OutboxRow] = []

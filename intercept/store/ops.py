@@ -156,6 +156,14 @@ class FunnelMove(msgspec.Struct, frozen=True):
     """What moved it: an intent's name, "timeout", "otherwise", "start"..."""
 
 
+class HandoffMade(msgspec.Struct, frozen=True):
+    """A hand-off a step made: opened, or raised to urgent (never lowered)."""
+
+    priority: str
+    """urgent | normal."""
+    reason: str
+
+
 class CommitStep(Op):
     """A conversation's new state and everything the step produced, in one transaction:
     replies, tags, funnel transitions, an opt-out change, a pending lookup and a hand-off."""
@@ -172,9 +180,9 @@ class CommitStep(Op):
                  transitions: list[FunnelMove] | tuple[FunnelMove, ...] | None = None,
                  opt_out: bool | None = None, their_number: str = "",
                  pending_lookup: str | None = None, clear_resume: bool = False,
-                 handoff: tuple[str, str] | None = None):
+                 handoff: HandoffMade | None = None):
         self.handoff = handoff
-        """(priority, reason) of a hand-off this step made."""
+        """A hand-off this step made."""
         self.conversation_id, self.scenario, self.version = conversation_id, scenario, version
         self.status, self.outcome, self.state = status, outcome, state
         self.processed_count, self.timer_at, self.crashes = processed_count, timer_at, crashes
@@ -219,8 +227,8 @@ class CommitStep(Op):
                 "conversation_id = excluded.conversation_id",
                 (self.their_number, int(self.opt_out), now, conversation_id))
         if self.handoff is not None:
-            open_handoff(cur, conversation_id, priority=self.handoff[0], reason=self.handoff[1],
-                         now=now)
+            open_handoff(cur, conversation_id, priority=self.handoff.priority,
+                         reason=self.handoff.reason, now=now)
 
 
 class SetConversationStatus(Op):
