@@ -30,7 +30,7 @@ import trio
 from loadtest.ledger import Kind, tag
 
 if TYPE_CHECKING:
-    from loadtest.run import LoadRun
+    from loadtest.state import LoadRun
 
 LINES = ("hey u available tonight?", "how much for an hour", "where r u located",
          "can u do 9pm", "ok sounds good", "r u real?", "whats the address",

@@ -14,7 +14,7 @@ import trio
 from loadtest.target import outbox_statuses
 
 if TYPE_CHECKING:
-    from loadtest.run import LoadRun
+    from loadtest.state import LoadRun
 
 REPORT_KEYS = ("ok", "transport", "buyers", "duration_s", "messages", "latency_ms", "lost",
                "duplicates", "late", "violations", "errors", "outcomes", "behaviours", "faults",

@@ -12,9 +12,7 @@ import contextlib
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,12 +24,8 @@ from intercept.config import config_from_dict
 from loadtest.behaviours import BEHAVIOURS, Buyer, assign
 from loadtest.ledger import Ledger
 from loadtest.phones import Phones, ProviderPhones, SmppPhones
+from loadtest.state import LoadRun, Options
 from loadtest.target import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    CONFIRMATION,
-    PASSWORD,
-    SYSTEM_ID,
     WEBHOOK_PATH,
     ServerProcess,
     ServerSettings,
@@ -42,80 +36,18 @@ from loadtest.target import (
     write_config,
 )
 
-
-@dataclass
-class Options:
-    """Everything a run needs; the command line fills it (`loadtest.cli`)."""
-
-    transport: str = "smpp"
-    buyers: int = 1000
-    duration: float = 30.0
-    ramp_up: float = 5.0
-    drain: float = 20.0
-    settle: float = 1.0
-    mix: dict[str, float] = field(default_factory=lambda: {"human": 1.0})
-    think: tuple[float, float] = (1.0, 5.0)
-    reply_timeout: float = 10.0
-    faults: dict[str, float] = field(default_factory=dict)
-    rate_cap: float | None = None
-    """A contracted rate: the SMSC (per bind) or the provider (per number) throttles above it."""
-    seed: int = 1
-    numbers: int = 4
-    window: int = 100
-    hibernate_after: str = "2m"
-    synchronous: str = "normal"
-    in_process: bool = False
-    pin: bool = False
-    keep: bool = False
-    progress_interval: float = 1.0
-    target: str | None = None
-    """Base URL of a running server (http://HOST:PORT); None: start one."""
-    listen: tuple[str, int] = ("127.0.0.1", 0)
-    """Where the SMSC simulator or the fake provider listens."""
-    ours: list[str] = field(default_factory=list)
-    confirmation: str = CONFIRMATION
-    system_id: str = SYSTEM_ID
-    password: str = PASSWORD
-    account_sid: str = ACCOUNT_SID
-    auth_token: str = AUTH_TOKEN
-    callbacks: bool = True
-
-
-class LoadRun:
-    """The state of a run that the buyers and the progress line share."""
-
-    def __init__(self, options: Options, phones: Phones, ledger: Ledger) -> None:
-        self.options = options
-        self.phones = phones
-        self.ledger = ledger
-        self.start_at = 0.0
-        self.end_at = float("inf")
-        self.live = 0
-        self.started = 0
-        self.outcomes: Counter[tuple[str, str]] = Counter()
-        self.by_behaviour: Counter[str] = Counter()
-        self.server_live_peak = 0
-        self.server_live_at_end: int | None = None
-        self.server: ServerProcess | None = None
-        self.in_process: Any = None
-        self.health_url: str | None = None
-        self.samples: dict[str, dict[str, float]] = {}
-        self.startup_seconds: float | None = None
-        self.db: Path | None = None
-        self.server_exit: int | None = None
-        self.in_process_done = trio.Event()
-
-    async def buyer(self, index: int, behaviour: str, ours: list[str]) -> None:
-        self.live += 1
-        self.started += 1
-        try:
-            outcome = await BEHAVIOURS[behaviour](Buyer(self, index, behaviour, ours))
-        finally:
-            self.live -= 1
-        self.outcomes[(behaviour, outcome)] += 1
-
-
 Hook = Callable[[LoadRun], Awaitable[None]]
+
+
+async def _buyer(run: LoadRun, index: int, behaviour: str, ours: list[str]) -> None:
+    """One simulated buyer, from its first text to its outcome (counted in `run`)."""
+    run.live += 1
+    run.started += 1
+    try:
+        outcome = await BEHAVIOURS[behaviour](Buyer(run, index, behaviour, ours))
+    finally:
+        run.live -= 1
+    run.outcomes[(behaviour, outcome)] += 1
 
 
 def _phones(options: Options, ledger: Ledger) -> Phones:
@@ -247,7 +179,7 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
                         await trio.sleep_until(at)
                     pair = [ours[index % len(ours)], ours[(index + 1) % len(ours)]]
                     run.by_behaviour[behaviour] += 1
-                    buyers.start_soon(run.buyer, index, behaviour, pair)
+                    buyers.start_soon(_buyer, run, index, behaviour, pair)
                 await trio.sleep_until(run.end_at)
                 if run.server is not None:
                     run.samples["end"] = run.server.sample()

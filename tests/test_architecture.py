@@ -288,3 +288,13 @@ def test_the_top_of_the_package_is_a_handful():
                    "server", "transport"}, (
         "a new module at the top of intercept/: put it in the package of its layer "
         "(foundation/, engine/, store/, runtime/, ...) and in LAYERS")
+
+
+def test_the_load_tester_has_no_import_cycle():
+    """loadtest/ too: the run, the buyers' behaviours and the report share loadtest/state.py
+    instead of importing each other."""
+    folder = PACKAGE.parent / "loadtest"
+    known = {module_name(p): p for p in sorted(folder.rglob("*.py"))}
+    edges = {name: list(imports_of(name, path, known)) for name, path in known.items()}
+    assert "loadtest.state" in edges["loadtest.run"]
+    assert not cycles(edges), f"import cycles in loadtest/: {cycles(edges)}"

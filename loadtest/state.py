@@ -1,0 +1,85 @@
+"""What a load run is told (`Options`) and what it knows as it goes (`LoadRun`): shared by the
+run, the buyers' behaviours and the report, so that none of them imports another."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from loadtest.ledger import Ledger
+from loadtest.phones import Phones
+from loadtest.target import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CONFIRMATION,
+    PASSWORD,
+    SYSTEM_ID,
+    ServerProcess,
+)
+
+
+@dataclass
+class Options:
+    """Everything a run needs; the command line fills it (`loadtest.cli`)."""
+
+    transport: str = "smpp"
+    buyers: int = 1000
+    duration: float = 30.0
+    ramp_up: float = 5.0
+    drain: float = 20.0
+    settle: float = 1.0
+    mix: dict[str, float] = field(default_factory=lambda: {"human": 1.0})
+    think: tuple[float, float] = (1.0, 5.0)
+    reply_timeout: float = 10.0
+    faults: dict[str, float] = field(default_factory=dict)
+    rate_cap: float | None = None
+    """A contracted rate: the SMSC (per bind) or the provider (per number) throttles above it."""
+    seed: int = 1
+    numbers: int = 4
+    window: int = 100
+    hibernate_after: str = "2m"
+    synchronous: str = "normal"
+    in_process: bool = False
+    pin: bool = False
+    keep: bool = False
+    progress_interval: float = 1.0
+    target: str | None = None
+    """Base URL of a running server (http://HOST:PORT); None: start one."""
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    """Where the SMSC simulator or the fake provider listens."""
+    ours: list[str] = field(default_factory=list)
+    confirmation: str = CONFIRMATION
+    system_id: str = SYSTEM_ID
+    password: str = PASSWORD
+    account_sid: str = ACCOUNT_SID
+    auth_token: str = AUTH_TOKEN
+    callbacks: bool = True
+
+
+class LoadRun:
+    """The state of a run that the buyers and the progress line share."""
+
+    def __init__(self, options: Options, phones: Phones, ledger: Ledger) -> None:
+        self.options = options
+        self.phones = phones
+        self.ledger = ledger
+        self.start_at = 0.0
+        self.end_at = float("inf")
+        self.live = 0
+        self.started = 0
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.by_behaviour: Counter[str] = Counter()
+        self.server_live_peak = 0
+        self.server_live_at_end: int | None = None
+        self.server: ServerProcess | None = None
+        self.in_process: Any = None
+        self.health_url: str | None = None
+        self.samples: dict[str, dict[str, float]] = {}
+        self.startup_seconds: float | None = None
+        self.db: Path | None = None
+        self.server_exit: int | None = None
+        self.in_process_done = trio.Event()
