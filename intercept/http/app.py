@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from ..console import Console
 from ..engine.yamlsource import split_msgspec_error
 from ..gateways import SimGateway
 from ..phone import to_e164
@@ -112,6 +113,8 @@ class App:
         self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
                                   *self.api.routes()])
         self._openapi: bytes | None = None
+        self.console = Console(server, reads=self.reads, access=self.access, api=self.api)
+        """The web console at / (intercept/console), on the API's reads, tokens and handlers."""
 
     def _public_routes(self) -> list[Route]:
         sim = ("simulator",)
@@ -141,6 +144,9 @@ class App:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if self.console.owns(scope["path"]):
+            await self.console(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:

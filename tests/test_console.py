@@ -1,0 +1,301 @@
+"""The web console over HTTP (no browser): sessions, CSRF, CSP, roles and masking, the pages,
+take-over and hand-back through the API's handlers, live events. tests/test_console_browser.py
+drives the same pages in chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import trio
+
+from intercept.console.rates import Rates
+from intercept.console.sessions import Sessions
+from intercept.console.web import CSP, safe_next
+from intercept.http.auth import Principal, Role
+
+from helpers import BUYER, OUR, TOKEN, Live, serving
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def login(client: httpx.AsyncClient, role: str, *, next_: str = "/") -> str:
+    """Log `client` in with the token of `role`; the session's CSRF token."""
+    page = await client.get("/login")
+    assert page.status_code == 200
+    token = CSRF.search(page.text)
+    assert token is not None
+    r = await client.post("/login", data={"csrf": token.group(1), "token": TOKEN[role],
+                                          "next": next_})
+    assert r.status_code == 303, r.text
+    home = await client.get("/")
+    assert home.status_code == 200
+    found = CSRF.search(home.text)
+    assert found is not None
+    return found.group(1)
+
+
+@asynccontextmanager
+async def browser(live: Live) -> AsyncIterator[httpx.AsyncClient]:
+    """A second client on the same server, with its own cookies."""
+    async with httpx.AsyncClient(base_url=str(live.client.base_url), timeout=10) as client:
+        yield client
+
+
+async def test_login_trades_a_token_for_a_signed_http_only_cookie(tmp_path):
+    async with serving(tmp_path) as live:
+        page = await live.client.get("/login")
+        assert page.headers["content-security-policy"] == CSP
+        assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP
+        assert "<script>" not in page.text and "style=" not in page.text
+        csrf = CSRF.search(page.text).group(1)
+        r = await live.client.post("/login", data={"csrf": csrf, "token": TOKEN["advocate"],
+                                                   "next": "/conversations"})
+        assert r.status_code == 303 and r.headers["location"] == "/conversations"
+        cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie"
+                      and v.startswith("intercept_session="))
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
+        assert "Secure" not in cookie  # plain http here; behind https it is Secure
+        assert TOKEN["advocate"] not in cookie
+        home = await live.client.get("/")
+        assert home.status_code == 200 and "Live conversations" in home.text
+        assert "sam" in home.text and "advocate" in home.text
+        audit = live.query("SELECT actor, action, status FROM audit WHERE action = 'POST /login'")
+        assert audit == [("sam", "POST /login", 303)]
+
+        async with browser(live) as other:  # behind a proxy that says https
+            page = await other.get("/login")
+            csrf = CSRF.search(page.text).group(1)
+            r = await other.post("/login", data={"csrf": csrf, "token": TOKEN["viewer"]},
+                                 headers={"X-Forwarded-Proto": "https"})
+            cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie"
+                          and v.startswith("intercept_session="))
+            assert cookie.endswith("; Secure")
+
+
+async def test_a_wrong_token_is_refused_and_audited(tmp_path):
+    async with serving(tmp_path) as live:
+        page = await live.client.get("/login")
+        csrf = CSRF.search(page.text).group(1)
+        r = await live.client.post("/login", data={"csrf": csrf,
+                                                   "token": "not-a-real-token-at-all"})
+        assert r.status_code == 401 and "That token is not valid." in r.text
+        assert "intercept_session" not in r.headers.get("set-cookie", "")
+        rows = live.query("SELECT actor, status, detail FROM audit WHERE action = 'POST /login'")
+        assert rows and rows[0][:2] == ("anonymous", 401)
+        assert "not-a-real-token" not in rows[0][2]
+
+
+async def test_pages_send_you_to_the_login_form_without_a_session(tmp_path):
+    async with serving(tmp_path) as live:
+        cid = await live.text("hi")
+        for path in ("/", "/conversations", f"/conversations/{cid}"):
+            r = await live.client.get(path)
+            assert r.status_code == 303, path
+            assert r.headers["location"].startswith("/login?next=" + path)
+        r = await live.client.post(f"/conversations/{cid}/messages", data={"text": "x"})
+        assert r.status_code == 401
+        r = await live.client.get("/conversations",
+                                  headers={"cookie": "intercept_session=e30.forged-signature"})
+        assert r.status_code == 303
+
+
+async def test_every_post_needs_the_csrf_token(tmp_path):
+    async with serving(tmp_path) as live:
+        cid = await live.text("hi")
+        r = await live.client.post("/login", data={"token": TOKEN["admin"]})
+        assert r.status_code == 403 and "CSRF" in r.text
+        csrf = await login(live.client, "admin")
+        for path, data in ((f"/conversations/{cid}/messages", {"text": "hello"}),
+                           (f"/conversations/{cid}/hand-back", {}), ("/logout", {})):
+            r = await live.client.post(path, data=data)
+            assert r.status_code == 403 and "CSRF token" in r.text, path
+            r = await live.client.post(path, data={**data, "csrf": csrf[:-2] + "xx"})
+            assert r.status_code == 403, path
+        assert live.query("SELECT count(*) FROM outbox WHERE kind = 'operator'") == [(0,)]
+        assert (await live.client.get("/")).status_code == 200  # still logged in
+
+
+async def test_viewer_sees_masked_numbers_and_cannot_post(tmp_path):
+    async with serving(tmp_path) as live:
+        cid = await live.text("hi")
+        csrf = await login(live.client, "viewer")
+        listing = await live.client.get("/conversations")
+        assert listing.status_code == 200
+        assert BUYER not in listing.text and BUYER[-2:] in listing.text
+        assert "Numbers are masked" in listing.text
+        page = await live.client.get(f"/conversations/{cid}")
+        assert BUYER not in page.text and 'action="/conversations/' not in page.text
+        assert "need the advocate role" in page.text
+        r = await live.client.post(f"/conversations/{cid}/messages",
+                                   data={"csrf": csrf, "text": "from a viewer"})
+        assert r.status_code == 403 and "needs the advocate role" in r.text
+        r = await live.client.get("/conversations", params={"number": BUYER})
+        assert r.status_code == 403
+        assert live.query("SELECT count(*) FROM outbox WHERE kind = 'operator'") == [(0,)]
+        actions = live.query("SELECT action, detail FROM audit WHERE actor = 'val' "
+                             "ORDER BY id")
+        assert ("GET /conversations", "1 of 1 from 0 with masked numbers") in actions
+        assert ("GET /conversations/{id}", "2 messages with masked numbers") in actions
+
+
+async def test_advocate_sees_numbers_lookups_and_searches_by_number(tmp_path):
+    async with serving(tmp_path) as live:
+        cid = await live.text("hi")
+        await live.text("other", their="+12065550177")
+        await login(live.client, "advocate")
+        r = await live.client.get("/conversations", params={"number": BUYER})
+        assert r.status_code == 200 and BUYER in r.text and "+12065550177" not in r.text
+        detail = live.query("SELECT detail FROM audit WHERE action = 'GET /conversations' "
+                            "ORDER BY id DESC LIMIT 1")[0][0]
+        assert detail.startswith("1 of 1 from 0 with full numbers; number=+1")
+        assert BUYER not in detail
+        page = await live.client.get(f"/conversations/{cid}")
+        assert BUYER in page.text and "Lookups" in page.text and "Photos" in page.text
+
+
+async def test_list_filters(tmp_path):
+    async with serving(tmp_path) as live:
+        await live.text("hi")
+        await live.text("bye", their="+12065550177")  # ends the echo conversation
+        await login(live.client, "viewer")
+
+        async def count(**params: str) -> int:
+            r = await live.client.get("/conversations", params=params)
+            assert r.status_code == 200, r.text
+            return int(re.search(r"<p>(\d+) conversation", r.text).group(1))
+
+        assert await count() == 2
+        assert await count(city="seattle") == 2 and await count(city="atlanta") == 0
+        assert await count(kind="buyer") == 2 and await count(kind="outreach") == 0
+        assert await count(status="ended") == 1 and await count(status="active") == 1
+        assert await count(outcome="finished") == 1
+        r = await live.client.get("/conversations", params={"city": "paris"})
+        assert r.status_code == 400 and "There is no city &#39;paris&#39;" in r.text
+        r = await live.client.get("/conversations", params={"status": "nope"})
+        assert r.status_code == 400
+
+
+async def test_message_text_is_escaped(tmp_path):
+    async with serving(tmp_path) as live:
+        cid = await live.text('<script>alert("x")</script><b onmouseover=1>')
+        await login(live.client, "advocate")
+        for path in (f"/conversations/{cid}", f"/conversations/{cid}/live"):
+            page = await live.client.get(path)
+            assert "<script>alert" not in page.text and "<b onmouseover" not in page.text
+            assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+
+
+async def test_take_over_reply_and_hand_back_use_the_api_path(tmp_path):
+    async with serving(tmp_path) as live:
+        cid = await live.text("hi")
+        csrf = await login(live.client, "advocate")
+        r = await live.client.post(f"/conversations/{cid}/messages",
+                                   data={"csrf": csrf, "text": "A person here. Are you ok?"})
+        assert r.status_code == 303 and r.headers["location"] == f"/conversations/{cid}"
+        assert live.query("SELECT operator FROM conversations WHERE id = ?", (cid,)) == [(1,)]
+        with trio.fail_after(10):
+            while "A person here. Are you ok?" not in live.phones.by_number[BUYER]:
+                await trio.sleep(0.01)
+        page = await live.client.get(f"/conversations/{cid}/live")
+        assert "with a human" in page.text and "a human" in page.text
+        r = await live.client.post(f"/conversations/{cid}/messages",
+                                   data={"csrf": csrf, "text": ""})
+        assert r.status_code == 400 and "1 to 1600 characters" in r.text
+        r = await live.client.post(f"/conversations/{cid}/hand-back", data={"csrf": csrf})
+        assert r.status_code == 303
+        assert live.query("SELECT operator FROM conversations WHERE id = ?", (cid,)) == [(0,)]
+        r = await live.client.post(f"/conversations/{cid}/hand-back", data={"csrf": csrf})
+        assert r.status_code == 409 and "nothing to hand back" in r.text
+        r = await live.client.post("/conversations/999/messages",
+                                   data={"csrf": csrf, "text": "hello"})
+        assert r.status_code == 404
+        rows = live.query("SELECT actor, action, status, conversation_id, detail FROM audit "
+                          "WHERE action LIKE 'POST /conversations%' ORDER BY id")
+        assert rows[0][:4] == ("sam", "POST /conversations/{id}/messages", 200, cid)
+        assert rows[0][4] == f"queued {cid}.op.1 (26 characters)"
+        assert rows[1][:3] == ("sam", "POST /conversations/{id}/hand-back", 200)
+        assert rows[2][:3] == ("sam", "POST /conversations/{id}/hand-back", 409)
+        assert all("Are you ok" not in r[4] for r in rows)
+        assert live.query("SELECT count(*) FROM outbox WHERE kind = 'operator'") == [(1,)]
+
+
+async def test_logout_ends_the_session_for_every_copy_of_the_cookie(tmp_path):
+    async with serving(tmp_path) as live:
+        csrf = await login(live.client, "viewer")
+        copied = live.client.cookies["intercept_session"]
+        r = await live.client.post("/logout", data={"csrf": csrf})
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        async with browser(live) as thief:
+            r = await thief.get("/", headers={"cookie": f"intercept_session={copied}"})
+            assert r.status_code == 303
+
+
+async def test_the_transcript_streams_changes_as_server_sent_events(tmp_path):
+    async with serving(tmp_path) as live:
+        live.server.app.console.pages.poll = 0.02
+        cid = await live.text("hi")
+        await login(live.client, "viewer")
+        async with live.client.stream("GET", f"/conversations/{cid}/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["content-security-policy"] == CSP
+            lines = stream.aiter_lines()
+            seen: list[str] = []
+
+            async def until(event: str) -> None:
+                with trio.fail_after(10):
+                    async for line in lines:
+                        seen.append(line)
+                        if line == event:
+                            return
+
+            await until("event: changed")  # at once: the page may be older than the stream
+            await live.text("are you there", ours=OUR)
+            await until("event: changed")
+            assert "retry: 2000" in seen
+
+
+async def test_static_files_and_unknown_paths(tmp_path):
+    async with serving(tmp_path) as live:
+        r = await live.client.get("/static/htmx.min.js")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+        assert b"htmx" in r.content[:2000]
+        assert (await live.client.get("/static/console.css")).status_code == 200
+        assert (await live.client.get("/static/NOTICE")).status_code == 404
+        assert (await live.client.get("/static/../app.py")).status_code == 404
+        assert (await live.client.get("/conversations/x/y")).status_code in (303, 404)
+        assert (await live.client.get("/healthz")).status_code == 200  # the app's, untouched
+        assert (await live.client.get("/api/me")).status_code == 401
+
+
+def test_next_stays_on_this_site():
+    assert safe_next("/conversations?city=x") == "/conversations?city=x"
+    for target in (None, "", "https://evil.example/", "//evil.example/", "/\\evil.example"):
+        assert safe_next(target) == "/"
+
+
+def test_sessions_are_signed_expire_and_end():
+    sessions = Sessions(lifetime=100)
+    session, cookie = sessions.create(Principal("sam", Role.advocate), "tok", now=1000.0)
+    assert sessions.find(cookie, 1050.0) is session
+    payload, _, signature = cookie.partition(".")
+    assert sessions.find(f"{payload}.{signature[:-2]}AA", 1050.0) is None
+    other = Sessions()
+    assert other.find(cookie, 1050.0) is None  # another key (a restarted server)
+    assert sessions.find(cookie, 1100.0) is None and len(sessions) == 0
+    session, cookie = sessions.create(Principal("sam", Role.advocate), "tok", now=2000.0)
+    sessions.end(session)
+    assert sessions.find(cookie, 2001.0) is None
+
+
+def test_rates_per_minute_from_counters():
+    counts = [0.0, 0.0]
+    now = [0.0]
+    rates = Rates(lambda: (counts[0], counts[1]), lambda: now[0])
+    now[0], counts[0], counts[1] = 30.0, 10.0, 5.0
+    assert rates.sample() == pytest.approx((20.0, 10.0))  # 10 in 30 s
+    now[0], counts[0] = 90.0, 70.0
+    assert rates.sample() == pytest.approx((60.0, 0.0))  # the last minute: 60 in, none out
