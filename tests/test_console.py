@@ -296,6 +296,6 @@ def test_rates_per_minute_from_counters():
     now = [0.0]
     rates = Rates(lambda: (counts[0], counts[1]), lambda: now[0])
     now[0], counts[0], counts[1] = 30.0, 10.0, 5.0
-    assert rates.sample() == pytest.approx((20.0, 10.0))  # 10 in 30 s
+    assert rates.sample() == pytest.approx((10.0, 5.0))  # 10 in 30 s: not scaled up
     now[0], counts[0] = 90.0, 70.0
     assert rates.sample() == pytest.approx((60.0, 0.0))  # the last minute: 60 in, none out

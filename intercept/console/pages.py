@@ -68,6 +68,7 @@ class Pages:
         """The `app.Console` these pages belong to (its sessions, renderer, reads, API)."""
         config = console.server.config
         self.city_of = {n.number: n.city for n in config.numbers}
+        self.city_names = {key: city.name for key, city in config.cities.items()}
         self.kind_of = {n.number: n.kind for n in config.numbers}
         self.cities = sorted((key, city.name) for key, city in config.cities.items())
         registry = console.server.metrics.registry
@@ -106,7 +107,8 @@ class Pages:
         return Shown(
             id=row.id, number=row.their_number if may_see_numbers(role) else mask(
                 row.their_number), our_number=row.our_number,
-            city=self.city_of.get(row.our_number), kind=self.kind_of.get(row.our_number, "buyer"),
+            city=self.city_names.get(self.city_of.get(row.our_number) or "") or self.city_of.get(
+                row.our_number), kind=self.kind_of.get(row.our_number, "buyer"),
             scenario=row.scenario, version=row.version, status=row.status,
             outcome=row.outcome, operator=row.operator, messages_in=row.inbound_count,
             messages_out=row.outbound_count, tags=row.tags, created_at=row.created_at,

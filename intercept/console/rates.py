@@ -1,8 +1,8 @@
 """Messages in and out per minute, from the server's own counters (no store reads).
 
 `Rates.sample()` is called by every overview request and by nobody else; it keeps a few
-minutes of (time, in, out) samples and answers the rate over the last minute (or over as much
-as it has seen, when the console has just started).
+minutes of (time, in, out) samples and answers the count over the last minute (fewer seconds
+than that, just after the server started, are not scaled up).
 """
 
 from __future__ import annotations
@@ -39,5 +39,5 @@ class Rates:
         elapsed = now - base[0]
         if elapsed <= 0:
             return 0.0, 0.0
-        scale = 60.0 / max(elapsed, 1.0)
+        scale = 60.0 / max(elapsed, WINDOW)  # no extrapolation from a few seconds
         return (got_in - base[1]) * scale, (got_out - base[2]) * scale
