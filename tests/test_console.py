@@ -256,6 +256,10 @@ async def test_the_transcript_streams_changes_as_server_sent_events(tmp_path):
             await live.text("are you there", ours=OUR)
             await until("event: changed")
             assert "retry: 2000" in seen
+            assert live.server.app.console.pages.streams == 1
+        with trio.fail_after(10):  # the browser went away: the stream ends, not 5 min later
+            while live.server.app.console.pages.streams:
+                await trio.sleep(0.01)
 
 
 async def test_static_files_and_unknown_paths(tmp_path):

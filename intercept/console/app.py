@@ -90,7 +90,7 @@ class Console:
         client = scope.get("client")
         request = Request(method, path, scope, body, params, client[0] if client else None)
         try:
-            response = await self._run(route, request, send)
+            response = await self._run(route, request, receive, send)
         except HTTPError as exc:
             response = self.page_error(exc.status, exc.message, request)
         except StoreClosed:
@@ -104,7 +104,8 @@ class Console:
         if response is not None:
             await self.send(send, response)
 
-    async def _run(self, route: Route, request: Request, send: Any) -> Response | None:
+    async def _run(self, route: Route, request: Request, receive: Any, send: Any
+                   ) -> Response | None:
         session: Session | None = None
         if route.role is not None:
             session = await self.session_of(request)
@@ -125,7 +126,7 @@ class Console:
                                      "expired): reload the page and try again.")
         request.data = session
         if route.path == EVENTS:  # a stream: it sends its own response
-            await self.pages.events(request, send)
+            await self.pages.events(request, receive, send)
             return None
         return await route.handler(request)
 

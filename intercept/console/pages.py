@@ -66,6 +66,8 @@ class Pages:
     def __init__(self, console: Any):
         self.console = console
         """The `app.Console` these pages belong to (its sessions, renderer, reads, API)."""
+        self.streams = 0
+        """Event streams open now."""
         config = console.server.config
         self.city_of = {n.number: n.city for n in config.numbers}
         self.city_names = {key: city.name for key, city in config.cities.items()}
@@ -277,12 +279,12 @@ class Pages:
                                  c=self.shown(detail.conversation, self.role(request)),
                                  transcript=detail.transcript)
 
-    async def events(self, request: Request, send: Any) -> None:
+    async def events(self, request: Request, receive: Any, send: Any) -> None:
         """Server-sent events: ``changed`` whenever the conversation does (polled every
         `poll` seconds), a comment after `keepalive` seconds of quiet; ends after
-        `stream_for` seconds or when the session does (the browser then reconnects)."""
+        `stream_for` seconds, when the session does (the browser then reconnects) or when
+        the browser goes away."""
         cid = request.params["id"]
-        session: Session = request.data
         stamp = await self.console.reads.run(cr.change_stamp, cid)
         if stamp is None:
             raise HTTPError(404, f"There is no conversation {cid}.")
@@ -290,6 +292,23 @@ class Pages:
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no"),
             *SECURITY_HEADERS]})
+        self.streams += 1
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def until_gone() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_gone)
+                await self._stream(request, send, stamp)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.streams -= 1
+
+    async def _stream(self, request: Request, send: Any, stamp: Any) -> None:
+        cid, session = request.params["id"], request.data
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n",
                     "more_body": True})
         # the page may have changed since it was rendered: the first event refreshes it
