@@ -5,6 +5,7 @@ drives the same pages in chromium."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +13,12 @@ import httpx
 import pytest
 import trio
 
+from intercept.console import app as console_app
 from intercept.console.rates import Rates
 from intercept.console.sessions import Sessions
 from intercept.console.web import CSP, safe_next
 from intercept.http.auth import Principal, Role
+from intercept.store.tokens import CreateToken, revoke_token
 
 from helpers import BUYER, OUR, TOKEN, Live, serving
 
@@ -303,3 +306,20 @@ def test_rates_per_minute_from_counters():
     assert rates.sample() == pytest.approx((10.0, 5.0))  # 10 in 30 s: not scaled up
     now[0], counts[0] = 90.0, 70.0
     assert rates.sample() == pytest.approx((60.0, 0.0))  # the last minute: 60 in, none out
+
+
+async def test_a_revoked_token_ends_its_sessions_at_the_next_check(tmp_path, monkeypatch):
+    async with serving(tmp_path) as live:
+        secret = "kims-stored-token-00000000001"
+        await live.server.store.call(CreateToken("kim", "advocate", secret,
+                                                 now=live.server.clock.now()))
+        page = await live.client.get("/login")
+        r = await live.client.post("/login", data={"csrf": CSRF.search(page.text).group(1),
+                                                   "token": secret})
+        assert r.status_code == 303
+        monkeypatch.setattr(console_app, "RECHECK", 0.0)  # check the token on every request
+        assert (await live.client.get("/")).status_code == 200
+        with sqlite3.connect(tmp_path / "api.db") as conn:
+            assert revoke_token(conn, "kim")
+        r = await live.client.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
