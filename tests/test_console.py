@@ -17,10 +17,22 @@ from intercept.console import app as console_app
 from intercept.console.rates import Rates
 from intercept.console.sessions import Sessions
 from intercept.console.web import CSP, safe_next
+from intercept.gateways import SimGateway
 from intercept.http.auth import Principal, Role
+from intercept.server import Server
 from intercept.store.tokens import CreateToken, revoke_token
 
-from helpers import BUYER, OUR, TOKEN, Live, serving
+from helpers import (
+    BUYER,
+    OUR,
+    TOKEN,
+    TOKENS,
+    Live,
+    add_ads,
+    outreach_config,
+    serving,
+    shipped,
+)
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -323,3 +335,46 @@ async def test_a_revoked_token_ends_its_sessions_at_the_next_check(tmp_path, mon
             assert revoke_token(conn, "kim")
         r = await live.client.get("/")
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_scenarios_and_campaigns_read_only(tmp_path):
+    async with serving(tmp_path) as live:
+        await live.text("hi")
+        await live.text("bye", their="+12065550177")
+        await login(live.client, "viewer")
+        r = await live.client.get("/scenarios")
+        assert r.status_code == 200 and 'href="/scenarios/echo"' in r.text
+        r = await live.client.get("/scenarios/echo")
+        assert r.status_code == 200
+        assert re.search(r'data-reached="done">1<', r.text)  # one conversation said bye
+        assert re.search(r'data-reached="wait">2<', r.text)
+        assert "v1 (2 conversations)" in r.text and "finished 1" in r.text
+        r = await live.client.get("/scenarios/nope")
+        assert r.status_code == 404 and "the scenarios are echo" in r.text
+        assert (await live.client.get("/scenarios/%3Cb%3E")).status_code == 404
+        assert (await live.client.post("/scenarios/echo")).status_code == 405
+        r = await live.client.get("/campaigns")
+        assert r.status_code == 200 and "has no <code>[[campaigns]]</code>" in r.text
+
+
+async def test_campaigns_show_the_apis_figures(tmp_path):
+    add_ads(tmp_path / "api.db", ["+12065550141", "+12065550142"])
+    config = outreach_config({"name": "spring", "window": "00:00-24:00", "rate": "5/s",
+                              "rate_per_number": "5/s"},
+                             http={"enabled": True, "listen": "127.0.0.1:0"},
+                             api={"tokens": TOKENS})
+    server = Server(config, registry=shipped(), gateway=SimGateway(receipts=True),
+                    store_path=tmp_path / "api.db")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        (base,) = server.http_addresses
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            await login(client, "viewer")
+            r = await client.get("/campaigns")
+            assert r.status_code == 200
+            assert "spring" in r.text and "state-idle" in r.text
+            assert re.search(r"<tbody><tr><td>2</td>", r.text)  # two targets from the ads
+            assert 'href="/scenarios/victim-outreach"' in r.text
+            r = await client.get("/scenarios/victim-outreach")
+            assert r.status_code == 200 and "start</span>" in r.text
+        server.stop()

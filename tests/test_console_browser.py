@@ -194,6 +194,10 @@ def test_a_viewer_sees_masked_numbers_and_cannot_post(page_for, running):
                                 form={"csrf": csrf, "text": "from a viewer"})
     assert refused.status == 403
     assert "from a viewer" not in running.received("+12065550162")
+    page.get_by_role("link", name="Scenarios").click()
+    page.get_by_role("link", name="echo").click()
+    expect(page.locator("[data-reached=wait]")).not_to_have_text("0")
+    shot(page, "console-scenario.png")
 
 
 def test_a_post_without_the_csrf_token_is_refused(page_for, running):

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from ..http.auth import AuthError, Principal, Role
 from ..http.routing import HTTPError, Request, Response, Route, RouteTable
 from ..store import Audit, StoreClosed, StoreUnavailable
+from .config_pages import ConfigPages
 from .pages import Pages
 from .render import Renderer
 from .sessions import COOKIE, RECHECK, Session, Sessions, csrf_matches
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 MAX_BODY = 64 * 1024
-PREFIXES = ("/conversations", "/static/")
-PATHS = frozenset({"/", "/login", "/logout", "/overview"})
+PREFIXES = ("/conversations", "/static/", "/scenarios")
+PATHS = frozenset({"/", "/login", "/logout", "/overview", "/campaigns"})
 STATIC_TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8",
                 ".png": b"image/png"}
 EVENTS = "/conversations/{id}/events"
@@ -55,7 +56,10 @@ class Console:
         self.sessions = Sessions()
         self.renderer = Renderer()
         self.pages = Pages(self)
-        self.routes = RouteTable(self.pages.routes())
+        config_pages = ConfigPages(self)
+        self.routes = RouteTable([*self.pages.routes(), *config_pages.routes()])
+        self.scenario_route = config_pages.scenario_route()
+        """/scenarios/{name}: matched here, as `RouteTable` takes numbers only."""
         self.static = _static_files()
 
     @staticmethod
@@ -77,7 +81,7 @@ class Console:
         if path.startswith("/static/"):
             await self.send(send, self._static(method, path))
             return
-        found = self.routes.match(method, path)
+        found = self._match(method, path)
         if found is None:
             await self.send(send, self.page_error(404, "There is no such page."))
             return
@@ -89,6 +93,8 @@ class Console:
         route, params = found
         client = scope.get("client")
         request = Request(method, path, scope, body, params, client[0] if client else None)
+        if route is self.scenario_route:
+            request.query = path.removeprefix("/scenarios/")
         try:
             response = await self._run(route, request, receive, send)
         except HTTPError as exc:
@@ -103,6 +109,13 @@ class Console:
                                             "details.")
         if response is not None:
             await self.send(send, response)
+
+    def _match(self, method: str, path: str
+               ) -> tuple[Route, dict[str, int]] | list[str] | None:
+        name = path.removeprefix("/scenarios/")
+        if name != path and name and "/" not in name:
+            return (self.scenario_route, {}) if method == "GET" else ["GET"]
+        return self.routes.match(method, path)
 
     async def _run(self, route: Route, request: Request, receive: Any, send: Any
                    ) -> Response | None:
