@@ -225,6 +225,7 @@ async def test_take_over_reply_and_hand_back_use_the_api_path(tmp_path):
         assert live.query("SELECT operator FROM conversations WHERE id = ?", (cid,)) == [(0,)]
         r = await live.client.post(f"/conversations/{cid}/hand-back", data={"csrf": csrf})
         assert r.status_code == 409 and "nothing to hand back" in r.text
+        assert f'<a href="/conversations/{cid}">Back to conversation {cid}</a>' in r.text
         r = await live.client.post("/conversations/999/messages",
                                    data={"csrf": csrf, "text": "hello"})
         assert r.status_code == 404

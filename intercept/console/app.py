@@ -178,8 +178,11 @@ class Console:
                     403: "Not allowed", 404: "Not found", 405: "Not allowed",
                     409: "That cannot be done now", 413: "Too large",
                     503: "Unavailable"}
+        cid = request.params.get("id") if request is not None else None
         response = self.html(status, "error.html", request, code=status,
-                             heading=headings.get(status, "Error"), error=message)
+                             heading=headings.get(status, "Error"), error=message,
+                             back=None if cid is None or status == 404 else
+                             f"/conversations/{cid}")
         response.detail = message[:200]
         return response
 
