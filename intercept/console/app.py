@@ -126,7 +126,7 @@ class Console:
                 if request.method == "GET":
                     return redirect("/login?next=" + quote(request.path, safe="/"))
                 raise HTTPError(401, "Your session has ended: log in again.")
-            request.principal = session.principal
+            request.principal, request.data = session.principal, session
             if session.principal.role < route.role:
                 raise HTTPError(403, f"This needs the {route.role.name} role; you are logged "
                                      f"in as {session.principal.name} with the "
@@ -137,7 +137,6 @@ class Console:
             if session is None or not csrf_matches(session.csrf, presented):
                 raise HTTPError(403, "This form has no valid CSRF token (it may have "
                                      "expired): reload the page and try again.")
-        request.data = session
         if route.path == EVENTS:  # a stream: it sends its own response
             await self.pages.events(request, receive, send)
             return None
@@ -151,9 +150,11 @@ class Console:
             return session
         try:
             principal = await self.check_token(request, session.token)
-        except AuthError:
-            self.sessions.end(session)
-            return None
+        except AuthError as exc:
+            if exc.status in (401, 403):  # revoked; a lockout or a busy store passes
+                self.sessions.end(session)
+                return None
+            return session
         session.principal, session.checked_at = principal, now
         return session
 
@@ -168,6 +169,7 @@ class Console:
 
     def html(self, status: int, template: str, request: Request | None = None,
              **values: Any) -> Response:
+        """A page; `request.data` is the session (None before login), for the header."""
         session = request.data if request is not None else None
         body = self.renderer.render(template, session=session, **values)
         return Response(status, body.encode(), HTML, [(b"cache-control", b"no-store")])

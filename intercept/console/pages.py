@@ -7,6 +7,7 @@ not. Lists and conversation views are audited as the API's are, naming the conso
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 import time
@@ -26,6 +27,8 @@ from ..store import reads as q
 from .rates import Rates
 from .sessions import COOKIE, LOGIN_CSRF_COOKIE, Session, csrf_matches, may_see_numbers
 from .web import SECURITY_HEADERS, cookies, form, is_https, redirect, safe_next, set_cookie
+
+log = logging.getLogger(__name__)
 
 STATUSES: tuple[str, ...] = get_args(s.Status)
 PAGE = 50
@@ -302,7 +305,13 @@ class Pages:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(until_gone)
-                await self._stream(request, send, stamp)
+                try:
+                    await self._stream(request, send, stamp)
+                except Exception as exc:  # the response has started: end it, do not answer
+                    log.warning("conversation %d: its event stream ended early: %s", cid,
+                                exc.__class__.__name__)
+                    await send({"type": "http.response.body", "body": b"",
+                                "more_body": False})
                 nursery.cancel_scope.cancel()
         finally:
             self.streams -= 1
