@@ -4,6 +4,7 @@ drives the same pages in chromium."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -19,12 +20,14 @@ from intercept.console.sessions import Sessions
 from intercept.console.web import CSP, safe_next
 from intercept.gateways import SimGateway
 from intercept.http.auth import Principal, Role
+from intercept.media import media_path
 from intercept.server import Server
 from intercept.store.tokens import CreateToken, revoke_token
 
 from helpers import (
     BUYER,
     OUR,
+    PHOTO,
     TOKEN,
     TOKENS,
     Live,
@@ -379,3 +382,45 @@ async def test_campaigns_show_the_apis_figures(tmp_path):
             r = await client.get("/scenarios/victim-outreach")
             assert r.status_code == 200 and "start</span>" in r.text
         server.stop()
+
+
+async def test_photos_are_shown_to_advocates_only_and_audited(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # media.dir is beside the config's store path
+    async with serving(tmp_path) as live:
+        done = await live.server.gateway.inject(
+            their_number=BUYER, our_number=OUR, text="me",
+            media=("https://media.example/a.jpg", "https://media.example/b.svg"))
+        cid = done.conversation_id
+        with trio.fail_after(10):  # the fetcher refuses media.example (not an allowed host)
+            while live.query("SELECT count(*) FROM media WHERE status = 'pending'") != [(0,)]:
+                await trio.sleep(0.01)
+        first, second = (m for (m,) in live.query(
+            "SELECT id FROM media WHERE conversation_id = ? ORDER BY position", (cid,)))
+        digest = hashlib.sha256(PHOTO).hexdigest()  # as if it had fetched them after all
+        path = media_path(live.server.config.media_dir, digest)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(PHOTO)
+        with sqlite3.connect(tmp_path / "api.db") as conn:  # the second one claims to be SVG
+            conn.executemany("UPDATE media SET status = 'stored', sha256 = ?, content_type = ?, "
+                             "size = ? WHERE id = ?",
+                             [(digest, "image/jpeg", len(PHOTO), first),
+                              (digest, "image/svg+xml", len(PHOTO), second)])
+        await login(live.client, "viewer")
+        assert (await live.client.get(f"/conversations/{cid}/photos/{first}")).status_code \
+            == 403
+        async with browser(live) as advocate:
+            await login(advocate, "advocate")
+            page = await advocate.get(f"/conversations/{cid}")
+            assert f'<img src="/conversations/{cid}/photos/{first}"' in page.text
+            assert f'photos/{second}"' not in page.text
+            r = await advocate.get(f"/conversations/{cid}/photos/{first}")
+            assert r.status_code == 200 and r.content == PHOTO
+            assert r.headers["content-type"] == "image/jpeg"
+            assert r.headers["content-security-policy"] == CSP
+            r = await advocate.get(f"/conversations/{cid}/photos/{second}")
+            assert r.status_code == 415 and "JPEG, PNG, GIF and WebP only" in r.text
+            assert (await advocate.get(f"/conversations/{cid + 1}/photos/{first}")
+                    ).status_code == 404
+        rows = live.query("SELECT actor, detail FROM audit WHERE action = "
+                          "'GET /conversations/{id}/photos/{photo}'")
+        assert rows == [("sam", f"photo {first} (image/jpeg, {len(PHOTO)} bytes)")]

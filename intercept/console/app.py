@@ -179,6 +179,7 @@ class Console:
         headings = {400: "That request was not right", 401: "Please log in",
                     403: "Not allowed", 404: "Not found", 405: "Not allowed",
                     409: "That cannot be done now", 413: "Too large",
+                    415: "Not shown here",
                     503: "Unavailable"}
         cid = request.params.get("id") if request is not None else None
         response = self.html(status, "error.html", request, code=status,

@@ -21,6 +21,7 @@ import trio
 from ..http import schemas as s
 from ..http.auth import AuthError, Role
 from ..http.routing import HTTPError, Request, Response, Route
+from ..media import media_path
 from ..phone import mask, to_e164
 from ..store import console_reads as cr
 from ..store import reads as q
@@ -31,6 +32,8 @@ from .web import SECURITY_HEADERS, cookies, form, is_https, redirect, safe_next,
 log = logging.getLogger(__name__)
 
 STATUSES: tuple[str, ...] = get_args(s.Status)
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+"""What the console shows inline (an SVG could carry script)."""
 PAGE = 50
 """Conversations per list page."""
 
@@ -100,6 +103,8 @@ class Pages:
                   role=viewer),
             Route("GET", "/conversations/{id}/events", self.live, "Its changes as events",
                   role=viewer),
+            Route("GET", "/conversations/{id}/photos/{photo}", self.photo,
+                  "A photo the other party sent", role=advocate),
             Route("POST", "/conversations/{id}/messages", self.reply,
                   "Reply as a human (take over)", role=advocate),
             Route("POST", "/conversations/{id}/hand-back", self.hand_back,
@@ -272,7 +277,7 @@ class Pages:
             200, "conversation.html", request, page="conversations",
             c=self.shown(detail.conversation, role), transcript=detail.transcript,
             transitions=detail.transitions, outcomes=detail.outcomes, extras=extras,
-            may_act=role >= Role.advocate)
+            may_act=role >= Role.advocate, photo_types=PHOTO_TYPES)
 
     async def live(self, request: Request) -> Response:
         """The live part of a conversation page (state, tags, transcript), for htmx."""
@@ -343,6 +348,28 @@ class Pages:
             elif now - sent_at >= self.keepalive:
                 chunk = b": still here\n\n"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def photo(self, request: Request) -> Response:
+        """A stored photo, as an image of a safe type (never SVG), audited."""
+        cid, media_id = request.params["id"], request.params["photo"]
+        found = await self.console.reads.run(cr.stored_photo, cid, media_id)
+        if found is None:
+            raise HTTPError(404, f"Conversation {cid} has no stored photo {media_id}.")
+        sha256, content_type = found
+        if content_type not in PHOTO_TYPES:
+            raise HTTPError(415, f"Photo {media_id} is {content_type or 'of no known type'}; "
+                                 "the console shows JPEG, PNG, GIF and WebP only (the "
+                                 "evidence export has every file).")
+        path = media_path(self.console.server.config.media_dir, sha256)
+        try:
+            body = await trio.to_thread.run_sync(path.read_bytes)
+        except OSError as exc:
+            raise HTTPError(404, f"Photo {media_id} is missing from the media folder "
+                                 f"({exc.strerror}).") from None
+        await self.console.audit(request, "GET /conversations/{id}/photos/{photo}", 200,
+                                 f"photo {media_id} ({content_type}, {len(body)} bytes)")
+        return Response(200, body, content_type.encode(), [
+            (b"cache-control", b"no-store"), (b"content-disposition", b"inline")])
 
     # -- actions (the API's handlers, audited under the console's paths)
 

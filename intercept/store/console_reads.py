@@ -70,3 +70,12 @@ def conversation_extras(conn: sqlite3.Connection, conversation_id: int) -> Extra
         "SELECT id, status, content_type, size, error FROM media WHERE conversation_id = ? "
         "ORDER BY inbound_seq, position", (conversation_id,))]
     return Extras(lookups, photos)
+
+
+def stored_photo(conn: sqlite3.Connection, conversation_id: int, media_id: int
+                 ) -> tuple[str, str] | None:
+    """(sha256, content type) of a photo of this conversation that is on disk, else None."""
+    row = conn.execute("SELECT sha256, content_type FROM media WHERE id = ? AND "
+                       "conversation_id = ? AND status = 'stored' AND sha256 IS NOT NULL",
+                       (media_id, conversation_id)).fetchone()
+    return None if row is None else (row[0], row[1] or "")
