@@ -76,7 +76,8 @@ class Pages:
         """Event streams open now."""
         config = console.server.config
         self.city_of = {n.number: n.city for n in config.numbers}
-        self.city_names = {key: city.name for key, city in config.cities.items()}
+        names = {key: city.name for key, city in config.cities.items()}
+        self.city_label = {n.number: names.get(n.city, n.city) for n in config.numbers}
         self.kind_of = {n.number: n.kind for n in config.numbers}
         self.cities = sorted((key, city.name) for key, city in config.cities.items())
         registry = console.server.metrics.registry
@@ -101,6 +102,7 @@ class Pages:
                   role=viewer),
             Route("GET", "/conversations/{id}/live", self.live, "Its transcript and state",
                   role=viewer),
+            # a stream: `Console` hands it to `events` with the ASGI receive and send
             Route("GET", "/conversations/{id}/events", self.live, "Its changes as events",
                   role=viewer),
             Route("GET", "/conversations/{id}/photos/{photo}", self.photo,
@@ -117,8 +119,8 @@ class Pages:
         return Shown(
             id=row.id, number=row.their_number if may_see_numbers(role) else mask(
                 row.their_number), our_number=row.our_number,
-            city=self.city_names.get(self.city_of.get(row.our_number) or "") or self.city_of.get(
-                row.our_number), kind=self.kind_of.get(row.our_number, "buyer"),
+            city=self.city_label.get(row.our_number),
+            kind=self.kind_of.get(row.our_number, "buyer"),
             scenario=row.scenario, version=row.version, status=row.status,
             outcome=row.outcome, operator=row.operator, messages_in=row.inbound_count,
             messages_out=row.outbound_count, tags=row.tags, created_at=row.created_at,
