@@ -424,3 +424,18 @@ async def test_photos_are_shown_to_advocates_only_and_audited(tmp_path, monkeypa
         rows = live.query("SELECT actor, detail FROM audit WHERE action = "
                           "'GET /conversations/{id}/photos/{photo}'")
         assert rows == [("sam", f"photo {first} (image/jpeg, {len(PHOTO)} bytes)")]
+
+
+async def test_the_overview_shows_the_servers_figures(tmp_path):
+    async with serving(tmp_path) as live:
+        await live.text("hi")
+        await live.text("bye", their="+12065550177")
+        await login(live.client, "viewer")
+        r = await live.client.get("/overview")
+        assert r.status_code == 200 and r.text.startswith('<section id="overview"')
+        figures = dict(re.findall(r'data-figure="(\w+)">([^<]+)<', r.text))
+        assert figures["store"] == "ok" and figures["outbox"] == "0"
+        assert figures["human"] == "0" and int(figures["live"]) >= 0
+        assert float(figures["in"]) == 2.0 and float(figures["out"]) == 2.0  # in the last minute
+        assert 'href="/conversations?status=ended">ended</a> 1' in r.text
+        assert "<strong>2</strong> in all" in r.text
