@@ -439,3 +439,25 @@ async def test_the_overview_shows_the_servers_figures(tmp_path):
         assert float(figures["in"]) == 2.0 and float(figures["out"]) == 2.0  # in the last minute
         assert 'href="/conversations?status=ended">ended</a> 1' in r.text
         assert "<strong>2</strong> in all" in r.text
+
+
+async def test_the_impact_report_with_charts(tmp_path):
+    async with serving(tmp_path) as live:
+        await live.text("hi")
+        await live.text("hey", their="+12065550177")
+        await login(live.client, "viewer")
+        r = await live.client.get("/reports")
+        assert r.status_code == 200
+        row = re.search(r'<tr><th scope="row">seattle</th><td>(\d+)</td><td>(\d+)</td>'
+                        r"<td>(\d+)</td>", r.text.split("Buyer deterrence")[1])
+        assert row is not None and row.groups() == ("2", "2", "4")  # buyers, talks, messages
+        assert 'aria-label="Buyer deterrence in seattle: buyers 2, conversations 2, ' \
+               'deterrence sent 0"' in r.text
+        assert 'width="100.00" height="9" class="bar"' in r.text
+        assert "style=" not in r.text and "<script>" not in r.text  # only script src
+        r = await live.client.get("/reports", params={"city": "atlanta", "since": "2020-01-01"})
+        assert r.status_code == 200 and "Nothing in the store yet" in r.text
+        r = await live.client.get("/reports", params={"since": "yesterday"})
+        assert r.status_code == 400 and "is not a date (YYYY-MM-DD)" in r.text
+        r = await live.client.get("/reports", params={"city": "paris"})
+        assert r.status_code == 400

@@ -11,6 +11,7 @@ installs chromium when it is missing and runs them.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,9 @@ def test_a_viewer_sees_masked_numbers_and_cannot_post(page_for, running):
     page.get_by_role("link", name="echo").click()
     expect(page.locator("[data-reached=wait]")).not_to_have_text("0")
     shot(page, "console-scenario.png")
+    page.get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("img", name=re.compile("Buyer deterrence in seattle"))).to_be_visible()
+    shot(page, "console-reports.png")
 
 
 def test_a_post_without_the_csrf_token_is_refused(page_for, running):

@@ -18,6 +18,7 @@ from ..store import Audit, StoreClosed, StoreUnavailable
 from .config_pages import ConfigPages
 from .pages import Pages
 from .render import Renderer
+from .report_page import ReportPage
 from .sessions import COOKIE, RECHECK, Session, Sessions, csrf_matches
 from .web import HTML, SECURITY_HEADERS, cookies, form, redirect
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 Scope = dict[str, Any]
 MAX_BODY = 64 * 1024
 PREFIXES = ("/conversations", "/static/", "/scenarios")
-PATHS = frozenset({"/", "/login", "/logout", "/overview", "/campaigns"})
+PATHS = frozenset({"/", "/login", "/logout", "/overview", "/campaigns", "/reports"})
 STATIC_TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8",
                 ".png": b"image/png"}
 EVENTS = "/conversations/{id}/events"
@@ -57,7 +58,8 @@ class Console:
         self.renderer = Renderer()
         self.pages = Pages(self)
         config_pages = ConfigPages(self)
-        self.routes = RouteTable([*self.pages.routes(), *config_pages.routes()])
+        self.routes = RouteTable([*self.pages.routes(), *config_pages.routes(),
+                                  *ReportPage(self).routes()])
         self.scenario_route = config_pages.scenario_route()
         """/scenarios/{name}: matched here, as `RouteTable` takes numbers only."""
         self.static = _static_files()
