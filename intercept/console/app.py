@@ -19,6 +19,7 @@ from .config_pages import ConfigPages
 from .pages import Pages
 from .render import Renderer
 from .report_page import ReportPage
+from .services import ConsoleServices, services_of
 from .sessions import COOKIE, RECHECK, Session, Sessions, csrf_matches
 from .web import HTML, SECURITY_HEADERS, cookies, form, redirect
 
@@ -44,16 +45,16 @@ def _static_files() -> dict[str, tuple[bytes, bytes]]:
 
 
 class Console:
-    """The web console, mounted by `http.app.App` at / beside the API.
+    """The web console, mounted by `http.app.App` at / beside the API (`mounted_on`).
 
-    `server` is the running `Server` (its store, clock, config, metrics, health); `reads`,
-    `access` and `api` are the API's own, so the console reads the same read models,
-    authenticates the same tokens (with the same lockout) and changes conversations through
-    the same handlers.
+    Its `reads`, `access` and `api` are the API's own, so the console reads the same read
+    models, authenticates the same tokens (with the same lockout) and changes conversations
+    through the same handlers.
     """
 
-    def __init__(self, server: Any, *, reads: Any, access: Any, api: Any):
-        self.server, self.reads, self.access, self.api = server, reads, access, api
+    def __init__(self, services: ConsoleServices):
+        self.services = services
+        self.reads, self.access, self.api = services.reads, services.access, services.api
         self.sessions = Sessions()
         self.renderer = Renderer()
         self.pages = Pages(self)
@@ -64,13 +65,18 @@ class Console:
         """/scenarios/{name}: matched here, as `RouteTable` takes numbers only."""
         self.static = _static_files()
 
+    @classmethod
+    def mounted_on(cls, app: Any) -> Console:
+        """The console of an `http.app.App` (which forwards the paths it `owns`)."""
+        return cls(services_of(app))
+
     @staticmethod
     def owns(path: str) -> bool:
         """Whether a request path is the console's (everything else stays the app's)."""
         return path in PATHS or path.startswith(PREFIXES)
 
     def now(self) -> float:
-        return float(self.server.clock.now())
+        return self.services.now()
 
     # -- ASGI
 
@@ -214,7 +220,7 @@ class Console:
                    role=who.role.name if who else "", action=action, status=status,
                    conversation_id=request.params.get("id"), detail=detail[:200])
         try:
-            await self.server.store.call(op)
+            await self.services.store.call(op)
         except StoreClosed:
             log.warning("audit row for %s (status %d) not written: the store is closed",
                         action, status)

@@ -60,7 +60,7 @@ class ConfigPages:
                                  campaigns=found.items)
 
     async def scenarios(self, request: Request) -> Response:
-        registry = self.console.server.registry
+        registry = self.console.services.registry
         stats = await self.console.reads.run(q.stats)
         counts: dict[str, int] = {}
         for name, _, count in stats.by_scenario:
@@ -71,7 +71,7 @@ class ConfigPages:
 
     async def scenario(self, request: Request) -> Response:
         name: str = request.query
-        registry = self.console.server.registry
+        registry = self.console.services.registry
         machine = registry.current(name) if NAME.match(name) else None
         if machine is None:
             raise HTTPError(404, f"There is no scenario {name!r}; the scenarios are "

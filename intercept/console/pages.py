@@ -74,13 +74,13 @@ class Pages:
         """The `app.Console` these pages belong to (its sessions, renderer, reads, API)."""
         self.streams = 0
         """Event streams open now."""
-        config = console.server.config
+        config = console.services.config
         self.city_of = {n.number: n.city for n in config.numbers}
         names = {key: city.name for key, city in config.cities.items()}
         self.city_label = {n.number: names.get(n.city, n.city) for n in config.numbers}
         self.kind_of = {n.number: n.kind for n in config.numbers}
         self.cities = sorted((key, city.name) for key, city in config.cities.items())
-        registry = console.server.metrics.registry
+        registry = console.services.metrics.registry
 
         def counters() -> tuple[float, float]:
             return (registry.get_sample_value("intercept_messages_in_total") or 0.0,
@@ -181,7 +181,7 @@ class Pages:
     async def _overview_values(self) -> dict[str, Any]:
         stats = await self.console.reads.run(q.stats)
         rate_in, rate_out = self.rates.sample()
-        return {"health": self.console.server.health(), "stats": stats, "rate_in": rate_in,
+        return {"health": self.console.services.health(), "stats": stats, "rate_in": rate_in,
                 "rate_out": rate_out, "now": self.console.now()}
 
     async def overview(self, request: Request) -> Response:
@@ -362,7 +362,7 @@ class Pages:
             raise HTTPError(415, f"Photo {media_id} is {content_type or 'of no known type'}; "
                                  "the console shows JPEG, PNG, GIF and WebP only (the "
                                  "evidence export has every file).")
-        path = media_path(self.console.server.config.media_dir, sha256)
+        path = media_path(self.console.services.config.media_dir, sha256)
         try:
             body = await trio.to_thread.run_sync(path.read_bytes)
         except OSError as exc:

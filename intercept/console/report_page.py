@@ -65,7 +65,7 @@ class ReportPage:
     def __init__(self, console: Any):
         self.console = console
         """The `app.Console` this page belongs to."""
-        config = console.server.config
+        config = console.services.config
         self.cities = sorted((key, city.name) for key, city in config.cities.items())
         self.city_of = {n.number: n.city for n in config.numbers}
 

@@ -113,7 +113,7 @@ class App:
         self.routes = RouteTable([*server.gateway.routes(), *self._public_routes(),
                                   *self.api.routes()])
         self._openapi: bytes | None = None
-        self.console = Console(server, reads=self.reads, access=self.access, api=self.api)
+        self.console = Console.mounted_on(self)
         """The web console at / (intercept/console), on the API's reads, tokens and handlers."""
 
     def _public_routes(self) -> list[Route]:
