@@ -14,13 +14,13 @@ import httpx
 import pytest
 import trio
 
+from intercept.buyers.media import media_path
 from intercept.console import app as console_app
 from intercept.console.rates import Rates
 from intercept.console.sessions import Sessions
 from intercept.console.web import CSP, safe_next
 from intercept.gateways import SimGateway
 from intercept.http.auth import Principal, Role
-from intercept.media import media_path
 from intercept.server import Server
 from intercept.store.tokens import CreateToken, revoke_token
 

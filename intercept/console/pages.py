@@ -18,11 +18,11 @@ from urllib.parse import parse_qsl, urlencode
 import msgspec
 import trio
 
+from ..buyers.media import media_path
+from ..foundation.phone import mask, to_e164
 from ..http import schemas as s
 from ..http.auth import AuthError, Role
 from ..http.routing import HTTPError, Request, Response, Route
-from ..media import media_path
-from ..phone import mask, to_e164
 from ..store import console_reads as cr
 from ..store import reads as q
 from .rates import Rates

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..foundation.metrics import Metrics
     from ..http.access import Access
     from ..http.api import Api
-    from ..metrics import Metrics
     from ..scenarios import ScenarioRegistry
     from ..store import Store
     from ..store.reads import Reads

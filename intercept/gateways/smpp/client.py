@@ -43,9 +43,9 @@ import msgspec
 import trio
 from prometheus_client import CollectorRegistry
 
-from ...backoff import backoff
 from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
-from ...phone import mask
+from ...foundation.backoff import backoff
+from ...foundation.phone import mask
 from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from ..sendrate import SendRate
