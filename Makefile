@@ -37,6 +37,12 @@ define unlocked
 		-e '.[test]'
 endef
 
+# The console's browser tests (tests/test_console_browser.py) drive Debian's chromium through
+# Playwright (whose own browser download is not used): installed here when it is missing,
+# with sudo unless we are root.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: serve test lint bench loadtest-ci lock test-latest test-lowest clean
 
 $(UV): requirements-uv.txt
@@ -57,7 +63,11 @@ serve: $(BIN)/intercept
 lint: $(BIN)/intercept
 	$(BIN)/ruff check .
 
-test: $(BIN)/intercept
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(BIN)/intercept $(CHROMIUM)
 	$(call suite,$(BIN))
 
 loadtest-ci: $(BIN)/intercept
@@ -74,13 +84,13 @@ lock: $(UV)
 
 # The suite on the newest versions pyproject.toml allows, without the lock, in $(LATEST):
 # drift in a dependency shows here before it reaches a user.
-test-latest: $(UV)
+test-latest: $(UV) $(CHROMIUM)
 	$(call unlocked,$(LATEST),highest)
 	$(call suite,$(LATEST)/bin)
 
 # The suite on the lowest versions pyproject.toml's ranges name for our direct dependencies:
 # the lower bounds stay ones the suite has passed with.
-test-lowest: $(UV)
+test-lowest: $(UV) $(CHROMIUM)
 	$(call unlocked,$(LOWEST),lowest-direct)
 	$(call suite,$(LOWEST)/bin)
 

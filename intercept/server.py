@@ -159,8 +159,8 @@ class Server:
         self.http_enabled = config.http.enabled if http is None else http
         self.http_services = HttpServices(
             config=config, store=self.store, metrics=self.metrics, gateway=self.gateway,
-            campaigns=self.campaigns, number_health=self.number_health, now=self._now,
-            actions=self)
+            campaigns=self.campaigns, number_health=self.number_health,
+            registry=self.registry, now=self._now, actions=self)
         """What the HTTP app and API are handed (intercept/http/services.py)."""
         self.app = App(self.http_services) if self.http_enabled else None
         """Built here so that a bad API token file is a start-up error, not a traceback."""

@@ -39,7 +39,7 @@ LAYERS: dict[str, int] = {
     # 2, runtime: actors, router, sender, clock
     "runtime": 2,
     # 3, what runs on the runtime
-    "gateways": 3, "http": 3, "outreach": 3, "buyers": 3, "authoring": 3,
+    "gateways": 3, "http": 3, "console": 3, "outreach": 3, "buyers": 3, "authoring": 3,
     # 4, the top: the command line and the composition root
     "cli": 4, "server": 4, "__main__": 4,
 }

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from ..console import Console, ConsoleServices
 from ..engine.yamlsource import split_msgspec_error
 from ..foundation.phone import to_e164
 from ..gateways import SimGateway
@@ -111,6 +112,11 @@ class App:
         self.routes = RouteTable([*map(endpoint_route, services.gateway.endpoints()),
                                   *self._public_routes(), *self.api.routes()])
         self._openapi: bytes | None = None
+        self.console = Console(ConsoleServices(
+            config=services.config, store=services.store, metrics=services.metrics,
+            registry=services.registry, now=services.now, health=services.actions.health,
+            reads=self.reads, access=self.access, api=self.api))
+        """The web console at / (intercept/console), on the API's reads, tokens and handlers."""
 
     def _public_routes(self) -> list[Route]:
         sim = ("simulator",)
@@ -140,6 +146,9 @@ class App:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if self.console.owns(scope["path"]):
+            await self.console(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:

@@ -206,7 +206,7 @@ class HttpLimits:
                 return
             slot.reading = False
             self._slots.setdefault(key, slot)  # evicted just as its last byte came: serve it
-            await self.app(scope, _replay(body), send)
+            await self.app(scope, _replay(body, receive), send)
         finally:
             self._slots.pop(key, None)
 
@@ -228,19 +228,19 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)[:limit + 1]
 
 
-def _replay(body: bytes) -> Receive:
-    """A `receive` that gives the app the body already read, then waits for a disconnect."""
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app the body already read, then the client's own messages
+    (its disconnect, which a long response such as the console's event stream waits for)."""
     sent = False
 
-    async def receive() -> dict[str, Any]:
+    async def replay() -> dict[str, Any]:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await receive()
 
-    return receive
+    return replay
 
 
 async def _answer(send: Send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..gateways import Gateway
     from ..outreach.campaigns import CampaignRunner
     from ..runtime.number_health import NumberHealthMonitor
-    from ..scenarios import ReloadReport
+    from ..scenarios import ReloadReport, ScenarioRegistry
     from ..store import OutboxRow, Store
     from ..store.retention import Kind, PurgeResult
 
@@ -60,6 +60,8 @@ class HttpServices:
     """Its webhook routes are mounted; the simulator endpoints need the `SimGateway`."""
     campaigns: CampaignRunner
     number_health: NumberHealthMonitor
+    registry: ScenarioRegistry
+    """The loaded scenario versions (the console's scenario pages)."""
     now: Callable[[], float]
     """Unix time (the server's clock, which follows trio's)."""
     actions: ServerActions

@@ -1,0 +1,403 @@
+"""The console's pages: log in and out, the overview, conversations, one conversation live.
+
+Reads use the API's read models (`store.reads`) on the API's read pool; replies and hand-backs
+call the API's own handlers (`http.api.Api`), so the console changes nothing the API could
+not. Lists and conversation views are audited as the API's are, naming the console's path.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, get_args
+from urllib.parse import parse_qsl, urlencode
+
+import msgspec
+import trio
+
+from ..buyers.media import media_path
+from ..foundation.phone import mask, to_e164
+from ..http import schemas as s
+from ..http.auth import AuthError, Role
+from ..http.routing import HTTPError, Request, Response, Route
+from ..store import console_reads as cr
+from ..store import reads as q
+from .rates import Rates
+from .sessions import COOKIE, LOGIN_CSRF_COOKIE, Session, csrf_matches, may_see_numbers
+from .web import SECURITY_HEADERS, cookies, form, is_https, redirect, safe_next, set_cookie
+
+log = logging.getLogger(__name__)
+
+STATUSES: tuple[str, ...] = get_args(s.Status)
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+"""What the console shows inline (an SVG could carry script)."""
+PAGE = 50
+"""Conversations per list page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A conversation as a page shows it: the other number masked unless the role may see it."""
+
+    id: int
+    number: str
+    our_number: str
+    city: str | None
+    kind: str
+    scenario: str | None
+    version: int | None
+    status: str
+    outcome: str | None
+    operator: bool
+    messages_in: int
+    messages_out: int
+    tags: tuple[str, ...]
+    created_at: float
+    updated_at: float
+
+
+class Pages:
+    """The handlers; `routes()` lists them with the least role each needs."""
+
+    poll = 0.5
+    """Seconds between two looks at a conversation that a live page follows."""
+    keepalive = 15.0
+    """Seconds of quiet after which an event stream sends a comment (proxies close idle ones)."""
+    stream_for = 300.0
+    """Seconds an event stream lasts; the browser reconnects by itself."""
+
+    def __init__(self, console: Any):
+        self.console = console
+        """The `app.Console` these pages belong to (its sessions, renderer, reads, API)."""
+        self.streams = 0
+        """Event streams open now."""
+        config = console.services.config
+        self.city_of = {n.number: n.city for n in config.numbers}
+        names = {key: city.name for key, city in config.cities.items()}
+        self.city_label = {n.number: names.get(n.city, n.city) for n in config.numbers}
+        self.kind_of = {n.number: n.kind for n in config.numbers}
+        self.cities = sorted((key, city.name) for key, city in config.cities.items())
+        registry = console.services.metrics.registry
+
+        def counters() -> tuple[float, float]:
+            return (registry.get_sample_value("intercept_messages_in_total") or 0.0,
+                    registry.get_sample_value("intercept_messages_out_total") or 0.0)
+
+        self.rates = Rates(counters, time.monotonic)
+
+    def routes(self) -> list[Route]:
+        viewer, advocate = Role.viewer, Role.advocate
+        return [
+            Route("GET", "/login", self.login_form, "The login form"),
+            Route("POST", "/login", self.login, "Trade an API token for a session"),
+            Route("POST", "/logout", self.logout, "End the session", role=viewer),
+            Route("GET", "/", self.overview, "The overview", role=viewer),
+            Route("GET", "/overview", self.overview_part, "The overview's figures",
+                  role=viewer),
+            Route("GET", "/conversations", self.conversations, "Conversations", role=viewer),
+            Route("GET", "/conversations/{id}", self.conversation, "One conversation",
+                  role=viewer),
+            Route("GET", "/conversations/{id}/live", self.live, "Its transcript and state",
+                  role=viewer),
+            # a stream: `Console` hands it to `events` with the ASGI receive and send
+            Route("GET", "/conversations/{id}/events", self.live, "Its changes as events",
+                  role=viewer),
+            Route("GET", "/conversations/{id}/photos/{photo}", self.photo,
+                  "A photo the other party sent", role=advocate),
+            Route("POST", "/conversations/{id}/messages", self.reply,
+                  "Reply as a human (take over)", role=advocate),
+            Route("POST", "/conversations/{id}/hand-back", self.hand_back,
+                  "Give it back to the bot", role=advocate),
+        ]
+
+    # -- shapes
+
+    def shown(self, row: q.ConversationRow, role: Role) -> Shown:
+        return Shown(
+            id=row.id, number=row.their_number if may_see_numbers(role) else mask(
+                row.their_number), our_number=row.our_number,
+            city=self.city_label.get(row.our_number),
+            kind=self.kind_of.get(row.our_number, "buyer"),
+            scenario=row.scenario, version=row.version, status=row.status,
+            outcome=row.outcome, operator=row.operator, messages_in=row.inbound_count,
+            messages_out=row.outbound_count, tags=row.tags, created_at=row.created_at,
+            updated_at=row.updated_at)
+
+    @staticmethod
+    def role(request: Request) -> Role:
+        assert request.principal is not None
+        return request.principal.role
+
+    # -- sessions
+
+    async def login_form(self, request: Request, error: str | None = None,
+                         status: int = 200) -> Response:
+        query = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1")))
+        token = cookies(request.scope).get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+        response = self.console.html(status, "login.html", None, csrf=token, error=error,
+                                     next=safe_next(query.get("next")))
+        response.headers.append((b"set-cookie", set_cookie(
+            LOGIN_CSRF_COOKIE, token, secure=is_https(request.scope), max_age=3600)))
+        return response
+
+    async def login(self, request: Request) -> Response:
+        fields = form(request)
+        if not csrf_matches(cookies(request.scope).get(LOGIN_CSRF_COOKIE), fields.get("csrf")):
+            raise HTTPError(403, "This form has no valid CSRF token (it may have expired): "
+                                 "reload the page and try again.")
+        token = fields.get("token", "").strip()
+        if not token:
+            return await self.login_form(request, "Enter your API token.", 400)
+        try:
+            principal = await self.console.check_token(request, token)
+        except AuthError as exc:
+            if exc.audit:
+                await self.console.audit(request, "POST /login", exc.status,
+                                         exc.detail or exc.message)
+            message = {401: "That token is not valid."}.get(exc.status, exc.message)
+            return await self.login_form(request, message, exc.status)
+        _, cookie = self.console.sessions.create(principal, token, self.console.now())
+        await self.console.audit(request, "POST /login", 303, "console session started",
+                                 principal=principal)
+        secure = is_https(request.scope)
+        return redirect(safe_next(fields.get("next")),
+                        (b"set-cookie", set_cookie(COOKIE, cookie, secure=secure,
+                                                   max_age=self.console.sessions.lifetime)),
+                        (b"set-cookie", set_cookie(LOGIN_CSRF_COOKIE, "", secure=secure,
+                                                   max_age=0)))
+
+    async def logout(self, request: Request) -> Response:
+        session: Session = request.data
+        self.console.sessions.end(session)
+        await self.console.audit(request, "POST /logout", 303, "console session ended")
+        return redirect("/login", (b"set-cookie", set_cookie(
+            COOKIE, "", secure=is_https(request.scope), max_age=0)))
+
+    # -- the overview
+
+    async def _overview_values(self) -> dict[str, Any]:
+        stats = await self.console.reads.run(q.stats)
+        rate_in, rate_out = self.rates.sample()
+        return {"health": self.console.services.health(), "stats": stats, "rate_in": rate_in,
+                "rate_out": rate_out, "now": self.console.now()}
+
+    async def overview(self, request: Request) -> Response:
+        return self.console.html(200, "overview.html", request, page="overview",
+                                 **await self._overview_values())
+
+    async def overview_part(self, request: Request) -> Response:
+        return self.console.html(200, "_overview.html", request,
+                                 **await self._overview_values())
+
+    # -- conversations
+
+    def _filter(self, request: Request, fields: dict[str, str]) -> q.ConversationFilter:
+        """The list's filter from the query; raises `HTTPError` 400/403 naming the field."""
+        our: set[str] | None = None
+        city = fields.get("city")
+        if city:
+            if city not in dict(self.cities):
+                raise HTTPError(400, f"There is no city {city!r}; the cities are "
+                                     f"{', '.join(k for k, _ in self.cities) or 'none'}.")
+            our = {n for n, c in self.city_of.items() if c == city}
+        kind = fields.get("kind")
+        if kind:
+            if kind not in ("buyer", "outreach"):
+                raise HTTPError(400, "Kind is buyer or outreach.")
+            of_kind = {n for n, k in self.kind_of.items() if k == kind}
+            our = of_kind if our is None else our & of_kind
+        status = fields.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise HTTPError(400, f"State is one of {', '.join(STATUSES)}.")
+        their = None
+        if fields.get("number"):
+            if not may_see_numbers(self.role(request)):
+                raise HTTPError(403, "Searching by phone number needs the advocate role.")
+            their = to_e164(fields["number"])
+            if their is None:
+                raise HTTPError(400, f"{fields['number']!r} is not a valid phone number.")
+        return q.ConversationFilter(status=status, outcome=fields.get("outcome") or None,
+                                    our_numbers=None if our is None else tuple(sorted(our)),
+                                    their_number=their)
+
+    async def conversations(self, request: Request) -> Response:
+        fields = {k: v.strip() for k, v in parse_qsl(
+            request.scope.get("query_string", b"").decode("utf-8", "replace"))}
+        where = self._filter(request, fields)
+        try:
+            offset = max(0, int(fields.get("offset") or 0))
+        except ValueError:
+            raise HTTPError(400, "Offset is a whole number.") from None
+        total, rows = await self.console.reads.run(q.list_conversations, where, PAGE, offset)
+        stats = await self.console.reads.run(q.stats)
+        role = self.role(request)
+        kept = {k: v for k, v in fields.items() if v and k != "offset"}
+
+        def link(at: int) -> str:
+            return "/conversations?" + urlencode({**kept, "offset": at} if at else kept)
+
+        full = may_see_numbers(role)
+        shown = {**kept, **({"number": mask(where.their_number)} if where.their_number else {})}
+        searched = ", ".join(f"{k}={v}" for k, v in shown.items())
+        await self.console.audit(request, "GET /conversations", 200,
+                                 f"{len(rows)} of {total} from {offset} with "
+                                 f"{'full' if full else 'masked'} numbers"
+                                 + (f"; {searched}" if searched else ""))
+        return self.console.html(
+            200, "conversations.html", request, page="conversations",
+            rows=[self.shown(r, role) for r in rows], total=total, offset=offset,
+            form={name: fields.get(name, "") for name in ("city", "kind", "status", "outcome",
+                                                          "number")},
+            cities=self.cities, statuses=STATUSES, outcomes=sorted(stats.by_outcome),
+            full_numbers=full, prev_link=link(max(0, offset - PAGE)) if offset else None,
+            next_link=link(offset + PAGE) if offset + PAGE < total else None)
+
+    async def _detail(self, cid: int, extras: bool) -> tuple[q.ConversationDetail,
+                                                               cr.Extras | None]:
+        def read(conn: sqlite3.Connection) -> tuple[Any, Any]:
+            detail = q.conversation_detail(conn, cid)
+            if detail is None:
+                return None, None
+            return detail, cr.conversation_extras(conn, cid) if extras else None
+
+        detail, more = await self.console.reads.run(read)
+        if detail is None:
+            raise HTTPError(404, f"There is no conversation {cid}.")
+        return detail, more
+
+    async def conversation(self, request: Request) -> Response:
+        cid = request.params["id"]
+        role = self.role(request)
+        detail, extras = await self._detail(cid, may_see_numbers(role))
+        await self.console.audit(request, "GET /conversations/{id}", 200,
+                                 f"{len(detail.transcript)} messages with "
+                                 f"{'full' if may_see_numbers(role) else 'masked'} numbers")
+        return self.console.html(
+            200, "conversation.html", request, page="conversations",
+            c=self.shown(detail.conversation, role), transcript=detail.transcript,
+            transitions=detail.transitions, outcomes=detail.outcomes, extras=extras,
+            may_act=role >= Role.advocate, photo_types=PHOTO_TYPES)
+
+    async def live(self, request: Request) -> Response:
+        """The live part of a conversation page (state, tags, transcript), for htmx."""
+        cid = request.params["id"]
+        detail, _ = await self._detail(cid, False)
+        return self.console.html(200, "_live.html", request,
+                                 c=self.shown(detail.conversation, self.role(request)),
+                                 transcript=detail.transcript)
+
+    async def events(self, request: Request, receive: Any, send: Any) -> None:
+        """Server-sent events: ``changed`` whenever the conversation does (polled every
+        `poll` seconds), a comment after `keepalive` seconds of quiet; ends after
+        `stream_for` seconds, when the session does (the browser then reconnects) or when
+        the browser goes away."""
+        cid = request.params["id"]
+        stamp = await self.console.reads.run(cr.change_stamp, cid)
+        if stamp is None:
+            raise HTTPError(404, f"There is no conversation {cid}.")
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no"),
+            *SECURITY_HEADERS]})
+        self.streams += 1
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def until_gone() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_gone)
+                try:
+                    await self._stream(request, send, stamp)
+                except Exception as exc:  # the response has started: end it, do not answer
+                    log.warning("conversation %d: its event stream ended early: %s", cid,
+                                exc.__class__.__name__)
+                    await send({"type": "http.response.body", "body": b"",
+                                "more_body": False})
+                nursery.cancel_scope.cancel()
+        finally:
+            self.streams -= 1
+
+    async def _stream(self, request: Request, send: Any, stamp: Any) -> None:
+        cid, session = request.params["id"], request.data
+        await send({"type": "http.response.body", "body": b"retry: 2000\n\n",
+                    "more_body": True})
+        # the page may have changed since it was rendered: the first event refreshes it
+        chunk = b"event: changed\ndata: 0\n\n"
+        sent_at = trio.current_time()
+        end = sent_at + self.stream_for
+        changes = 0
+        while True:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent_at, chunk = trio.current_time(), b""
+            await trio.sleep(self.poll)
+            now = trio.current_time()
+            if now >= end or self.console.sessions.find_live(session, self.console.now()) \
+                    is None:
+                break
+            latest = await self.console.reads.run(cr.change_stamp, cid)
+            if latest is None:
+                chunk = b"event: gone\ndata: deleted\n\n"
+            elif latest != stamp:
+                stamp, changes = latest, changes + 1
+                chunk = f"event: changed\ndata: {changes}\n\n".encode()
+            elif now - sent_at >= self.keepalive:
+                chunk = b": still here\n\n"
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def photo(self, request: Request) -> Response:
+        """A stored photo, as an image of a safe type (never SVG), audited."""
+        cid, media_id = request.params["id"], request.params["photo"]
+        found = await self.console.reads.run(cr.stored_photo, cid, media_id)
+        if found is None:
+            raise HTTPError(404, f"Conversation {cid} has no stored photo {media_id}.")
+        sha256, content_type = found
+        if content_type not in PHOTO_TYPES:
+            raise HTTPError(415, f"Photo {media_id} is {content_type or 'of no known type'}; "
+                                 "the console shows JPEG, PNG, GIF and WebP only (the "
+                                 "evidence export has every file).")
+        path = media_path(self.console.services.config.media_dir, sha256)
+        try:
+            body = await trio.to_thread.run_sync(path.read_bytes)
+        except OSError as exc:
+            raise HTTPError(404, f"Photo {media_id} is missing from the media folder "
+                                 f"({exc.strerror}).") from None
+        await self.console.audit(request, "GET /conversations/{id}/photos/{photo}", 200,
+                                 f"photo {media_id} ({content_type}, {len(body)} bytes)")
+        return Response(200, body, content_type.encode(), [
+            (b"cache-control", b"no-store"), (b"content-disposition", b"inline")])
+
+    # -- actions (the API's handlers, audited under the console's paths)
+
+    async def _act(self, request: Request, action: str, data: Any, handler: Any) -> Response:
+        cid = request.params["id"]
+        api_request = Request("POST", request.path, request.scope, b"", request.params,
+                              request.client, request.principal, data=data)
+        try:
+            response: Response = await handler(api_request)
+        except HTTPError as exc:
+            await self.console.audit(request, action, exc.status, exc.message)
+            raise HTTPError(exc.status, exc.message[:1].upper() + exc.message[1:] + ".") \
+                from None
+        await self.console.audit(request, action, response.status, response.detail)
+        return redirect(f"/conversations/{cid}")
+
+    async def reply(self, request: Request) -> Response:
+        text = form(request).get("text", "")
+        try:
+            message = msgspec.convert({"text": text}, s.OperatorMessage)
+        except msgspec.ValidationError:
+            raise HTTPError(400, "A message is 1 to 1600 characters.") from None
+        return await self._act(request, "POST /conversations/{id}/messages", message,
+                               self.console.api.send_message)
+
+    async def hand_back(self, request: Request) -> Response:
+        return await self._act(request, "POST /conversations/{id}/hand-back",
+                               s.HandBackRequest(), self.console.api.hand_back)
+

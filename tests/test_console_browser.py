@@ -1,0 +1,225 @@
+"""The web console in a real browser: Debian's chromium driven by Playwright.
+
+A server runs in a thread (its own trio loop, the simulator gateway, real sockets); each test
+gets a fresh browser context, so cookies never leak between roles. The screenshots in
+docs/img/ (shown in README.md and docs/console.md) are taken here.
+
+Marked ``browser`` and ``slow``: ``pytest -m 'not slow'`` leaves them out; ``make test``
+installs chromium when it is missing and runs them.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from intercept.gateways import SimGateway
+from intercept.server import Server
+
+from helpers import BUYER, OUR, TOKEN, TOKENS, echo_folder, make_config
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1200, "height": 800}
+
+
+class Running:
+    """A server on a thread of its own; `stop()` asks it to shut down and waits."""
+
+    def __init__(self, tmp: Path):
+        config = make_config("echo", http={"enabled": True, "listen": "127.0.0.1:0"},
+                             api={"tokens": TOKENS, "max_failures": 0},
+                             scenarios={"dir": echo_folder(tmp)})
+        ready: queue.Queue[Any] = queue.Queue()
+
+        async def main() -> None:
+            server = Server(config, gateway=SimGateway(receipts=True),
+                            store_path=tmp / "console.db")
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.run)
+                ready.put((server, trio.lowlevel.current_trio_token()))
+
+        def run() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:  # the test fails with it instead of hanging
+                ready.put(exc)
+
+        self.thread = threading.Thread(target=run, name="console-server", daemon=True)
+        self.thread.start()
+        got = ready.get(timeout=60)
+        if isinstance(got, BaseException):
+            raise got
+        self.server, self.token = got
+        (self.base,) = self.server.http_addresses
+        self.http = httpx.Client(base_url=self.base, timeout=10)
+
+    def text(self, text: str, their: str = BUYER) -> int:
+        """A buyer texts our number through the simulator; the conversation id."""
+        r = self.http.post("/sim/messages", json={"from": their, "to": OUR, "text": text})
+        assert r.status_code == 200, r.text
+        return int(r.json()["conversation_id"])
+
+    def received(self, their: str = BUYER) -> list[str]:
+        r = self.http.get("/sim/messages", params={"to": their})
+        return [m["text"] for m in r.json()["messages"]]
+
+    def stop(self) -> None:
+        self.http.close()
+        trio.from_thread.run_sync(self.server.stop, trio_token=self.token)
+        self.thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    live = Running(tmp_path_factory.mktemp("console"))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page_for(chromium: Any, running: Running) -> Iterator[Any]:
+    """`page_for(role, viewport)`: a logged-in page in a fresh context; CSP violations fail."""
+    contexts: list[Any] = []
+    violations: list[str] = []
+
+    def open_page(role: str | None, viewport: dict[str, int] = DESKTOP) -> Any:
+        context = chromium.new_context(base_url=running.base, viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda m: violations.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        if role is not None:
+            page.goto("/login")
+            page.get_by_label("API token").fill(TOKEN[role])
+            page.get_by_role("button", name="Log in").click()
+            expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert violations == []
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
+def test_log_in_and_a_buyers_text_appears_without_reload(page_for, running):
+    cid = running.text("hey u available tonight?")
+    page = page_for("advocate")
+    expect(page.locator("[data-figure=live]")).to_be_visible()
+    response = page.goto("/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    shot(page, "console-overview.png")
+    page.goto(f"/conversations/{cid}")
+    transcript = page.locator("#live .transcript")
+    expect(transcript).to_contain_text("hey u available tonight?")
+    page.evaluate("window.notReloaded = true")
+    running.text("how much for an hour")
+    expect(transcript).to_contain_text("how much for an hour", timeout=10_000)
+    expect(transcript).to_contain_text("re: how much for an hour", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True  # the same page: no reload
+    shot(page, "console-conversation.png")
+
+
+def test_take_over_reply_and_hand_back_from_a_phone_by_keyboard(page_for, running):
+    cid = running.text("is this Jasmine?", their="+12065550161")
+    page = page_for("advocate", PHONE)
+    page.goto(f"/conversations/{cid}")
+    box = page.get_by_label("Reply as a human")
+    box.focus()
+    page.keyboard.type("Hi, this is Sam. You can talk to me.")
+    page.keyboard.press("Tab")  # to the Send button
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-operator]")).to_be_visible()
+    expect(page.locator("#live .transcript")).to_contain_text("Hi, this is Sam.")
+    for _ in range(100):
+        if "Hi, this is Sam. You can talk to me." in running.received("+12065550161"):
+            break
+        page.wait_for_timeout(100)
+    assert "Hi, this is Sam. You can talk to me." in running.received("+12065550161")
+    running.text("ok thank you", their="+12065550161")  # the bot stays silent
+    expect(page.locator("#live .transcript")).to_contain_text("ok thank you", timeout=10_000)
+    box.fill("Take care.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#live .transcript")).to_contain_text("Take care.")
+    assert "re: ok thank you" not in running.received("+12065550161")
+    shot(page, "console-phone-takeover.png")
+    page.get_by_role("button", name="Hand back to the bot").click()
+    expect(page.locator("[data-operator]")).to_have_count(0)
+    running.text("back to you bot", their="+12065550161")
+    expect(page.locator("#live .transcript")).to_contain_text("re: back to you bot",
+                                                              timeout=10_000)
+
+
+def test_a_viewer_sees_masked_numbers_and_cannot_post(page_for, running):
+    cid = running.text("hello there", their="+12065550162")
+    page = page_for("viewer")
+    page.goto("/conversations")
+    expect(page.locator("table.list")).to_contain_text("+1••••••••62")
+    assert "+12065550162" not in page.content()
+    shot(page, "console-conversations.png")
+    page.goto(f"/conversations/{cid}")
+    expect(page.locator("form.reply")).to_have_count(0)
+    csrf = page.locator("form.who input[name=csrf]").get_attribute("value")
+    refused = page.request.post(f"/conversations/{cid}/messages",
+                                form={"csrf": csrf, "text": "from a viewer"})
+    assert refused.status == 403
+    assert "from a viewer" not in running.received("+12065550162")
+    page.get_by_role("link", name="Scenarios").click()
+    page.get_by_role("link", name="echo").click()
+    expect(page.locator("[data-reached=wait]")).not_to_have_text("0")
+    shot(page, "console-scenario.png")
+    page.get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("img", name=re.compile("Buyer deterrence in seattle"))).to_be_visible()
+    shot(page, "console-reports.png")
+
+
+def test_a_post_without_the_csrf_token_is_refused(page_for, running):
+    cid = running.text("hi again", their="+12065550163")
+    page = page_for("admin")
+    page.goto(f"/conversations/{cid}")
+    refused = page.request.post(f"/conversations/{cid}/messages", form={"text": "forged"})
+    assert refused.status == 403 and "CSRF" in refused.text()
+    assert "content-security-policy" in refused.headers
+    expect(page.get_by_role("heading", name=f"Conversation {cid}")).to_be_visible()
+    assert "forged" not in running.received("+12065550163")
+
+
+def test_the_login_page_on_a_phone(page_for):
+    page = page_for(None, PHONE)
+    response = page.goto("/login")
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    page.get_by_label("API token").fill("not-a-valid-token-0000")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("That token is not valid.")
+    shot(page, "console-login.png")
