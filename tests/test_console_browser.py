@@ -2,7 +2,11 @@
 
 A server runs in a thread (its own trio loop, the simulator gateway, real sockets); each test
 gets a fresh browser context, so cookies never leak between roles. The screenshots in
-docs/img/ (shown in README.md and docs/console.md) are taken here.
+docs/img/ (shown in README.md and docs/console.md) are taken here: every run takes them (a
+page that cannot be drawn fails the test), into a temporary folder unless
+``INTERCEPT_SCREENSHOTS`` names one (``INTERCEPT_SCREENSHOTS=docs/img pytest
+tests/test_console_browser.py`` retakes the committed ones), so a test run leaves the checkout
+clean.
 
 Marked ``browser`` and ``slow``: ``pytest -m 'not slow'`` leaves them out; ``make test``
 installs chromium when it is missing and runs them.
@@ -10,8 +14,11 @@ installs chromium when it is missing and runs them.
 
 from __future__ import annotations
 
+import functools
+import os
 import queue
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +41,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1200, "height": 800}
 
@@ -128,9 +134,19 @@ def page_for(chromium: Any, running: Running) -> Iterator[Any]:
     assert violations == []
 
 
+@functools.cache
+def shots() -> Path:
+    """Where screenshots go: $INTERCEPT_SCREENSHOTS, else a temporary folder."""
+    named = os.environ.get("INTERCEPT_SCREENSHOTS")
+    folder = Path(named) if named else Path(tempfile.mkdtemp(prefix="intercept-screenshots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+    path = shots() / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 1000, f"{name}: the screenshot is empty"
 
 
 def test_log_in_and_a_buyers_text_appears_without_reload(page_for, running):
