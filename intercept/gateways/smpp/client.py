@@ -427,9 +427,9 @@ class SmppGateway(Gateway):
                     now = trio.current_time()
                     session.receive_data(data, now)
                     while (event := session.next_event()) is not None:
-                        if type(event) is Closed:
+                        if isinstance(event, Closed):
                             return
-                        if type(event) is Answered:
+                        if isinstance(event, Answered):
                             if event.request.command_id == CommandId.UNBIND:
                                 return
                             self._settle(link, event, now)  # submits still in flight
@@ -483,24 +483,21 @@ class SmppGateway(Gateway):
             burst: list[Pdu] | None = None
             try:
                 while (event := session.next_event()) is not None:
-                    cls = type(event)
-                    if cls is Answered:
-                        self._settle(link, event, now)  # type: ignore[arg-type]
-                    elif cls is Received:
+                    if isinstance(event, Answered):
+                        self._settle(link, event, now)
+                    elif isinstance(event, Received):
                         if burst is None:
                             burst = []
-                        burst.append(event.pdu)  # type: ignore[union-attr]
-                    elif cls is Malformed:
-                        log.warning("malformed PDU from the SMSC: %s",
-                                    event.pdu.reason)  # type: ignore[union-attr]
-                    elif cls is Stray:
+                        burst.append(event.pdu)
+                    elif isinstance(event, Malformed):
+                        log.warning("malformed PDU from the SMSC: %s", event.pdu.reason)
+                    elif isinstance(event, Stray):
                         log.debug("a %s for sequence %d that nothing waits for",
-                                  event.pdu.command_name,  # type: ignore[union-attr]
-                                  event.pdu.sequence)  # type: ignore[union-attr]
-                    elif cls is Closed:
+                                  event.pdu.command_name, event.pdu.sequence)
+                    elif isinstance(event, Closed):
                         link.bound = False
-                        self._close_after_flush(link, event.reason)  # type: ignore[union-attr]
-                    # Replied: the session answered it (below, with data_to_send)
+                        self._close_after_flush(link, event.reason)
+                    # Replied: the session answered it (written below, with data_to_send)
             except RemoteProtocolError as exc:
                 if link.closing is None:
                     self._close_after_flush(link, str(exc))
@@ -512,7 +509,7 @@ class SmppGateway(Gateway):
 
     def _settle(self, link: _Link, event: Answered, now: float) -> None:
         request = event.request
-        waiter: _Waiter = request.token  # type: ignore[assignment]
+        waiter: _Waiter = request.token
         if request.command_id == CommandId.SUBMIT_SM:
             link.window.release()
             self.metrics.submit_observe(now - request.sent_at)
@@ -526,9 +523,11 @@ class SmppGateway(Gateway):
         while True:
             await trio.sleep(self._tick)
             now = trio.current_time()
+            if now < session.deadline():
+                continue
             expired = session.expire(now)
             for index, request in enumerate(expired):
-                waiter: _Waiter = request.token  # type: ignore[assignment]
+                waiter: _Waiter = request.token
                 if request.command_id != CommandId.SUBMIT_SM:
                     reason = f"no answer to {request.name} within {s.submit_timeout:g}s"
                 else:
@@ -539,8 +538,8 @@ class SmppGateway(Gateway):
                         waiter.done.set()
                         continue
                     reason = f"no submit_sm_resp within {s.submit_timeout:g}s"
-                for rest in expired[index:]:  # answered as the link goes down: sent again
-                    rest.token.done.set()  # type: ignore[attr-defined]
+                for rest in expired[index:]:  # woken without a response: tried again later
+                    rest.token.done.set()
                 raise LinkDown(reason)
             if session.enquire_link_due(now):
                 # an answer clears it; no answer within submit_timeout drops the link

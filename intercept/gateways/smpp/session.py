@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import defaultdict
+from typing import Any
 
 import msgspec
 
@@ -102,7 +103,7 @@ class Request:
 
     __slots__ = ("command_id", "sent_at", "sequence", "token")
 
-    def __init__(self, sequence: int, command_id: int, sent_at: float, token: object):
+    def __init__(self, sequence: int, command_id: int, sent_at: float, token: Any):
         self.sequence = sequence
         self.command_id = command_id
         self.sent_at = sent_at
@@ -340,7 +341,7 @@ class Session:
         self._sequence = sequence
         return sequence
 
-    def send(self, pdu: Pdu, *, now: float, token: object = None) -> bytes:
+    def send(self, pdu: Pdu, *, now: float, token: Any = None) -> bytes:
         """The bytes of `pdu`, a request of ours or the answer to a request of the SMSC's.
 
         A request is remembered (with `token`, returned in its `Answered`) until its response
@@ -413,7 +414,11 @@ class Session:
         """Forget and return the requests unanswered for `timeout` (oldest first); their
         window slots are free again. An expired bind or unbind leaves the session CLOSED."""
         horizon = now - self.timeout
-        expired = [r for r in self._outstanding.values() if r.sent_at <= horizon]
+        expired = []
+        for request in self._outstanding.values():  # in the order sent, so oldest first
+            if request.sent_at > horizon:
+                break
+            expired.append(request)
         for request in expired:
             self._settle(request, None)
         return expired
@@ -422,8 +427,9 @@ class Session:
         """When `expire()` or `enquire_link_due()` next has something to say (math.inf: never,
         until something is sent or received)."""
         deadline = math.inf
-        for request in self._outstanding.values():
-            deadline = min(deadline, request.sent_at + self.timeout)
+        if self._outstanding:
+            oldest = next(iter(self._outstanding.values()))
+            deadline = oldest.sent_at + self.timeout
         if self.state is State.BOUND and not self._enquiring:
             deadline = min(deadline, self.last_received + self.enquire_link_interval)
         return deadline
