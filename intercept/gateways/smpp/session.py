@@ -43,6 +43,7 @@ from ...errors import LocalProtocolError, RemoteProtocolError
 from .codec import (
     DEFAULT_MAX_LENGTH,
     MAX_SEQUENCE,
+    RESPONSE_BIT,
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
@@ -65,7 +66,6 @@ from .codec import (
     response_for,
 )
 
-RESPONSE_BIT = 0x80000000
 Counts = defaultdict[tuple[str, int, int], int]
 """PDUs by (direction "in" | "out", command_id, status); `SmppMetrics.pdu_counts`."""
 
