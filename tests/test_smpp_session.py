@@ -173,6 +173,7 @@ def test_late_and_unknown_responses_are_stray():
 
 def test_a_response_of_the_wrong_kind_is_a_remote_protocol_error():
     session = bound()
+    assert len(events(session, encode(DeliverSm(sequence=70, short_message=b"before")))) == 1
     sequence = submit(session)
     session.receive_data(encode(UnbindResp(sequence=sequence)), 2.0)
     with pytest.raises(RemoteProtocolError, match=r"answered submit_sm \(sequence 2\) with a "
@@ -180,8 +181,12 @@ def test_a_response_of_the_wrong_kind_is_a_remote_protocol_error():
         session.next_event()
     with pytest.raises(RemoteProtocolError):  # and on every later call
         session.next_event()
-    with pytest.raises(LocalProtocolError, match="after a protocol error"):
+    with pytest.raises(LocalProtocolError, match="no request can be sent after a protocol "
+                                                 "error"):
         submit(session)
+    # a message received before it may still be answered (once committed) as the link drops
+    assert pdus(session.send(DeliverSmResp(sequence=70), now=3.0)) == [
+        DeliverSmResp(sequence=70)]
 
 
 def test_enquire_link_from_the_smsc_is_answered_in_any_state():

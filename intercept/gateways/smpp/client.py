@@ -615,7 +615,7 @@ class SmppGateway(Gateway):
                             "retries): %s", len(messages), exc)
         if receipts:
             await sink.receipts(receipts)
-        if link.reason is not None or link.session.error is not None:
+        if link.reason is not None:
             return  # the connection is gone: the SMSC delivers them again on the next one
         number = link.number
         for token in answer:

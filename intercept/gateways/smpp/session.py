@@ -196,7 +196,7 @@ class Session:
         self.last_received = now
         """When bytes last arrived (a live link needs no enquire_link)."""
         self.error: RemoteProtocolError | None = None
-        """Set once the SMSC broke the protocol: nothing more is read or sent."""
+        """Set once the SMSC broke the protocol: nothing more is read, no request is sent."""
         self.in_flight = 0
         """Windowed requests (submit_sm, data_sm) sent and not yet answered or expired."""
         self.counts: Counts = counts if counts is not None else defaultdict(int)
@@ -342,19 +342,20 @@ class Session:
         return sequence
 
     def send(self, pdu: Pdu, *, now: float, token: Any = None) -> bytes:
-        """The bytes of `pdu`, a request of ours or the answer to a request of the SMSC's.
+        """The bytes of `pdu`, a request of ours or the answer to a request of the SMSC's
+        (answers may still be written after a `RemoteProtocolError`, requests not).
 
         A request is remembered (with `token`, returned in its `Answered`) until its response
         or `expire()`. Raises `LocalProtocolError` when the state, the window or the sequence
         number forbids it, and ValueError when a field does not fit the PDU (nothing changes).
         """
-        if self.error is not None:
-            raise LocalProtocolError(f"nothing can be sent after a protocol error "
-                                     f"({self.error})")
         if self._gone:
             raise LocalProtocolError("the connection is closed")
         if pdu.command_id & RESPONSE_BIT:
             return self._send_response(pdu)
+        if self.error is not None:
+            raise LocalProtocolError(f"no request can be sent after a protocol error "
+                                     f"({self.error})")
         rule = _REQUESTS.get(type(pdu))
         if rule is None:
             raise LocalProtocolError(f"an ESME does not send {pdu.command_name}")
