@@ -96,6 +96,21 @@ class EngineError(InterceptError):
     """An event that the conversation's current state cannot take; the state is unchanged."""
 
 
+class GatewayProtocolError(InterceptError):
+    """A gateway's protocol session (`intercept.gateways.smpp.session`) cannot go on: the
+    connection is dropped and opened again. Never about one message, so not a `GatewayError`."""
+
+
+class LocalProtocolError(GatewayProtocolError):
+    """We asked the session for something its state forbids (a request while not bound, a full
+    window, an answer to nothing): a bug in the caller. The session is unchanged."""
+
+
+class RemoteProtocolError(GatewayProtocolError):
+    """The peer sent what the protocol forbids (a frame that cannot be framed, a response of
+    the wrong kind); the session takes nothing more after it."""
+
+
 class GatewayError(InterceptError):
     """The SMS gateway did not take a message as asked: the base of the three outcomes below.
 
@@ -119,17 +134,3 @@ class GatewayOutcomeUnknown(GatewayError):
     """The message may or may not have gone out (no answer to a submit): the row is marked
     'unknown' and not resent, so the other side never gets it twice."""
 
-
-class GatewayProtocolError(InterceptError):
-    """A gateway's protocol session (`intercept.gateways.smpp.session`) cannot go on: the
-    connection is dropped and opened again. Never about one message, so not a `GatewayError`."""
-
-
-class LocalProtocolError(GatewayProtocolError):
-    """We asked the session for something its state forbids (a request while not bound, a full
-    window, an answer to nothing): a bug in the caller. The session is unchanged."""
-
-
-class RemoteProtocolError(GatewayProtocolError):
-    """The peer sent what the protocol forbids (a frame that cannot be framed, a response of
-    the wrong kind); the session takes nothing more after it."""
