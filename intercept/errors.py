@@ -133,4 +133,3 @@ class GatewayRetryLater(GatewayError):
 class GatewayOutcomeUnknown(GatewayError):
     """The message may or may not have gone out (no answer to a submit): the row is marked
     'unknown' and not resent, so the other side never gets it twice."""
-
