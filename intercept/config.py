@@ -22,7 +22,7 @@ from .engine.durations import parse_duration
 from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
 from .errors import ConfigError
-from .phone import to_e164
+from .foundation.phone import to_e164
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

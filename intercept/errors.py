@@ -16,8 +16,7 @@ Defined here (and exported from ``intercept``)::
     │   └── RemoteProtocolError   the peer sent what the protocol forbids
     ├── StoreError                intercept.store: the database cannot be opened, or is newer
     ├── StoreUnavailable          intercept.store: cannot commit now; refuse in retry form, retry
-    ├── StoreCorrupt              intercept.store: the database file is damaged
-    └── ChatError                 intercept.chat: the terminal chat cannot go on
+    └── StoreCorrupt              intercept.store: the database file is damaged
 
 Defined beside the code that raises and catches them (each stays inside its layer)::
 
@@ -37,8 +36,8 @@ Defined beside the code that raises and catches them (each stays inside its laye
     │   └── BindRefused           the SMSC answered the bind with an error status
     ├── _Bad                      intercept.gateways.smpp.codec (internal): a bad PDU body
     ├── _ListError                intercept.gateways.twilio.client (internal): a list failed
-    ├── _GiveUp                   intercept.media (internal): the fetch ends for good
-    └── _TryLater                 intercept.media (internal): the fetch is tried again
+    ├── _GiveUp                   intercept.buyers.media (internal): the fetch ends for good
+    └── _TryLater                 intercept.buyers.media (internal): the fetch is tried again
     RuntimeError
     └── StoreClosed               intercept.store.writer: the store takes no more writes
     ValueError

@@ -18,9 +18,13 @@ import trio
 
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
+from .buyers.media import MediaFetcher, cap_media
 from .config import Config, duration, store_key
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError
+from .foundation.metrics import Metrics
+from .foundation.phone import mask
+from .foundation.private import tighten_tree
 from .gateways import (
     DeliveryReceipt,
     Gateway,
@@ -29,11 +33,7 @@ from .gateways import (
     gateway_from_config,
 )
 from .http import App
-from .media import MediaFetcher, cap_media
-from .metrics import Metrics
 from .outreach.campaigns import CampaignRunner
-from .phone import mask
-from .private import tighten_tree
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
@@ -432,7 +432,7 @@ def purge_detail(result: PurgeResult, older_than: str) -> str:
 
 def _delete_media(media_dir: Path, hashes: list[str]) -> int:
     """Delete the media files of `hashes`; return how many were there."""
-    from .media import media_path
+    from .buyers.media import media_path
 
     deleted = 0
     for digest in hashes:

@@ -22,8 +22,8 @@ from pathlib import Path
 import trio
 
 from intercept.config import load_config
+from intercept.foundation.resources import bundled_root
 from intercept.gateways import OutboundMessage, SimGateway
-from intercept.resources import bundled_root
 from intercept.server import Server
 
 BUYER_LINES = ["hey is this available", "how much for an hour", "ok tonight at 9pm",

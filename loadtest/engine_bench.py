@@ -27,7 +27,7 @@ from pathlib import Path
 
 from intercept.config import load_config
 from intercept.engine import Machine, Message, Start, load_scenario
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 
 NORMAL = [
     "hey is this available", "how much for an hour", "ok tonight at 9pm", "my place is fine",

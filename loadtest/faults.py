@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import trio
 
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 from loadtest.fake_provider import FakeTwilio
 from loadtest.target import (
     ACCOUNT_SID,

@@ -26,7 +26,7 @@ import sqlite_utils
 import trio
 
 from intercept.config import load_config
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 from intercept.server import Server
 from intercept.store.schema import migrate
 

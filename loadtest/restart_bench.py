@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import trio
 
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 from loadtest.fill_store import fill
 from loadtest.target import ServerProcess, free_port, to_toml
 

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import trio
 
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 from loadtest.target import ServerProcess, free_port, to_toml
 
 HEAD = (b"POST /sim/messages HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"

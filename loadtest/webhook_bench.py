@@ -220,7 +220,7 @@ def run_bare(args: argparse.Namespace) -> dict[str, float]:
 
 
 def write_config(folder: Path, port: int, provider_port: int, *, defer: bool = False) -> Path:
-    from intercept.resources import bundled_root
+    from intercept.foundation.resources import bundled_root
 
     shipped = bundled_root() / "config" / "intercept.toml"
     text = shipped.read_text(encoding="utf-8")

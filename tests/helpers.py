@@ -17,6 +17,7 @@ import msgspec
 import trio
 from click.testing import CliRunner
 
+from intercept.buyers.media import media_path
 from intercept.cli import main
 from intercept.config import Config, config_from_dict
 from intercept.engine import (
@@ -37,7 +38,6 @@ from intercept.engine import (
     compile_text,
 )
 from intercept.gateways import OutboundMessage, SimGateway
-from intercept.media import media_path
 from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
 from intercept.store.ads import AdRecord, import_ads

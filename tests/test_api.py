@@ -9,8 +9,8 @@ import msgspec
 import pytest
 import trio
 
+from intercept.foundation.jsontext import canonical
 from intercept.http.app import App
-from intercept.jsontext import canonical
 
 from helpers import ADMIN, BUYER, ECHO, OTHER_OUR, OUR, auth, serving
 

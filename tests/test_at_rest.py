@@ -19,8 +19,8 @@ import trio
 from click.testing import CliRunner
 
 from intercept.cli import main
-from intercept.metrics import Metrics
-from intercept.private import tighten_tree
+from intercept.foundation.metrics import Metrics
+from intercept.foundation.private import tighten_tree
 from intercept.store import Store, StoreError, connect
 from intercept.store.backup import SCHEDULED, backup, check_backup, restore, run_schedule
 from intercept.store.opening import open_connection, sqlcipher_available
@@ -78,7 +78,7 @@ def test_a_readable_store_is_tightened_at_open_with_a_log_line(tmp_path, loose_u
     path = tmp_path / "old.db"
     sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
     assert mode(path) == 0o644
-    with caplog.at_level(logging.INFO, logger="intercept.private"):
+    with caplog.at_level(logging.INFO, logger="intercept.foundation.private"):
         connect(path).conn.close()
     assert mode(path) == 0o600
     assert f"tightened {path} from 0644 to 0600" in caplog.text

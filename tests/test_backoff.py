@@ -1,4 +1,4 @@
-"""The one backoff helper and the one Retry-After parser (intercept/backoff.py)."""
+"""The one backoff helper and the one Retry-After parser (intercept/foundation/backoff.py)."""
 
 import random
 from datetime import UTC, datetime
@@ -7,7 +7,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from intercept.backoff import MAX_RETRY_AFTER, backoff, parse_retry_after
+from intercept.foundation.backoff import MAX_RETRY_AFTER, backoff, parse_retry_after
 
 NOW = 1_800_000_000.0
 
@@ -82,9 +82,9 @@ def test_retry_after_huge_values_are_capped():
 def test_both_http_clients_read_retry_after_the_same_way():
     """The Twilio client and the media fetcher share the parser: an HTTP-date is honoured by
     both (before, the media fetcher ignored it and the Twilio client ignored it too)."""
+    from intercept.buyers.media import BACKOFF_CAP
+    from intercept.buyers.media import _retry_after as media_retry_after
     from intercept.gateways.twilio.client import _retry_after as twilio_retry_after
-    from intercept.media import BACKOFF_CAP
-    from intercept.media import _retry_after as media_retry_after
 
     soon = format_datetime(datetime.fromtimestamp(NOW + 1000, UTC), usegmt=True)
     for value in ("30", soon, "-4", "soon"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from intercept.caching import short_key_cache
-from intercept.phone import CACHED_NUMBER_CHARS, to_e164
+from intercept.foundation.caching import short_key_cache
+from intercept.foundation.phone import CACHED_NUMBER_CHARS, to_e164
 
 
 def test_long_keys_are_computed_every_time_and_never_remembered():

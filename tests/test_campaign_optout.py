@@ -11,7 +11,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from intercept.optout import OPT_OUT
+from intercept.engine.optout import OPT_OUT
 from intercept.runtime import clock as clock_module
 
 from helpers import SEND, Log, add_ads, outreach_config, running, shipped, utc

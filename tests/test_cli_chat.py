@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from intercept.cli import main
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 
 BUYER = "\n".join([
     "hey is this available",

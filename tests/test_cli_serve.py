@@ -7,7 +7,7 @@ import socket
 from click.testing import CliRunner
 
 from intercept.cli import main
-from intercept.resources import bundled_root
+from intercept.foundation.resources import bundled_root
 
 CONFIG = str(bundled_root() / "config" / "intercept.toml")
 

@@ -164,7 +164,7 @@ async def test_export_filters_by_buyer_and_since(tmp_path, autojump_clock):
 @pytest.mark.parametrize("city", ["seattle", "atlanta", "washington-dc"])
 def test_the_shipped_cities_carry_their_deterrence_link(city):
     from intercept.config import load_config
-    from intercept.resources import default_config_path
+    from intercept.foundation.resources import default_config_path
 
     config = load_config(default_config_path(), environ={})
     link = config.cities[city].link

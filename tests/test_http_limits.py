@@ -8,9 +8,9 @@ import pytest
 import trio
 
 from intercept.errors import ConfigError
+from intercept.foundation.metrics import Metrics
 from intercept.gateways import SimGateway
 from intercept.http.limits import HttpLimits, hypercorn_config, raise_open_files_limit
-from intercept.metrics import Metrics
 from intercept.server import Server
 
 from helpers import OUR, make_config, registry

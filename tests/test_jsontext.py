@@ -7,7 +7,7 @@ import json
 import msgspec
 
 from intercept.authoring.schema import schema_text
-from intercept.jsontext import canonical, canonical_text
+from intercept.foundation.jsontext import canonical, canonical_text
 
 
 class Indented(msgspec.Struct):

@@ -18,8 +18,7 @@ import httpx
 import pytest
 import trio
 
-from intercept.config import MediaConfig
-from intercept.media import (
+from intercept.buyers.media import (
     BACKOFF_BASE,
     BACKOFF_JITTER,
     MediaFetcher,
@@ -27,7 +26,8 @@ from intercept.media import (
     is_public_address,
     media_path,
 )
-from intercept.metrics import Metrics
+from intercept.config import MediaConfig
+from intercept.foundation.metrics import Metrics
 from intercept.runtime import WallClock
 from intercept.store import Ingest, Store
 from intercept.store.media_ops import (

@@ -25,7 +25,7 @@ async def test_media_past_the_cap_are_counted_and_dropped_not_stored(tmp_path, c
     urls = tuple(f"https://api.twilio.com/m/{i}.jpg" for i in range(2000))
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        with caplog.at_level(logging.WARNING, logger="intercept.media"):
+        with caplog.at_level(logging.WARNING, logger="intercept.buyers.media"):
             await gateway.inject(their_number=BUYER, our_number=OUR, text="look", media=urls)
         server.stop()
     with sqlite3.connect(tmp_path / "m.db") as db:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from intercept.metrics import Metrics
+from intercept.foundation.metrics import Metrics
 
 
 def test_collections_are_timed_while_watched_and_only_then():

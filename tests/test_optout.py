@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intercept.optout import keyword
+from intercept.engine.optout import keyword
 
 
 @pytest.mark.parametrize("text", [

@@ -14,12 +14,12 @@ import pytest
 import trio
 from click.testing import CliRunner
 
+from intercept.buyers.media import media_path
 from intercept.cli import main
 from intercept.config import config_from_dict
 from intercept.engine import compile_text
 from intercept.gateways import SimGateway
 from intercept.http.app import App
-from intercept.media import media_path
 from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
 from intercept.store.advocacy import RecordOutcome

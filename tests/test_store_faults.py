@@ -21,9 +21,9 @@ from click.testing import CliRunner
 
 from intercept.cli import main
 from intercept.engine import Machine, compile_text
+from intercept.foundation.metrics import Metrics
+from intercept.foundation.resources import bundled_root
 from intercept.gateways import SimGateway
-from intercept.metrics import Metrics
-from intercept.resources import bundled_root
 from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
 from intercept.store import CommitStep, Op, SetConversationStatus, Store, StoreUnavailable

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from intercept.metrics import Metrics
+from intercept.foundation.metrics import Metrics
 from intercept.store import Op, Store
 
 

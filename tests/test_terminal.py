@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from intercept.terminal import printable, printable_json
+from intercept.foundation.terminal import printable, printable_json
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

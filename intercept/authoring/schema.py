@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..engine.model import Scenario
-from ..jsontext import canonical, canonical_text
+from ..foundation.jsontext import canonical, canonical_text
 
 STATE_NAME = "^[A-Za-z][A-Za-z0-9_-]*$"
 

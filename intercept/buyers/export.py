@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..media import media_path
-from ..private import private_dir
+from ..foundation.private import private_dir
 from ..store.reads import transcript
+from .media import media_path
 from .profiles import Profile, buyer_profiles, conversation_json, iso
 from .signing import SIGNATURE, check, sign
 

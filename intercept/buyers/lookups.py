@@ -38,7 +38,7 @@ import trio
 
 from ..config import Config, duration, read_secret
 from ..errors import ConfigError
-from ..phone import mask
+from ..foundation.phone import mask
 from ..store.evidence import CachedLookup, ReserveLookup, SaveLookup
 
 if TYPE_CHECKING:

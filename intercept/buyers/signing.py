@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..private import private_dir, tighten, write_private
+from ..foundation.private import private_dir, tighten, write_private
 
 SIGNATURE = "manifest.sig"
 ALGORITHM = "ed25519"

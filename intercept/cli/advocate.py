@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
+from ..foundation.terminal import printable, printable_json
 from ..store.advocacy import OUTCOME_KINDS
-from ..terminal import printable, printable_json
 from .options import ApiClient, api_options
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..phone import mask
-from ..terminal import printable, printable_json
+from ..foundation.phone import mask
+from ..foundation.terminal import printable, printable_json
 from .options import (
     audit,
     buyer_number,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..phone import mask
+from ..foundation.phone import mask
 from .options import (
     ApiClient,
     api_options,

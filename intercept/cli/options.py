@@ -21,7 +21,7 @@ from ..config import Config, store_key
 from ..config import load_config as read_config
 from ..credential import credential_path, read_credential
 from ..errors import ConfigError
-from ..phone import to_e164
+from ..foundation.phone import to_e164
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +42,7 @@ _ANY_HOST = ("", "0.0.0.0", "::", "[::]")
 def load_config(config_path: Path | None) -> Config:
     """The config at `config_path` (default: the project's or the shipped one); a bad one is a
     `click.ClickException` naming the file and key."""
-    from ..resources import default_config_path
+    from ..foundation.resources import default_config_path
 
     try:
         return read_config(config_path or default_config_path())

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ScenarioError, ScenarioErrors
-from ..terminal import printable
+from ..foundation.terminal import printable
 
 _FILES = click.Path(exists=True, dir_okay=False, path_type=Path)
 

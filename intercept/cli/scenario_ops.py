@@ -12,7 +12,7 @@ import click
 from ..authoring.replay import replay as replay_turns
 from ..engine import ConversationState, load_scenario
 from ..errors import ScenarioError, ScenarioErrors
-from ..terminal import printable
+from ..foundation.terminal import printable
 from .options import (
     api_token,
     base_url,

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from ..config import Config, GatewayConfig
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from .smpp.client import SmppSettings
     from .twilio import TwilioSettings
 

@@ -16,8 +16,8 @@ import trio
 from ..store import Ingested
 
 if TYPE_CHECKING:
+    from ..foundation.metrics import Metrics
     from ..http.routing import Route
-    from ..metrics import Metrics
 
 
 class InboundMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

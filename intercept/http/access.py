@@ -28,7 +28,7 @@ from .lockout import FailureLimiter
 from .routing import Request, Response, error_response
 
 if TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from ..store import Store
     from ..store.reads import Reads
 

@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import ScenarioError, ScenarioErrors
-from ..phone import mask, to_e164
+from ..foundation.phone import mask, to_e164
 from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
 from ..store.campaigns import SKIP_REASONS, campaign_counts

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from ..engine.yamlsource import split_msgspec_error
+from ..foundation.phone import to_e164
 from ..gateways import SimGateway
-from ..phone import to_e164
 from ..store import Audit, StoreClosed, StoreUnavailable
 from ..store.reads import Reads
 from . import schemas as s

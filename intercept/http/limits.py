@@ -36,7 +36,7 @@ from .routing import error_response
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
 
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

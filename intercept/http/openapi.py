@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ..jsontext import canonical
+from ..foundation.jsontext import canonical
 from .routing import Route
 from .schemas import ErrorBody
 

@@ -35,7 +35,7 @@ from ..engine.machine import SPLIT
 from ..engine.rng import choose, seed_from
 from ..engine.template import Template
 from ..errors import ConfigError
-from ..phone import mask
+from ..foundation.phone import mask
 from ..runtime.delays import DelayModel
 from ..runtime.turn import Turn, TurnInput, TurnRules, status_of, take_turn
 from ..store.campaigns import (

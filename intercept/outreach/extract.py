@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from ..caching import short_key_cache
+from ..foundation.caching import short_key_cache
 
 __all__ = ["Found", "find_numbers"]
 

@@ -18,7 +18,7 @@ import trio
 
 from ..engine import ConversationState, LookupResult, Machine
 from ..engine.rng import seed_from
-from ..phone import mask
+from ..foundation.phone import mask
 from ..store import Load, SetConversationStatus, StoreClosed
 from ..store.faults import StoreCorrupt, StoreUnavailable
 from .inbox import Inbox

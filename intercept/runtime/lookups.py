@@ -18,7 +18,7 @@ import phonenumbers
 import trio
 
 from ..engine import LookupResult
-from ..phone import mask
+from ..foundation.phone import mask
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import trio
 from prometheus_client import CollectorRegistry, Gauge
 
-from ..phone import mask
+from ..foundation.phone import mask
 from ..store.health import REASONS, Health, NumberHealth
 from ..store.ops import Audit
 from ..store.writer import Store

@@ -21,7 +21,7 @@ from .turn import TurnRules
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from ..scenarios import ScenarioRegistry
     from ..store import Store
     from .clock import WallClock

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from ..errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLater
+from ..foundation.metrics import Metrics
+from ..foundation.phone import mask
 from ..gateways import Gateway, OutboundMessage
-from ..metrics import Metrics
-from ..phone import mask
 from ..store import MarkOutbox, OutboxRow, Requeue, Store, StoreClosed
 from .clock import WallClock
 

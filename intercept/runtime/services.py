@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..metrics import Metrics
+    from ..foundation.metrics import Metrics
     from ..scenarios import ScenarioRegistry
     from ..store import Store
     from .clock import WallClock

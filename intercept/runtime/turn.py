@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 import msgspec
 
-from .. import optout
 from ..config import OptOutConfig
 from ..engine import (
     ConversationState,
@@ -37,6 +36,7 @@ from ..engine import (
     Tag,
     TimerFired,
     Transition,
+    optout,
 )
 from ..store import CommitStep, OutboxRow
 from .delays import DelayModel

@@ -27,7 +27,7 @@ from typing import Any
 
 import trio
 
-from ..private import private_dir, tighten, touch_private
+from ..foundation.private import private_dir, tighten, touch_private
 from .opening import DB_ERRORS, KEY_HINT, StoreError, open_connection, sqlcipher_module
 from .schema import MIGRATIONS
 

@@ -1,4 +1,5 @@
-"""Store operations of the media fetcher (intercept/media.py): pick due rows, record outcomes.
+"""Store operations of the media fetcher (intercept/buyers/media.py): pick due rows, record
+outcomes.
 
 A `media` row is written 'pending' by `Ingest` and ends 'stored', 'refused' (against the rules
 in `[media]`: never retried) or 'failed' (gone, or out of attempts). The outcome ops only change
@@ -73,7 +74,7 @@ class NextMediaAttempt(Op):
 
 
 class MediaStored(Op):
-    """The media is on disk as `sha256` (see `intercept.media.media_path`)."""
+    """The media is on disk as `sha256` (see `intercept.buyers.media.media_path`)."""
 
     __slots__ = ("content_type", "id", "now", "sha256", "size")
 

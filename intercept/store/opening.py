@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import InterceptError
-from ..private import private_dir, tighten, touch_private
+from ..foundation.private import private_dir, tighten, touch_private
 
 KEY_HINT = "INTERCEPT_STORE_KEY or store.key_file"
 

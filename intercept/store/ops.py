@@ -106,7 +106,7 @@ class Ingest(Op):
         entry[1] = count + 1
         cur.execute("UPDATE conversations SET inbound_count = ?, updated_at = ? WHERE id = ?",
                     (count + 1, self.received_at, conv_id))
-        if self.media:  # fetched later by the media fetcher (intercept/media.py)
+        if self.media:  # fetched later by the media fetcher (intercept/buyers/media.py)
             cur.executemany(
                 "INSERT INTO media (conversation_id, inbound_seq, position, url, status, "
                 "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",

@@ -47,7 +47,6 @@ import msgspec
 import trio
 from prometheus_client import CollectorRegistry
 
-from ...backoff import backoff
 from ...errors import (
     GatewayOutcomeUnknown,
     GatewayProtocolError,
@@ -55,7 +54,8 @@ from ...errors import (
     GatewayRetryLater,
     RemoteProtocolError,
 )
-from ...phone import mask
+from ...foundation.backoff import backoff
+from ...foundation.phone import mask
 from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from ..sendrate import SendRate

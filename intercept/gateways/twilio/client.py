@@ -34,10 +34,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import trio
 
-from ...backoff import backoff, parse_retry_after
 from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater
-from ...metrics import Metrics
-from ...phone import mask
+from ...foundation.backoff import backoff, parse_retry_after
+from ...foundation.metrics import Metrics
+from ...foundation.phone import mask
 from ...store import StoreUnavailable
 from ..base import Gateway, InboundMessage, OutboundMessage, Reconciled, Sink
 from ..sendrate import SendRate

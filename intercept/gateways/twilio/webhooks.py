@@ -14,8 +14,8 @@ import logging
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, parse_qsl
 
+from ...foundation.phone import mask, to_e164
 from ...http.routing import Request, Response, Route, error_response, unavailable_response
-from ...phone import mask, to_e164
 from ...store import StoreUnavailable
 from ..base import DeliveryReceipt, InboundMessage
 from .signature import valid_signature

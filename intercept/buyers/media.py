@@ -37,13 +37,13 @@ import httpx
 import msgspec
 import trio
 
-from .backoff import backoff, parse_retry_after
-from .config import MediaConfig
-from .engine.durations import parse_duration
-from .errors import ConfigError
-from .metrics import Metrics
-from .phone import mask
-from .store.media_ops import (
+from ..config import MediaConfig
+from ..engine.durations import parse_duration
+from ..errors import ConfigError
+from ..foundation.backoff import backoff, parse_retry_after
+from ..foundation.metrics import Metrics
+from ..foundation.phone import mask
+from ..store.media_ops import (
     GaveUpStatus,
     MediaGaveUp,
     MediaRetry,
@@ -54,8 +54,8 @@ from .store.media_ops import (
 )
 
 if TYPE_CHECKING:
-    from .gateways import InboundMessage
-    from .store import Store
+    from ..gateways import InboundMessage
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class MediaFetcher:
             task_status.started()
             await trio.sleep_forever()
         if self._clock is None:
-            from .runtime import WallClock
+            from ..runtime import WallClock
 
             self._clock = WallClock().now
         now = self._clock
