@@ -6,9 +6,12 @@ from .errors import (
     EngineError,
     GatewayError,
     GatewayOutcomeUnknown,
+    GatewayProtocolError,
     GatewayRefused,
     GatewayRetryLater,
     InterceptError,
+    LocalProtocolError,
+    RemoteProtocolError,
     ScenarioError,
     ScenarioErrors,
 )
@@ -17,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Config", "ConfigError", "EngineError", "GatewayError", "GatewayOutcomeUnknown",
-    "GatewayRefused", "GatewayRetryLater", "InterceptError", "ScenarioError",
-    "ScenarioErrors", "__version__", "load_config",
+    "GatewayProtocolError", "GatewayRefused", "GatewayRetryLater", "InterceptError",
+    "LocalProtocolError", "RemoteProtocolError", "ScenarioError", "ScenarioErrors",
+    "__version__", "load_config",
 ]

@@ -11,6 +11,9 @@ Defined here (and exported from ``intercept``)::
     │   ├── GatewayRefused        refused for good: the outbox row becomes 'failed'
     │   ├── GatewayRetryLater     not accepted now (throttled, disconnected): send it later
     │   └── GatewayOutcomeUnknown it may or may not have gone out: never resend blindly
+    ├── GatewayProtocolError      a gateway's protocol session was broken (SMPP): drop the link
+    │   ├── LocalProtocolError    we asked the session for something its state forbids (a bug)
+    │   └── RemoteProtocolError   the peer sent what the protocol forbids
     ├── StoreError                intercept.store: the database cannot be opened, or is newer
     ├── StoreUnavailable          the store cannot commit now: refuse in the retry form, retry
     └── StoreCorrupt              intercept.store: the database file is damaged
@@ -92,6 +95,21 @@ class ScenarioErrors(ScenarioError):
 
 class EngineError(InterceptError):
     """An event that the conversation's current state cannot take; the state is unchanged."""
+
+
+class GatewayProtocolError(InterceptError):
+    """A gateway's protocol session (`intercept.gateways.smpp.session`) cannot go on: the
+    connection is dropped and opened again. Never about one message, so not a `GatewayError`."""
+
+
+class LocalProtocolError(GatewayProtocolError):
+    """We asked the session for something its state forbids (a request while not bound, a full
+    window, an answer to nothing): a bug in the caller. The session is unchanged."""
+
+
+class RemoteProtocolError(GatewayProtocolError):
+    """The peer sent what the protocol forbids (a frame that cannot be framed, a response of
+    the wrong kind); the session takes nothing more after it."""
 
 
 class GatewayError(InterceptError):

@@ -1,8 +1,9 @@
-"""SMPP 3.4: the sans-IO codec, text encodings, reassembly and delivery receipts.
+"""SMPP 3.4: the sans-IO codec and session, text encodings, reassembly and delivery receipts.
 
-Nothing here does I/O: the trio client (``client.py``) feeds received bytes to a `Decoder`,
-writes what `encode()` returns, and uses `split()`, `decode_sm()`, `Reassembler` and
-`receipt_from_pdu()` for message content. See docs/smpp.md.
+Nothing here does I/O: the trio client (``client.py``) feeds received bytes to a `Session`
+(which frames them with a `Decoder`), writes what its `send()` and `data_to_send()` return, and
+uses `split()`, `decode_sm()`, `Reassembler` and `receipt_from_pdu()` for message content. See
+docs/smpp.md.
 """
 
 from .codec import (
@@ -82,19 +83,32 @@ from .receipt import (
     parse_receipt_text,
     receipt_from_pdu,
 )
+from .session import (
+    Answered,
+    Closed,
+    Event,
+    Malformed,
+    Received,
+    Replied,
+    Request,
+    Session,
+    State,
+    Stray,
+)
 
 __all__ = [
     "DEFAULT_MAX_LENGTH", "ESM_CLASS_DELIVERY_RECEIPT", "ESM_CLASS_INTERMEDIATE_NOTIFICATION",
     "ESM_CLASS_TYPE_MASK", "ESM_CLASS_UDHI", "FINAL_STATES", "GSM7_BASIC", "GSM7_EXTENSION",
     "HEADER_LENGTH", "INTERFACE_VERSION", "MAX_SEQUENCE", "MISSING_MARKER", "PDU_CLASSES",
-    "REGISTERED_DELIVERY_FAILURE", "REGISTERED_DELIVERY_RECEIPT", "Bind", "BindReceiver",
-    "BindReceiverResp", "BindResp", "BindTransceiver", "BindTransceiverResp", "BindTransmitter",
-    "BindTransmitterResp", "CommandId", "CommandStatus", "Concat", "DataCoding", "DataSm",
-    "DataSmResp", "Decoder", "DeliverSm", "DeliverSmResp", "Duplicate", "EnquireLink",
-    "EnquireLinkResp", "GenericNack", "MalformedPdu", "MessageResp", "MessageState",
-    "Part", "Pdu", "Reassembled", "Reassembler", "Receipt", "ReceiptState",
-    "ShortMessage", "SubmitSm", "SubmitSmResp", "Tag", "Tlv", "Unbind", "UnbindResp",
-    "UserData", "can_gsm7", "decode", "decode_sm", "decode_text", "decode_user_data", "encode",
+    "REGISTERED_DELIVERY_FAILURE", "REGISTERED_DELIVERY_RECEIPT", "Answered", "Bind",
+    "BindReceiver", "BindReceiverResp", "BindResp", "BindTransceiver", "BindTransceiverResp",
+    "BindTransmitter", "BindTransmitterResp", "Closed", "CommandId", "CommandStatus", "Concat",
+    "DataCoding", "DataSm", "DataSmResp", "Decoder", "DeliverSm", "DeliverSmResp", "Duplicate",
+    "EnquireLink", "EnquireLinkResp", "Event", "GenericNack", "Malformed", "MalformedPdu",
+    "MessageResp", "MessageState", "Part", "Pdu", "Reassembled", "Reassembler", "Receipt",
+    "ReceiptState", "Received", "Replied", "Request", "Session", "ShortMessage", "State",
+    "Stray", "SubmitSm", "SubmitSmResp", "Tag", "Tlv", "Unbind", "UnbindResp", "UserData",
+    "can_gsm7", "decode", "decode_sm", "decode_text", "decode_user_data", "encode",
     "encode_many", "gsm7_decode", "gsm7_encode", "gsm7_septets", "is_receipt", "next_sequence",
     "pack_septets", "parse_receipt_text", "parse_udh", "receipt_from_pdu", "response_for",
     "split", "ucs2_decode", "ucs2_encode", "unpack_septets",

@@ -1,12 +1,16 @@
 """`SmppGateway`: every conversation over one SMPP 3.4 bind_transceiver, on trio.
 
-One connection at a time carries everything. Per connection (a `_Link`), in one nursery:
+One connection at a time carries everything. The protocol (states, sequence numbers, response
+matching, the window, answers to enquire_link, unbind and malformed PDUs, timeouts) is the
+sans-IO `Session` (session.py); this module is its trio driver: the socket, the timers, the
+sink (the store) and the metrics. Per connection (a `_Link`, holding its `Session`), in one
+nursery:
 
 - the **writer** takes every frame queued since its last write and sends them in one
   ``send_all`` (submits, responses and keep-alives coalesce under load);
-- the **reader** feeds the socket to the sans-IO `Decoder`, settles the responses to our
-  requests at once and hands each burst of deliver_sm/data_sm to the inbound task; it answers
-  enquire_link, unbind and malformed PDUs (generic_nack; a fatal framing error drops the link);
+- the **reader** hands what the socket gives to the session, settles the responses to our
+  requests at once, writes what the session answered by itself and hands each burst of
+  deliver_sm/data_sm to the inbound task (a `RemoteProtocolError` drops the link);
 - the **inbound** task decodes and reassembles messages, commits them with
   `Sink.inbound_many()` and records receipts with `Sink.receipts()`, and only then sends the
   deliver_sm_resps;
@@ -43,7 +47,14 @@ import msgspec
 import trio
 from prometheus_client import CollectorRegistry
 
-from ...errors import GatewayOutcomeUnknown, GatewayRefused, GatewayRetryLater, StoreUnavailable
+from ...errors import (
+    GatewayOutcomeUnknown,
+    GatewayProtocolError,
+    GatewayRefused,
+    GatewayRetryLater,
+    RemoteProtocolError,
+    StoreUnavailable,
+)
 from ...foundation.backoff import backoff
 from ...foundation.phone import mask
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
@@ -55,22 +66,14 @@ from .codec import (
     CommandStatus,
     DataSm,
     DataSmResp,
-    Decoder,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
-    EnquireLinkResp,
     GenericNack,
-    MalformedPdu,
     MessageState,
     Pdu,
     SubmitSm,
-    SubmitSmResp,
     Unbind,
-    UnbindResp,
-    encode,
-    next_sequence,
-    response_for,
 )
 from .concat import Duplicate, Reassembled, Reassembler
 from .encoding import DefaultAlphabet, Part, SplitMode, decode_sm, split
@@ -78,6 +81,7 @@ from .inbound import MoIds, from_address, mo_key, to_address
 from .message_ids import IdForms, receipt_key, submit_key
 from .metrics import SmppMetrics, status_name
 from .receipt import Receipt, is_receipt, receipt_from_pdu
+from .session import Answered, Closed, Malformed, Received, Session, State, Stray
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,10 @@ class BindRefused(LinkDown):
                             if status in _AUTH else ""))
 
 
+_LINK_ERRORS = (LinkDown, GatewayProtocolError, *_NETWORK_ERRORS)
+"""What takes one link down (never the gateway): the link closes and `run()` reconnects."""
+
+
 class SmppSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything `SmppGateway` needs; `gateway_from_config` builds it from ``[gateway]``."""
 
@@ -145,29 +153,28 @@ class SmppSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How the SMSC writes message ids in responses and receipts (see `message_ids`)."""
 
 
-class _Request:
-    __slots__ = ("done", "kind", "response", "sent_at", "timed_out")
+class _Waiter:
+    """The driver's side of one request (a `Request`'s token): woken with its response."""
 
-    def __init__(self, kind: int, sent_at: float):
-        self.kind = kind
-        self.sent_at = sent_at
+    __slots__ = ("done", "response", "timed_out")
+
+    def __init__(self) -> None:
         self.done = trio.Event()
         self.response: Pdu | None = None
         self.timed_out = False
 
 
 class _Link:
-    """One connection: its stream, decoder, outgoing frames and requests awaiting answers."""
+    """One connection: its stream, session, outgoing frames and the tasks waiting on them."""
 
-    def __init__(self, number: int, stream: trio.abc.Stream, window: int, now: float):
+    def __init__(self, number: int, stream: trio.abc.Stream, session: Session):
         self.number = number
         self.stream = stream
-        self.decoder = Decoder()
+        self.session = session
         self.out: list[bytes] = []
         self.out_ready = trio.Event()
-        self.pending: dict[int, _Request] = {}
-        self.sequence = 0
-        self.window = trio.Semaphore(window)
+        self.window = trio.Semaphore(session.window)
+        """Submits wait here for a slot of the session's window."""
         self.waiting: set[trio.CancelScope] = set()
         self.scope = trio.CancelScope()
         self.reason: str | None = None
@@ -176,14 +183,8 @@ class _Link:
         self.bound_once = False
         self.closing: str | None = None
         self.torn = False
-        self.last_rx = now
-        self.enquiring = False
         self.inbound_send, self.inbound_receive = trio.open_memory_channel[list[Pdu]](256)
         self.on_close: Callable[[], None] | None = None
-
-    def next_sequence(self) -> int:
-        self.sequence = next_sequence(self.sequence)
-        return self.sequence
 
     def write(self, frame: bytes) -> None:
         out = self.out
@@ -204,9 +205,8 @@ class _Link:
             scope.cancel()
         for _ in range(self.window.statistics().tasks_waiting):
             self.window.release()  # the waiters see `reason` and give up
-        for request in self.pending.values():
-            request.done.set()  # response None: the link went down before the answer
-        self.pending.clear()
+        for request in self.session.close():
+            request.token.done.set()  # response None: the link went down before the answer
         if self.on_close is not None:
             self.on_close()
 
@@ -291,7 +291,7 @@ class SmppGateway(Gateway):
 
     def _window_in_use(self) -> float:
         link = self._link
-        return 0 if link is None else self.settings.window - link.window.value
+        return 0 if link is None else link.session.in_flight
 
     async def _open_tcp(self) -> trio.abc.Stream:
         return await trio.open_tcp_stream(self.settings.host, self.settings.port)
@@ -325,7 +325,10 @@ class SmppGateway(Gateway):
                 reason = _describe(exc)
             else:
                 self._links += 1
-                link = _Link(self._links, stream, s.window, trio.current_time())
+                session = Session(window=s.window, timeout=s.submit_timeout,
+                                  enquire_link_interval=s.enquire_link_interval,
+                                  now=trio.current_time(), counts=self.metrics.pdu_counts)
+                link = _Link(self._links, stream, session)
                 link.on_close = self._link_closed
                 try:
                     await self._serve_link(link, sink, task_status if not started else None)
@@ -389,13 +392,13 @@ class SmppGateway(Gateway):
         """Run one of the link's tasks; a network failure takes the link down, not the gateway."""
         try:
             await work
-        except (LinkDown, *_NETWORK_ERRORS) as exc:
+        except _LINK_ERRORS as exc:
             link.close(_describe(exc), exc)
 
     async def _bind(self, link: _Link) -> None:
         s = self.settings
         request = self._send_request(link, BindTransceiver(
-            sequence=link.next_sequence(), system_id=s.system_id, password=s.password,
+            sequence=link.session.next_sequence(), system_id=s.system_id, password=s.password,
             system_type=s.system_type))
         await request.done.wait()
         response = request.response
@@ -403,28 +406,34 @@ class SmppGateway(Gateway):
             raise LinkDown(link.reason or "no answer to bind_transceiver")
         if response.status != CommandStatus.ESME_ROK:
             raise BindRefused(response.status)
+        if link.session.state is not State.BOUND:
+            raise LinkDown(f"the SMSC answered bind_transceiver with a {response.command_name}")
 
     async def _unbind(self, link: _Link) -> None:
         """Say unbind and read until unbind_resp (settling late responses), within 2 seconds."""
-        if link.torn or not link.bound_once:
-            return  # a write was cut in the middle: the stream cannot carry another PDU
+        session = link.session
+        if link.torn or not link.bound_once or session.state is not State.BOUND:
+            return  # a write cut in the middle leaves a stream that cannot carry another PDU
         with trio.move_on_after(min(2.0, self.settings.submit_timeout)):
             try:
-                sequence = link.next_sequence()
-                await link.stream.send_all(b"".join([*link.out, encode(Unbind(sequence=sequence))]))
+                unbind = session.send(Unbind(sequence=session.next_sequence()),
+                                      now=trio.current_time(), token=_Waiter())
+                await link.stream.send_all(b"".join([*link.out, unbind]))
                 link.out = []
-                self.metrics.pdu("out", CommandId.UNBIND)
                 while True:
                     data = await link.stream.receive_some(65536)
                     if not data:
                         return
-                    link.decoder.feed(data)
-                    for pdu in link.decoder:
-                        if isinstance(pdu, UnbindResp) and pdu.sequence == sequence:
+                    now = trio.current_time()
+                    session.receive_data(data, now)
+                    while (event := session.next_event()) is not None:
+                        if isinstance(event, Closed):
                             return
-                        if isinstance(pdu, Pdu) and pdu.is_response:
-                            self._settle(link, pdu)  # answers to submits still in flight
-            except _NETWORK_ERRORS:
+                        if isinstance(event, Answered):
+                            if event.request.command_id == CommandId.UNBIND:
+                                return
+                            self._settle(link, event, now)  # submits still in flight
+            except (GatewayProtocolError, *_NETWORK_ERRORS):
                 return
 
     # -- the link's tasks
@@ -454,121 +463,87 @@ class SmppGateway(Gateway):
         link.closing = reason
         link.out_ready.set()
 
-    def _send_request(self, link: _Link, pdu: Pdu) -> _Request:
-        request = _Request(pdu.command_id, trio.current_time())
-        link.pending[pdu.sequence] = request
-        link.write(encode(pdu))
-        self.metrics.pdu("out", pdu.command_id)
-        return request
+    def _send_request(self, link: _Link, pdu: Pdu) -> _Waiter:
+        waiter = _Waiter()
+        link.write(link.session.send(pdu, now=trio.current_time(), token=waiter))
+        return waiter
 
     def _answer(self, link: _Link, pdu: Pdu) -> None:
-        link.write(encode(pdu))
-        self.metrics.pdu("out", pdu.command_id, pdu.status)
+        link.write(link.session.send(pdu, now=trio.current_time()))
 
     async def _reader(self, link: _Link) -> None:
         stream = link.stream
-        decoder = link.decoder
-        metrics = self.metrics
-        counts = metrics.pdu_counts
-        pending = link.pending
+        session = link.session
         while True:
             data = await stream.receive_some(65536)
             if not data:
                 raise LinkDown("the SMSC closed the connection")
-            link.last_rx = now = trio.current_time()
-            decoder.feed(data)
+            now = trio.current_time()
+            session.receive_data(data, now)
             burst: list[Pdu] | None = None
-            for pdu in decoder:
-                cls = type(pdu)
-                if cls is SubmitSmResp:
-                    counts["in", CommandId.SUBMIT_SM_RESP, pdu.status] += 1
-                    request = pending.pop(pdu.sequence, None)
-                    if request is not None:
-                        link.window.release()
-                        metrics.submit_observe(now - request.sent_at)
-                        request.response = pdu
-                        request.done.set()
-                elif cls is DeliverSm or cls is DataSm:
-                    counts["in", pdu.command_id, pdu.status] += 1
-                    if burst is None:
-                        burst = []
-                    burst.append(pdu)
-                elif cls is MalformedPdu:
-                    self._malformed(link, pdu)
-                else:
-                    metrics.pdu("in", pdu.command_id, pdu.status)
-                    if cls is EnquireLink:
-                        self._answer(link, EnquireLinkResp(sequence=pdu.sequence))
-                    elif cls is Unbind:
-                        self._answer(link, UnbindResp(sequence=pdu.sequence))
+            try:
+                while (event := session.next_event()) is not None:
+                    if isinstance(event, Answered):
+                        self._settle(link, event, now)
+                    elif isinstance(event, Received):
+                        if burst is None:
+                            burst = []
+                        burst.append(event.pdu)
+                    elif isinstance(event, Malformed):
+                        log.warning("malformed PDU from the SMSC: %s", event.pdu.reason)
+                    elif isinstance(event, Stray):
+                        log.debug("a %s for sequence %d that nothing waits for",
+                                  event.pdu.command_name, event.pdu.sequence)
+                    elif isinstance(event, Closed):
                         link.bound = False
-                        self._close_after_flush(link, "the SMSC unbound")
-                    elif pdu.is_response:
-                        self._settle(link, pdu)
-                    else:  # a request an ESME does not take (bind, submit_sm...)
-                        self._answer(link, GenericNack(sequence=pdu.sequence,
-                                                       status=CommandStatus.ESME_RINVCMDID))
+                        self._close_after_flush(link, event.reason)
+                    # Replied: the session answered it (written below, with data_to_send)
+            except RemoteProtocolError as exc:
+                if link.closing is None:
+                    self._close_after_flush(link, str(exc))
+            replies = session.data_to_send()
+            if replies:
+                link.write(replies)
             if burst is not None:
                 await link.inbound_send.send(burst)
 
-    def _settle(self, link: _Link, pdu: Pdu) -> None:
-        request = link.pending.pop(pdu.sequence, None)
-        if request is None:
-            log.debug("a %s for sequence %d that nothing waits for", pdu.command_name,
-                      pdu.sequence)
-            return
-        if request.kind == CommandId.SUBMIT_SM:
+    def _settle(self, link: _Link, event: Answered, now: float) -> None:
+        request = event.request
+        waiter: _Waiter = request.token
+        if request.command_id == CommandId.SUBMIT_SM:
             link.window.release()
-            self.metrics.submit_observe(trio.current_time() - request.sent_at)
-        elif request.kind == CommandId.ENQUIRE_LINK:
-            link.enquiring = False
-        request.response = pdu
-        request.done.set()
-
-    def _malformed(self, link: _Link, pdu: MalformedPdu) -> None:
-        self.metrics.pdu("in", pdu.command_id or 0, pdu.status)
-        log.warning("malformed PDU from the SMSC: %s", pdu.reason)
-        answer = response_for(pdu)
-        if answer is not None:
-            self._answer(link, answer)
-        elif pdu.sequence is not None and pdu.sequence in link.pending:
-            # A response we cannot read: settle its request with the status it carried.
-            status = pdu.command_status or 0
-            if pdu.command_id == CommandId.SUBMIT_SM_RESP:
-                self._settle(link, SubmitSmResp(sequence=pdu.sequence, status=status))
-            else:
-                self._settle(link, GenericNack(sequence=pdu.sequence,
-                                               status=status or pdu.status))
-        if pdu.fatal:
-            self._close_after_flush(link, "the SMSC sent a PDU that cannot be framed")
+            self.metrics.submit_observe(now - request.sent_at)
+        waiter.response = event.pdu
+        waiter.done.set()
 
     async def _timer(self, link: _Link) -> None:
         """Expire unanswered requests; send enquire_link on an idle link."""
         s = self.settings
+        session = link.session
         while True:
             await trio.sleep(self._tick)
             now = trio.current_time()
-            horizon = now - s.submit_timeout
-            expired = []
-            for sequence, request in link.pending.items():
-                if request.sent_at > horizon:
-                    break
-                expired.append((sequence, request))
-            for sequence, request in expired:
-                if request.kind != CommandId.SUBMIT_SM:
-                    name = CommandId(request.kind).name.lower()
-                    raise LinkDown(f"no answer to {name} within {s.submit_timeout:g}s")
-                self.metrics.submit_timeouts.inc()
-                if s.on_submit_timeout == "retry":
-                    raise LinkDown(f"no submit_sm_resp within {s.submit_timeout:g}s")
-                del link.pending[sequence]
-                link.window.release()
-                request.timed_out = True
-                request.done.set()
-            if link.bound and not link.enquiring and now - link.last_rx >= \
-                    s.enquire_link_interval:
-                link.enquiring = True  # cleared by its answer; no answer in time drops the link
-                self._send_request(link, EnquireLink(sequence=link.next_sequence()))
+            if now < session.deadline():
+                continue
+            expired = session.expire(now)
+            for index, request in enumerate(expired):
+                waiter: _Waiter = request.token
+                if request.command_id != CommandId.SUBMIT_SM:
+                    reason = f"no answer to {request.name} within {s.submit_timeout:g}s"
+                else:
+                    self.metrics.submit_timeouts.inc()
+                    if s.on_submit_timeout == "unknown":
+                        link.window.release()
+                        waiter.timed_out = True
+                        waiter.done.set()
+                        continue
+                    reason = f"no submit_sm_resp within {s.submit_timeout:g}s"
+                for rest in expired[index:]:  # woken without a response: tried again later
+                    rest.token.done.set()
+                raise LinkDown(reason)
+            if session.enquire_link_due(now):
+                # an answer clears it; no answer within submit_timeout drops the link
+                self._send_request(link, EnquireLink(sequence=session.next_sequence()))
 
     async def _inbound(self, link: _Link, sink: Sink) -> None:
         receive = link.inbound_receive
@@ -640,6 +615,8 @@ class SmppGateway(Gateway):
                             "retries): %s", len(messages), exc)
         if receipts:
             await sink.receipts(receipts)
+        if link.reason is not None:
+            return  # the connection is gone: the SMSC delivers them again on the next one
         number = link.number
         for token in answer:
             link_number, sequence, is_data_sm = token
@@ -698,13 +675,13 @@ class SmppGateway(Gateway):
             except ValueError as exc:
                 raise GatewayRefused(f"the message cannot be sent as SMS: {exc}") from None
             plan = _Plan(template, parts)
-        requests: list[tuple[int, _Request | _Outcome]] = []
+        requests: list[tuple[int, _Waiter | _Outcome]] = []
         written = any(plan.ids)
         try:
             for index, part in enumerate(plan.parts):
                 if plan.ids[index] is None:
                     request = await self._send_part(link, plan.template, part)
-                    written = written or isinstance(request, _Request)
+                    written = written or isinstance(request, _Waiter)
                     requests.append((index, request))
             outcomes: list[tuple[int, _Outcome]] = []
             for index, request in requests:
@@ -744,7 +721,7 @@ class SmppGateway(Gateway):
         return first
 
     async def _send_part(self, link: _Link, template: SubmitSm, part: Part
-                         ) -> _Request | _Outcome:
+                         ) -> _Waiter | _Outcome:
         """Take a rate token, then a window slot, write the submit_sm; the request to wait on.
 
         The token comes first: a submit waiting for its turn under the rate never holds a
@@ -768,9 +745,12 @@ class SmppGateway(Gateway):
             link.window.acquire_nowait()
         except trio.WouldBlock:
             await link.window.acquire()  # a closing link releases every waiter
-        if link.reason is not None:
+        session = link.session
+        if link.reason is not None or link.closing is not None or (
+                session.state is not State.BOUND):
+            link.window.release()
             return self._lost(link)
-        pdu = part.submit_sm(template, sequence=link.next_sequence())
+        pdu = part.submit_sm(template, sequence=session.next_sequence())
         try:
             return self._send_request(link, pdu)
         except ValueError as exc:  # the values are left out: they may be numbers
@@ -779,10 +759,11 @@ class SmppGateway(Gateway):
             return _Outcome("failed", reason=f"the message cannot be encoded: {reason}")
 
     def _lost(self, link: _Link) -> _Outcome:
-        return _Outcome("retry", reason=f"the SMPP link went down ({link.reason})",
+        why = link.reason or link.closing or "not bound"
+        return _Outcome("retry", reason=f"the SMPP link went down ({why})",
                         retry_after=self._retry_after())
 
-    async def _outcome(self, request: _Request) -> _Outcome:
+    async def _outcome(self, request: _Waiter) -> _Outcome:
         await request.done.wait()
         response = request.response
         if request.timed_out:
