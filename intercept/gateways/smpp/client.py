@@ -56,6 +56,7 @@ from ...errors import (
     StoreUnavailable,
 )
 from ...foundation.backoff import backoff
+from ...foundation.caching import BoundedDict
 from ...foundation.phone import mask
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from ..sendrate import SendRate
@@ -98,6 +99,8 @@ THROTTLE_RETRY = (0.2, 0.8)
 _TEMPORARY = frozenset({CommandStatus.ESME_RSYSERR, CommandStatus.ESME_RX_T_APPN})
 _AUTH = frozenset({CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID,
                    CommandStatus.ESME_RINVSYSTYP, CommandStatus.ESME_RBINDFAIL})
+REMEMBERED_PLANS = 100_000
+"""Long messages partly accepted, remembered so that a retry sends only their missing parts."""
 _MAX_QUEUED_FRAMES = 200_000
 """A writer this far behind means the connection is stuck: drop it."""
 _FAILED_STATES = frozenset({"expired", "deleted", "undeliverable", "rejected"})
@@ -273,7 +276,7 @@ class SmppGateway(Gateway):
         self._link: _Link | None = None
         self._links = 0
         self._ref = random.randrange(256)
-        self._plans: dict[str, _Plan] = {}
+        self._plans: BoundedDict[str, _Plan] = BoundedDict(REMEMBERED_PLANS)
         self._maybe_sent: set[str] = set()
         """Messages whose submit was cancelled after a submit_sm was handed to the link."""
         self._next_attempt = 0.0
@@ -712,8 +715,6 @@ class SmppGateway(Gateway):
             if kind == "unknown":
                 raise GatewayOutcomeUnknown(bad.reason + where)
             if any(plan.ids):
-                if len(self._plans) >= 100_000:
-                    self._plans.pop(next(iter(self._plans)))
                 self._plans[message.outbox_id] = plan  # send only the missing parts next time
             raise GatewayRetryLater(bad.reason + where, retry_after=bad.retry_after)
         first = plan.ids[0]

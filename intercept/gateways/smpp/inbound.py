@@ -18,7 +18,8 @@ count, and the text, plus the `window`-long time bucket in which that content fi
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+
+from ...foundation.caching import BoundedDict
 
 
 def mo_key(source: str, destination: str, data_coding: int, text: str,
@@ -39,7 +40,7 @@ class MoIds:
             raise ValueError(f"window is {window}; it must be positive (seconds).")
         self.window = window
         self.max_entries = max_entries
-        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._seen: BoundedDict[str, tuple[str, float]] = BoundedDict(max_entries)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -51,13 +52,11 @@ class MoIds:
         if entry is not None and now - entry[1] < self.window:
             return entry[0]
         gateway_id = f"mo-{key}-{int(wall // self.window)}"
-        if entry is not None:
-            del seen[key]
-        seen[key] = (gateway_id, now)
+        seen[key] = (gateway_id, now)  # the newest; past max_entries the oldest go
         horizon = now - self.window
         while seen:
             first = next(iter(seen.values()))
-            if first[1] > horizon and len(seen) <= self.max_entries:
+            if first[1] > horizon:
                 break
             seen.popitem(last=False)
         return gateway_id
