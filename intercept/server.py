@@ -372,7 +372,7 @@ class Server:
                 self.media.wake()
         if fresh < len(messages):
             self.metrics.messages_in_duplicate.inc(len(messages) - fresh)
-        return [Accepted(i.conversation_id, i.conv_seq, i.duplicate) for i in results]
+        return [Accepted(i.conversation_id, i.conv_seq, i.duplicate, i.replay) for i in results]
 
     async def receipts(self, receipts: list[DeliveryReceipt], *, wait: bool = False) -> None:
         """Record delivery receipts (queued for the next commit, or committed with `wait`)."""

@@ -63,6 +63,9 @@ class Accepted(msgspec.Struct, frozen=True):
     """The message's place in its conversation (1 for the first)."""
     duplicate: bool
     """A redelivery of a message already committed: nothing new was written."""
+    replay: bool = False
+    """A message purged by retention and delivered again: acknowledged, dropped, and
+    conversation_id and conv_seq are 0."""
 
 
 class Sink(Protocol):
