@@ -22,6 +22,7 @@ from pathlib import Path
 import trio
 
 from intercept.config import load_config
+from intercept.engine.durations import Duration
 from intercept.foundation.resources import bundled_root
 from intercept.gateways import OutboundMessage, SimGateway
 from intercept.server import Server
@@ -60,7 +61,7 @@ async def bench(conversations: int, turns: int, store: Path, synchronous: str,
                 threaded: bool = True) -> dict[str, float]:
     config = load_config(bundled_root() / "config" / "intercept.toml")
     config.store.synchronous = synchronous  # type: ignore[misc]
-    config.runtime.hibernate_after = "1h"  # type: ignore[misc]
+    config.runtime.hibernate_after = Duration.parse("1h")  # type: ignore[misc]
     gateway = SimGateway(receipts=True)
     server = Server(config, gateway=gateway, store_path=store, fast=True, http=False,
                     threaded_store=threaded)

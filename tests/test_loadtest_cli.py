@@ -93,3 +93,14 @@ def test_a_short_run_prints_json_and_exits_cleanly(capsys):
     assert report["ok"] is True
     assert set(report["latency_ms"]) == {"p50", "p95", "p99", "max"}
     assert set(report["messages"]) >= {"in", "out", "in_per_s", "out_per_s"}
+
+
+def test_the_pipeline_benchmark_runs_at_a_tiny_size(capsys):
+    """`python -m loadtest.bench` is not run by CI at full size: this keeps it from rotting
+    (it broke once when config durations became typed)."""
+    from loadtest import bench
+
+    bench.main(["--conversations", "20", "--turns", "1"])
+    printed = capsys.readouterr()
+    out = printed.out + printed.err
+    assert "opened 20 conversations" in out and "total msg/s" in out
