@@ -20,6 +20,7 @@ from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
 from .buyers.media import MediaFetcher, cap_media
 from .config import Config, store_key
+from .console import Console, ConsoleServices
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError
 from .foundation.metrics import Metrics
@@ -164,6 +165,8 @@ class Server:
         """What the HTTP app and API are handed (intercept/http/services.py)."""
         self.app = App(self.http_services) if self.http_enabled else None
         """Built here so that a bad API token file is a start-up error, not a traceback."""
+        self.console = self._console(self.app) if self.app is not None else None
+        """The web console, mounted at / beside the API (intercept/console)."""
         self.http_addresses: list[str] = []
         self.monitor_addresses: list[str] = []
         """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
@@ -399,6 +402,14 @@ class Server:
                     info.processed_count >= conv_seq and info.unsent == 0):
                 return
             await trio.sleep(poll)
+
+    def _console(self, app: App) -> Console:
+        """The console on the API's own reads, tokens and handlers, mounted on `app`."""
+        console = Console(ConsoleServices(
+            config=self.config, store=self.store, metrics=self.metrics, registry=self.registry,
+            now=self._now, health=self.health, reads=app.reads, access=app.access, api=app.api))
+        app.mounted.append(console)
+        return console
 
     async def take_over(self, conversation_id: int, text: str, *, author: str,
                         override: bool = False) -> OutboxRow:

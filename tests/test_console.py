@@ -255,7 +255,7 @@ async def test_logout_ends_the_session_for_every_copy_of_the_cookie(tmp_path):
 
 async def test_the_transcript_streams_changes_as_server_sent_events(tmp_path):
     async with serving(tmp_path) as live:
-        live.server.app.console.pages.poll = 0.02
+        live.server.console.pages.poll = 0.02
         cid = await live.text("hi")
         await login(live.client, "viewer")
         async with live.client.stream("GET", f"/conversations/{cid}/events") as stream:
@@ -275,9 +275,9 @@ async def test_the_transcript_streams_changes_as_server_sent_events(tmp_path):
             await live.text("are you there", ours=OUR)
             await until("event: changed")
             assert "retry: 2000" in seen
-            assert live.server.app.console.pages.streams == 1
+            assert live.server.console.pages.streams == 1
         with trio.fail_after(10):  # the browser went away: the stream ends, not 5 min later
-            while live.server.app.console.pages.streams:
+            while live.server.console.pages.streams:
                 await trio.sleep(0.01)
 
 

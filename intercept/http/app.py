@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from ..console import Console, ConsoleServices
 from ..engine.yamlsource import split_msgspec_error
 from ..foundation.phone import to_e164
 from ..gateways import SimGateway
@@ -29,6 +28,7 @@ from .auth import AuthError
 from .openapi import openapi
 from .routing import (
     HTTPError,
+    Mounted,
     Request,
     Response,
     Route,
@@ -112,11 +112,8 @@ class App:
         self.routes = RouteTable([*map(endpoint_route, services.gateway.endpoints()),
                                   *self._public_routes(), *self.api.routes()])
         self._openapi: bytes | None = None
-        self.console = Console(ConsoleServices(
-            config=services.config, store=services.store, metrics=services.metrics,
-            registry=services.registry, now=services.now, health=services.actions.health,
-            reads=self.reads, access=self.access, api=self.api))
-        """The web console at / (intercept/console), on the API's reads, tokens and handlers."""
+        self.mounted: list[Mounted] = []
+        """Apps beside the routes, each taking the paths it owns (the console, at /)."""
 
     def _public_routes(self) -> list[Route]:
         sim = ("simulator",)
@@ -147,9 +144,10 @@ class App:
             return
         if scope["type"] != "http":
             return
-        if self.console.owns(scope["path"]):
-            await self.console(scope, receive, send)
-            return
+        for part in self.mounted:
+            if part.owns(scope["path"]):
+                await part(scope, receive, send)
+                return
         body = await _read_body(receive)
         if body is None:
             response = error_response(413, f"the request body is larger than {_MAX_BODY} bytes")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -20,6 +20,14 @@ from .auth import Principal, Role
 
 _PARAM = re.compile(r"\{(\w+)\}")
 _encode = msgspec.json.Encoder().encode
+
+
+class Mounted(Protocol):
+    """An ASGI app mounted beside the routes (the web console): it takes the paths it owns."""
+
+    def owns(self, path: str) -> bool: ...
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None: ...
 
 
 class HTTPError(Exception):
