@@ -908,3 +908,12 @@ def test_yaml_anchors_and_aliases_share_a_value():
         """)
     assert m.nodes["a"].expect[0].matcher.words == m.nodes["b"].expect[0].matcher.words == {
         "cop", "police"}
+
+
+@pytest.mark.parametrize("seconds, text", [(-3, "0s"), (45.9, "45s"), (60, "1m"),
+                                           (3599, "59m"), (3600 + 5 * 60, "1h05m"),
+                                           (2 * 86400 + 4 * 3600 + 59, "2d4h")])
+def test_an_age_reads_in_its_two_largest_units(seconds, text):
+    from intercept.engine.durations import format_age
+
+    assert format_age(seconds) == text

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..engine.durations import format_age
 from ..foundation.terminal import printable, printable_json
 from ..store.advocacy import OUTCOME_KINDS
 from .options import ApiClient, api_options
@@ -26,16 +27,6 @@ def _stamp(text: str | None) -> str:
     moment = _when(text)
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
-
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
 
 
 @click.group()
@@ -89,7 +80,7 @@ def queue(url: str | None, token: str | None, config_path: Path | None, limit: i
     for item in page["items"]:
         c = item["conversation"]
         since = _when(item["waiting_since"])
-        rows.append((str(c["id"]), "answered" if since is None else _age(
+        rows.append((str(c["id"]), "answered" if since is None else format_age(
             (now - since).total_seconds()), str(item["unanswered"]),
             "taken over" if c["operator"] else c["status"], c["city"] or "-",
             c["their_number"], ", ".join(item["outcomes"]) or "-"))
@@ -240,7 +231,7 @@ def handoffs(url: str | None, token: str | None, config_path: Path | None, limit
     rows = [("ID", "PRIORITY", "WAITING", "CLAIMED BY", "CITY", "NUMBER", "NOTES", "REASON")]
     for item in page["items"]:
         h, c = item["handoff"], item["conversation"]
-        waiting = "answered" if h["first_reply_at"] else _age(item["waiting_seconds"])
+        waiting = "answered" if h["first_reply_at"] else format_age(item["waiting_seconds"])
         rows.append((str(c["id"]), h["priority"].upper() if h["priority"] == "urgent"
                      else h["priority"], waiting, h["claimed_by"] or "-", c["city"] or "-",
                      c["their_number"], str(item["notes"]), h["reason"] or "-"))

@@ -76,3 +76,15 @@ def decode_duration(type_: type, value: Any) -> Any:
             raise ValueError(f"expected 'str', got '{type(value).__name__}'")
         return type_.parse(value)
     raise NotImplementedError(f"no decoder for {type_!r}")
+
+
+def format_age(seconds: float) -> str:
+    """A wait as a person reads it, to the two largest units: "45s", "12m", "3h05m", "2d4h"."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600}h"

@@ -29,6 +29,7 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..config import Config, read_secret
+from ..engine.durations import format_age
 from ..foundation.backoff import backoff, parse_retry_after
 from ..foundation.phone import mask, to_e164
 from ..store.handoff_rows import PRIORITIES
@@ -95,7 +96,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
         urgent = f", {self.new_urgent} URGENT" if self.new_urgent else ""
         plural = "" if self.new == 1 else "s"
         return (f"Intercept: {self.new} new hand-off{plural}{urgent}. {self.open} open, oldest "
-                f"waiting {_age(self.oldest_wait_seconds)}. See the advocates' inbox.")
+                f"waiting {format_age(self.oldest_wait_seconds)}. See the advocates' inbox.")
 
 
 _encode = msgspec.json.Encoder().encode
@@ -105,15 +106,6 @@ def sign(secret: str, body: bytes) -> str:
     """The signature header's value for `body`: ``sha256=<hex HMAC-SHA256>``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
-
-def _age(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
 
 
 class HandoffAlerts:
