@@ -1,5 +1,6 @@
 """The ops artefacts under ops/: the Grafana dashboard, the Prometheus alert rules and the scrape
-example use only metrics a live server exports, and promtool accepts the rules and the config.
+example use only metrics a live server exports; promtool accepts the rules, the config and every
+dashboard query, and the rules' unit tests (ops/prometheus/alerts_test.yml) pass.
 
 Metric names are read from PromQL loosely: string literals, label matchers (``{...}``), ranges
 (``[...]``), grouping clauses (``by (...)``, ``on (...)``...) and Grafana variables are dropped,
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = ROOT / "ops"
 DASHBOARD = OPS / "grafana" / "intercept.json"
 ALERTS = OPS / "prometheus" / "alerts.yml"
+ALERTS_TEST = OPS / "prometheus" / "alerts_test.yml"
 SCRAPE = OPS / "prometheus" / "scrape.yml"
 OPERATIONS = ROOT / "docs" / "operations.md"
 PROMTOOL = "/usr/bin/promtool"
@@ -140,6 +142,12 @@ def rule_queries(rules: dict[str, Any]) -> dict[str, str]:
     """Every `expr` of a Prometheus rules file, by alert (or recorded) name."""
     return {rule.get("alert") or rule["record"]: rule["expr"]
             for group in rules["groups"] for rule in group["rules"]}
+
+
+def rule_test_series(tests: dict[str, Any]) -> dict[str, str]:
+    """Every input series of a promtool rule test file, by its place (its selector)."""
+    return {f"input series {i}": case["series"]
+            for test in tests["tests"] for i, case in enumerate(test["input_series"])}
 
 
 def unknown_metrics(queries: dict[str, str], exported: set[str]) -> list[str]:
@@ -264,7 +272,8 @@ async def test_the_dashboard_and_the_rules_use_only_exported_metrics(tmp_path):
     assert "intercept_smpp_bound" in exported
     dashboard, rules = dashboard_queries(_dashboard()), rule_queries(_rules())
     assert len(dashboard) > 40 and len(rules) > 10
-    assert unknown_metrics(dashboard | rules, exported) == []
+    series = rule_test_series(yaml.safe_load(ALERTS_TEST.read_text()))
+    assert unknown_metrics(dashboard | rules | series, exported) == []
 
 
 # -- the dashboard's shape
@@ -333,6 +342,18 @@ def test_promtool_accepts_the_alert_rules():
     done = _run(_promtool(), "check", "rules", ALERTS)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(rule_queries(_rules()))} rules found" in done.stdout
+
+
+def test_each_alert_fires_when_it_should_and_only_then():
+    """ops/prometheus/alerts_test.yml: every alert fires for a server that breaks its rule,
+    none for a healthy one near the thresholds, and `for:` holds InterceptDown pending."""
+    done = _run(_promtool(), "test", "rules", ALERTS_TEST)
+    assert done.returncode == 0, done.stdout + done.stderr
+    tests = yaml.safe_load(ALERTS_TEST.read_text())
+    (firing, _) = tests["tests"][0]["promql_expr_test"]
+    named = {re.search(r'alertname="(\w+)"', sample["labels"]).group(1)
+             for sample in firing["exp_samples"]}
+    assert named == set(rule_queries(_rules()))
 
 
 def test_promtool_accepts_the_scrape_example_and_its_rules():
