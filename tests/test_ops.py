@@ -274,6 +274,9 @@ async def test_the_dashboard_and_the_rules_use_only_exported_metrics(tmp_path):
     assert len(dashboard) > 40 and len(rules) > 10
     series = rule_test_series(yaml.safe_load(ALERTS_TEST.read_text()))
     assert unknown_metrics(dashboard | rules | series, exported) == []
+    made_up = {"panel 'made up' A": "sum(rate(intercept_messages_lost_total[5m]))"}
+    assert unknown_metrics(dashboard | made_up, exported) == [
+        "panel 'made up' A: intercept_messages_lost_total"]
 
 
 # -- the dashboard's shape
