@@ -129,7 +129,7 @@ def dashboard_queries(dashboard: dict[str, Any]) -> dict[str, str]:
     queries = {}
     for panel in _panels(dashboard["panels"]):
         for target in panel.get("targets", []):
-            queries[f"panel {panel['title']!r} {target['refId']}"] = target["expr"]
+            queries[f"panel {panel['id']} {panel['title']!r} {target['refId']}"] = target["expr"]
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             query = variable["query"]
@@ -145,7 +145,7 @@ def rule_queries(rules: dict[str, Any]) -> dict[str, str]:
 
 
 def rule_test_series(tests: dict[str, Any]) -> dict[str, str]:
-    """Every input series of a promtool rule test file, by its place (its selector)."""
+    """Every input series of a promtool rule test file, by its position."""
     return {f"input series {i}": case["series"]
             for test in tests["tests"] for i, case in enumerate(test["input_series"])}
 
