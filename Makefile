@@ -43,6 +43,12 @@ endef
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# tests/test_ops.py checks the alert rules and the scrape example under ops/prometheus/ with
+# promtool, from Debian's prometheus package (where the test looks for it): installed here when
+# it is missing, without the packages it only recommends. The package also enables a Prometheus
+# service on port 9090; `systemctl disable --now prometheus` if this machine should not run one.
+PROMTOOL := /usr/bin/promtool
+
 .PHONY: serve test lint bench loadtest-ci lock test-latest test-lowest clean
 
 $(UV): requirements-uv.txt
@@ -67,7 +73,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(BIN)/intercept $(CHROMIUM)
+$(PROMTOOL):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		prometheus
+
+test: $(BIN)/intercept $(CHROMIUM) $(PROMTOOL)
 	$(call suite,$(BIN))
 
 loadtest-ci: $(BIN)/intercept
@@ -84,13 +95,13 @@ lock: $(UV)
 
 # The suite on the newest versions pyproject.toml allows, without the lock, in $(LATEST):
 # drift in a dependency shows here before it reaches a user.
-test-latest: $(UV) $(CHROMIUM)
+test-latest: $(UV) $(CHROMIUM) $(PROMTOOL)
 	$(call unlocked,$(LATEST),highest)
 	$(call suite,$(LATEST)/bin)
 
 # The suite on the lowest versions pyproject.toml's ranges name for our direct dependencies:
 # the lower bounds stay ones the suite has passed with.
-test-lowest: $(UV) $(CHROMIUM)
+test-lowest: $(UV) $(CHROMIUM) $(PROMTOOL)
 	$(call unlocked,$(LOWEST),lowest-direct)
 	$(call suite,$(LOWEST)/bin)
 

@@ -1,4 +1,5 @@
-"""Number health: failure reasons, the window query, and `intercept numbers --health`."""
+"""Number health: failure reasons, the window query, the paused gauge, and `intercept numbers
+--health`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import sqlite3
 
 import pytest
 import sqlite_utils
+from prometheus_client import CollectorRegistry
 
-from intercept.store.health import failure_reason, number_health
+from intercept.runtime.number_health import NumberHealthMonitor
+from intercept.store.health import Health, NumberHealth, failure_reason, number_health
 from intercept.store.schema import migrate
 
 
@@ -69,3 +72,30 @@ def test_health_json_is_serialisable():
     _row(conn, 1, "+1a", "failed", "UNDELIV", 1000.0)
     health = number_health(conn, since=0.0)["+1a"]
     assert json.dumps(dict(health.reasons)) == '{"unreachable": 1}'
+
+
+class _Store:
+    """Answers the monitor's reads with the given figures; keeps what else it is asked."""
+
+    def __init__(self, health: dict[str, Health]):
+        self.health, self.calls = health, []
+
+    async def call(self, op: object) -> object:
+        self.calls.append(op)
+        return self.health if isinstance(op, NumberHealth) else None
+
+
+async def test_a_paused_number_is_one_in_its_gauge_until_it_recovers():
+    store = _Store({"+1bad": Health("+1bad", delivered=5, failed=15),
+                    "+1ok": Health("+1ok", delivered=19, failed=1)})
+    registry = CollectorRegistry()
+    monitor = NumberHealthMonitor(store=store, numbers=["+1bad", "+1ok"], clock=lambda: 1e6,
+                                  registry=registry, window=86400, min_messages=20,
+                                  pause_share=0.25, interval=60)
+    await monitor.check()
+    paused = {n: registry.get_sample_value("intercept_number_paused", {"number": n})
+              for n in ("+1bad", "+1ok")}
+    assert paused == {"+1bad": 1.0, "+1ok": 0.0}
+    store.health = {"+1bad": Health("+1bad", delivered=20), "+1ok": Health("+1ok")}
+    await monitor.check()
+    assert registry.get_sample_value("intercept_number_paused", {"number": "+1bad"}) == 0.0

@@ -1,9 +1,10 @@
 """The number-health monitor: reads each of our numbers' failed deliveries on a schedule.
 
 It publishes them as metrics (`intercept_number_failure_share{number}`,
-`intercept_number_failures{number,reason}`) and keeps `paused`: the numbers whose failed share
-reached `pause_share` with at least `min_messages` settled in the window. Campaigns do not send
-from a paused number; a pause and its end are logged and audited.
+`intercept_number_failures{number,reason}`, `intercept_number_paused{number}`) and keeps
+`paused`: the numbers whose failed share reached `pause_share` with at least `min_messages`
+settled in the window. Campaigns do not send from a paused number; a pause and its end are
+logged and audited.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class NumberHealthMonitor:
         self._failures = Gauge("intercept_number_failures",
                                "Failed deliveries of each of our numbers in the health window, "
                                "by reason", ["number", "reason"], registry=registry)
+        self._paused = Gauge("intercept_number_paused",
+                             "1 while campaigns do not send from the number (its failed share "
+                             "reached [health] pause_share), else 0", ["number"],
+                             registry=registry)
 
     def pausing(self, health: Health) -> bool:
         return (self.pause_share > 0 and health.settled >= self.min_messages
@@ -65,6 +70,7 @@ class NumberHealthMonitor:
                 await self._record(number, health, "resume", now)
             elif now_paused:
                 self.paused[number] = health
+            self._paused.labels(number=number).set(1 if now_paused else 0)
         return healths
 
     async def _record(self, number: str, health: Health, action: str, now: float) -> None:
