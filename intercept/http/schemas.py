@@ -275,11 +275,26 @@ class Stats(Model):
     outbox_depth: int
 
 
-class ReloadResult(Model):
+class ReloadedNumbers(Model):
+    """How a reload changed the config's [[numbers]] and [cities]."""
+
+    added: int
+    """Numbers of the config file the server did not have."""
+    removed: int
+    changed: int
+    """Numbers with another persona, city, scenario or kind."""
+    cities: list[str]
+    """[cities] keys added, removed or changed."""
+
+
+class ReloadResult(Model, omit_defaults=True):
     ok: bool
     summary: str
     added: list[str]
+    """Scenario versions loaded ("name vN")."""
     unchanged: list[str]
+    numbers: ReloadedNumbers | None = None
+    """Only when the numbers or cities changed."""
 
 
 class ReloadRefused(Model):
