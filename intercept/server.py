@@ -69,6 +69,7 @@ from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers, Unprocessed
 from .store.faults import nursery_stopping_on_store_faults
 from .store.handoffs import HandoffClaimed
+from .store.identity import StoreId
 from .store.lock import StoreLock
 from .store.ops import Audit, ClaimedByAnother
 from .store.retention import Kind, Purge, PurgeResult, purge_detail
@@ -170,6 +171,8 @@ class Server:
         """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
         self._stop = trio.Event()
         self._reloading = trio.Lock()
+        self.store_id: str | None = None
+        """The store's random id (intercept/store/identity.py), in /healthz for the CLI."""
 
     # -- life cycle
 
@@ -193,6 +196,7 @@ class Server:
         async with trio.open_nursery() as root:
             await root.start(self.store.run)
             try:
+                self.store_id = await self.store.call(StoreId())
                 await self._register_numbers()
                 if self.http_enabled:  # the local CLI's admin token (intercept/credential.py)
                     await ensure_credential(self.store, credential_path(config, self.store.path),
@@ -497,7 +501,7 @@ class Server:
         health: dict[str, Any] = {
             "status": "failing" if failing else "ok", "gateway": self.gateway.name,
             "store": "failing" if failing else "ok", "live_actors": len(self.router.actors),
-            "outbox_depth": len(self.sender)}
+            "outbox_depth": len(self.sender), "store_id": self.store_id or ""}
         if failing:
             health["store_failure"] = failing  # "disk full", "I/O error", "corrupt"...
         return health

@@ -44,6 +44,8 @@ class Health(Model, forbid_unknown_fields=False):
     gateway: str
     live_actors: int
     outbox_depth: int
+    store_id: str = ""
+    """The store's random id: the CLI checks it reached the server of its own store."""
 
 
 class SimInbound(Model, rename={"from_": "from"}):
