@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
+from click.testing import CliRunner
 
+from intercept.cli import main
 from intercept.config import load_config
 from intercept.errors import ConfigError
 from intercept.foundation.phone import mask
@@ -19,7 +22,7 @@ from intercept.gateways import SimGateway
 from intercept.runtime.config_reload import restart_only
 from intercept.server import Server
 
-from helpers import Phones
+from helpers import Phones, serve_in_thread
 
 OURS, ADDED = "+12065550100", "+12065550101"
 BUYER, OTHER = "+12065550199", "+12065550198"
@@ -201,3 +204,34 @@ def test_what_only_a_restart_changes_is_named(tmp_path):
     rated = load_config(config_file(tmp_path, number(OURS, "Jasmine") + "rate = 2\n"),
                         environ={})
     assert restart_only(old, rated) == ["numbers[0].rate"]
+
+
+def test_the_api_and_the_cli_report_and_refuse_a_config_reload(tmp_path):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "echo.yaml").write_text(ECHO)
+    path = config_file(tmp_path, number(OURS, "Jasmine"), listen="127.0.0.1:0")
+    path.write_text(path.read_text().replace("enabled = false", "enabled = true", 1))
+    server = Server(load_config(path, environ={}), gateway=SimGateway())
+    thread, token = serve_in_thread(server)
+    env = {"INTERCEPT_CONFIG": str(path)}
+    try:
+        (base,) = server.http_addresses
+        headers = {"Authorization": "Bearer " + (tmp_path / "intercept.db.cli-token")
+                   .read_text().strip()}
+        path.write_text(path.read_text() + number(ADDED, "Kayla"))
+        answer = httpx.post(f"{base}/api/scenarios/reload", headers=headers).json()
+        assert answer["numbers"] == {"added": 1, "removed": 0, "changed": 0, "cities": []}
+        assert answer["summary"].endswith(f"numbers: 1 added (added {mask(ADDED)})")
+        sent = httpx.post(f"{base}/sim/messages", json={"from": BUYER, "to": ADDED,
+                                                         "text": "hi"})
+        assert sent.status_code == 200, sent.text
+        path.write_text(path.read_text().replace('interval = "1h"', 'interval = "2h"', 1))
+        result = CliRunner().invoke(main, ["scenario", "reload", "--url", base], env=env)
+        assert result.exit_code == 1
+        assert "health.interval changed; a running server takes only [[numbers]]" in (
+            result.output)
+        assert "reload refused: the running versions stay live" in result.output
+        assert server.config.number(ADDED) is not None
+    finally:
+        trio.from_thread.run_sync(server.stop, trio_token=token)
+        thread.join(30)
