@@ -460,10 +460,11 @@ class Server:
                 raise ScenarioErrors(problems)
             change = numbers_change(self.config, config)
             if change.any:
+                alerts = AlertSettings.from_config(config)  # may refuse: read before writing
                 await self._register_numbers(config)  # refuses, writing nothing
             report = self.registry.apply(found, required=required)
             if change.any:
-                self._take_numbers(config)
+                self._take_numbers(config, alerts)
                 for conversation_id in await self.store.call(Unprocessed(change.added)):
                     self.router.wake(conversation_id)
         reloaded = Reloaded(report, change)
@@ -489,12 +490,12 @@ class Server:
                 "running config and scenario versions stay")
         return config
 
-    def _take_numbers(self, config: Config) -> None:
+    def _take_numbers(self, config: Config, alerts: AlertSettings) -> None:
         """Make `config`'s numbers and cities the running ones, for everything that uses
         them: actors, campaigns and the API read the shared config; these keep copies."""
         self.config.take_numbers(config)
         self.number_health.numbers = [n.number for n in config.numbers]
-        self.handoff_alerts.settings = AlertSettings.from_config(self.config)
+        self.handoff_alerts.settings = alerts  # the on-call text's default sender
 
     def health(self) -> dict[str, Any]:
         failing = self.store.failing

@@ -19,7 +19,7 @@ from intercept.config import load_config
 from intercept.errors import ConfigError
 from intercept.foundation.phone import mask
 from intercept.gateways import SimGateway
-from intercept.runtime.config_reload import restart_only
+from intercept.runtime.config_reload import NumbersChange, restart_only
 from intercept.server import Server
 
 from helpers import Phones, serve_in_thread
@@ -235,3 +235,12 @@ def test_the_api_and_the_cli_report_and_refuse_a_config_reload(tmp_path):
     finally:
         trio.from_thread.run_sync(server.stop, trio_token=token)
         thread.join(30)
+
+
+def test_the_summary_masks_numbers_and_names_a_few():
+    added = [f"+1206555{1000 + i}" for i in range(7)]
+    change = NumbersChange(added=added, removed=["+12065550100"], cities=["seattle"])
+    assert change.summary() == (
+        "numbers: 7 added, 1 removed (added +1••••••••00, +1••••••••01, +1••••••••02, "
+        "+1••••••••03, +1••••••••04 and 2 more; removed +1••••••••00); cities changed: seattle")
+    assert NumbersChange().summary() == "numbers and cities unchanged"

@@ -47,7 +47,7 @@ class ServerActions(Protocol):
         ...
 
     def health(self) -> dict[str, Any]:
-        """/healthz: status, gateway, store, live actors, outbox depth."""
+        """/healthz: status, gateway, store, live actors, outbox depth, the store's id."""
         ...
 
 

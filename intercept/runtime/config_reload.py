@@ -45,13 +45,19 @@ class NumbersChange:
             (self.added, "added"), (self.removed, "removed"), (self.changed, "changed"))
             if names]
         text = f"numbers: {', '.join(parts) or 'unchanged'}"
-        named = [f"{what} {', '.join(mask(n) for n in names)}" for names, what in (
+        named = [f"{what} {_masked(names)}" for names, what in (
             (self.added, "added"), (self.removed, "removed")) if names]
         if named:
             text += f" ({'; '.join(named)})"
         if self.cities:
             text += f"; cities changed: {', '.join(self.cities)}"
         return text
+
+
+def _masked(numbers: list[str], most: int = 5) -> str:
+    """A few numbers, masked; the count of the rest."""
+    shown = ", ".join(mask(n) for n in numbers[:most])
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
 
 
 @dataclass
