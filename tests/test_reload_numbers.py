@@ -244,3 +244,21 @@ def test_the_summary_masks_numbers_and_names_a_few():
         "numbers: 7 added, 1 removed (added +1••••••••00, +1••••••••01, +1••••••••02, "
         "+1••••••••03, +1••••••••04 and 2 more; removed +1••••••••00); cities changed: seattle")
     assert NumbersChange().summary() == "numbers and cities unchanged"
+
+
+async def test_sighup_logs_a_refused_config_reload_and_prints_a_taken_one(
+        tmp_path, autojump_clock, caplog, capsys):
+    from intercept.cli.serve import _reload_on_hangup
+
+    async with serving(tmp_path) as running:
+        path = config_file(tmp_path, number(OURS, "Jasmine"), number(ADDED, "Kayla"),
+                           listen="127.0.0.1:9999")
+        await _reload_on_hangup(running.server)
+        assert "config reload refused; the running config and scenario versions stay" in (
+            caplog.text)
+        assert "http.listen changed" in caplog.text
+        path.write_text(path.read_text().replace("127.0.0.1:9999", "127.0.0.1:8080"))
+        await _reload_on_hangup(running.server)
+        assert capsys.readouterr().err == (
+            "intercept: scenarios reloaded: no changes (1 scenarios loaded); numbers: 1 added "
+            f"(added {mask(ADDED)})\n")
