@@ -556,6 +556,12 @@ class Config(_Section, dict=True):
         assert set(values) <= CONTEXT_VARS
         return values
 
+    def take_numbers(self, other: Config) -> None:
+        """Take `other`'s [[numbers]] and [cities] (a reload of a running server; see
+        intercept/runtime/config_reload.py). Everything holding this config sees them."""
+        self.numbers, self.cities = other.numbers, other.cities
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         self._by_number = {n.number: n for n in self.numbers}
 

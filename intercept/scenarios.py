@@ -77,6 +77,22 @@ class ScenarioRegistry:
     def apply(self, found: list[tuple[Machine, str, Path]], *,
               required: set[str] = frozenset()) -> ReloadReport:
         """Install what `compile_folder` found (see `reload`)."""
+        errors = self.problems(found, required=required)
+        if errors:
+            raise ScenarioErrors(errors)
+        report = ReloadReport()
+        for machine, digest, _ in found:
+            key = (machine.name, machine.version)
+            (report.unchanged if key in self._versions else report.added).append(key)
+            if key in self._versions:
+                self._current[machine.name] = self._versions[key]
+            else:
+                self.add(machine, digest)
+        return report
+
+    def problems(self, found: list[tuple[Machine, str, Path]], *,
+                 required: set[str] = frozenset()) -> list[ScenarioError]:
+        """Why `apply(found, required=required)` would refuse (empty: it would not)."""
         errors = []
         have = {machine.name for machine, _, _ in found}
         for name in sorted(required - have):
@@ -89,17 +105,7 @@ class ScenarioRegistry:
                     f"scenario {machine.name!r} changed but its version is still "
                     f"{machine.version}: raise 'version' (running conversations keep the "
                     "version they started on)", file=str(path)))
-        if errors:
-            raise ScenarioErrors(errors)
-        report = ReloadReport()
-        for machine, digest, _ in found:
-            key = (machine.name, machine.version)
-            (report.unchanged if key in self._versions else report.added).append(key)
-            if key in self._versions:
-                self._current[machine.name] = self._versions[key]
-            else:
-                self.add(machine, digest)
-        return report
+        return errors
 
 
 def compile_folder(folder: Path, *, read_limit: int = READ_LIMIT

@@ -19,10 +19,10 @@ import trio
 from .buyers.enrichment import Enricher
 from .buyers.lookups import LookupSettings, TwilioLookup, install
 from .buyers.media import MediaFetcher, cap_media
-from .config import Config, store_key
+from .config import Config, load_config, store_key
 from .console import Console, ConsoleServices
 from .credential import credential_path, ensure_credential
-from .errors import ConfigError
+from .errors import ConfigError, ScenarioErrors
 from .foundation.metrics import Metrics
 from .foundation.phone import mask
 from .foundation.private import tighten_tree
@@ -44,6 +44,7 @@ from .outreach.campaigns import (
     check_campaigns,
 )
 from .runtime import DelayModel, Router, Sender, WallClock
+from .runtime.config_reload import Reloaded, numbers_change, restart_only
 from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
@@ -66,9 +67,10 @@ from .store import (
     Store,
 )
 from .store.backup import run_schedule
-from .store.campaigns import RegisterNumbers
+from .store.campaigns import RegisterNumbers, Unprocessed
 from .store.faults import nursery_stopping_on_store_faults
 from .store.handoffs import HandoffClaimed
+from .store.identity import StoreId
 from .store.lock import StoreLock
 from .store.ops import Audit, ClaimedByAnother
 from .store.retention import Kind, Purge, PurgeResult, purge_detail
@@ -171,6 +173,9 @@ class Server:
         self.monitor_addresses: list[str] = []
         """Where only /healthz and /metrics are served (http.monitor_listen), if anywhere."""
         self._stop = trio.Event()
+        self._reloading = trio.Lock()
+        self.store_id: str | None = None
+        """The store's random id (intercept/store/identity.py), in /healthz for the CLI."""
 
     # -- life cycle
 
@@ -194,6 +199,7 @@ class Server:
         async with trio.open_nursery() as root:
             await root.start(self.store.run)
             try:
+                self.store_id = await self.store.call(StoreId())
                 await self._register_numbers()
                 if self.http_enabled:  # the local CLI's admin token (intercept/credential.py)
                     await ensure_credential(self.store, credential_path(config, self.store.path),
@@ -291,12 +297,13 @@ class Server:
                      result.conversations, kind, older_than, result.files_deleted)
         return result
 
-    async def _register_numbers(self) -> None:
+    async def _register_numbers(self, config: Config | None = None) -> None:
         """Record each number's kind, so conversations are marked buyer or outreach."""
+        config = config or self.config
         problems = await self.store.call(RegisterNumbers(
-            [(n.number, n.kind, n.city) for n in self.config.numbers], now=self.clock.now()))
+            [(n.number, n.kind, n.city) for n in config.numbers], now=self.clock.now()))
         if problems:
-            raise ConfigError("\n".join(f"{self.config.source}: numbers: {p}" for p in problems))
+            raise ConfigError("\n".join(f"{config.source}: numbers: {p}" for p in problems))
 
     async def _recover(self, recovery: Recovery) -> None:
         now = self.clock.now()
@@ -443,23 +450,70 @@ class Server:
         self.router.poke(conversation_id, wake=True)
         log.info("conversation %d handed back to the bot by %s", conversation_id, author)
 
-    async def reload_scenarios(self) -> ReloadReport:
-        """Reload the scenario folder; raise `ScenarioErrors` (changing nothing) on errors.
+    async def reload(self) -> Reloaded:
+        """Take the config file's [[numbers]] and [cities] and the scenario folder again, all
+        or nothing: raise `ConfigError` (the file is invalid, changes what only a restart
+        can, or makes an outreach number a buyer number) or `ScenarioErrors`, changing nothing.
 
-        Live conversations keep the version they started on; new ones take the new version.
+        Live conversations keep the scenario version, persona and city they started with;
+        new ones take the new ones. A removed number starts no new conversation (its
+        messages wait, as any unknown number's, until it is added again); its live
+        conversations go on to their end. A number added takes the messages that waited.
         """
-        found = await trio.to_thread.run_sync(partial(
-            compile_folder, self.config.scenario_dir, read_limit=self.config.runtime.read_limit))
-        report = self.registry.apply(found, required={n.scenario for n in self.config.numbers})
-        log.info("scenarios reloaded: %s", report.summary())
-        return report
+        async with self._reloading:
+            config = await trio.to_thread.run_sync(self._read_config) or self.config
+            found = await trio.to_thread.run_sync(partial(
+                compile_folder, config.scenario_dir, read_limit=config.runtime.read_limit))
+            required = ({n.scenario for n in config.numbers}
+                        | {c.scenario for c in config.campaigns})
+            problems = self.registry.problems(found, required=required)
+            if problems:
+                raise ScenarioErrors(problems)
+            change = numbers_change(self.config, config)
+            if change.any:
+                alerts = AlertSettings.from_config(config)  # may refuse: read before writing
+                await self._register_numbers(config)  # refuses, writing nothing
+            report = self.registry.apply(found, required=required)
+            if change.any:
+                self._take_numbers(config, alerts)
+                for conversation_id in await self.store.call(Unprocessed(change.added)):
+                    self.router.wake(conversation_id)
+        reloaded = Reloaded(report, change)
+        log.info("reloaded: %s", reloaded.summary())
+        return reloaded
+
+    async def reload_scenarios(self) -> ReloadReport:
+        """`reload`, for callers that look only at the scenarios."""
+        return (await self.reload()).scenarios
+
+    def _read_config(self) -> Config | None:
+        """The config file read again (None: this server's config came from no file), or
+        `ConfigError` when it is invalid or changes what a running server cannot take."""
+        source = Path(self.config.source) if self.config.source else None
+        if source is None or not source.is_file():
+            return None
+        config = load_config(source)
+        keys = restart_only(self.config, config)
+        if keys:
+            raise ConfigError(
+                f"{source}: {', '.join(keys)} changed; a running server takes only [[numbers]] "
+                "and [cities] from the file (the rest at a restart): reload refused, the "
+                "running config and scenario versions stay")
+        return config
+
+    def _take_numbers(self, config: Config, alerts: AlertSettings) -> None:
+        """Make `config`'s numbers and cities the running ones, for everything that uses
+        them: actors, campaigns and the API read the shared config; these keep copies."""
+        self.config.take_numbers(config)
+        self.number_health.numbers = [n.number for n in config.numbers]
+        self.handoff_alerts.settings = alerts  # the on-call text's default sender
 
     def health(self) -> dict[str, Any]:
         failing = self.store.failing
         health: dict[str, Any] = {
             "status": "failing" if failing else "ok", "gateway": self.gateway.name,
             "store": "failing" if failing else "ok", "live_actors": len(self.router.actors),
-            "outbox_depth": len(self.sender)}
+            "outbox_depth": len(self.sender), "store_id": self.store_id or ""}
         if failing:
             health["store_failure"] = failing  # "disk full", "I/O error", "corrupt"...
         return health

@@ -45,7 +45,7 @@ class Actions:
     async def hand_back(self, conversation_id: int, *, author: str) -> None:
         self.calls.append(("hand_back", conversation_id, author))
 
-    async def reload_scenarios(self) -> Any:
+    async def reload(self) -> Any:
         raise AssertionError("not used here")
 
     async def purge(self, kind: Any, older_than: float, *, dry_run: bool = False) -> Any:

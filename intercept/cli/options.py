@@ -179,23 +179,95 @@ def api_token(config: Config, given: str | None) -> tuple[str, str]:
     return token, str(path)
 
 
+def expected_store(config: Config, url: str, *, named: bool) -> tuple[str, Path, str] | None:
+    """(id, path, config file) of the store the server at `url` must serve: the one at
+    store.path of `config`. None when `url` was `named` (--url) and this machine has no such
+    store: a server elsewhere, nothing to compare with."""
+    path = Path(config.store.path)
+    source = config.source or "the config"
+    if not path.is_file():
+        if named:
+            return None
+        raise click.ClickException(
+            f"cannot check that the server at {url} (http.listen of {source}) serves this "
+            f"config's store: there is no store at {path} (store.path; a relative one is read "
+            "from the current folder). Run this from the server's folder, or give the "
+            "server's address with --url.")
+    from ..store.identity import read_store_id
+
+    with open_store_readonly(config, None) as conn:
+        store_id = read_store_id(conn)
+    if store_id is None:
+        raise click.ClickException(
+            f"the store {path} has no id yet: start 'intercept serve' of this version on it "
+            "once (it upgrades the store), then try again.")
+    return store_id, path, source
+
+
 class ApiClient:
-    """A few calls to the admin API; every failure becomes a `click.ClickException`."""
+    """A few calls to the admin API; every failure becomes a `click.ClickException`.
+
+    Before its first request it checks that the server serves the store of its config (see
+    `expected_store`), so the token and the request never go to another server by mistake.
+    """
 
     def __init__(self, url: str | None, token: str | None, config_path: Path | None):
+        self.config: Config | None = None
+        """The config whose store the server must serve; None (--url and --token): no check."""
         if url is None or not token:
-            config = load_config(config_path)
-            url = url or base_url(config.http.listen)
-            token, self.source = api_token(config, token)
+            self.config = load_config(config_path)
+            base = url or base_url(self.config.http.listen)
+            token, self.source = api_token(self.config, token)
         else:
-            self.source = "--token or INTERCEPT_API_TOKEN"
-        self.base = url.rstrip("/")
+            base, self.source = url, "--token or INTERCEPT_API_TOKEN"
+        self.named = url is not None
+        self.base = base.rstrip("/")
         self.token = token
+        self._checked = self.config is None
+
+    def check_server(self) -> None:
+        """Refuse, naming both stores, when the server answering serves another store."""
+        if self._checked:
+            return
+        assert self.config is not None
+        theirs = self._get("/healthz").get("store_id")  # no token: it may be another server
+        expected = expected_store(self.config, self.base, named=self.named)
+        if expected is None:
+            self._checked = True
+            return
+        ours, path, source = expected
+        if not theirs:
+            raise click.ClickException(
+                f"the server at {self.base} does not say which store it serves (an older "
+                f"Intercept?), so this command cannot check it is the server of {path}: "
+                "restart that server with this version, or name it with --url and --token.")
+        if theirs != ours:
+            raise click.ClickException(
+                f"the server at {self.base} serves another store (id {theirs}) than {path} "
+                f"(id {ours}), the store.path of {source}: give the --config of the server "
+                "you mean, or its address with --url.")
+        self._checked = True
+
+    def _get(self, path: str) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = httpx.get(self.base + path, timeout=30)
+            payload = response.json()
+        except httpx.HTTPError as exc:
+            raise click.ClickException(
+                f"no server answers at {self.base} ({exc or type(exc).__name__}): is "
+                "'intercept serve' running with HTTP enabled? Give its address with --url."
+            ) from None
+        except ValueError:
+            payload = None
+        return payload if isinstance(payload, dict) else {}
 
     def call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
              params: dict[str, Any] | None = None) -> Any:
         import httpx
 
+        self.check_server()
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
             response = httpx.request(method, self.base + path, json=body, params=params,

@@ -14,8 +14,7 @@ from ..engine import ConversationState, load_scenario
 from ..errors import ScenarioError, ScenarioErrors
 from ..foundation.terminal import printable
 from .options import (
-    api_token,
-    base_url,
+    ApiClient,
     db_option,
     load_config,
     open_store_readonly,
@@ -29,12 +28,16 @@ from .options import (
 @click.option("--token", envvar="INTERCEPT_API_TOKEN", show_envvar=True,
               help="An admin token (default: the one the server wrote for the local CLI).")
 def reload(config_path: Path | None, url: str | None, token: str | None) -> None:
-    """Reload the running server's scenario folder.
+    """Reload the running server's scenario folder, and its config file's [[numbers]] and
+    [cities].
 
-    All or nothing: a broken file is refused and the versions running now stay live. Live
-    conversations keep the version they started on; new ones get the new version. Sending
-    the server SIGHUP does the same (errors then go to its log). It sends an admin token:
-    --token / INTERCEPT_API_TOKEN, else the one the server wrote for the CLI on its machine.
+    All or nothing: a broken scenario or config file, or one that changes what only a
+    restart can (the gateway, the store, [http]...), is refused and the versions and config
+    running now stay live. Live conversations keep the scenario version, persona and city
+    they started with; new ones get the new ones. Sending the server SIGHUP does the same
+    (errors then go to its log). It sends an admin token: --token / INTERCEPT_API_TOKEN,
+    else the one the server wrote for the CLI on its machine, and only after checking that
+    the server serves the store of the config (docs/operations.md).
 
     \b
     Examples:
@@ -44,13 +47,12 @@ def reload(config_path: Path | None, url: str | None, token: str | None) -> None
     """
     import httpx
 
-    config = load_config(config_path)
-    base = url or base_url(config.http.listen)
-    secret, source = api_token(config, token)
-    headers = {"Authorization": f"Bearer {secret}"}
+    client = ApiClient(url, token, config_path)
+    client.check_server()
+    base, source = client.base, client.source
+    headers = {"Authorization": f"Bearer {client.token}"}
     try:
-        response = httpx.post(f"{base.rstrip('/')}/api/scenarios/reload", timeout=60,
-                              headers=headers)
+        response = httpx.post(f"{base}/api/scenarios/reload", timeout=60, headers=headers)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"no server answers at {base} ({exc}): is 'intercept "
                                    "serve' running with HTTP enabled?") from None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 import trio
 
-from ..errors import InterceptError, ScenarioError
+from ..errors import ConfigError, InterceptError, ScenarioError
 from .options import config_option, load_config, setup_logging
 
 if TYPE_CHECKING:
@@ -79,14 +79,18 @@ def serve(config_path: Path | None, verbose: int) -> None:
 
 
 async def _reload_on_hangup(server: Server) -> None:
-    """SIGHUP: reload the scenarios; a broken folder is refused and the old versions stay."""
+    """SIGHUP: reload the scenarios and the config's numbers and cities; a broken folder or
+    config file is refused and the running versions and config stay."""
     try:
-        report = await server.reload_scenarios()
+        reloaded = await server.reload()
     except ScenarioError as exc:
         logging.getLogger("intercept").error("scenario reload refused; the running versions "
                                              "stay:\n%s", exc)
+    except ConfigError as exc:
+        logging.getLogger("intercept").error("config reload refused; the running config and "
+                                             "scenario versions stay:\n%s", exc)
     else:
-        click.echo(f"intercept: scenarios reloaded: {report.summary()}", err=True)
+        click.echo(f"intercept: scenarios reloaded: {reloaded.summary()}", err=True)
 
 
 def _only_leaf(exc: BaseException) -> BaseException:

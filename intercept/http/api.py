@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..errors import ScenarioError, ScenarioErrors
+from ..errors import ConfigError, ScenarioError, ScenarioErrors
 from ..foundation.phone import mask, tagged_mask, to_e164
 from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
@@ -78,11 +78,29 @@ class Api:
         self.services = services
         self.actions = services.actions
         self.reads = reads
-        config = services.config
-        self.city_of = {n.number: n.city for n in config.numbers}
-        self.numbers_of: dict[str, tuple[str, ...]] = {
-            key: tuple(n.number for n in config.numbers if n.city == key)
-            for key in config.cities}
+        self._numbers_seen: object = None
+
+    def _our_numbers(self) -> None:
+        """Index our numbers by city again when a reload replaced them."""
+        config = self.services.config
+        if self._numbers_seen is config.numbers:
+            return
+        self._city_of = {n.number: n.city for n in config.numbers}
+        self._numbers_of = {key: tuple(n.number for n in config.numbers if n.city == key)
+                            for key in config.cities}
+        self._numbers_seen = config.numbers
+
+    @property
+    def city_of(self) -> dict[str, str]:
+        """Our number -> its city key (as of the last reload)."""
+        self._our_numbers()
+        return self._city_of
+
+    @property
+    def numbers_of(self) -> dict[str, tuple[str, ...]]:
+        """City key -> our numbers there."""
+        self._our_numbers()
+        return self._numbers_of
 
     def routes(self) -> list[Route]:
         conversation = ("conversations",)
@@ -131,10 +149,13 @@ class Api:
                   "human, the longest waiting first. Every read is audited."),
             Route("GET", "/api/stats", self.stats, "Counts over the whole store",
                   role=Role.viewer, responses={200: s.Stats}, tags=("server",)),
-            Route("POST", "/api/scenarios/reload", self.reload, "Reload the scenario folder",
+            Route("POST", "/api/scenarios/reload", self.reload,
+                  "Reload the scenario folder and the config's numbers and cities",
                   role=Role.admin, audit=True,
                   responses={200: s.ReloadResult, 422: s.ReloadRefused}, tags=("server",),
-                  description="All or nothing: on any error the running versions stay."),
+                  description="All or nothing: on any error (a broken scenario, an invalid "
+                  "config file, a change to what only a restart can change) the running "
+                  "versions and config stay."),
             Route("GET", "/api/numbers/health", self.numbers_health,
                   "Failed deliveries per number", role=Role.viewer,
                   responses={200: s.NumberHealthList}, tags=("numbers",),
@@ -356,7 +377,10 @@ class Api:
 
     async def reload(self, request: Request) -> Response:
         try:
-            report = await self.actions.reload_scenarios()
+            reloaded = await self.actions.reload()
+        except ConfigError as exc:
+            return json_response(422, s.ReloadRefused(ok=False, errors=str(exc).splitlines()),
+                                 detail="refused: the config file")
         except ScenarioErrors as exc:
             return json_response(422, s.ReloadRefused(ok=False,
                                                       errors=[e.render() for e in exc.errors]),
@@ -364,9 +388,15 @@ class Api:
         except ScenarioError as exc:
             return json_response(422, s.ReloadRefused(ok=False, errors=[exc.render()]),
                                  detail="refused: 1 error")
+        report, numbers = reloaded.scenarios, reloaded.numbers
         return json_response(200, s.ReloadResult(
-            ok=True, summary=report.summary(), added=[f"{n} v{v}" for n, v in report.added],
-            unchanged=[f"{n} v{v}" for n, v in report.unchanged]), detail=report.summary())
+            ok=True, summary=reloaded.summary(),
+            added=[f"{n} v{v}" for n, v in report.added],
+            unchanged=[f"{n} v{v}" for n, v in report.unchanged],
+            numbers=s.ReloadedNumbers(added=len(numbers.added), removed=len(numbers.removed),
+                                      changed=len(numbers.changed), cities=numbers.cities)
+            if numbers.any else None),
+            detail=reloaded.summary())
 
     async def _campaign(self, name: str) -> s.CampaignStatus:
         runner = self.services.campaigns

@@ -44,6 +44,8 @@ class Health(Model, forbid_unknown_fields=False):
     gateway: str
     live_actors: int
     outbox_depth: int
+    store_id: str = ""
+    """The store's random id: the CLI checks it reached the server of its own store."""
 
 
 class SimInbound(Model, rename={"from_": "from"}):
@@ -275,11 +277,26 @@ class Stats(Model):
     outbox_depth: int
 
 
-class ReloadResult(Model):
+class ReloadedNumbers(Model):
+    """How a reload changed the config's [[numbers]] and [cities]."""
+
+    added: int
+    """Numbers of the config file the server did not have."""
+    removed: int
+    changed: int
+    """Numbers with another persona, city, scenario or kind."""
+    cities: list[str]
+    """[cities] keys added, removed or changed."""
+
+
+class ReloadResult(Model, omit_defaults=True):
     ok: bool
     summary: str
     added: list[str]
+    """Scenario versions loaded ("name vN")."""
     unchanged: list[str]
+    numbers: ReloadedNumbers | None = None
+    """Only when the numbers or cities changed."""
 
 
 class ReloadRefused(Model):

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ..foundation.metrics import Metrics
     from ..gateways import Gateway
     from ..outreach.campaigns import CampaignRunner
+    from ..runtime.config_reload import Reloaded
     from ..runtime.number_health import NumberHealthMonitor
-    from ..scenarios import ReloadReport, ScenarioRegistry
+    from ..scenarios import ScenarioRegistry
     from ..store import OutboxRow, Store
     from ..store.retention import Kind, PurgeResult
 
@@ -35,8 +36,9 @@ class ServerActions(Protocol):
         """Give the conversation back to the bot. `LookupError`: no such conversation."""
         ...
 
-    async def reload_scenarios(self) -> ReloadReport:
-        """Reload the scenario folder, all or nothing (`ScenarioErrors` changes nothing)."""
+    async def reload(self) -> Reloaded:
+        """Reload the config's numbers and cities and the scenario folder, all or nothing
+        (`ConfigError` or `ScenarioErrors` changes nothing)."""
         ...
 
     async def purge(self, kind: Kind, older_than: float, *, dry_run: bool = False
@@ -45,7 +47,7 @@ class ServerActions(Protocol):
         ...
 
     def health(self) -> dict[str, Any]:
-        """/healthz: status, gateway, store, live actors, outbox depth."""
+        """/healthz: status, gateway, store, live actors, outbox depth, the store's id."""
         ...
 
 

@@ -58,6 +58,25 @@ class RegisterNumbers(Op):
         return []
 
 
+class Unprocessed(Op):
+    """The conversations of `numbers` with messages waiting to be processed (a number the
+    config did not have: its messages were committed and wait until it is added)."""
+
+    __slots__ = ("numbers",)
+
+    def __init__(self, numbers: list[str]):
+        self.numbers = numbers
+
+    def apply(self, cur: Cursor, cache: WriterCache) -> list[int]:
+        if not self.numbers:
+            return []
+        marks = ",".join("?" * len(self.numbers))
+        return [r[0] for r in cur.execute(
+            f"SELECT id FROM conversations WHERE our_number IN ({marks}) AND status IN "
+            "('new', 'active', 'handed_off') AND inbound_count > processed_count",
+            self.numbers)]
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignsState:
     status: dict[str, str]

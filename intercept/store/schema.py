@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Callable
 
@@ -226,10 +227,17 @@ def _m12_handoffs(db: sqlite_utils.Database) -> None:
                "WHERE status = 'handed_off' OR operator = 1")
 
 
+def _m13_store_identity(db: sqlite_utils.Database) -> None:
+    """The store's id, 16 random hex digits (intercept/store/identity.py): the CLI checks it
+    reached the server of its own store."""
+    db.execute("CREATE TABLE store_identity (id TEXT NOT NULL)")
+    db.execute("INSERT INTO store_identity (id) VALUES (?)", (secrets.token_hex(8),))
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
     _m7_outreach, _m8_evidence, _m9_api_tokens, _m10_tombstones, _m11_number_health,
-    _m12_handoffs]
+    _m12_handoffs, _m13_store_identity]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
