@@ -46,7 +46,9 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> Proportion:
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return Proportion(successes, trials, max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return Proportion(successes, trials, low, high)
 
 
 class Mean(msgspec.Struct, frozen=True):

@@ -43,6 +43,8 @@ class BuyerReturn(msgspec.Struct, frozen=True):
 
     number: str
     city: str
+    conversation_id: int
+    """His first conversation."""
     first_contact: float
     group: str
     """deterred, left or open."""
@@ -99,8 +101,8 @@ def buyer_returns(conn: sqlite3.Connection, *, city_of_number: Callable[[str], s
             later = [t for other in history for t in inbound[other[1]]
                      if t > started + (REPLY_GRACE if other[1] == cid else 0.0)]
             returned = min(later, default=None)
-        out.append(BuyerReturn(number, city_of_number(our), first, group, started, delivered,
-                               returned))
+        out.append(BuyerReturn(number, city_of_number(our), cid, first, group, started,
+                               delivered, returned))
     return sorted(out, key=lambda b: (b.first_contact, b.number))
 
 

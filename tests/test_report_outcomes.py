@@ -1,5 +1,6 @@
-"""Return contacts on constructed histories: came back before or after the deterrence, in
-another city, to another number, in the same conversation, outside the window."""
+"""The report's outcome measures on constructed histories. Return contacts: came back before or
+after the deterrence, in another city, to another number, in the same conversation, outside the
+window. Experiments and campaign variants: branch figures against a hand computation."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from intercept.foundation.stats import Proportion, needed_per_group, sample_size, wilson
+from intercept.store.experiments import SplitRef, compare_campaign, compare_experiment
 from intercept.store.returns import (
     DAY,
     ReturnRow,
@@ -44,7 +47,8 @@ class History:
 
     def conversation(self, our: str, their: str, messages: list[float], *,
                      ended: float | None = None, outcome: str | None = None,
-                     deterrence: tuple[str, float] | None = None) -> int:
+                     deterrence: tuple[str, float] | None = None, tag: str | None = None,
+                     scenario: str = "deter") -> int:
         """`messages`: his texts (times); `ended`: when it ended; `deterrence`: the last
         reply's (status, sent_at)."""
         self.ids += 1
@@ -52,6 +56,7 @@ class History:
         self.db["conversations"].insert({
             "id": cid, "our_number": our, "their_number": their,
             "status": "ended" if ended is not None else "active", "outcome": outcome,
+            "scenario": scenario, "version": 1,
             "created_at": messages[0], "inbound_count": len(messages)})
         self.db["inbound"].insert_all([
             {"conversation_id": cid, "conv_seq": i + 1, "gateway": "sim",
@@ -67,6 +72,8 @@ class History:
                                       "status": status, "kind": "reply",
                                       "sent_at": at if status in ("sent", "delivered") else None,
                                       "updated_at": at})
+        if tag is not None:
+            self.db["tags"].insert({"conversation_id": cid, "name": tag, "created_at": 0})
         if ended is not None:
             self.db["transitions"].insert({"conversation_id": cid, "scenario": "s",
                                            "version": 1, "turn": 1, "source": "a",
@@ -74,10 +81,10 @@ class History:
         return cid
 
     def deterred(self, our: str, their: str, at: float, *, status: str = "delivered",
-                 later: tuple[float, ...] = ()) -> int:
+                 later: tuple[float, ...] = (), tag: str | None = None) -> int:
         """He texted at `at`, was deterred 30 minutes later, and wrote `later` in it."""
         return self.conversation(our, their, [at, *later], ended=at + 1800, outcome="deterred",
-                                 deterrence=(status, at + 1800))
+                                 deterrence=(status, at + 1800), tag=tag)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -223,3 +230,100 @@ def test_intercept_report_shows_return_contacts(tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("return contacts"))
     assert lines[start + 1].split() == ["seattle", "all", "2", "2", "1/2", "50%", "1/2", "50%",
                                         "1", "0/1", "0%", "0/1", "0%", "0"]
+
+
+def experiment_store(path: Path | None = None) -> History:
+    """Experiment deter-timing: at_once deters 8 of 10 (2 of them come back, and 1 of the 2
+    who left), later deters 5 of 10 (1 comes back, and 3 of the 5 who left)."""
+    h = History(path)
+    n = 0
+    for branch, deterred, back_deterred, left, back_left in (
+            ("at_once", 8, 2, 2, 1), ("later", 5, 1, 5, 3)):
+        for i in range(deterred + left):
+            n += 1
+            their = f"+1555000{n:04d}"
+            tag = f"deter_timing:{branch}"
+            if i < deterred:
+                h.deterred(SEA, their, T0, tag=tag)
+                back = i < back_deterred
+            else:
+                h.conversation(SEA, their, [T0], ended=T0 + 600, outcome="expired", tag=tag)
+                back = i - deterred < back_left
+            if back:
+                h.conversation(SEA2, their, [T0 + 10 * DAY])
+    return h
+
+
+AS_OF = T0 + 200 * DAY
+
+
+def test_experiment_branches_match_a_hand_computation():
+    h = experiment_store()
+    found = compare_experiment(
+        h.conn, "deter-timing", [SplitRef("deter", "deter_timing", ("at_once", "later"))],
+        as_of=AS_OF, city_of_number=city_lookup(h.conn), effect=0.1)
+    at_once, later = found.arms
+    assert (at_once.name, at_once.conversations, later.conversations) == ("at_once", 10, 10)
+    assert at_once.outcomes == {"deterred": 8, "expired": 2}
+    # Wilson, z = 1.959964: 8/10 -> centre (0.8 + z²/20) / (1 + z²/10) = 0.71674,
+    # half z·√(0.016 + z²/400) / (1 + z²/10) = 0.22658
+    d = at_once.rates["deterrence delivered"]
+    assert (d.successes, d.trials) == (8, 10)
+    assert d.low == pytest.approx(0.4902, abs=1e-4) and d.high == pytest.approx(0.9433, abs=1e-4)
+    d = later.rates["deterrence delivered"]
+    assert d.low == pytest.approx(0.2366, abs=1e-4) and d.high == pytest.approx(0.7634, abs=1e-4)
+    # pooled 13/20 = 0.65, against 0.55: (1.959964·√(2·0.6·0.4) + 0.841621·√(0.65·0.35 +
+    # 0.55·0.45))² / 0.1² = (1.35790 + 0.58005)² / 0.01 = 375.6
+    assert found.needed["deterrence delivered"] == 376
+    back = at_once.rates["came back 30d"], later.rates["came back 30d"]
+    assert [(p.successes, p.trials) for p in back] == [(3, 10), (4, 10)]
+    assert found.needed["came back 30d"] == 376  # pooled 0.35 against 0.45: the same sum
+    assert at_once.rates["outcome expired"].successes == 2
+    assert later.rates["outcome deterred"].successes == 5
+    # lengths: 8 conversations of 3 messages and 2 of 2: mean 2.8, s = √(1.6 / 9) = 0.42164,
+    # half 1.959964 · 0.42164 / √10 = 0.26133
+    assert at_once.length.mean == pytest.approx(2.8)
+    assert at_once.length.low == pytest.approx(2.5387, abs=1e-4)
+    assert at_once.length.high == pytest.approx(3.0613, abs=1e-4)
+    assert at_once.length.median == 3
+
+
+def test_stats_against_known_values():
+    assert wilson(0, 0) == Proportion(0, 0, None, None)
+    assert (wilson(20, 20).high, wilson(5, 10).rate) == (1.0, 0.5)
+    p = wilson(0, 20)
+    assert p.low == 0 and p.high == pytest.approx(0.1611, abs=1e-4)
+    assert sample_size(0.5, 0.6) == 388  # (1.959964·√0.495 + 0.841621·√0.49)² / 0.01 = 387.3
+    assert sample_size(0.3, 0.3) is None
+    assert needed_per_group(None, 0.1) is None
+    assert needed_per_group(0.9, 0.1) == sample_size(0.9, 0.8)
+
+
+def test_campaign_variants_are_compared():
+    h = History()
+    h.db["campaigns"].insert({"name": "spring", "status": "running", "started_at": T0})
+    n = 0
+    for variant, texted, replied, positive in (("1", 10, 4, 2), ("2", 10, 1, 0)):
+        for i in range(texted):
+            n += 1
+            their = f"+1555100{n:04d}"
+            cid = h.conversation(OUTREACH, their, [T0 + 60], scenario="victim-outreach")
+            h.db["conversations"].update(cid, {"kind": "outreach",
+                                                "inbound_count": int(i < replied)})
+            h.db["outbox"].insert({"id": f"{cid}.0.100", "conversation_id": cid,
+                                   "position": 100, "body": "hi", "status": "delivered",
+                                   "kind": "campaign", "sent_at": T0})
+            h.db["campaign_targets"].insert({
+                "campaign": "spring", "number": their, "city": "seattle", "status": "sent",
+                "conversation_id": cid, "our_number": OUTREACH, "variant": variant, "at": T0})
+            if i < positive:
+                h.db["advocate_outcomes"].insert({"conversation_id": cid,
+                                                  "kind": "positive_conversation",
+                                                  "author": "sam", "at": T0 + DAY})
+    found = compare_campaign(h.conn, "spring", effect=0.2)
+    one, two = found.arms
+    assert [(a.name, a.conversations) for a in found.arms] == [("1", 10), ("2", 10)]
+    assert (one.rates["replied"].successes, two.rates["replied"].successes) == (4, 1)
+    assert (one.rates["positive"].successes, one.rates["handed off"].successes) == (2, 2)
+    assert two.rates["positive"].successes == 0 and two.rates["positive"].trials == 10
+    assert found.needed["replied"] == sample_size(0.25, 0.45)
