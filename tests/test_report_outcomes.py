@@ -5,6 +5,7 @@ window. Experiments and campaign variants: branch figures against a hand computa
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -26,8 +27,9 @@ from intercept.store.returns import (
 )
 from intercept.store.schema import migrate
 
-from helpers import cli, config_text, utc
+from helpers import SCENARIOS, cli, config_text, utc
 
+ROOT = Path(__file__).resolve().parent.parent
 SEA, SEA2, ATL, OUTREACH = "+12065550100", "+12065550101", "+14045550100", "+12065550130"
 T0 = utc(2024, 5, 1)
 
@@ -327,3 +329,64 @@ def test_campaign_variants_are_compared():
     assert (one.rates["positive"].successes, one.rates["handed off"].successes) == (2, 2)
     assert two.rates["positive"].successes == 0 and two.rates["positive"].trials == 10
     assert found.needed["replied"] == sample_size(0.25, 0.45)
+
+
+EXPERIMENT_SCENARIO = """
+name: deter
+version: 1
+start: pick
+states:
+  pick:
+    split:
+      record: deter_timing
+      experiment: deter-timing
+      branches:
+        - {name: at_once, goto: deter}
+        - {name: later, goto: chat}
+  chat:
+    say: "hey"
+    expect:
+      - otherwise: true
+        goto: deter
+  deter:
+    say: "decoy. help: {city.link}"
+    end: deterred
+"""
+
+
+def experiment_config(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    (tmp_path / "scenarios" / "deter.yaml").write_text(EXPERIMENT_SCENARIO)
+    (tmp_path / "intercept.toml").write_text(
+        config_text(tmp_path).replace(f'dir = "{SCENARIOS}"',
+                                      f'dir = "{tmp_path / "scenarios"}"'))
+
+
+def test_intercept_report_experiment(tmp_path):
+    experiment_config(tmp_path)
+    h = experiment_store(tmp_path / "intercept.db")
+    h.db.conn.commit()
+    h.db.close()
+    result = cli(tmp_path, "report", "--experiment", "deter-timing")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Experiment deter-timing (deter), all time"
+    assert lines[2].split() == ["at_once", "later", "needed", "per", "branch", "(0.1)"]
+    assert lines[3].split() == ["conversations", "10", "10"]
+    assert lines[4].split() == ["deterrence", "delivered", "8/10", "80.0%", "[49.0–94.3]",
+                                "5/10", "50.0%", "[23.7–76.3]", "376"]
+    assert lines[5].split()[:2] == ["handed", "off"]
+    assert any(line.startswith("length (messages)") and "2.8 [2.5–3.1]" in line
+               for line in lines)
+    data = json.loads(cli(tmp_path, "report", "--experiment", "deter-timing", "--json",
+                          "--effect", "0.2").stdout)
+    assert data["kind"] == "experiment" and data["effect"] == 0.2
+    assert data["arms"][0]["rates"]["came back 30d"]["successes"] == 3
+    unknown = cli(tmp_path, "report", "--experiment", "nope")
+    assert unknown.exit_code == 2
+    assert "no scenario in" in unknown.output and "the experiments are deter-timing" in (
+        unknown.output)
+    both = cli(tmp_path, "report", "--experiment", "deter-timing", "--campaign", "x")
+    assert both.exit_code == 2 and "not both" in both.output
+    missing = cli(tmp_path, "report", "--campaign", "nope")
+    assert missing.exit_code == 2 and "no campaign 'nope'" in missing.output

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
-from ..foundation.stats import wilson
+from ..config import Config
+from ..foundation.stats import Proportion, wilson
+from ..store.experiments import Comparison, SplitRef
 from ..store.returns import WINDOWS, Cohort, ReturnRow
 from .options import db_option, load_config, open_store_readonly, since, store_config_option
 
@@ -43,9 +46,17 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 @click.option("--period", type=click.Choice(["month", "quarter", "year", "all"]),
               default="month", show_default=True,
               help="Return contacts per city and this period of the first contact (UTC).")
+@click.option("--experiment", metavar="NAME",
+              help="Compare the branches of this experiment (a split's `experiment:`).")
+@click.option("--campaign", metavar="NAME", help="Compare this campaign's opening variants.")
+@click.option("--effect", type=click.FloatRange(0, 1, min_open=True), default=0.1,
+              show_default=True,
+              help="With --experiment/--campaign: the difference (0.1 = 10 percentage points) "
+                   "the sample size per branch is for.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def report(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
-           period: str, as_json: bool) -> None:
+           period: str, experiment: str | None, campaign: str | None, effect: float,
+           as_json: bool) -> None:
     """The impact report, per city.
 
     Victim outreach: numbers found in ads, contacted (a campaign's first text went out),
@@ -65,12 +76,22 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
     before, and how many of each texted any of our buyer numbers again within 30 and 90 days
     (counted only once the window has passed); "open" first conversations have not ended.
 
+    --experiment NAME compares the branches of a split declared `experiment: NAME` in the
+    scenario folder: conversations, outcomes, deterrence delivered, hand-offs, return
+    contacts (of the buyers' first conversations) and length, each proportion with its 95%
+    Wilson interval, and the conversations per branch needed to detect a difference of
+    --effect (two-sided, alpha 0.05, power 0.8). --campaign NAME does the same for a
+    campaign's opening variants: replied, positive, handed off, meeting, opted out, of the
+    numbers its first text reached.
+
     The store is opened read-only; it can run beside a serving server.
 
     \b
     Examples:
       intercept report
       intercept report --period quarter
+      intercept report --experiment deter-timing-2024 --effect 0.05
+      intercept report --campaign spring-2024 --json
       intercept report --city seattle --since 2024-05-01
       intercept report --json --db /var/lib/intercept/intercept.db | jq '.total'
     """
@@ -82,6 +103,12 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
     if city is not None and city not in config.cities:
         raise click.BadParameter(f"unknown city {city!r}; the cities are "
                                  f"{', '.join(sorted(config.cities))}", param_hint="--city")
+    if experiment is not None or campaign is not None:
+        if experiment is not None and campaign is not None:
+            raise click.UsageError("give --experiment or --campaign, not both")
+        click.echo(_compare(config, db, experiment=experiment, campaign=campaign, city=city,
+                            since=since, effect=effect, as_json=as_json))
+        return
     conn = open_store_readonly(config, db)
     try:
         conn.row_factory = None
@@ -158,3 +185,92 @@ def returns_json(row: ReturnRow) -> dict[str, Any]:
     return {"city": row.city, "period": row.period, "deterred": _cohort_json(row.deterred),
             "deterrence_delivered": row.delivered, "left_before_deterrence":
                 _cohort_json(row.left), "open": row.open}
+
+
+def _splits(config: Config, name: str) -> list[SplitRef]:
+    """The splits of the scenario folder declared experiment `name`."""
+    from ..errors import ScenarioError
+    from ..scenarios import compile_folder
+
+    try:
+        machines = [m for m, _, _ in compile_folder(config.scenario_dir,
+                                                    read_limit=config.runtime.read_limit)]
+    except ScenarioError as exc:
+        raise click.ClickException(f"the scenarios do not compile: {exc}") from None
+    found = [SplitRef(m.name, node.record, tuple(b.name for b in node.split))
+             for m in machines if (node := m.experiments.get(name)) is not None]
+    if not found:
+        known = sorted({key for m in machines for key in m.experiments})
+        raise click.BadParameter(
+            f"no scenario in {config.scenario_dir} declares experiment {name!r}; "
+            + (f"the experiments are {', '.join(known)}" if known else "none declares one"),
+            param_hint="--experiment")
+    return found
+
+
+def _compare(config: Config, db: Path | None, *, experiment: str | None,
+             campaign: str | None, city: str | None, since: float | None, effect: float,
+             as_json: bool) -> str:
+    from ..store.experiments import compare_campaign, compare_experiment
+    from ..store.returns import city_lookup
+
+    splits = _splits(config, experiment) if experiment is not None else []
+    conn = open_store_readonly(config, db)
+    try:
+        conn.row_factory = None
+        if experiment is not None:
+            result = compare_experiment(
+                conn, experiment, splits, as_of=time.time(), effect=effect, since=since,
+                city=city, city_of_number=city_lookup(
+                    conn, {n.number: n.city for n in config.numbers}))
+        else:
+            assert campaign is not None
+            result = compare_campaign(conn, campaign, effect=effect, since=since, city=city)
+    finally:
+        conn.close()
+    if not result.arms and campaign is not None and config.campaign(campaign) is None:
+        raise click.BadParameter(f"no campaign {campaign!r} in the config or the store",
+                                 param_hint="--campaign")
+    if as_json:
+        return json.dumps(msgspec.to_builtins(result) | {
+            "since": None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
+            "city": city}, indent=2)
+    return "\n".join(comparison_lines(result, since=since, city=city))
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def proportion_text(p: Proportion) -> str:
+    """``8/10 80.0% [49.0–94.3]``; a dash without trials."""
+    if not p.trials:
+        return "-"
+    assert p.low is not None and p.high is not None
+    return f"{p.successes}/{p.trials} {_percent(p.rate)} [{100 * p.low:.1f}–{100 * p.high:.1f}]"
+
+
+def comparison_lines(result: Comparison, *, since: float | None = None,
+                     city: str | None = None) -> list[str]:
+    """The comparison as a table: one column per branch, one row per figure."""
+    period = "all time" if since is None else (
+        "since " + datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    what = (f"Experiment {result.name} ({', '.join(result.scenarios)})"
+            if result.kind == "experiment" else f"Campaign {result.name}, opening variants")
+    lines = [f"{what}, {period}" + (f", {city}" if city else ""), ""]
+    if not result.arms:
+        return [*lines, "(no conversation in it yet)"]
+    header = ["", *(a.name for a in result.arms), f"needed per branch ({result.effect:g})"]
+    rows = [["conversations", *(str(a.conversations) for a in result.arms), ""]]
+    for figure, needed in result.needed.items():
+        rows.append([figure, *(proportion_text(a.rates[figure]) for a in result.arms),
+                     "-" if needed is None else str(needed)])
+    rows.append(["length (messages)", *(
+        "-" if a.length is None or a.length.mean is None else
+        f"{a.length.mean:.1f}" + ("" if a.length.low is None else
+                                   f" [{a.length.low:.1f}–{a.length.high:.1f}]")
+        for a in result.arms), ""])
+    lines += _table(header, rows)
+    lines += ["", "Intervals are 95% (Wilson for proportions); 'needed per branch': "
+              "conversations per branch to detect that difference (alpha 0.05, power 0.8)."]
+    return lines
