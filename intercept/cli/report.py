@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -16,6 +16,9 @@ from ..foundation.stats import Proportion, wilson
 from ..store.experiments import Comparison, SplitRef
 from ..store.returns import WINDOWS, Cohort, ReturnRow
 from .options import db_option, load_config, open_store_readonly, since, store_config_option
+
+if TYPE_CHECKING:
+    from ..engine import Machine
 
 
 def _duration(seconds: float | None) -> str:
@@ -54,9 +57,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
               help="With --experiment/--campaign: the difference (0.1 = 10 percentage points) "
                    "the sample size per branch is for.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as a self-contained HTML page with SVG charts.")
 def report(config_path: Path | None, db: Path | None, city: str | None, since: float | None,
            period: str, experiment: str | None, campaign: str | None, effect: float,
-           as_json: bool) -> None:
+           as_json: bool, html_path: Path | None) -> None:
     """The impact report, per city.
 
     Victim outreach: numbers found in ads, contacted (a campaign's first text went out),
@@ -84,6 +89,11 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
     campaign's opening variants: replied, positive, handed off, meeting, opted out, of the
     numbers its first text reached.
 
+    --html FILE writes all of it as one page with inline SVG charts (messages per day per
+    city, the funnels, return contacts and experiment branches with their intervals; every
+    experiment of the scenario folder and every campaign with variants, or only the one asked
+    for), no script, counts only.
+
     The store is opened read-only; it can run beside a serving server.
 
     \b
@@ -92,6 +102,7 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
       intercept report --period quarter
       intercept report --experiment deter-timing-2024 --effect 0.05
       intercept report --campaign spring-2024 --json
+      intercept report --html report.html --since 2024-01-01
       intercept report --city seattle --since 2024-05-01
       intercept report --json --db /var/lib/intercept/intercept.db | jq '.total'
     """
@@ -103,9 +114,13 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
     if city is not None and city not in config.cities:
         raise click.BadParameter(f"unknown city {city!r}; the cities are "
                                  f"{', '.join(sorted(config.cities))}", param_hint="--city")
+    if experiment is not None and campaign is not None:
+        raise click.UsageError("give --experiment or --campaign, not both")
+    if html_path is not None:
+        _write_html(config, db, html_path, city=city, since=since, period=period,
+                    experiment=experiment, campaign=campaign, effect=effect)
+        return
     if experiment is not None or campaign is not None:
-        if experiment is not None and campaign is not None:
-            raise click.UsageError("give --experiment or --campaign, not both")
         click.echo(_compare(config, db, experiment=experiment, campaign=campaign, city=city,
                             since=since, effect=effect, as_json=as_json))
         return
@@ -187,14 +202,20 @@ def returns_json(row: ReturnRow) -> dict[str, Any]:
                 _cohort_json(row.left), "open": row.open}
 
 
+def _machines(config: Config) -> list[Machine]:
+    """The scenarios of the config's folder, compiled."""
+    from ..scenarios import compile_folder
+
+    return [m for m, _, _ in compile_folder(config.scenario_dir,
+                                            read_limit=config.runtime.read_limit)]
+
+
 def _splits(config: Config, name: str) -> list[SplitRef]:
     """The splits of the scenario folder declared experiment `name`."""
     from ..errors import ScenarioError
-    from ..scenarios import compile_folder
 
     try:
-        machines = [m for m, _, _ in compile_folder(config.scenario_dir,
-                                                    read_limit=config.runtime.read_limit)]
+        machines = _machines(config)
     except ScenarioError as exc:
         raise click.ClickException(f"the scenarios do not compile: {exc}") from None
     found = [SplitRef(m.name, node.record, tuple(b.name for b in node.split))
@@ -211,6 +232,19 @@ def _splits(config: Config, name: str) -> list[SplitRef]:
 def _compare(config: Config, db: Path | None, *, experiment: str | None,
              campaign: str | None, city: str | None, since: float | None, effect: float,
              as_json: bool) -> str:
+
+    result = _comparison(config, db, experiment=experiment, campaign=campaign, city=city,
+                         since=since, effect=effect)
+    if as_json:
+        return json.dumps(msgspec.to_builtins(result) | {
+            "since": None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
+            "city": city}, indent=2)
+    return "\n".join(comparison_lines(result, since=since, city=city))
+
+
+def _comparison(config: Config, db: Path | None, *, experiment: str | None,
+                campaign: str | None, city: str | None, since: float | None,
+                effect: float) -> Comparison:
     from ..store.experiments import compare_campaign, compare_experiment
     from ..store.returns import city_lookup
 
@@ -231,11 +265,55 @@ def _compare(config: Config, db: Path | None, *, experiment: str | None,
     if not result.arms and campaign is not None and config.campaign(campaign) is None:
         raise click.BadParameter(f"no campaign {campaign!r} in the config or the store",
                                  param_hint="--campaign")
-    if as_json:
-        return json.dumps(msgspec.to_builtins(result) | {
-            "since": None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
-            "city": city}, indent=2)
-    return "\n".join(comparison_lines(result, since=since, city=city))
+    return result
+
+
+def _declared_experiments(config: Config) -> list[str]:
+    """Every experiment of the scenario folder; none if it does not compile."""
+    from ..errors import ScenarioError
+
+    try:
+        machines = _machines(config)
+    except ScenarioError:
+        return []
+    return sorted({name for m in machines for name in m.experiments})
+
+
+def _write_html(config: Config, db: Path | None, path: Path, *, city: str | None,
+                since: float | None, period: str, experiment: str | None,
+                campaign: str | None, effect: float) -> None:
+    from ..store.report import impact_report, messages_per_day
+    from ..store.retention import add_purged
+    from ..store.returns import city_lookup, returns_report
+    from .report_html import render_html
+
+    city_of = {n.number: n.city for n in config.numbers}
+    conn = open_store_readonly(config, db)
+    try:
+        conn.row_factory = None
+        result = add_purged(conn, impact_report(conn, since=since, city=city, city_of=city_of),
+                            since=since, city=city)
+        returns = returns_report(conn, as_of=time.time(), city_of_number=city_lookup(
+            conn, city_of), period=period, since=since, city=city)
+        daily = messages_per_day(conn, since=since, city=city, city_of=city_of)
+    finally:
+        conn.close()
+    if experiment is None and campaign is None:
+        wanted = [(name, None) for name in _declared_experiments(config)] + [
+            (None, c.name) for c in config.campaigns if c.variants]
+    else:
+        wanted = [(experiment, campaign)]
+    comparisons = [_comparison(config, db, experiment=e, campaign=c, city=city, since=since,
+                               effect=effect) for e, c in wanted]
+    period_text = "all time" if since is None else (
+        "since " + datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    page = render_html(
+        title="Impact report" + (f", {city}" if city else ""),
+        subtitle=f"{period_text}; made {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        report=result, daily=daily, returns=returns, comparisons=comparisons)
+    path.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {path}: {page.count('<svg')} charts, {len(comparisons)} "
+               f"experiment{'s' if len(comparisons) != 1 else ''} compared")
 
 
 def _percent(value: float | None) -> str:

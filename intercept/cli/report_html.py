@@ -1,0 +1,201 @@
+"""`intercept report --html FILE`: the report as one self-contained page.
+
+Charts are inline SVG drawn here (messages per day per city, the outreach and deterrence
+funnels, return contacts and experiment branches with their 95% intervals); the style is in
+the page; there is no script and nothing is fetched. Every text from the store, the config or
+a scenario is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from html import escape
+
+from ..foundation.stats import Proportion, wilson
+from ..store.experiments import Comparison
+from ..store.report import Report
+from ..store.returns import WINDOWS, ReturnRow
+
+WIDTH = 720
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 780px; margin: 2em auto;
+       padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { padding: 0.2em 0.6em; text-align: right; border-bottom: 1px solid #ddd; }
+th:first-child, td:first-child { text-align: left; }
+svg { display: block; margin: 0.5em 0; } svg text { font: 12px system-ui, sans-serif; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _t(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _svg(height: int, body: list[str], label: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+            f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{_t(label)}">'
+            f"<title>{_t(label)}</title>" + "".join(body) + "</svg>")
+
+
+def _days(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def line_chart(title: str, series: dict[str, dict[str, int]]) -> str:
+    """One line per series (city) over every day from the first to the last, with a legend."""
+    every = sorted({d for days in series.values() for d in days})
+    if not every:
+        return f'<p class="note">{_t(title)}: nothing yet.</p>'
+    days = _days(every[0], every[-1])
+    top = max(max(v.values()) for v in series.values()) or 1
+    left, right, top_y, bottom = 50, WIDTH - 10, 10, 190
+    step = (right - left) / max(1, len(days) - 1)
+    body = [f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#999"/>',
+            f'<text x="{left - 6}" y="{bottom}" text-anchor="end">0</text>',
+            f'<text x="{left - 6}" y="{top_y + 10}" text-anchor="end">{top}</text>',
+            f'<text x="{left}" y="{bottom + 16}">{_t(days[0])}</text>',
+            f'<text x="{right}" y="{bottom + 16}" text-anchor="end">{_t(days[-1])}</text>']
+    for i, (name, values) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        points = " ".join(
+            f"{left + j * step:.1f},{bottom - (bottom - top_y) * values.get(d, 0) / top:.1f}"
+            for j, d in enumerate(days))
+        body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+                    f'points="{points}"><title>{_t(name)}</title></polyline>')
+        body.append(f'<rect x="{left + 130 * i}" y="{bottom + 26}" width="10" height="10" '
+                    f'fill="{colour}"/><text x="{left + 14 + 130 * i}" y="{bottom + 35}">'
+                    f"{_t(name)}</text>")
+    return _svg(bottom + 45, body, title)
+
+
+def bar_chart(title: str, pairs: Sequence[tuple[str, int]]) -> str:
+    """Horizontal bars, the largest value full width: a funnel read top to bottom."""
+    top = max((v for _, v in pairs), default=0) or 1
+    left, room = 160, WIDTH - 160 - 60
+    body = []
+    for i, (label, value) in enumerate(pairs):
+        y = 8 + 26 * i
+        body.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{_t(label)}</text>'
+                    f'<rect x="{left}" y="{y}" width="{room * value / top:.1f}" height="18" '
+                    f'fill="{COLOURS[0]}"/><text x="{left + room * value / top + 6:.1f}" '
+                    f'y="{y + 14}">{value}</text>')
+    return _svg(16 + 26 * len(pairs), body, title)
+
+
+def interval_chart(title: str, rows: Sequence[tuple[str, Proportion]]) -> str:
+    """Each proportion as a dot with its interval as a line, on a 0–100% axis."""
+    left, right = 230, WIDTH - 70
+    span = right - left
+
+    def x(value: float) -> float:
+        return left + span * value
+
+    height = 30 + 24 * len(rows)
+    body = [f'<line x1="{x(0)}" y1="{height - 18}" x2="{x(1)}" y2="{height - 18}" '
+            f'stroke="#999"/>']
+    for tick in (0, 0.25, 0.5, 0.75, 1):
+        body.append(f'<text x="{x(tick):.1f}" y="{height - 4}" text-anchor="middle">'
+                    f"{tick:.0%}</text>")
+    for i, (label, p) in enumerate(rows):
+        y = 14 + 24 * i
+        body.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{_t(label)}</text>')
+        if p.rate is None or p.low is None or p.high is None:
+            body.append(f'<text x="{x(0)}" y="{y + 4}">no data</text>')
+            continue
+        body.append(f'<line x1="{x(p.low):.1f}" y1="{y}" x2="{x(p.high):.1f}" y2="{y}" '
+                    f'stroke="{COLOURS[1]}" stroke-width="2"/>'
+                    f'<circle cx="{x(p.rate):.1f}" cy="{y}" r="4" fill="{COLOURS[1]}"/>'
+                    f'<text x="{x(1) + 8}" y="{y + 4}">{p.successes}/{p.trials}</text>')
+    return _svg(height, body, title)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{_t(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_t(v)}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _comparison(result: Comparison) -> list[str]:
+    what = "Experiment" if result.kind == "experiment" else "Campaign variants"
+    out = [f"<h2>{what}: {_t(result.name)}</h2>"]
+    if not result.arms:
+        return [*out, '<p class="note">No conversation in it yet.</p>']
+    out.append(_table(["", *(a.name for a in result.arms), f"needed per branch "
+                                                             f"({result.effect:g})"],
+                      [["conversations", *(a.conversations for a in result.arms), ""]]
+                      + [[figure, *(_share(a.rates[figure]) for a in result.arms),
+                          "–" if n is None else n] for figure, n in result.needed.items()]))
+    for figure in result.needed:
+        if figure.startswith("outcome "):
+            continue
+        out.append(interval_chart(f"{result.name}: {figure}",
+                                  [(a.name, a.rates[figure]) for a in result.arms]))
+    return out
+
+
+def _share(p: Proportion) -> str:
+    if not p.trials or p.low is None or p.high is None:
+        return "–"
+    return f"{p.successes}/{p.trials} ({p.rate:.0%}, {p.low:.0%}–{p.high:.0%})"
+
+
+def render_html(*, title: str, subtitle: str, report: Report,
+                daily: dict[str, dict[str, int]], returns: Sequence[ReturnRow],
+                comparisons: Sequence[Comparison]) -> str:
+    """The whole page."""
+    rows = [*report.cities, report.total] if len(report.cities) != 1 else report.cities
+    t = report.total
+    parts = [f"<h1>{_t(title)}</h1>", f'<p class="note">{_t(subtitle)}</p>',
+             "<h2>Messages per day, per city</h2>",
+             line_chart("Messages per day, per city", daily),
+             "<h2>Victim outreach</h2>",
+             bar_chart("Victim outreach funnel", [
+                 ("numbers found", t.outreach.numbers_found), ("contacted", t.outreach.contacted),
+                 ("replied", t.outreach.replied), ("handed off", t.outreach.handed_off),
+                 ("positive", t.outreach.positive), ("meetings", t.outreach.meetings),
+                 ("services", t.outreach.connected)]),
+             _table(["city", "numbers found", "contacted", "replied", "opted out", "handed off",
+                     "positive", "meetings", "services"],
+                    [[c.city, c.outreach.numbers_found, c.outreach.contacted, c.outreach.replied,
+                      c.outreach.opted_out, c.outreach.handed_off, c.outreach.positive,
+                      c.outreach.meetings, c.outreach.connected] for c in rows]),
+             "<h2>Buyer deterrence</h2>",
+             bar_chart("Buyer deterrence funnel", [
+                 ("buyers", t.buyers.buyers), ("conversations", t.buyers.conversations),
+                 ("deterrence sent", t.buyers.deterred)]),
+             _table(["city", "buyers", "conversations", "messages", "deterrence sent",
+                     "median length"],
+                    [[c.city, c.buyers.buyers, c.buyers.conversations, c.buyers.messages,
+                      c.buyers.deterred, "–" if c.buyers.median_length is None
+                      else f"{c.buyers.median_length:g}"] for c in rows])]
+    if returns:
+        parts.append("<h2>Return contacts</h2>")
+        parts.append('<p class="note">Buyers whose first conversation delivered the deterrence, '
+                     "and those who left it before; came back: texted any of our buyer numbers "
+                     "again within the window (only buyers whose window has passed).</p>")
+        parts.append(_table(
+            ["city", "period", "deterred", *(f"back {d}d" for d in WINDOWS), "left before",
+             *(f"back {d}d" for d in WINDOWS), "open"],
+            [[r.city, r.period, r.deterred.buyers,
+              *(_share(wilson(r.deterred.back[d], r.deterred.judged[d])) for d in WINDOWS),
+              r.left.buyers, *(_share(wilson(r.left.back[d], r.left.judged[d]))
+                               for d in WINDOWS), r.open] for r in returns]))
+        total = returns[-1]
+        for days in WINDOWS:
+            parts.append(interval_chart(f"Came back within {days} days", [
+                ("deterred", wilson(total.deterred.back[days], total.deterred.judged[days])),
+                ("left before deterrence", wilson(total.left.back[days],
+                                                  total.left.judged[days]))]))
+    for comparison in comparisons:
+        parts += _comparison(comparison)
+    parts.append('<p class="note">Intervals are 95% (Wilson for proportions). Counts only: no '
+                 "number and no message is in this page.</p>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_t(title)}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
