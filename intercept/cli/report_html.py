@@ -95,14 +95,15 @@ def interval_chart(title: str, rows: Sequence[tuple[str, Proportion]]) -> str:
     def x(value: float) -> float:
         return left + span * value
 
-    height = 30 + 24 * len(rows)
-    body = [f'<line x1="{x(0)}" y1="{height - 18}" x2="{x(1)}" y2="{height - 18}" '
+    height = 50 + 24 * len(rows)
+    body = [f'<text x="0" y="14" font-weight="bold">{_t(title)}</text>',
+            f'<line x1="{x(0)}" y1="{height - 18}" x2="{x(1)}" y2="{height - 18}" '
             f'stroke="#999"/>']
     for tick in (0, 0.25, 0.5, 0.75, 1):
         body.append(f'<text x="{x(tick):.1f}" y="{height - 4}" text-anchor="middle">'
                     f"{tick:.0%}</text>")
     for i, (label, p) in enumerate(rows):
-        y = 14 + 24 * i
+        y = 34 + 24 * i
         body.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{_t(label)}</text>')
         if p.rate is None or p.low is None or p.high is None:
             body.append(f'<text x="{x(0)}" y="{y + 4}">no data</text>')

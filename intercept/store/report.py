@@ -206,8 +206,9 @@ def messages_per_day(conn: sqlite3.Connection, *, since: float | None = None,
     for our, day, n in conn.execute(
             "SELECT our_number, date(received_at, 'unixepoch'), count(*) FROM inbound "
             "WHERE received_at >= ? GROUP BY 1, 2 UNION ALL "
-            "SELECT our_number, date(sent_at, 'unixepoch'), count(*) FROM outbox "
-            f"WHERE status IN {_OUT} AND sent_at >= ? GROUP BY 1, 2", (start, start)):
+            "SELECT c.our_number, date(o.sent_at, 'unixepoch'), count(*) FROM outbox o "
+            "JOIN conversations c ON c.id = o.conversation_id "
+            f"WHERE o.status IN {_OUT} AND o.sent_at >= ? GROUP BY 1, 2", (start, start)):
         name = known.get(our) or fallback.get(our) or "unknown"
         if day is None or (city is not None and name != city):
             continue
