@@ -153,7 +153,9 @@ def test_a_deterrence_that_failed_is_no_deterrence_and_an_open_one_is_not_judged
                    deterrence=("failed", T0 + 1800))
     h.conversation(SEA, "+15550000008", [T0])
     h.deterred(SEA, "+15550000009", T0, status="sent")
+    h.deterred(SEA, "+15550000015", T0, status="queued")
     found = h.returns()
+    assert found["+15550000015"].group == "open"  # the deterrence is on its way
     assert found["+15550000007"].group == "left"
     assert (found["+15550000008"].group, found["+15550000008"].started) == ("open", None)
     assert found["+15550000009"].group == "deterred" and not found["+15550000009"].delivered
@@ -269,8 +271,9 @@ def test_experiment_branches_match_a_hand_computation():
     assert at_once.outcomes == {"deterred": 8, "expired": 2}
     # Wilson, z = 1.959964: 8/10 -> centre (0.8 + z²/20) / (1 + z²/10) = 0.71674,
     # half z·√(0.016 + z²/400) / (1 + z²/10) = 0.22658
+    assert at_once.rates["deterrence sent"] == at_once.rates["deterrence delivered"]
     d = at_once.rates["deterrence delivered"]
-    assert (d.successes, d.trials) == (8, 10)
+    assert (d.successes, d.trials, d.rate) == (8, 10, 0.8)
     assert d.low == pytest.approx(0.4902, abs=1e-4) and d.high == pytest.approx(0.9433, abs=1e-4)
     d = later.rates["deterrence delivered"]
     assert d.low == pytest.approx(0.2366, abs=1e-4) and d.high == pytest.approx(0.7634, abs=1e-4)
@@ -291,7 +294,7 @@ def test_experiment_branches_match_a_hand_computation():
 
 
 def test_stats_against_known_values():
-    assert wilson(0, 0) == Proportion(0, 0, None, None)
+    assert wilson(0, 0) == Proportion(0, 0, None, None, None)
     assert (wilson(20, 20).high, wilson(5, 10).rate) == (1.0, 0.5)
     p = wilson(0, 20)
     assert p.low == 0 and p.high == pytest.approx(0.1611, abs=1e-4)
@@ -373,9 +376,10 @@ def test_intercept_report_experiment(tmp_path):
     assert lines[0] == "Experiment deter-timing (deter), all time"
     assert lines[2].split() == ["at_once", "later", "needed", "per", "branch", "(0.1)"]
     assert lines[3].split() == ["conversations", "10", "10"]
-    assert lines[4].split() == ["deterrence", "delivered", "8/10", "80.0%", "[49.0–94.3]",
+    assert lines[4].split() == ["deterrence", "sent", "8/10", "80.0%", "[49.0–94.3]",
                                 "5/10", "50.0%", "[23.7–76.3]", "376"]
-    assert lines[5].split()[:2] == ["handed", "off"]
+    assert lines[5].split()[:2] == ["deterrence", "delivered"]
+    assert lines[6].split()[:2] == ["handed", "off"]
     assert any(line.startswith("length (messages)") and "2.8 [2.5–3.1]" in line
                for line in lines)
     data = json.loads(cli(tmp_path, "report", "--experiment", "deter-timing", "--json",

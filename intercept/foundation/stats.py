@@ -25,22 +25,20 @@ def z_for(confidence: float) -> float:
 
 
 class Proportion(msgspec.Struct, frozen=True):
-    """`successes` of `trials`, with a confidence interval (None when there are no trials)."""
+    """`successes` of `trials`, their `rate`, with a confidence interval (None when there are
+    no trials)."""
 
     successes: int
     trials: int
+    rate: float | None
     low: float | None
     high: float | None
-
-    @property
-    def rate(self) -> float | None:
-        return self.successes / self.trials if self.trials else None
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> Proportion:
     """The Wilson score interval of `successes` out of `trials`."""
     if trials <= 0:
-        return Proportion(successes, trials, None, None)
+        return Proportion(successes, trials, None, None, None)
     z = z_for(confidence)
     p = successes / trials
     denominator = 1 + z * z / trials
@@ -48,7 +46,7 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> Proportion:
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == trials else min(1.0, centre + half)
-    return Proportion(successes, trials, low, high)
+    return Proportion(successes, trials, p, low, high)
 
 
 class Mean(msgspec.Struct, frozen=True):

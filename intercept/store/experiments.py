@@ -113,8 +113,9 @@ def compare_experiment(conn: sqlite3.Connection, name: str, splits: Sequence[Spl
                 "open" if status != "ended" else "ended")
             arm.outcomes[key] = arm.outcomes.get(key, 0) + 1
             lengths[branch].append(inbound + out)
-            count(branch, "deterrence delivered",
+            count(branch, "deterrence sent",
                   outcome == DETERRED and last in ("sent", "delivered"))
+            count(branch, "deterrence delivered", outcome == DETERRED and last == "delivered")
             count(branch, "handed off", bool(handed))
             first = firsts.get(cid) if kind == "buyer" else None
             for days in WINDOWS:

@@ -9,7 +9,8 @@ cities. A buyer's *first conversation* (the one of his first message) decides hi
   clock starts when that message was sent.
 - **left**: it ended without the deterrence going out (another outcome, or a deterrence that
   failed or was refused). The clock starts when it ended (its last funnel transition).
-- **open**: it has not ended (still talking, with an advocate, or parked): not compared yet.
+- **open**: it has not ended (still talking, with an advocate, or parked), or its deterrence is
+  still on its way: not compared yet.
 
 He *came back* with any message from his number to any of our buyer numbers after the clock
 started: another conversation (another number, another city), or the same one again, except
@@ -36,6 +37,8 @@ REPLY_GRACE = DAY
 """Messages in the same conversation this soon after the clock started answer it; they are not
 a return."""
 _SENT = ("sent", "delivered")
+_PENDING = ("queued", "sending", "unknown")
+"""A deterrence still on its way (or whose submit's outcome is unknown): not decided yet."""
 
 
 class BuyerReturn(msgspec.Struct, frozen=True):
@@ -92,7 +95,7 @@ def buyer_returns(conn: sqlite3.Connection, *, city_of_number: Callable[[str], s
         delivered = False
         if outcome == DETERRED and last_status in _SENT:
             group, started, delivered = "deterred", last_at, last_status == "delivered"
-        elif status == "ended":
+        elif status == "ended" and not (outcome == DETERRED and last_status in _PENDING):
             group, started = "left", ended if ended is not None else inbound[cid][-1]
         else:
             group, started = "open", None
