@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from intercept.cli.report_html import render_html
+from intercept.cli.report import render_html
 from intercept.foundation.stats import wilson
 from intercept.store.experiments import Arm, Comparison
 from intercept.store.report import CityFigures, Report, messages_per_day

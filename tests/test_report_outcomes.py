@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+import trio
 
+from intercept.engine import compile_text
 from intercept.foundation.stats import Proportion, needed_per_group, sample_size, wilson
+from intercept.scenarios import ScenarioRegistry
 from intercept.store.experiments import SplitRef, compare_campaign, compare_experiment
 from intercept.store.returns import (
     DAY,
@@ -27,7 +30,8 @@ from intercept.store.returns import (
 )
 from intercept.store.schema import migrate
 
-from helpers import SCENARIOS, cli, config_text, utc
+from helpers import OUR as HELPER_OUR
+from helpers import SCENARIOS, cli, config_text, make_config, running, text, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 SEA, SEA2, ATL, OUTREACH = "+12065550100", "+12065550101", "+14045550100", "+12065550130"
@@ -394,3 +398,38 @@ def test_intercept_report_experiment(tmp_path):
     assert both.exit_code == 2 and "not both" in both.output
     missing = cli(tmp_path, "report", "--campaign", "nope")
     assert missing.exit_code == 2 and "no campaign 'nope'" in missing.output
+
+
+async def test_a_served_experiment_is_read_back_branch_by_branch(tmp_path, autojump_clock):
+    """The real path: the engine draws the branches, the runtime records tags, outcomes and
+    the outbox; the report reads them back."""
+    machine = compile_text(EXPERIMENT_SCENARIO)
+    buyers = [f"+1555200{i:04d}" for i in range(20)]
+    async with running(tmp_path, make_config("deter"),
+                       reg=ScenarioRegistry([machine])) as (server, phones):
+        for number in buyers:
+            await text(server, number, HELPER_OUR, "hi")
+        await trio.sleep(5)
+        later = [b for b in buyers if phones.by_number[b][0] == "hey"]
+        at_once = [b for b in buyers if b not in later]
+        assert later and at_once
+        await trio.sleep(10 * DAY)
+        for number in at_once[:2] + later[:1]:  # back to the same number, ten days on
+            await text(server, number, HELPER_OUR, "hi again")
+        as_of = server.clock.now() + 100 * DAY
+    conn = sqlite3.connect(tmp_path / "test.db")
+    try:
+        found = compare_experiment(
+            conn, "deter-timing", [SplitRef("deter", "deter_timing", ("at_once", "later"))],
+            as_of=as_of, city_of_number=city_lookup(conn))
+    finally:
+        conn.close()
+    first, second = found.arms
+    assert (first.name, first.conversations) == ("at_once", len(at_once))
+    assert (second.name, second.conversations) == ("later", len(later))
+    assert first.rates["deterrence sent"] == wilson(len(at_once), len(at_once))
+    assert second.rates["deterrence sent"] == wilson(len(later), len(later))
+    assert first.rates["came back 30d"] == wilson(2, len(at_once))
+    assert second.rates["came back 30d"] == wilson(1, len(later))
+    # at once: hi, the deterrence (+ hi again); later: hi, hey, the deterrence (+ hi again)
+    assert first.length.median == 2 and second.length.median == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,10 @@ import click
 import msgspec
 
 from ..config import Config
+from ..foundation import charts
 from ..foundation.stats import Proportion, wilson
 from ..store.experiments import Comparison, SplitRef
+from ..store.report import Report
 from ..store.returns import WINDOWS, Cohort, ReturnRow
 from .options import db_option, load_config, open_store_readonly, since, store_config_option
 
@@ -285,7 +288,6 @@ def _write_html(config: Config, db: Path | None, path: Path, *, city: str | None
     from ..store.report import impact_report, messages_per_day
     from ..store.retention import add_purged
     from ..store.returns import city_lookup, returns_report
-    from .report_html import render_html
 
     city_of = {n.number: n.city for n in config.numbers}
     conn = open_store_readonly(config, db)
@@ -352,3 +354,84 @@ def comparison_lines(result: Comparison, *, since: float | None = None,
     lines += ["", "Intervals are 95% (Wilson for proportions); 'needed per branch': "
               "conversations per branch to detect that difference (alpha 0.05, power 0.8)."]
     return lines
+
+
+def _html_comparison(result: Comparison) -> list[str]:
+    what = "Experiment" if result.kind == "experiment" else "Campaign variants"
+    out = [f"<h2>{what}: {charts.text(result.name)}</h2>"]
+    if not result.arms:
+        return [*out, '<p class="note">No conversation in it yet.</p>']
+    out.append(charts.table(
+        ["", *(a.name for a in result.arms), f"needed per branch ({result.effect:g})"],
+        [["conversations", *(a.conversations for a in result.arms), ""]]
+        + [[figure, *(_html_share(a.rates[figure]) for a in result.arms),
+            "–" if n is None else n] for figure, n in result.needed.items()]))
+    for figure in result.needed:
+        if figure.startswith("outcome "):
+            continue
+        out.append(charts.interval_chart(f"{result.name}: {figure}",
+                                         [(a.name, a.rates[figure]) for a in result.arms]))
+    return out
+
+
+def _html_share(p: Proportion) -> str:
+    if not p.trials or p.low is None or p.high is None:
+        return "–"
+    return f"{p.successes}/{p.trials} ({p.rate:.0%}, {p.low:.0%}–{p.high:.0%})"
+
+
+def render_html(*, title: str, subtitle: str, report: Report,
+                daily: dict[str, dict[str, int]], returns: Sequence[ReturnRow],
+                comparisons: Sequence[Comparison]) -> str:
+    """The page of `intercept report --html` (charts and tables: foundation/charts.py)."""
+    rows = [*report.cities, report.total] if len(report.cities) != 1 else report.cities
+    t = report.total
+    parts = [f"<h1>{charts.text(title)}</h1>", f'<p class="note">{charts.text(subtitle)}</p>',
+             "<h2>Messages per day, per city</h2>",
+             charts.line_chart("Messages per day, per city", daily),
+             "<h2>Victim outreach</h2>",
+             charts.bar_chart("Victim outreach funnel", [
+                 ("numbers found", t.outreach.numbers_found), ("contacted", t.outreach.contacted),
+                 ("replied", t.outreach.replied), ("handed off", t.outreach.handed_off),
+                 ("positive", t.outreach.positive), ("meetings", t.outreach.meetings),
+                 ("services", t.outreach.connected)]),
+             charts.table(["city", "numbers found", "contacted", "replied", "opted out",
+                           "handed off", "positive", "meetings", "services"],
+                          [[c.city, c.outreach.numbers_found, c.outreach.contacted,
+                            c.outreach.replied, c.outreach.opted_out, c.outreach.handed_off,
+                            c.outreach.positive, c.outreach.meetings, c.outreach.connected]
+                           for c in rows]),
+             "<h2>Buyer deterrence</h2>",
+             charts.bar_chart("Buyer deterrence funnel", [
+                 ("buyers", t.buyers.buyers), ("conversations", t.buyers.conversations),
+                 ("deterrence sent", t.buyers.deterred)]),
+             charts.table(["city", "buyers", "conversations", "messages", "deterrence sent",
+                           "median length"],
+                          [[c.city, c.buyers.buyers, c.buyers.conversations, c.buyers.messages,
+                            c.buyers.deterred, "–" if c.buyers.median_length is None
+                            else f"{c.buyers.median_length:g}"] for c in rows])]
+    if returns:
+        parts.append("<h2>Return contacts</h2>")
+        parts.append('<p class="note">Buyers whose first conversation delivered the deterrence, '
+                     "and those who left it before; came back: texted any of our buyer numbers "
+                     "again within the window (only buyers whose window has passed).</p>")
+        parts.append(charts.table(
+            ["city", "period", "deterred", *(f"back {d}d" for d in WINDOWS), "left before",
+             *(f"back {d}d" for d in WINDOWS), "open"],
+            [[r.city, r.period, r.deterred.buyers,
+              *(_html_share(wilson(r.deterred.back[d], r.deterred.judged[d])) for d in WINDOWS),
+              r.left.buyers, *(_html_share(wilson(r.left.back[d], r.left.judged[d]))
+                               for d in WINDOWS), r.open] for r in returns]))
+        total = returns[-1]
+        for days in WINDOWS:
+            parts.append(charts.interval_chart(f"Came back within {days} days", [
+                ("deterred", wilson(total.deterred.back[days], total.deterred.judged[days])),
+                ("left before deterrence", wilson(total.left.back[days],
+                                                  total.left.judged[days]))]))
+    for comparison in comparisons:
+        parts += _html_comparison(comparison)
+    parts.append('<p class="note">Intervals are 95% (Wilson for proportions). Counts only: no '
+                 "number and no message is in this page.</p>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{charts.text(title)}</title><style>{charts.STYLE}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
