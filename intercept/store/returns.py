@@ -69,21 +69,23 @@ class BuyerReturn(msgspec.Struct, frozen=True):
 def buyer_returns(conn: sqlite3.Connection, *, city_of_number: Callable[[str], str]
                   ) -> list[BuyerReturn]:
     """Every buyer's first contact, group, clock start and first return, by number."""
+    rows = conn.execute(
+        "SELECT c.id, c.our_number, c.their_number, c.status, c.outcome, "
+        "(SELECT max(t.at) FROM transitions t WHERE t.conversation_id = c.id), "
+        "o.status, coalesce(o.sent_at, o.updated_at) FROM conversations c "
+        "LEFT JOIN outbox o ON o.id = (SELECT x.id FROM outbox x WHERE "
+        "x.conversation_id = c.id AND x.kind = 'reply' ORDER BY x.position DESC LIMIT 1) "
+        f"WHERE {BUYER_ONLY_SQL}").fetchall()
+    inbound: dict[int, list[float]] = {row[0]: [] for row in rows}
+    for cid, at in conn.execute(  # the gate once per conversation (above), not per message
+            "SELECT i.conversation_id, i.received_at FROM inbound i JOIN conversations c ON "
+            "c.id = i.conversation_id WHERE c.kind = 'buyer' ORDER BY i.received_at"):
+        if cid in inbound:
+            inbound[cid].append(at)
     convs: dict[str, list[tuple[float, int, str, str, str | None, float | None,
                                 str | None, float | None]]] = {}
-    inbound: dict[int, list[float]] = {}
-    for cid, at in conn.execute(
-            "SELECT i.conversation_id, i.received_at FROM inbound i JOIN conversations c ON "
-            f"c.id = i.conversation_id WHERE {BUYER_ONLY_SQL} ORDER BY i.received_at"):
-        inbound.setdefault(cid, []).append(at)
-    for cid, our, their, status, outcome, ended, last_status, last_at in conn.execute(
-            "SELECT c.id, c.our_number, c.their_number, c.status, c.outcome, "
-            "(SELECT max(t.at) FROM transitions t WHERE t.conversation_id = c.id), "
-            "o.status, coalesce(o.sent_at, o.updated_at) FROM conversations c "
-            "LEFT JOIN outbox o ON o.id = (SELECT x.id FROM outbox x WHERE "
-            "x.conversation_id = c.id AND x.kind = 'reply' ORDER BY x.position DESC LIMIT 1) "
-            f"WHERE {BUYER_ONLY_SQL}"):
-        times = inbound.get(cid)
+    for cid, our, their, status, outcome, ended, last_status, last_at in rows:
+        times = inbound[cid]
         if not times:
             continue
         convs.setdefault(their, []).append(
