@@ -229,3 +229,32 @@ def test_an_unknown_hand_off_priority_is_an_error_at_its_line(tmp_path):
         """)
     assert len(found) == 1 and found[0].startswith("s.yaml:12:")
     assert "error: states.a.handoff.priority: invalid enum value 'soon'" in found[0]
+
+
+def test_an_experiment_that_cannot_compare_anything_is_a_warning(tmp_path):
+    found = lint(tmp_path, """
+        a:
+          split:
+            record: wording
+            experiment: opener
+            branches:
+              - {name: x, goto: z}
+              - {name: y, goto: z}
+        z:
+          end: done
+        """)
+    assert found == ["s.yaml:11:5: warning: states.a: experiment 'opener' has branches that "
+                     "all go to the same state: they cannot differ"]
+    assert lint(tmp_path, """
+        a:
+          split:
+            record: wording
+            experiment: opener
+            branches:
+              - {name: x, goto: y}
+              - {name: y, goto: z}
+        y:
+          end: done
+        z:
+          end: done
+        """) == []

@@ -917,3 +917,46 @@ def test_an_age_reads_in_its_two_largest_units(seconds, text):
     from intercept.engine.durations import format_age
 
     assert format_age(seconds) == text
+
+
+def test_a_split_declared_an_experiment_is_known_by_its_name():
+    m = compile_text(scenario("""
+        a:
+          split:
+            record: wording
+            experiment: opener-2024
+            branches:
+              - {name: warm, goto: b}
+              - {name: brief, goto: c}
+        b:
+          end: done
+        c:
+          end: done
+        """))
+    (name, node), = m.experiments.items()
+    assert (name, node.name, node.record) == ("opener-2024", "a", "wording")
+    assert [b.name for b in node.split] == ["warm", "brief"]
+    assert compile_text(scenario("""
+        a:
+          split: {record: w, branches: [{goto: b}]}
+        b:
+          end: done
+        """)).experiments == {}
+
+
+def test_an_experiment_name_is_checked_and_used_by_one_split_only():
+    text = scenario("""
+        a:
+          split: {record: w, experiment: "bad name", branches: [{goto: b}]}
+        b:
+          split: {record: v, experiment: same, branches: [{goto: c}]}
+        c:
+          split: {record: u, experiment: same, branches: [{goto: d}]}
+        d:
+          end: done
+        """)
+    found = errors(text)
+    assert [e.split(": ")[1] for e in found] == ["states.a.split.experiment",
+                                                 "states.c.split.experiment"]
+    assert "bad experiment name 'bad name'" in found[0]
+    assert "experiment 'same' is already the split of state 'b'" in found[1]

@@ -94,6 +94,7 @@ def lint_machine(machine: Machine) -> list[Finding]:
     findings += _unbounded_loops(machine, reached, states, file)
     findings += _long_messages(machine)
     findings += _silent_urgent(machine, reached, states, file)
+    findings += _experiments(machine, states, file)
     if info is not None and not info.opt_out:
         findings.append(_at(info.top, file, "warning",
                             "no global handler opts the sender out: STOP would not be "
@@ -217,6 +218,22 @@ def _silent_urgent(machine: Machine, reached: set[str], states: dict[str, Loc], 
             for name, node in machine.nodes.items()
             if name in reached and node.kind == HANDOFF and node.priority == "urgent"
             and not node.say]
+
+
+def _experiments(machine: Machine, states: dict[str, Loc], file: str) -> list[Finding]:
+    """Experiments that cannot compare anything: one branch, or branches that all go to the
+    same state."""
+    findings = []
+    for name, node in machine.experiments.items():
+        if len(node.split) < 2:
+            problem = "has one branch: there is nothing to compare it with"
+        elif len({b.target for b in node.split}) < 2:
+            problem = "has branches that all go to the same state: they cannot differ"
+        else:
+            continue
+        findings.append(_at(states.get(node.name), file, "warning",
+                            f"experiment {name!r} {problem}", "experiment"))
+    return findings
 
 
 def segments_needed(text: str) -> tuple[str, int, int]:

@@ -79,6 +79,7 @@ MATCHERS = ("keywords", "all", "phrase", "fuzzy", "regex", "number", "answer", "
 EXITS = ("expect", "goto", "if", "split", "handoff", "end")
 
 _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -179,6 +180,8 @@ class _Compiler:
         self.doc = doc  # the file whose definition is being compiled (errors point into it)
         self.errors: list[ScenarioError] = []
         self.info = SourceInfo(file=doc.file, files=[doc.file])
+        self.experiments: dict[str, str] = {}
+        """Experiment name -> the state whose split declares it."""
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -777,7 +780,7 @@ class _Compiler:
             then = self.target(state.then, (*base, "then")) if state.then else None
             otherwise = self.target(state.else_, (*base, "else")) if state.else_ else None
         split: tuple[Branch, ...] = ()
-        record = ""
+        record = experiment = ""
         if state.split is not None:
             spath: Path = (*base, "split")
             record = self.variable(state.split.record, (*spath, "record"))
@@ -794,6 +797,16 @@ class _Compiler:
                 branches.append(Branch(bname, branch.weight,
                                        self.target(branch.goto, (*spath, "branches", i, "goto"))))
             split = tuple(branches)
+            if state.split.experiment is not None:
+                experiment = state.split.experiment
+                epath: Path = (*spath, "experiment")
+                if not _EXPERIMENT.fullmatch(experiment):
+                    self.fail(epath, f"bad experiment name {experiment!r}: use letters, digits, "
+                                     "'_' and '-'")
+                elif self.experiments.setdefault(experiment, name) != name:
+                    self.fail(epath, f"experiment {experiment!r} is already the split of state "
+                                     f"{self.experiments[experiment]!r}: one split per "
+                                     "experiment")
         resume = reason = None
         priority = "normal"
         if state.handoff is not None:
@@ -842,7 +855,8 @@ class _Compiler:
             on_lookup=on_lookup,
             goto=self.target(state.goto, (*base, "goto")) if state.goto is not None else None,
             end=state.end, condition=condition, then=then, otherwise=otherwise, split=split,
-            record=record, resume=resume, reason=reason or "", priority=priority, visits=visits,
+            record=record, experiment=experiment,
+            resume=resume, reason=reason or "", priority=priority, visits=visits,
             globals=handlers,
             merge=merge, delay=delay, busy=busy)
 

@@ -185,6 +185,8 @@ class Node:
     otherwise: str | None = None  # `else`
     split: tuple[Branch, ...] = ()
     record: str = ""
+    experiment: str = ""
+    """The experiment this split is (empty: a plain split)."""
     resume: str | None = None
     reason: str = ""
     priority: str = "normal"
@@ -430,6 +432,11 @@ class Machine:
 
     def __repr__(self) -> str:
         return f"<Machine {self.name} v{self.version}: {len(self.nodes)} states>"
+
+    @property
+    def experiments(self) -> dict[str, Node]:
+        """The splits declared experiments, by experiment name."""
+        return {n.experiment: n for n in self.nodes.values() if n.kind == SPLIT and n.experiment}
 
     def new_state(self, *, seed: int, context: dict[str, str]) -> ConversationState:
         """A conversation that has not started. `context` holds persona.* and city.* values."""

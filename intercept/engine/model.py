@@ -173,11 +173,14 @@ class Branch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: Annotated[str | None, Meta(description="Recorded name (default: the goto).")] = None
 
 
-class Split(msgspec.Struct, forbid_unknown_fields=True):
+class Split(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A random branch, weighted; the choice is recorded in a variable and as a tag."""
 
     record: Annotated[str, Meta(description="Variable (and tag prefix) for the branch.")]
     branches: list[Branch]
+    experiment: Annotated[str | None, Meta(
+        description="Declares the split an experiment of this name: `intercept report "
+                    "--experiment NAME` compares its branches.")] = None
 
 
 class HandOff(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -192,3 +192,26 @@ def impact_report(conn: sqlite3.Connection, *, since: float | None = None,
         total.buyers.add(c.buyers)
     total.buyers.buyers = len(every_buyer)
     return Report(since, chosen, total)
+
+
+def messages_per_day(conn: sqlite3.Connection, *, since: float | None = None,
+                     city: str | None = None, city_of: Mapping[str, str] | None = None
+                     ) -> dict[str, dict[str, int]]:
+    """City -> UTC day (``2024-05-01``) -> messages that day, both ways (ours only if they went
+    out), of every conversation (buyer and outreach: counts only)."""
+    start = since if since is not None else float("-inf")
+    known = dict(conn.execute("SELECT number, city FROM number_kinds"))
+    fallback = dict(city_of or {})
+    out: dict[str, dict[str, int]] = {}
+    for our, day, n in conn.execute(
+            "SELECT our_number, date(received_at, 'unixepoch'), count(*) FROM inbound "
+            "WHERE received_at >= ? GROUP BY 1, 2 UNION ALL "
+            "SELECT c.our_number, date(o.sent_at, 'unixepoch'), count(*) FROM outbox o "
+            "JOIN conversations c ON c.id = o.conversation_id "
+            f"WHERE o.status IN {_OUT} AND o.sent_at >= ? GROUP BY 1, 2", (start, start)):
+        name = known.get(our) or fallback.get(our) or "unknown"
+        if day is None or (city is not None and name != city):
+            continue
+        days = out.setdefault(name, {})
+        days[day] = days.get(day, 0) + n
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
