@@ -27,6 +27,7 @@ ENDPOINTS = [
     ("GET", "/api/conversations/{id}/outcomes", None, "viewer", 200),
     ("GET", "/api/queue", None, "viewer", 200),
     ("GET", "/api/stats", None, "viewer", 200),
+    ("GET", "/api/report", None, "viewer", 200),
     ("POST", "/api/conversations/{id}/messages", {"text": "hello from a human"}, "advocate",
      200),
     ("POST", "/api/conversations/{id}/hand-back", None, "advocate", 200),
@@ -442,3 +443,20 @@ def test_request_bodies_forbid_unknown_fields(shape):
 
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
         msgspec.json.decode(b'{"bogus": 1}', type=getattr(schemas, shape))
+
+
+async def test_the_report_is_the_clis_json_and_refuses_an_unknown_city(tmp_path):
+    async with serving(tmp_path) as live:
+        await live.text("hi")
+        viewer = auth("viewer")
+        got = await live.client.get("/api/report", headers=viewer)
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert set(body) == {"since", "cities", "total", "returns"}
+        assert body["total"]["buyers"]["conversations"] == 1
+        assert "+1" not in got.text  # counts only, never a number
+        bad = await live.client.get("/api/report?city=atlantis", headers=viewer)
+        assert bad.status_code == 400 and "atlantis" in bad.json()["error"]
+        since = await live.client.get("/api/report?since=2999-01-01&period=year",
+                                      headers=viewer)
+        assert since.json()["total"]["buyers"]["conversations"] == 0

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -109,9 +109,7 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
       intercept report --city seattle --since 2024-05-01
       intercept report --json --db /var/lib/intercept/intercept.db | jq '.total'
     """
-    from ..store.report import impact_report
-    from ..store.retention import add_purged
-    from ..store.returns import city_lookup, returns_report
+    from ..store.report_document import read_report, report_document
 
     config = load_config(config_path)
     if city is not None and city not in config.cities:
@@ -129,22 +127,12 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
         return
     conn = open_store_readonly(config, db)
     try:
-        conn.row_factory = None
-        result = impact_report(conn, since=since, city=city,
-                               city_of={n.number: n.city for n in config.numbers})
-        # conversations removed by retention still count (their figures were kept)
-        result = add_purged(conn, result, since=since, city=city)
-        city_of = {n.number: n.city for n in config.numbers}
-        returns = returns_report(conn, as_of=time.time(), city_of_number=city_lookup(conn, city_of),
-                                 period=period, since=since, city=city)
+        result, returns = read_report(conn, city_of={n.number: n.city for n in config.numbers},
+                                      as_of=time.time(), since=since, city=city, period=period)
     finally:
         conn.close()
     if as_json:
-        click.echo(json.dumps({
-            "since": None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
-            "cities": [c.as_json() for c in result.cities],
-            "total": result.total.as_json(),
-            "returns": [returns_json(r) for r in returns]}, indent=2))
+        click.echo(json.dumps(report_document(result, returns, since=since), indent=2))
         return
     period = "all time" if since is None else (
         "since " + datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -187,22 +175,6 @@ def report(config_path: Path | None, db: Path | None, city: str | None, since: f
 def _back(cohort: Cohort, days: int) -> str:
     judged, back = cohort.judged[days], cohort.back[days]
     return "-" if not judged else f"{back}/{judged} {100 * back / judged:.0f}%"
-
-
-def _cohort_json(cohort: Cohort) -> dict[str, Any]:
-    windows = {}
-    for days in WINDOWS:
-        p = wilson(cohort.back[days], cohort.judged[days])
-        windows[f"{days}d"] = {"judged": p.trials, "came_back": p.successes, "rate": p.rate,
-                               "low": p.low, "high": p.high}
-    return {"buyers": cohort.buyers, "windows": windows}
-
-
-def returns_json(row: ReturnRow) -> dict[str, Any]:
-    """A row of return contacts as JSON, with 95% Wilson intervals of the return rates."""
-    return {"city": row.city, "period": row.period, "deterred": _cohort_json(row.deterred),
-            "deterrence_delivered": row.delivered, "left_before_deterrence":
-                _cohort_json(row.left), "open": row.open}
 
 
 def _machines(config: Config) -> list[Machine]:

@@ -20,6 +20,7 @@ from ..store import reads as q
 from ..store.advocacy import RecordedOutcome, RecordOutcome
 from ..store.campaigns import SKIP_REASONS, campaign_counts
 from ..store.handoffs import HandoffRow, open_handoff
+from ..store.report_document import read_report, report_document
 from ..store.retention import purge_detail
 from . import schemas as s
 from .auth import Role
@@ -149,6 +150,13 @@ class Api:
                   "human, the longest waiting first. Every read is audited."),
             Route("GET", "/api/stats", self.stats, "Counts over the whole store",
                   role=Role.viewer, responses={200: s.Stats}, tags=("server",)),
+            Route("GET", "/api/report", self.report,
+                  "The impact report per city, with return contacts", query=s.ReportQuery,
+                  role=Role.viewer, responses={200: s.ImpactReport, 400: s.ErrorBody},
+                  tags=("reports",), description="The figures `intercept report --json` "
+                  "prints: victim outreach and buyer deterrence per city and in total, and "
+                  "return contacts per city and period with 95% Wilson intervals. Counts "
+                  "only; conversations removed by retention still count."),
             Route("POST", "/api/scenarios/reload", self.reload,
                   "Reload the scenario folder and the config's numbers and cities",
                   role=Role.admin, audit=True,
@@ -374,6 +382,18 @@ class Api:
             advocate_outcomes=rows.advocate_outcomes,
             live_actors=int(health.get("live_actors", 0)),
             outbox_depth=int(health.get("outbox_depth", 0))))
+
+    async def report(self, request: Request) -> Response:
+        query: s.ReportQuery = request.query
+        if query.city is not None and query.city not in self.numbers_of:
+            raise HTTPError(400, f"unknown city {query.city!r}; the cities are "
+                                 f"{', '.join(sorted(self.numbers_of)) or 'none'}")
+        since = None if query.since is None else _parse_time(query.since, "since", end=False)
+        result, returns = await self.reads.run(
+            partial(read_report, city_of=dict(self.city_of), as_of=self.services.now(),
+                    since=since, city=query.city, period=query.period))
+        return json_response(200, s.ImpactReport(**report_document(result, returns,
+                                                                   since=since)))
 
     async def reload(self, request: Request) -> Response:
         try:

@@ -533,3 +533,32 @@ class Note(Model):
 
 class NoteList(Model):
     items: list[Note]
+
+
+# -- the impact report
+
+
+class ReportQuery(Model):
+    """GET /api/report: what `intercept report --json` prints, for a period and a city."""
+
+    since: str | None = None
+    """Only what started on or after this date (YYYY-MM-DD, UTC) or ISO 8601 time."""
+    city: str | None = None
+    """A key of [cities] in the config."""
+    period: Literal["month", "quarter", "year", "all"] = "month"
+    """Return contacts per city and this period of the buyer's first contact (UTC)."""
+
+
+class ImpactReport(Model):
+    """Counts and rates only: never a number or a message (docs/outreach.md, the impact
+    report)."""
+
+    since: str | None
+    cities: list[dict[str, Any]]
+    """Per city: victim outreach (numbers found, contacted, replied, opted out, handed off,
+    positive, meetings, services) and buyer deterrence (buyers, conversations, messages,
+    deterrence sent, median length and time wasted)."""
+    total: dict[str, Any]
+    returns: list[dict[str, Any]]
+    """Per city and period: deterred buyers and those who left before deterrence, and how many
+    of each came back within 30 and 90 days, with 95% Wilson intervals."""
