@@ -157,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
                         help="run the server in this process (profiling, tests)")
     server.add_argument("--pin", action="store_true",
                         help="pin the server to CPU 0 (the load tester takes the rest)")
+    server.add_argument("--experiment", action="store_true",
+                        help="answer behind a split declared experiment loadtest-ab (two "
+                             "branches alike); the report compares the branches as "
+                             "'intercept report --experiment loadtest-ab' does")
     server.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (config, store, server log)")
     server.add_argument("--write-config", type=Path, metavar="DIR",
@@ -206,7 +210,7 @@ def options_from(args: argparse.Namespace) -> Options:
         hibernate_after=args.hibernate_after, synchronous=args.synchronous,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
         listen=args.listen, ours=ours, confirmation=args.confirmation,
-        system_id=args.system_id, callbacks=args.callbacks)
+        system_id=args.system_id, callbacks=args.callbacks, experiment=args.experiment)
     for name in ("password", "account_sid", "auth_token"):
         if getattr(args, name) is not None:
             setattr(options, name, getattr(args, name))
@@ -225,7 +229,7 @@ def _write_config(args: argparse.Namespace) -> None:
                               window=args.window, hibernate_after=args.hibernate_after,
                               synchronous=args.synchronous)
     config = config_dict(settings, transport=args.transport, network_port=port)
-    path = write_config(config, folder)
+    path = write_config(config, folder, experiment=args.experiment)
     env = " ".join(f"{k}={v}" for k, v in secrets_env(args.transport).items())
     print(f"wrote {path} and {folder / 'scenarios'}\nrun the server:  {env} intercept serve "
           f"--config {path}\nthen:  intercept-loadtest --transport {args.transport} --target "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 import trio
 
-from loadtest.target import outbox_statuses
+from loadtest.target import EXPERIMENT, SCENARIO_NAME, outbox_statuses
 
 if TYPE_CHECKING:
     from loadtest.state import LoadRun
@@ -82,6 +82,27 @@ class Progress:
         return live
 
 
+def experiment_figures(db: Path) -> dict[str, Any] | None:
+    """The branches of the `--experiment` run's split, read from the server's store as
+    `intercept report --experiment loadtest-ab` reads them (None: no store)."""
+    import sqlite3
+
+    from intercept.store.experiments import SplitRef, compare_experiment
+    from intercept.store.returns import city_lookup
+
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        found = compare_experiment(
+            conn, EXPERIMENT, [SplitRef(SCENARIO_NAME, "loadtest_branch", ("a", "b"))],
+            as_of=time.time(), city_of_number=city_lookup(conn))
+    return {"name": EXPERIMENT, "branches": {
+        arm.name: {"conversations": arm.conversations, "outcomes": arm.outcomes,
+                   "length_mean": None if arm.length is None or arm.length.mean is None
+                   else round(arm.length.mean, 2)}
+        for arm in found.arms}}
+
+
 def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     """The run's figures and verdict."""
     options, ledger = run.options, run.ledger
@@ -117,6 +138,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
         server["outbox"] = outbox_statuses(run.db)
     if folder is not None:
         server["folder"] = str(folder)
+    experiment = experiment_figures(run.db) if options.experiment and run.db else None
     report = {
         "ok": not lost and ledger.duplicates == 0 and ledger.violations == 0,
         "transport": options.transport,
@@ -138,6 +160,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
         "network": run.phones.stats(),
         "server": server,
         "options": _options(run),
+        **({"experiment": experiment} if experiment is not None else {}),
         "detail": {
             "duplicate_deliveries": ledger.duplicate_deliveries,
             "double_answers": ledger.double_answers,
@@ -193,6 +216,11 @@ def to_text(report: dict[str, Any]) -> str:
         lines.append(f"    {name:<12} {row['buyers']:>7,} buyers  {row['sent']:>8,} sent  "
                      f"{row['answered']:>8,} answered  {row['lost']:>5,} lost")
     lines.append("  outcomes: " + ", ".join(f"{k} {v:,}" for k, v in report["outcomes"].items()))
+    if "experiment" in report:
+        branches = report["experiment"]["branches"]
+        lines.append(f"  experiment {report['experiment']['name']}: " + ", ".join(
+            f"{name} {row['conversations']:,} conversations" for name, row in branches.items())
+            + " (intercept report --experiment for the intervals; --keep keeps the store)")
     shown = {k: v for k, v in server.items() if v is not None}
     lines.append(f"  server             {shown}")
     detail = report["detail"]

@@ -109,7 +109,7 @@ async def _start_server(run: LoadRun, nursery: trio.Nursery, folder: Path, ours:
         run.db = folder / "intercept.db"
         config = config_dict(settings, transport=options.transport, network_port=network_port,
                              secrets_inline=options.in_process)
-        path = write_config(config, folder)
+        path = write_config(config, folder, experiment=options.experiment)
         started = time.monotonic()
         if options.in_process:
             from intercept.server import Server

@@ -58,6 +58,9 @@ class Options:
     account_sid: str = ACCOUNT_SID
     auth_token: str = AUTH_TOKEN
     callbacks: bool = True
+    experiment: bool = False
+    """Run the echo behind a split declared experiment `loadtest.target.EXPERIMENT`; the
+    report then compares its branches (as `intercept report --experiment` does)."""
 
 
 class LoadRun:

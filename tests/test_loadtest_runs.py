@@ -83,3 +83,48 @@ async def test_a_server_stopped_mid_run_shows_lost_messages():
     assert report["lost"] > 0
     assert report["detail"]["lost_examples"]
 
+
+
+async def test_an_experiment_run_reports_its_branches_as_a_hand_count_does():
+    """`--experiment`: the echo behind a split declared experiment; the branch figures of
+    `intercept report --experiment` agree with counting the store's rows by hand, Wilson
+    intervals included."""
+    import math
+    import shutil
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    from intercept.store.experiments import SplitRef, compare_experiment
+    from intercept.store.returns import city_lookup
+
+    report = await run_load(quick(experiment=True, keep=True), progress=None)
+    folder = Path(report["server"]["folder"])
+    try:
+        assert report["ok"], report
+        with sqlite3.connect(folder / "intercept.db") as conn:
+            by_hand = dict(conn.execute(
+                "SELECT name, count(*) FROM tags WHERE name LIKE 'loadtest_branch:%' "
+                "GROUP BY name"))
+            ended = dict(conn.execute(
+                "SELECT t.name, count(*) FROM tags t JOIN conversations c "
+                "ON c.id = t.conversation_id WHERE t.name LIKE 'loadtest_branch:%' "
+                "AND c.status != 'ended' GROUP BY t.name"))
+            found = compare_experiment(
+                conn, "loadtest-ab", [SplitRef("loadtest-echo", "loadtest_branch", ("a", "b"))],
+                as_of=time.time(), city_of_number=city_lookup(conn))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert {k: v["conversations"] for k, v in report["experiment"]["branches"].items()} == {
+        "a": by_hand.get("loadtest_branch:a", 0), "b": by_hand.get("loadtest_branch:b", 0)}
+    assert sum(by_hand.values()) >= 18 and len(by_hand) == 2  # both branches drawn
+    z = 1.959963984540054
+    for arm in found.arms:
+        n, k = by_hand[f"loadtest_branch:{arm.name}"], ended.get(f"loadtest_branch:{arm.name}", 0)
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        open_ = arm.rates["outcome open"]
+        assert (open_.successes, open_.trials) == (k, n)
+        assert open_.low == pytest.approx(max(0.0, centre - half), abs=1e-9)
+        assert open_.high == pytest.approx(min(1.0, centre + half), abs=1e-9)
