@@ -18,6 +18,7 @@ import functools
 import os
 import queue
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -28,10 +29,16 @@ import httpx
 import pytest
 import trio
 
+from intercept.config import Config, config_from_dict
 from intercept.gateways import SimGateway
 from intercept.server import Server
 
-from helpers import BUYER, OUR, TOKEN, TOKENS, echo_folder, make_config
+from helpers import BUYER, ECHO, OUR, SCENARIOS, TOKEN, TOKENS
+
+OUTREACH, PERSON = "+12065550130", "+12065550177"
+KIM = "advocate-token-0000000kim"
+LOGINS = {**TOKEN, "kim": KIM}
+"""Tokens by who logs in: a role's (as in helpers.TOKENS) or kim, a second advocate."""
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -45,13 +52,30 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1200, "height": 800}
 
 
+def console_config(tmp: Path) -> Config:
+    """A decoy (the echo scenario) and an outreach number (the shipped victim-outreach) in
+    Seattle, the HTTP server on a free port, three roles' tokens and kim's."""
+    folder = tmp / "scenarios"
+    shutil.copytree(SCENARIOS / "shared", folder / "shared")
+    shutil.copy(SCENARIOS / "victim-outreach.yaml", folder)
+    (folder / "echo.yaml").write_text(ECHO)
+    return config_from_dict({
+        "cities": {"seattle": {"name": "Seattle", "link": "https://help.example/sea"}},
+        "numbers": [{"number": OUR, "city": "seattle", "scenario": "echo",
+                     "persona": {"name": "Jasmine", "age": 23}},
+                    {"number": OUTREACH, "city": "seattle", "scenario": "victim-outreach",
+                     "kind": "outreach", "persona": {"name": "Maya"}}],
+        "http": {"enabled": True, "listen": "127.0.0.1:0"},
+        "api": {"tokens": TOKENS + f",advocate:{KIM}:kim", "max_failures": 0},
+        "scenarios": {"dir": str(folder)}, "delays": {"enabled": False},
+        "health": {"interval": "1h"}, "handoffs": {"interval": "1h"}}, environ={})
+
+
 class Running:
     """A server on a thread of its own; `stop()` asks it to shut down and waits."""
 
     def __init__(self, tmp: Path):
-        config = make_config("echo", http={"enabled": True, "listen": "127.0.0.1:0"},
-                             api={"tokens": TOKENS, "max_failures": 0},
-                             scenarios={"dir": echo_folder(tmp)})
+        config = console_config(tmp)
         ready: queue.Queue[Any] = queue.Queue()
 
         async def main() -> None:
@@ -76,9 +100,10 @@ class Running:
         (self.base,) = self.server.http_addresses
         self.http = httpx.Client(base_url=self.base, timeout=10)
 
-    def text(self, text: str, their: str = BUYER) -> int:
-        """A buyer texts our number through the simulator; the conversation id."""
-        r = self.http.post("/sim/messages", json={"from": their, "to": OUR, "text": text})
+    def text(self, text: str, their: str = BUYER, ours: str = OUR) -> int:
+        """A buyer (or, to `OUTREACH`, a person) texts our number through the simulator; the
+        conversation id."""
+        r = self.http.post("/sim/messages", json={"from": their, "to": ours, "text": text})
         assert r.status_code == 200, r.text
         return int(r.json()["conversation_id"])
 
@@ -123,7 +148,7 @@ def page_for(chromium: Any, running: Running) -> Iterator[Any]:
                 if "Content Security Policy" in m.text else None)
         if role is not None:
             page.goto("/login")
-            page.get_by_label("API token").fill(TOKEN[role])
+            page.get_by_label("API token").fill(LOGINS[role])
             page.get_by_role("button", name="Log in").click()
             expect(page.get_by_role("heading", name="Overview")).to_be_visible()
         return page
@@ -239,3 +264,58 @@ def test_the_login_page_on_a_phone(page_for):
     page.keyboard.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("That token is not valid.")
     shot(page, "console-login.png")
+
+
+def test_an_urgent_outreach_hand_off_from_the_inbox_on_a_phone(page_for, running):
+    kim = page_for("kim")  # a second advocate, watching the inbox
+    kim.goto("/handoffs")
+    kim.evaluate("window.notReloaded = true")
+    expect(kim.locator("[data-inbox-count][data-open]")).to_have_count(1)  # its stream is on
+    cid = running.text("he hit me im scared", their=PERSON, ours=OUTREACH)
+    kims_item = kim.locator(f"[data-conversation='{cid}']")
+    expect(kims_item.locator("[data-urgent]")).to_have_text("! URGENT", timeout=10_000)
+    expect(kim.locator("[data-notice=urgent]")).to_contain_text("Urgent: 1 hand-off needs an "
+                                                                "advocate now")
+    expect(kim.locator("[data-inbox-count]")).to_contain_text("urgent")
+    notices = kim.locator(".notices").inner_text() + kim.locator("[data-inbox-count]").inner_text()
+    assert PERSON[-4:] not in notices and "scared" not in notices  # counts only
+    assert kim.evaluate("window.notReloaded") is True
+
+    sam = page_for("advocate", PHONE)
+    sam.goto("/handoffs")
+    item = sam.locator(f"[data-conversation='{cid}']")
+    expect(item).to_contain_text(PERSON)
+    expect(item.locator("[data-holder]")).to_have_text("not claimed")
+    shot(sam, "console-inbox.png")
+    item.get_by_role("button", name=f"Claim conversation {cid}").focus()
+    sam.keyboard.press("Enter")
+    expect(sam.get_by_role("heading", name=f"Conversation {cid}")).to_be_visible()
+    expect(sam.locator("#live [data-handoff]")).to_contain_text("claimed by you")
+    expect(kims_item).to_have_count(0, timeout=10_000)  # not offered to kim any more
+    kim.goto(f"/conversations/{cid}")
+    expect(kim.locator("[data-held]")).to_contain_text("sam has claimed this hand-off")
+    expect(kim.locator("form.reply")).to_have_count(0)
+
+    box = sam.get_by_label("Reply as a human")
+    box.focus()
+    sam.keyboard.type("Hi, this is Sam. Are you somewhere safe right now?")
+    sam.keyboard.press("Tab")
+    sam.keyboard.press("Enter")
+    transcript = sam.locator("#live .transcript")
+    expect(transcript).to_contain_text("Are you somewhere safe right now?")
+    expect(transcript.locator("[data-sent-by=sam]")).to_have_count(1)
+    running.text("yes at my sisters", their=PERSON, ours=OUTREACH)
+    expect(transcript).to_contain_text("yes at my sisters", timeout=10_000)
+    sam.get_by_label("Add a note").fill("Safe at her sister's tonight.")
+    sam.get_by_role("button", name="Save note").click()
+    expect(sam.locator(".notes")).to_contain_text("Safe at her sister's tonight.")
+    sam.get_by_label("Outcome", exact=True).select_option("connected_to_services")
+    sam.get_by_label("Note (needed").fill("shelter intake tomorrow")
+    sam.get_by_role("button", name="Record outcome").click()
+    expect(sam.get_by_role("region", name="Advocate outcomes")).to_contain_text(
+        "connected_to_services by sam")
+    shot(sam, "console-phone-handoff.png")
+    assert "Hi, this is Sam. Are you somewhere safe right now?" in running.received(PERSON)
+    sent = running.http.get(f"/api/conversations/{cid}",
+                            headers={"Authorization": f"Bearer {TOKEN['admin']}"}).json()
+    assert [m["sent_by"] for m in sent["transcript"] if m["kind"] == "operator"] == ["sam"]

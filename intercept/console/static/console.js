@@ -30,8 +30,9 @@ document.addEventListener("DOMContentLoaded", function () {
     var n = JSON.parse(event.data);
     var count = document.querySelector("[data-inbox-count]");
     if (count) {
-      count.textContent = " " + n.open + (n.urgent ? ", " + n.urgent + " urgent" : "");
+      count.textContent = " " + n.open + (n.urgent ? " · " + n.urgent + " urgent" : "");
       count.hidden = n.open === 0;
+      count.setAttribute("data-open", String(n.open));
       count.classList.toggle("has-urgent", n.urgent > 0);
     }
     if (n.new_urgent > 0) {
