@@ -383,11 +383,9 @@ class Pages:
                     is None:
                 break
             latest, queue = await self.console.reads.run(self._look, cid, hide)
-            if cid is None:
-                pass
-            elif latest is None:
+            if cid is not None and latest is None:
                 chunk = b"event: gone\ndata: deleted\n\n"
-            elif latest != stamp:
+            elif cid is not None and latest != stamp:
                 stamp, changes = latest, changes + 1
                 chunk = f"event: changed\ndata: {changes}\n\n".encode()
             chunk += watch.look(queue)
