@@ -440,6 +440,7 @@ async def test_the_overview_shows_the_servers_figures(tmp_path):
         figures = dict(re.findall(r'data-figure="(\w+)">([^<]+)<', r.text))
         assert figures["store"] == "ok" and figures["outbox"] == "0"
         assert figures["human"] == "0" and int(figures["live"]) >= 0
+        assert figures["handoffs"] == "0" and "urgent" not in figures
         assert float(figures["in"]) == 2.0 and float(figures["out"]) == 2.0  # in the last minute
         assert 'href="/conversations?status=ended">ended</a> 1' in r.text
         assert "<strong>2</strong> in all" in r.text
@@ -493,6 +494,9 @@ async def test_the_inbox_puts_urgent_first_and_offers_no_one_elses_claim(tmp_pat
         b = await live.text("urgent", their=B)
         await live.text("hi", their="+12065550104")  # the bot has it: not in the inbox
         csrf = await login(live.client, "advocate")
+        figures = dict(re.findall(r'data-figure="(\w+)">([^<]+)<',
+                                  (await live.client.get("/overview")).text))
+        assert figures["handoffs"] == "2" and figures["urgent"] == "1 urgent"
         r = await live.client.get("/handoffs")
         assert r.status_code == 200 and inbox_order(r.text) == [b, a]
         urgent = r.text.split(f'data-conversation="{b}"')[1].split("</li>")[0]

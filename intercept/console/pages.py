@@ -194,9 +194,11 @@ class Pages:
 
     async def _overview_values(self) -> dict[str, Any]:
         stats = await self.console.reads.run(q.stats)
+        handoffs = await self.console.reads.run(cr.open_handoffs)
         rate_in, rate_out = self.rates.sample()
         return {"health": self.console.services.health(), "stats": stats, "rate_in": rate_in,
-                "rate_out": rate_out, "now": self.console.now()}
+                "rate_out": rate_out, "now": self.console.now(), "handoffs": len(handoffs),
+                "urgent": sum(h.priority == "urgent" for h in handoffs)}
 
     async def overview(self, request: Request) -> Response:
         return self.console.html(200, "overview.html", request, page="overview",
