@@ -66,6 +66,11 @@ class Actions:
                   role=admin),
         ]
 
+    def _api(self, path: str) -> Handler:
+        """The API's handler of POST `path`."""
+        handler: Handler = self.console.api_handlers["POST", path]
+        return handler
+
     async def _act(self, request: Request, action: str, data: Any, handler: Handler,
                    back: str) -> Response:
         """Run the API's `handler` with `data` as its body, audit it as `action`, go `back`."""
@@ -97,23 +102,23 @@ class Actions:
 
     async def claim(self, request: Request) -> Response:
         return await self._on_conversation(request, "claim", s.ClaimRequest(),
-                                           self.console.api.handoffs.claim)
+                                           self._api("/api/conversations/{id}/claim"))
 
     async def release(self, request: Request) -> Response:
         return await self._on_conversation(request, "release", s.ClaimRequest(),
-                                           self.console.api.handoffs.release)
+                                           self._api("/api/conversations/{id}/release"))
 
     async def assign(self, request: Request) -> Response:
         body = _body(s.AssignRequest, {"advocate": form(request).get("advocate", "").strip()},
                      "Give the name of the advocate's token (1 to 100 characters).")
         return await self._on_conversation(request, "assign", body,
-                                           self.console.api.handoffs.assign)
+                                           self._api("/api/conversations/{id}/assign"))
 
     async def add_note(self, request: Request) -> Response:
         body = _body(s.NoteRequest, {"text": form(request).get("text", "").strip()},
                      "A note is 1 to 4000 characters.")
         return await self._on_conversation(request, "notes", body,
-                                           self.console.api.handoffs.add_note)
+                                           self._api("/api/conversations/{id}/notes"))
 
     async def record_outcome(self, request: Request) -> Response:
         fields = form(request)

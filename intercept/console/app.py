@@ -60,6 +60,9 @@ class Console:
     def __init__(self, services: ConsoleServices):
         self.services = services
         self.reads, self.access, self.api = services.reads, services.access, services.api
+        self.api_handlers = {(r.method, r.path): r.handler for r in self.api.routes()}
+        """The API's handlers by (method, path), for those `Api` does not name itself (the
+        hand-off queue's)."""
         self.sessions = Sessions()
         self.renderer = Renderer()
         self.pages = Pages(self)

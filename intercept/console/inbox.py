@@ -57,10 +57,11 @@ class InboxRow:
     notes: int
 
 
-def _row(entry: s.HandoffEntry, city_label: dict[str, str]) -> InboxRow:
+def _row(entry: s.HandoffEntry, city_names: dict[str, str]) -> InboxRow:
     c, h = entry.conversation, entry.handoff
     return InboxRow(conversation_id=c.id, number=c.their_number,
-                    city=city_label.get(c.our_number, c.city), urgent=h.priority == "urgent",
+                    city=None if c.city is None else city_names.get(c.city, c.city),
+                    urgent=h.priority == "urgent",
                     reason=h.reason, source=h.source, opened_at=h.opened_at,
                     claimed_by=h.claimed_by, answered=h.first_reply_at is not None,
                     wait=waited(entry.waiting_seconds), notes=entry.notes)
@@ -72,9 +73,6 @@ class Inbox:
     def __init__(self, console: Any):
         self.console = console
         """The `app.Console` this page belongs to (the API's handlers, its renderer)."""
-        config = console.services.config
-        names = {key: city.name for key, city in config.cities.items()}
-        self.city_label = {n.number: names.get(n.city, n.city) for n in config.numbers}
 
     def routes(self) -> list[Route]:
         viewer = Role.viewer
@@ -89,12 +87,14 @@ class Inbox:
         """The API's queue for this user, shaped for the templates; audited as `action`."""
         api_request = Request("GET", "/api/handoffs", request.scope, b"", {}, request.client,
                               request.principal, query=s.PageQuery(limit=SHOWN))
-        response = await self.console.api.handoffs.queue(api_request)
+        response = await self.console.api_handlers["GET", "/api/handoffs"](api_request)
         page = msgspec.json.decode(response.body, type=s.HandoffPage)
         await self.console.audit(request, action, 200, response.detail)
         assert request.principal is not None
         role = request.principal.role
-        return {"rows": [_row(e, self.city_label) for e in page.items], "total": page.total,
+        cities = self.console.services.config.cities
+        names = {key: city.name for key, city in cities.items()}
+        return {"rows": [_row(e, names) for e in page.items], "total": page.total,
                 "may_claim": role >= Role.advocate, "me": request.principal.name,
                 "masked": role < Role.advocate, "now": self.console.now()}
 

@@ -83,9 +83,6 @@ class Api:
         self.numbers_of: dict[str, tuple[str, ...]] = {
             key: tuple(n.number for n in config.numbers if n.city == key)
             for key in config.cities}
-        self.handoffs = HandoffRoutes(read=reads.run, write=services.store.call,
-                                      now=services.now, conversation=self._conversation)
-        """The hand-off endpoints' handlers (the console calls them too)."""
 
     def routes(self) -> list[Route]:
         conversation = ("conversations",)
@@ -170,7 +167,9 @@ class Api:
             Route("GET", "/api/audit", self.audit, "The audit log, newest first",
                   role=Role.admin, query=s.AuditQuery, responses={200: s.AuditPage},
                   tags=("server",)),
-            *self.handoffs.routes(),
+            *HandoffRoutes(read=self.reads.run, write=self.services.store.call,
+                           now=self.services.now,
+                           conversation=self._conversation).routes(),
         ]
 
     # -- shapes
