@@ -672,7 +672,6 @@ async def test_admins_start_and_pause_campaigns_through_the_apis_path(tmp_path):
 
 async def test_the_inbox_streams_counts_never_numbers_or_words(tmp_path):
     async with serving(tmp_path, reg=scripted_registry(), scenario="scripted") as live:
-        live.server.app.console.pages.poll = 0.02
         await live.text("human", their=A)
         await login(live.client, "advocate")
         async with live.client.stream("GET", "/handoffs/events") as stream:
