@@ -5,6 +5,7 @@ drives the same pages in chromium."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -16,12 +17,14 @@ import trio
 
 from intercept.buyers.media import media_path
 from intercept.console import app as console_app
+from intercept.console.notices import QueueWatch
 from intercept.console.rates import Rates
 from intercept.console.sessions import Sessions
 from intercept.console.web import CSP, safe_next
 from intercept.gateways import SimGateway
 from intercept.http.auth import Principal, Role
 from intercept.server import Server
+from intercept.store.console_reads import OpenHandoff
 from intercept.store.tokens import CreateToken, revoke_token
 
 from helpers import (
@@ -33,6 +36,7 @@ from helpers import (
     Live,
     add_ads,
     outreach_config,
+    scripted_registry,
     serving,
     shipped,
 )
@@ -436,6 +440,7 @@ async def test_the_overview_shows_the_servers_figures(tmp_path):
         figures = dict(re.findall(r'data-figure="(\w+)">([^<]+)<', r.text))
         assert figures["store"] == "ok" and figures["outbox"] == "0"
         assert figures["human"] == "0" and int(figures["live"]) >= 0
+        assert figures["handoffs"] == "0" and "urgent" not in figures
         assert float(figures["in"]) == 2.0 and float(figures["out"]) == 2.0  # in the last minute
         assert 'href="/conversations?status=ended">ended</a> 1' in r.text
         assert "<strong>2</strong> in all" in r.text
@@ -461,3 +466,245 @@ async def test_the_impact_report_with_charts(tmp_path):
         assert r.status_code == 400 and "is not a date (YYYY-MM-DD)" in r.text
         r = await live.client.get("/reports", params={"city": "paris"})
         assert r.status_code == 400
+
+
+# -- the advocates' inbox and the forms that change hand-offs and campaigns
+
+KIM = "advocate-token-0000000kim"
+A, B = "+12065550101", "+12065550102"
+
+
+async def login_with(client: httpx.AsyncClient, token: str) -> str:
+    """Log `client` in with any token; the session's CSRF token."""
+    page = await client.get("/login")
+    r = await client.post("/login", data={"csrf": CSRF.search(page.text).group(1),
+                                          "token": token})
+    assert r.status_code == 303, r.text
+    return CSRF.search((await client.get("/")).text).group(1)
+
+
+def inbox_order(text: str) -> list[int]:
+    return [int(i) for i in re.findall(r'data-conversation="(\d+)"', text)]
+
+
+async def test_the_inbox_puts_urgent_first_and_offers_no_one_elses_claim(tmp_path):
+    async with serving(tmp_path, reg=scripted_registry(), scenario="scripted",
+                       tokens=TOKENS + f",advocate:{KIM}:kim") as live:
+        a = await live.text("human", their=A)
+        b = await live.text("urgent", their=B)
+        await live.text("hi", their="+12065550104")  # the bot has it: not in the inbox
+        csrf = await login(live.client, "advocate")
+        figures = dict(re.findall(r'data-figure="(\w+)">([^<]+)<',
+                                  (await live.client.get("/overview")).text))
+        assert figures["handoffs"] == "2" and figures["urgent"] == "1 urgent"
+        r = await live.client.get("/handoffs")
+        assert r.status_code == 200 and inbox_order(r.text) == [b, a]
+        urgent = r.text.split(f'data-conversation="{b}"')[1].split("</li>")[0]
+        assert "URGENT</span>" in urgent and "may be in danger" in urgent  # a word, not a colour
+        assert B in urgent and "not claimed" in urgent and "waiting " in urgent
+        assert f'action="/conversations/{b}/claim"' in urgent
+        r = await live.client.post(f"/conversations/{b}/claim", data={"csrf": csrf})
+        assert r.status_code == 303 and r.headers["location"] == f"/conversations/{b}"
+        page = await live.client.get(f"/conversations/{b}")
+        assert "You hold it." in page.text and f'action="/conversations/{b}/release"' in page.text
+
+        async with browser(live) as other:
+            kims = await login_with(other, KIM)
+            r = await other.get("/handoffs")
+            assert inbox_order(r.text) == [a]  # sam's claim is not offered to kim
+            r = await other.post(f"/conversations/{b}/claim", data={"csrf": kims})
+            assert r.status_code == 409
+            assert f"Conversation {b}: advocate &#39;sam&#39; has claimed this hand-off" in r.text
+            page = await other.get(f"/conversations/{b}")
+            assert "sam has claimed this hand-off" in page.text
+            assert 'id="reply"' not in page.text and "/claim" not in page.text
+            r = await other.post(f"/conversations/{b}/messages",
+                                 data={"csrf": kims, "text": "I'm Kim"})
+            assert r.status_code == 409
+        async with browser(live) as admin:
+            await login(admin, "admin")
+            r = await admin.get("/handoffs")
+            assert inbox_order(r.text) == [b, a] and "claimed by sam" in r.text
+        async with browser(live) as viewer:
+            await login(viewer, "viewer")
+            r = await viewer.get("/handoffs")
+            assert inbox_order(r.text) == [b, a]
+            assert B not in r.text and A not in r.text and "/claim" not in r.text
+            assert "Numbers are masked" in r.text
+        rows = live.query("SELECT actor, status, detail FROM audit WHERE action = "
+                          "'GET /handoffs' ORDER BY id")
+        assert rows[0] == ("sam", 200, "2 of 2 from 0 with full numbers")
+        assert ("kim", 200, "1 of 1 from 0 with full numbers") in rows
+        assert ("val", 200, "2 of 2 from 0 with masked numbers") in rows
+        rows = live.query("SELECT actor, status, conversation_id, detail FROM audit WHERE "
+                          "action = 'POST /conversations/{id}/claim' ORDER BY id")
+        assert rows[0] == ("sam", 200, b, "claimed; was unclaimed, priority urgent")
+        assert rows[1][:3] == ("kim", 409, b)
+
+
+async def test_notes_outcomes_release_assign_and_who_sent_each_reply(tmp_path):
+    async with serving(tmp_path, reg=scripted_registry(), scenario="scripted",
+                       tokens=TOKENS + f",advocate:{KIM}:kim") as live:
+        b = await live.text("urgent", their=B)
+        csrf = await login(live.client, "advocate")
+        r = await live.client.post(f"/conversations/{b}/messages",
+                                   data={"csrf": csrf, "text": "Hi, this is Sam."})
+        assert r.status_code == 303  # texting claims it
+        live_part = (await live.client.get(f"/conversations/{b}/live")).text
+        assert '<span data-sent-by="sam">sam</span> (advocate)' in live_part
+        assert "claimed by you" in live_part and "URGENT" in live_part
+        r = await live.client.post(f"/conversations/{b}/notes",
+                                   data={"csrf": csrf, "text": "  safe at a friend's  "})
+        assert r.status_code == 303
+        r = await live.client.post(f"/conversations/{b}/notes", data={"csrf": csrf, "text": ""})
+        assert r.status_code == 400 and "A note is 1 to 4000 characters." in r.text
+        page = await live.client.get(f"/conversations/{b}")
+        assert "safe at a friend&#39;s" in page.text and "Internal notes" in page.text
+        r = await live.client.post(f"/conversations/{b}/outcomes",
+                                   data={"csrf": csrf, "kind": "connected_to_services",
+                                         "note": "shelter tonight"})
+        assert r.status_code == 303
+        r = await live.client.post(f"/conversations/{b}/outcomes",
+                                   data={"csrf": csrf, "kind": "other"})
+        assert r.status_code == 400 and "note" in r.text
+        r = await live.client.post(f"/conversations/{b}/outcomes",
+                                   data={"csrf": csrf, "kind": "bogus"})
+        assert r.status_code == 400 and "Choose an outcome" in r.text
+        page = await live.client.get(f"/conversations/{b}")
+        assert "connected_to_services by sam" in page.text
+        r = await live.client.post(f"/conversations/{b}/release", data={"csrf": csrf})
+        assert r.status_code == 303
+        assert live.query("SELECT claimed_by FROM handoffs WHERE conversation_id = ?",
+                          (b,)) == [(None,)]
+        async with browser(live) as admin:
+            admins = await login(admin, "admin")
+            r = await admin.post(f"/conversations/{b}/assign",
+                                 data={"csrf": admins, "advocate": "kim"})
+            assert r.status_code == 303
+            r = await admin.post(f"/conversations/{b}/assign",
+                                 data={"csrf": admins, "advocate": "  "})
+            assert r.status_code == 400 and "name of the advocate" in r.text
+        assert live.query("SELECT claimed_by FROM handoffs WHERE conversation_id = ?",
+                          (b,)) == [("kim",)]
+        r = await live.client.post(f"/conversations/{b}/release", data={"csrf": csrf})
+        assert r.status_code == 409 and "kim" in r.text
+        rows = dict(live.query("SELECT action, detail FROM audit WHERE actor IN ('sam', "
+                               "'root') AND action LIKE 'POST /conversations/{id}/%' AND "
+                               "status < 300"))
+        assert rows["POST /conversations/{id}/notes"] == "note of 18 characters"
+        assert rows["POST /conversations/{id}/outcomes"] == "outcome connected_to_services"
+        assert rows["POST /conversations/{id}/release"].startswith("released; was sam")
+        assert rows["POST /conversations/{id}/assign"].startswith("assigned to kim; was")
+        every = " ".join(d for (d,) in live.query("SELECT detail FROM audit"))
+        assert "friend" not in every and "shelter" not in every and "Hi, this is" not in every
+
+
+async def test_every_new_form_needs_csrf_and_its_role(tmp_path):
+    async with serving(tmp_path, reg=scripted_registry(), scenario="scripted") as live:
+        b = await live.text("urgent", their=B)
+        forms = [(f"/conversations/{b}/claim", {}, "advocate"),
+                 (f"/conversations/{b}/release", {}, "advocate"),
+                 (f"/conversations/{b}/assign", {"advocate": "sam"}, "admin"),
+                 (f"/conversations/{b}/notes", {"text": "n"}, "advocate"),
+                 (f"/conversations/{b}/outcomes", {"kind": "positive_conversation"},
+                  "advocate"),
+                 ("/campaigns/start", {"name": "spring"}, "admin"),
+                 ("/campaigns/pause", {"name": "spring"}, "admin")]
+        admin_csrf = await login(live.client, "admin")
+        for path, data, _ in forms:
+            r = await live.client.post(path, data=data)
+            assert r.status_code == 403 and "CSRF token" in r.text, path
+            r = await live.client.post(path, data={**data, "csrf": admin_csrf[:-2] + "xx"})
+            assert r.status_code == 403, path
+        for role in ("viewer", "advocate"):
+            async with browser(live) as client:
+                csrf = await login(client, role)
+                for path, data, needs in forms:
+                    if role == "advocate" and needs == "advocate":
+                        continue
+                    r = await client.post(path, data={**data, "csrf": csrf})
+                    assert r.status_code == 403 and f"needs the {needs} role" in r.text, path
+        assert live.query("SELECT claimed_by FROM handoffs") == [(None,)]
+        assert live.query("SELECT count(*) FROM handoff_notes") == [(0,)]
+        assert live.query("SELECT count(*) FROM advocate_outcomes") == [(0,)]
+        assert live.query("SELECT count(*) FROM audit WHERE action LIKE 'POST /c%'") == [(0,)]
+
+
+async def test_admins_start_and_pause_campaigns_through_the_apis_path(tmp_path):
+    add_ads(tmp_path / "api.db", ["+12065550141"])
+    config = outreach_config({"name": "spring", "window": "00:00-24:00", "rate": "5/s",
+                              "rate_per_number": "5/s"},
+                             http={"enabled": True, "listen": "127.0.0.1:0"},
+                             api={"tokens": TOKENS})
+    server = Server(config, registry=shipped(), gateway=SimGateway(receipts=True),
+                    store_path=tmp_path / "api.db")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        (base,) = server.http_addresses
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            csrf = await login(client, "admin")
+            page = await client.get("/campaigns")
+            assert 'action="/campaigns/start"' in page.text and "Start spring" in page.text
+            r = await client.post("/campaigns/start", data={"csrf": csrf, "name": "spring"})
+            assert r.status_code == 303 and r.headers["location"] == "/campaigns"
+            page = await client.get("/campaigns")
+            assert "state-running" in page.text and "Pause spring" in page.text
+            r = await client.post("/campaigns/pause", data={"csrf": csrf, "name": "spring"})
+            assert r.status_code == 303
+            assert "Resume spring" in (await client.get("/campaigns")).text
+            r = await client.post("/campaigns/start", data={"csrf": csrf, "name": "autumn"})
+            assert r.status_code == 404 and "autumn" in r.text
+            r = await client.post("/campaigns/start", data={"csrf": csrf, "name": ""})
+            assert r.status_code == 400
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            await login(client, "advocate")
+            page = await client.get("/campaigns")
+            assert "/campaigns/start" not in page.text and "need the admin role" in page.text
+        rows = server.store.query("SELECT actor, action, status, detail FROM audit WHERE "
+                                  "action LIKE 'POST /campaigns/%' ORDER BY id")
+        assert rows[:2] == [("root", "POST /campaigns/start", 200,
+                             "campaign spring: was idle, now running"),
+                            ("root", "POST /campaigns/pause", 200,
+                             "campaign spring: was running, now paused")]
+        assert rows[2][:3] == ("root", "POST /campaigns/start", 404)
+        server.stop()
+
+
+async def test_the_inbox_streams_counts_never_numbers_or_words(tmp_path):
+    async with serving(tmp_path, reg=scripted_registry(), scenario="scripted") as live:
+        await live.text("human", their=A)
+        await login(live.client, "advocate")
+        async with live.client.stream("GET", "/handoffs/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+
+            async def next_counts() -> dict[str, int]:
+                with trio.fail_after(10):
+                    async for line in lines:
+                        assert "event: changed" not in line  # no conversation here
+                        if line.startswith("data: {"):
+                            return json.loads(line.removeprefix("data: "))
+                raise AssertionError("the stream ended")
+
+            assert await next_counts() == {"open": 1, "urgent": 0, "unclaimed": 1, "new": 0,
+                                           "new_urgent": 0}
+            await live.text("urgent", their=B)
+            got = await next_counts()
+            assert got == {"open": 2, "urgent": 1, "unclaimed": 2, "new": 1, "new_urgent": 1}
+        live_page = await live.client.get("/handoffs")
+        assert 'data-stream="/handoffs/events"' in live_page.text
+        assert 'data-refresh-on="handoffs"' in live_page.text
+
+
+def test_the_queue_watch_says_what_is_new_and_newly_urgent():
+    watch = QueueWatch()
+    first = watch.look([OpenHandoff(1, "normal", None, False)])
+    assert b'"open":1' in first and b'"new":0' in first
+    assert watch.look([OpenHandoff(1, "normal", None, False)]) == b""  # nothing changed
+    raised = watch.look([OpenHandoff(1, "urgent", None, False),
+                         OpenHandoff(2, "normal", None, False)])
+    assert json.loads(raised.split(b"data: ")[1]) == {
+        "open": 2, "urgent": 1, "unclaimed": 2, "new": 1, "new_urgent": 1}
+    claimed = watch.look([OpenHandoff(1, "urgent", "sam", False),
+                          OpenHandoff(2, "normal", None, False)])
+    assert b'"unclaimed":1' in claimed and b'"new":0,"new_urgent":0' in claimed

@@ -15,7 +15,10 @@ from urllib.parse import quote
 from ..http.auth import AuthError, Principal, Role
 from ..http.routing import HTTPError, Request, Response, Route, RouteTable
 from ..store import Audit, StoreClosed, StoreUnavailable
+from .actions import Actions
 from .config_pages import ConfigPages
+from .inbox import STREAM as INBOX_STREAM
+from .inbox import Inbox
 from .pages import Pages
 from .render import Renderer
 from .report_page import ReportPage
@@ -27,11 +30,13 @@ log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 MAX_BODY = 64 * 1024
-PREFIXES = ("/conversations", "/static/", "/scenarios")
-PATHS = frozenset({"/", "/login", "/logout", "/overview", "/campaigns", "/reports"})
+PREFIXES = ("/conversations", "/static/", "/scenarios", "/handoffs")
+PATHS = frozenset({"/", "/login", "/logout", "/overview", "/campaigns", "/campaigns/start",
+                   "/campaigns/pause", "/reports"})
 STATIC_TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8",
                 ".png": b"image/png"}
-EVENTS = "/conversations/{id}/events"
+STREAMS = frozenset({"/conversations/{id}/events", INBOX_STREAM})
+"""Routes that answer with an event stream (`Pages.events`) instead of a response."""
 
 
 def _static_files() -> dict[str, tuple[bytes, bytes]]:
@@ -55,11 +60,15 @@ class Console:
     def __init__(self, services: ConsoleServices):
         self.services = services
         self.reads, self.access, self.api = services.reads, services.access, services.api
+        self.api_handlers = {(r.method, r.path): r.handler for r in self.api.routes()}
+        """The API's handlers by (method, path), for those `Api` does not name itself (the
+        hand-off queue's)."""
         self.sessions = Sessions()
         self.renderer = Renderer()
         self.pages = Pages(self)
         config_pages = ConfigPages(self)
-        self.routes = RouteTable([*self.pages.routes(), *config_pages.routes(),
+        self.routes = RouteTable([*self.pages.routes(), *Actions(self).routes(),
+                                  *Inbox(self).routes(), *config_pages.routes(),
                                   *ReportPage(self).routes()])
         self.scenario_route = config_pages.scenario_route()
         """/scenarios/{name}: matched here, as `RouteTable` takes numbers only."""
@@ -140,7 +149,7 @@ class Console:
             if session is None or not csrf_matches(session.csrf, presented):
                 raise HTTPError(403, "This form has no valid CSRF token (it may have "
                                      "expired): reload the page and try again.")
-        if route.path == EVENTS:  # a stream: it sends its own response
+        if route.path in STREAMS:  # a stream: it sends its own response
             await self.pages.events(request, receive, send)
             return None
         return await route.handler(request)

@@ -51,13 +51,16 @@ class ConfigPages:
         return Route("GET", SCENARIO, self.scenario, "One scenario", role=Role.viewer)
 
     async def campaigns(self, request: Request) -> Response:
-        """The API's own campaign figures (`GET /api/campaigns`), as a table."""
+        """The API's own campaign figures (`GET /api/campaigns`), as a table; admins get
+        Start and Pause (`Actions`)."""
         api_request = Request("GET", "/api/campaigns", request.scope, b"", {}, request.client,
                               request.principal, query=s.CampaignQuery())
         response = await self.console.api.campaigns(api_request)
         found = msgspec.json.decode(response.body, type=s.CampaignList)
+        assert request.principal is not None
         return self.console.html(200, "campaigns.html", request, page="campaigns",
-                                 campaigns=found.items)
+                                 campaigns=found.items,
+                                 is_admin=request.principal.role >= Role.admin)
 
     async def scenarios(self, request: Request) -> Response:
         registry = self.console.services.registry

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, get_args
 from urllib.parse import parse_qsl, urlencode
 
-import msgspec
 import trio
 
 from ..buyers.media import media_path
@@ -24,7 +23,9 @@ from ..http import schemas as s
 from ..http.auth import AuthError, Role
 from ..http.routing import HTTPError, Request, Response, Route
 from ..store import console_reads as cr
+from ..store import handoffs as hq
 from ..store import reads as q
+from .notices import QueueWatch
 from .rates import Rates
 from .sessions import COOKIE, LOGIN_CSRF_COOKIE, Session, csrf_matches, may_see_numbers
 from .web import SECURITY_HEADERS, cookies, form, is_https, redirect, safe_next, set_cookie
@@ -36,6 +37,23 @@ PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """What the console shows inline (an SVG could carry script)."""
 PAGE = 50
 """Conversations per list page."""
+OUTCOME_LABELS = (("positive_conversation", "A positive conversation"),
+                  ("meeting_scheduled", "A meeting is scheduled"),
+                  ("connected_to_services", "Connected to services"),
+                  ("other", "Other (say what in the note)"))
+"""The advocate outcomes (`OutcomeKind`) as the outcome form offers them."""
+assert {k for k, _ in OUTCOME_LABELS} == set(get_args(s.OutcomeKind))
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """What a conversation page shows beside its read model."""
+
+    detail: q.ConversationDetail
+    extras: cr.Extras | None
+    handoff: hq.HandoffRow | None
+    notes: list[hq.Note] | None
+    """Internal notes (advocates only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +125,6 @@ class Pages:
                   role=viewer),
             Route("GET", "/conversations/{id}/photos/{photo}", self.photo,
                   "A photo the other party sent", role=advocate),
-            Route("POST", "/conversations/{id}/messages", self.reply,
-                  "Reply as a human (take over)", role=advocate),
-            Route("POST", "/conversations/{id}/hand-back", self.hand_back,
-                  "Give it back to the bot", role=advocate),
         ]
 
     # -- shapes
@@ -180,9 +194,11 @@ class Pages:
 
     async def _overview_values(self) -> dict[str, Any]:
         stats = await self.console.reads.run(q.stats)
+        handoffs = await self.console.reads.run(cr.open_handoffs)
         rate_in, rate_out = self.rates.sample()
         return {"health": self.console.services.health(), "stats": stats, "rate_in": rate_in,
-                "rate_out": rate_out, "now": self.console.now()}
+                "rate_out": rate_out, "now": self.console.now(), "handoffs": len(handoffs),
+                "urgent": sum(h.priority == "urgent" for h in handoffs)}
 
     async def overview(self, request: Request) -> Response:
         return self.console.html(200, "overview.html", request, page="overview",
@@ -255,49 +271,65 @@ class Pages:
             full_numbers=full, prev_link=link(max(0, offset - PAGE)) if offset else None,
             next_link=link(offset + PAGE) if offset + PAGE < total else None)
 
-    async def _detail(self, cid: int, extras: bool) -> tuple[q.ConversationDetail,
-                                                               cr.Extras | None]:
-        def read(conn: sqlite3.Connection) -> tuple[Any, Any]:
+    async def _detail(self, cid: int, extras: bool) -> Detail:
+        """The conversation, its open hand-off and, with `extras` (advocates), its lookups,
+        photos and internal notes; raises `HTTPError` 404."""
+
+        def read(conn: sqlite3.Connection) -> Detail | None:
             detail = q.conversation_detail(conn, cid)
             if detail is None:
-                return None, None
-            return detail, cr.conversation_extras(conn, cid) if extras else None
+                return None
+            return Detail(detail, cr.conversation_extras(conn, cid) if extras else None,
+                          hq.open_handoff(conn, cid), hq.notes(conn, cid) if extras else None)
 
-        detail, more = await self.console.reads.run(read)
-        if detail is None:
+        found: Detail | None = await self.console.reads.run(read)
+        if found is None:
             raise HTTPError(404, f"There is no conversation {cid}.")
-        return detail, more
+        return found
 
     async def conversation(self, request: Request) -> Response:
         cid = request.params["id"]
         role = self.role(request)
-        detail, extras = await self._detail(cid, may_see_numbers(role))
+        full = may_see_numbers(role)
+        found = await self._detail(cid, full)
+        detail, handoff = found.detail, found.handoff
+        notes = "" if found.notes is None else f" and {len(found.notes)} notes"
         await self.console.audit(request, "GET /conversations/{id}", 200,
-                                 f"{len(detail.transcript)} messages with "
-                                 f"{'full' if may_see_numbers(role) else 'masked'} numbers")
+                                 f"{len(detail.transcript)} messages{notes} with "
+                                 f"{'full' if full else 'masked'} numbers")
+        assert request.principal is not None
+        held_by_other = (handoff is not None and handoff.claimed_by is not None
+                         and handoff.claimed_by != request.principal.name
+                         and role < Role.admin)
         return self.console.html(
             200, "conversation.html", request, page="conversations",
             c=self.shown(detail.conversation, role), transcript=detail.transcript,
-            transitions=detail.transitions, outcomes=detail.outcomes, extras=extras,
-            may_act=role >= Role.advocate, photo_types=PHOTO_TYPES)
+            transitions=detail.transitions, outcomes=detail.outcomes, extras=found.extras,
+            handoff=handoff, notes=found.notes, held_by_other=held_by_other,
+            may_act=role >= Role.advocate, is_admin=role >= Role.admin,
+            outcome_kinds=OUTCOME_LABELS, photo_types=PHOTO_TYPES)
 
     async def live(self, request: Request) -> Response:
-        """The live part of a conversation page (state, tags, transcript), for htmx."""
+        """The live part of a conversation page (state, hand-off, tags, transcript), for
+        htmx."""
         cid = request.params["id"]
-        detail, _ = await self._detail(cid, False)
+        found = await self._detail(cid, False)
         return self.console.html(200, "_live.html", request,
-                                 c=self.shown(detail.conversation, self.role(request)),
-                                 transcript=detail.transcript)
+                                 c=self.shown(found.detail.conversation, self.role(request)),
+                                 transcript=found.detail.transcript, handoff=found.handoff)
 
     async def events(self, request: Request, receive: Any, send: Any) -> None:
-        """Server-sent events: ``changed`` whenever the conversation does (polled every
-        `poll` seconds), a comment after `keepalive` seconds of quiet; ends after
-        `stream_for` seconds, when the session does (the browser then reconnects) or when
-        the browser goes away."""
-        cid = request.params["id"]
-        stamp = await self.console.reads.run(cr.change_stamp, cid)
-        if stamp is None:
-            raise HTTPError(404, f"There is no conversation {cid}.")
+        """Server-sent events: ``changed`` whenever the page's conversation does (polled every
+        `poll` seconds; not on /handoffs/events), ``handoffs`` with counts whenever the
+        hand-offs the user is offered do, a comment after `keepalive` seconds of quiet; ends
+        after `stream_for` seconds, when the session does (the browser then reconnects) or
+        when the browser goes away."""
+        cid: int | None = request.params.get("id")
+        stamp = None
+        if cid is not None:
+            stamp = await self.console.reads.run(cr.change_stamp, cid)
+            if stamp is None:
+                raise HTTPError(404, f"There is no conversation {cid}.")
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no"),
@@ -313,9 +345,10 @@ class Pages:
 
                 nursery.start_soon(until_gone)
                 try:
-                    await self._stream(request, send, stamp)
+                    await self._stream(request, send, cid, stamp)
                 except Exception as exc:  # the response has started: end it, do not answer
-                    log.warning("conversation %d: its event stream ended early: %s", cid,
+                    log.warning("%s: its event stream ended early: %s",
+                                "the inbox" if cid is None else f"conversation {cid}",
                                 exc.__class__.__name__)
                     await send({"type": "http.response.body", "body": b"",
                                 "more_body": False})
@@ -323,12 +356,22 @@ class Pages:
         finally:
             self.streams -= 1
 
-    async def _stream(self, request: Request, send: Any, stamp: Any) -> None:
-        cid, session = request.params["id"], request.data
+    @staticmethod
+    def _look(conn: sqlite3.Connection, cid: int | None, hide: str | None
+              ) -> tuple[Any, list[cr.OpenHandoff]]:
+        stamp = None if cid is None else cr.change_stamp(conn, cid)
+        return stamp, cr.open_handoffs(conn, hide)
+
+    async def _stream(self, request: Request, send: Any, cid: int | None, stamp: Any) -> None:
+        session: Session = request.data
+        principal = session.principal
+        hide = principal.name if principal.role == Role.advocate else None  # as the API's queue
+        watch = QueueWatch()
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n",
                     "more_body": True})
-        # the page may have changed since it was rendered: the first event refreshes it
-        chunk = b"event: changed\ndata: 0\n\n"
+        # the page may have changed since it was rendered: the first events refresh it
+        _, queue = await self.console.reads.run(self._look, None, hide)
+        chunk = (b"" if cid is None else b"event: changed\ndata: 0\n\n") + watch.look(queue)
         sent_at = trio.current_time()
         end = sent_at + self.stream_for
         changes = 0
@@ -341,13 +384,14 @@ class Pages:
             if now >= end or self.console.sessions.find_live(session, self.console.now()) \
                     is None:
                 break
-            latest = await self.console.reads.run(cr.change_stamp, cid)
-            if latest is None:
+            latest, queue = await self.console.reads.run(self._look, cid, hide)
+            if cid is not None and latest is None:
                 chunk = b"event: gone\ndata: deleted\n\n"
-            elif latest != stamp:
+            elif cid is not None and latest != stamp:
                 stamp, changes = latest, changes + 1
                 chunk = f"event: changed\ndata: {changes}\n\n".encode()
-            elif now - sent_at >= self.keepalive:
+            chunk += watch.look(queue)
+            if not chunk and now - sent_at >= self.keepalive:
                 chunk = b": still here\n\n"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -372,32 +416,3 @@ class Pages:
                                  f"photo {media_id} ({content_type}, {len(body)} bytes)")
         return Response(200, body, content_type.encode(), [
             (b"cache-control", b"no-store"), (b"content-disposition", b"inline")])
-
-    # -- actions (the API's handlers, audited under the console's paths)
-
-    async def _act(self, request: Request, action: str, data: Any, handler: Any) -> Response:
-        cid = request.params["id"]
-        api_request = Request("POST", request.path, request.scope, b"", request.params,
-                              request.client, request.principal, data=data)
-        try:
-            response: Response = await handler(api_request)
-        except HTTPError as exc:
-            await self.console.audit(request, action, exc.status, exc.message)
-            raise HTTPError(exc.status, exc.message[:1].upper() + exc.message[1:] + ".") \
-                from None
-        await self.console.audit(request, action, response.status, response.detail)
-        return redirect(f"/conversations/{cid}")
-
-    async def reply(self, request: Request) -> Response:
-        text = form(request).get("text", "")
-        try:
-            message = msgspec.convert({"text": text}, s.OperatorMessage)
-        except msgspec.ValidationError:
-            raise HTTPError(400, "A message is 1 to 1600 characters.") from None
-        return await self._act(request, "POST /conversations/{id}/messages", message,
-                               self.console.api.send_message)
-
-    async def hand_back(self, request: Request) -> Response:
-        return await self._act(request, "POST /conversations/{id}/hand-back",
-                               s.HandBackRequest(), self.console.api.hand_back)
-

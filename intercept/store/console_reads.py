@@ -1,5 +1,6 @@
 """What the web console reads besides the API's read models (store/reads.py): a conversation's
-change stamp (for live updates), its lookups and its photos. Plain functions of a connection."""
+change stamp (for live updates), its lookups and its photos, and the open hand-offs (for the
+inbox's counts). Plain functions of a connection."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from typing import Any
 
 
 def change_stamp(conn: sqlite3.Connection, conversation_id: int) -> tuple[Any, ...] | None:
-    """Something that changes whenever the conversation's transcript or state does."""
+    """Something that changes whenever the conversation's transcript, state or open
+    hand-off (its priority, who holds it) does."""
     return conn.execute(
         "SELECT c.updated_at, c.status, c.operator, c.outcome, "
         "(SELECT count(*) FROM inbound i WHERE i.conversation_id = c.id), "
         "(SELECT count(*) || ':' || coalesce(max(o.updated_at), 0) || ':' || "
         " coalesce(group_concat(o.status), '') FROM outbox o WHERE o.conversation_id = c.id), "
-        "(SELECT count(*) FROM tags t WHERE t.conversation_id = c.id) "
+        "(SELECT count(*) FROM tags t WHERE t.conversation_id = c.id), "
+        "(SELECT h.id || ':' || h.priority || ':' || coalesce(h.claimed_by, '') FROM handoffs h "
+        " WHERE h.conversation_id = c.id AND h.closed_at IS NULL) "
         "FROM conversations c WHERE c.id = ?", (conversation_id,)).fetchone()
 
 
@@ -79,3 +83,26 @@ def stored_photo(conn: sqlite3.Connection, conversation_id: int, media_id: int
                        "conversation_id = ? AND status = 'stored' AND sha256 IS NOT NULL",
                        (media_id, conversation_id)).fetchone()
     return None if row is None else (row[0], row[1] or "")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHandoff:
+    """An open hand-off as the console's notifications need it: never a number or a text."""
+
+    id: int
+    priority: str
+    claimed_by: str | None
+    answered: bool
+
+
+def open_handoffs(conn: sqlite3.Connection, hide_claimed_by_others_of: str | None = None
+                  ) -> list[OpenHandoff]:
+    """The open hand-offs (urgent first, then oldest); with `hide_claimed_by_others_of`, an
+    advocate's view: those another advocate claimed are left out, as in the API's queue."""
+    where, params = "closed_at IS NULL", []
+    if hide_claimed_by_others_of is not None:
+        where += " AND (claimed_by IS NULL OR claimed_by = ?)"
+        params.append(hide_claimed_by_others_of)
+    return [OpenHandoff(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(
+        f"SELECT id, priority, claimed_by, first_reply_at IS NOT NULL FROM handoffs "
+        f"WHERE {where} ORDER BY priority = 'urgent' DESC, opened_at, id", params)]
