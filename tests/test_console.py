@@ -708,3 +708,21 @@ def test_the_queue_watch_says_what_is_new_and_newly_urgent():
     claimed = watch.look([OpenHandoff(1, "urgent", "sam", False),
                           OpenHandoff(2, "normal", None, False)])
     assert b'"unclaimed":1' in claimed and b'"new":0,"new_urgent":0' in claimed
+
+
+def test_the_pages_number_index_follows_a_reload():
+    """A reload replaces the running config's [[numbers]] and [cities] in place: the console's
+    city filters and labels follow without a restart."""
+    import msgspec
+
+    from intercept.config import load_config
+    from intercept.console.numbers import NumberIndex
+    from intercept.foundation.resources import bundled_root
+
+    config = load_config(bundled_root() / "config" / "intercept.toml")
+    index = NumberIndex(config)
+    assert set(index.city_of) == {n.number for n in config.numbers}
+    first = config.numbers[0]
+    config.take_numbers(msgspec.structs.replace(config, numbers=[first]))
+    assert index.city_of == {first.number: first.city}
+    assert index.kind_of == {first.number: first.kind}

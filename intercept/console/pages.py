@@ -26,6 +26,7 @@ from ..store import console_reads as cr
 from ..store import handoffs as hq
 from ..store import reads as q
 from .notices import QueueWatch
+from .numbers import NumberIndex
 from .rates import Rates
 from .sessions import COOKIE, LOGIN_CSRF_COOKIE, Session, csrf_matches, may_see_numbers
 from .web import SECURITY_HEADERS, cookies, form, is_https, redirect, safe_next, set_cookie
@@ -92,12 +93,8 @@ class Pages:
         """The `app.Console` these pages belong to (its sessions, renderer, reads, API)."""
         self.streams = 0
         """Event streams open now."""
-        config = console.services.config
-        self.city_of = {n.number: n.city for n in config.numbers}
-        names = {key: city.name for key, city in config.cities.items()}
-        self.city_label = {n.number: names.get(n.city, n.city) for n in config.numbers}
-        self.kind_of = {n.number: n.kind for n in config.numbers}
-        self.cities = sorted((key, city.name) for key, city in config.cities.items())
+        self.numbers = NumberIndex(console.services.config)
+        """Our numbers' cities and kinds, as of the last reload."""
         registry = console.services.metrics.registry
 
         def counters() -> tuple[float, float]:
@@ -133,8 +130,8 @@ class Pages:
         return Shown(
             id=row.id, number=row.their_number if may_see_numbers(role) else mask(
                 row.their_number), our_number=row.our_number,
-            city=self.city_label.get(row.our_number),
-            kind=self.kind_of.get(row.our_number, "buyer"),
+            city=self.numbers.city_label.get(row.our_number),
+            kind=self.numbers.kind_of.get(row.our_number, "buyer"),
             scenario=row.scenario, version=row.version, status=row.status,
             outcome=row.outcome, operator=row.operator, messages_in=row.inbound_count,
             messages_out=row.outbound_count, tags=row.tags, created_at=row.created_at,
@@ -215,15 +212,15 @@ class Pages:
         our: set[str] | None = None
         city = fields.get("city")
         if city:
-            if city not in dict(self.cities):
+            if city not in dict(self.numbers.cities):
                 raise HTTPError(400, f"There is no city {city!r}; the cities are "
-                                     f"{', '.join(k for k, _ in self.cities) or 'none'}.")
-            our = {n for n, c in self.city_of.items() if c == city}
+                                     f"{', '.join(k for k, _ in self.numbers.cities) or 'none'}.")
+            our = {n for n, c in self.numbers.city_of.items() if c == city}
         kind = fields.get("kind")
         if kind:
             if kind not in ("buyer", "outreach"):
                 raise HTTPError(400, "Kind is buyer or outreach.")
-            of_kind = {n for n, k in self.kind_of.items() if k == kind}
+            of_kind = {n for n, k in self.numbers.kind_of.items() if k == kind}
             our = of_kind if our is None else our & of_kind
         status = fields.get("status") or None
         if status is not None and status not in STATUSES:
@@ -267,7 +264,7 @@ class Pages:
             rows=[self.shown(r, role) for r in rows], total=total, offset=offset,
             form={name: fields.get(name, "") for name in ("city", "kind", "status", "outcome",
                                                           "number")},
-            cities=self.cities, statuses=STATUSES, outcomes=sorted(stats.by_outcome),
+            cities=self.numbers.cities, statuses=STATUSES, outcomes=sorted(stats.by_outcome),
             full_numbers=full, prev_link=link(max(0, offset - PAGE)) if offset else None,
             next_link=link(offset + PAGE) if offset + PAGE < total else None)
 

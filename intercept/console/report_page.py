@@ -13,6 +13,7 @@ from ..http.auth import Role
 from ..http.routing import HTTPError, Request, Response, Route
 from ..store.report import CityFigures, Report, impact_report
 from ..store.retention import add_purged
+from .numbers import NumberIndex
 
 BAR_WIDTH = 100.0
 """Width of the longest bar, in the chart's own units (it scales with the page)."""
@@ -65,9 +66,8 @@ class ReportPage:
     def __init__(self, console: Any):
         self.console = console
         """The `app.Console` this page belongs to."""
-        config = console.services.config
-        self.cities = sorted((key, city.name) for key, city in config.cities.items())
-        self.city_of = {n.number: n.city for n in config.numbers}
+        self.numbers = NumberIndex(console.services.config)
+        """Our numbers' cities, as of the last reload."""
 
     def routes(self) -> list[Route]:
         return [Route("GET", "/reports", self.report, "The impact report", role=Role.viewer)]
@@ -76,9 +76,9 @@ class ReportPage:
         fields = {k: v.strip() for k, v in parse_qsl(
             request.scope.get("query_string", b"").decode("utf-8", "replace"))}
         city = fields.get("city") or None
-        if city is not None and city not in dict(self.cities):
+        if city is not None and city not in dict(self.numbers.cities):
             raise HTTPError(400, f"There is no city {city!r}; the cities are "
-                                 f"{', '.join(k for k, _ in self.cities) or 'none'}.")
+                                 f"{', '.join(k for k, _ in self.numbers.cities) or 'none'}.")
         since = None
         if fields.get("since"):
             try:
@@ -88,12 +88,12 @@ class ReportPage:
             since = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
         def read(conn: sqlite3.Connection) -> Report:
-            result = impact_report(conn, since=since, city=city, city_of=self.city_of)
+            result = impact_report(conn, since=since, city=city, city_of=self.numbers.city_of)
             return add_purged(conn, result, since=since, city=city)  # type: ignore[no-any-return]
 
         result = await self.console.reads.run(read)
         rows = [*result.cities, result.total] if len(result.cities) != 1 else result.cities
         return self.console.html(
-            200, "reports.html", request, page="reports", rows=rows, cities=self.cities,
+            200, "reports.html", request, page="reports", rows=rows, cities=self.numbers.cities,
             form={"city": city or "", "since": fields.get("since", "")},
             charts=[(c.city, charts(c)) for c in result.cities], duration=duration)
