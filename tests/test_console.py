@@ -466,6 +466,15 @@ async def test_the_impact_report_with_charts(tmp_path):
         assert r.status_code == 400 and "is not a date (YYYY-MM-DD)" in r.text
         r = await live.client.get("/reports", params={"city": "paris"})
         assert r.status_code == 400
+        # return contacts: both buyers' first conversations are still open (not judged yet)
+        r = await live.client.get("/reports", params={"period": "all"})
+        assert r.status_code == 200
+        row = re.search(r'<tr><th scope="row">seattle</th><td>all</td>'
+                        r'<td data-returns-deterred="seattle">(\d+)</td>', r.text)
+        assert row is not None and row.group(1) == "0"
+        assert re.search(r"<td>2</td></tr>\s*</tbody>", r.text.split("<h2>Return contacts</h2>")[1])
+        r = await live.client.get("/reports", params={"period": "decade"})
+        assert r.status_code == 400 and "is not a period" in r.text
 
 
 # -- the advocates' inbox and the forms that change hand-offs and campaigns

@@ -3,16 +3,18 @@ drawn on the server as SVG (no script; the style sheet colours them)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..foundation.stats import wilson
 from ..http.auth import Role
 from ..http.routing import HTTPError, Request, Response, Route
-from ..store.report import CityFigures, Report, impact_report
-from ..store.retention import add_purged
+from ..store.report import CityFigures
+from ..store.report_document import read_report
+from ..store.returns import WINDOWS, Cohort
 from .numbers import NumberIndex
 
 BAR_WIDTH = 100.0
@@ -87,13 +89,29 @@ class ReportPage:
                 raise HTTPError(400, f"{fields['since']!r} is not a date (YYYY-MM-DD).") from None
             since = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
-        def read(conn: sqlite3.Connection) -> Report:
-            result = impact_report(conn, since=since, city=city, city_of=self.numbers.city_of)
-            return add_purged(conn, result, since=since, city=city)  # type: ignore[no-any-return]
-
-        result = await self.console.reads.run(read)
+        period = fields.get("period") or "month"
+        if period not in PERIODS:
+            raise HTTPError(400, f"{period!r} is not a period; use {', '.join(PERIODS)}.")
+        result, returns = await self.console.reads.run(partial(
+            read_report, city_of=dict(self.numbers.city_of), as_of=self.console.now(),
+            since=since, city=city, period=period))
         rows = [*result.cities, result.total] if len(result.cities) != 1 else result.cities
         return self.console.html(
             200, "reports.html", request, page="reports", rows=rows, cities=self.numbers.cities,
-            form={"city": city or "", "since": fields.get("since", "")},
-            charts=[(c.city, charts(c)) for c in result.cities], duration=duration)
+            form={"city": city or "", "since": fields.get("since", ""), "period": period},
+            charts=[(c.city, charts(c)) for c in result.cities], duration=duration,
+            returns=[(r, {d: _share(r.deterred, d) for d in WINDOWS},
+                      {d: _share(r.left, d) for d in WINDOWS}) for r in returns],
+            windows=WINDOWS, periods=PERIODS)
+
+
+PERIODS = ("month", "quarter", "year", "all")
+
+
+def _share(cohort: Cohort, days: int) -> str:
+    """"3/10 (30%, 11–60%)": came back of those judged, with the 95% Wilson interval."""
+    p = wilson(cohort.back[days], cohort.judged[days])
+    if not p.trials or p.rate is None or p.low is None or p.high is None:
+        return "–"
+    return (f"{p.successes}/{p.trials} ({100 * p.rate:.0f}%, "
+            f"{100 * p.low:.0f}–{100 * p.high:.0f}%)")
