@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -365,8 +366,10 @@ async def test_scenarios_and_campaigns_read_only(tmp_path):
         assert r.status_code == 200 and "has no <code>[[campaigns]]</code>" in r.text
 
 
-async def test_campaigns_show_the_apis_figures(tmp_path):
-    add_ads(tmp_path / "api.db", ["+12065550141", "+12065550142"])
+@asynccontextmanager
+async def campaign_server(tmp_path: Path, ads: list[str]) -> AsyncIterator[tuple[Server, str]]:
+    """A served outreach config with campaign 'spring' over `ads`: the server and its URL."""
+    add_ads(tmp_path / "api.db", ads)
     config = outreach_config({"name": "spring", "window": "00:00-24:00", "rate": "5/s",
                               "rate_per_number": "5/s"},
                              http={"enabled": True, "listen": "127.0.0.1:0"},
@@ -376,16 +379,21 @@ async def test_campaigns_show_the_apis_figures(tmp_path):
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         (base,) = server.http_addresses
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            await login(client, "viewer")
-            r = await client.get("/campaigns")
-            assert r.status_code == 200
-            assert "spring" in r.text and "state-idle" in r.text
-            assert re.search(r"<tbody><tr><td>2</td>", r.text)  # two targets from the ads
-            assert 'href="/scenarios/victim-outreach"' in r.text
-            r = await client.get("/scenarios/victim-outreach")
-            assert r.status_code == 200 and "start</span>" in r.text
+        yield server, base
         server.stop()
+
+
+async def test_campaigns_show_the_apis_figures(tmp_path):
+    async with (campaign_server(tmp_path, ["+12065550141", "+12065550142"]) as (_, base),
+                httpx.AsyncClient(base_url=base, timeout=10) as client):
+        await login(client, "viewer")
+        r = await client.get("/campaigns")
+        assert r.status_code == 200
+        assert "spring" in r.text and "state-idle" in r.text
+        assert re.search(r"<tbody><tr><td>2</td>", r.text)  # two targets from the ads
+        assert 'href="/scenarios/victim-outreach"' in r.text
+        r = await client.get("/scenarios/victim-outreach")
+        assert r.status_code == 200 and "start</span>" in r.text
 
 
 async def test_photos_are_shown_to_advocates_only_and_audited(tmp_path, monkeypatch):
@@ -640,16 +648,7 @@ async def test_every_new_form_needs_csrf_and_its_role(tmp_path):
 
 
 async def test_admins_start_and_pause_campaigns_through_the_apis_path(tmp_path):
-    add_ads(tmp_path / "api.db", ["+12065550141"])
-    config = outreach_config({"name": "spring", "window": "00:00-24:00", "rate": "5/s",
-                              "rate_per_number": "5/s"},
-                             http={"enabled": True, "listen": "127.0.0.1:0"},
-                             api={"tokens": TOKENS})
-    server = Server(config, registry=shipped(), gateway=SimGateway(receipts=True),
-                    store_path=tmp_path / "api.db")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        (base,) = server.http_addresses
+    async with campaign_server(tmp_path, ["+12065550141"]) as (server, base):
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             csrf = await login(client, "admin")
             page = await client.get("/campaigns")
@@ -676,7 +675,6 @@ async def test_admins_start_and_pause_campaigns_through_the_apis_path(tmp_path):
                             ("root", "POST /campaigns/pause", 200,
                              "campaign spring: was running, now paused")]
         assert rows[2][:3] == ("root", "POST /campaigns/start", 404)
-        server.stop()
 
 
 async def test_the_inbox_streams_counts_never_numbers_or_words(tmp_path):
