@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..http.auth import AuthError, Principal, Role
-from ..http.routing import HTTPError, Request, Response, Route, RouteTable
+from ..http.routing import HTTPError, Request, Response, Route, RouteTable, read_body
 from ..store import Audit, StoreClosed, StoreUnavailable
 from .actions import Actions
 from .config_pages import ConfigPages
@@ -85,7 +85,7 @@ class Console:
     # -- ASGI
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        body = await _read_body(receive)
+        body = await read_body(receive, MAX_BODY)
         if body is None:
             await self.send(send, self.page_error(413, "The form is too large."))
             return
@@ -228,19 +228,3 @@ class Console:
         except StoreClosed:
             log.warning("audit row for %s (status %d) not written: the store is closed",
                         action, status)
-
-
-async def _read_body(receive: Any) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b""
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-

@@ -36,6 +36,7 @@ from .routing import (
     endpoint_route,
     error_response,
     json_response,
+    read_body,
     unavailable_response,
 )
 from .services import HttpServices
@@ -148,7 +149,7 @@ class App:
             if part.owns(scope["path"]):
                 await part(scope, receive, send)
                 return
-        body = await _read_body(receive)
+        body = await read_body(receive, _MAX_BODY)
         if body is None:
             response = error_response(413, f"the request body is larger than {_MAX_BODY} bytes")
         else:
@@ -284,19 +285,6 @@ async def answer_lifespan(receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.shutdown.complete"})
             return
 
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > _MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _send(send: Send, response: Response) -> None:

@@ -22,6 +22,24 @@ _PARAM = re.compile(r"\{(\w+)\}")
 _encode = msgspec.json.Encoder().encode
 
 
+async def read_body(receive: Any, limit: int) -> bytes | None:
+    """An ASGI request's whole body; None past `limit` bytes (answer 413); b"" when the client
+    went away before sending it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 class Mounted(Protocol):
     """An ASGI app mounted beside the routes (the web console): it takes the paths it owns."""
 
