@@ -1024,3 +1024,49 @@ def test_the_return_stack_is_bounded():
     for i in range(20):  # cop_check interrupted by itself, again and again
         state, _ = say(m, state, "cop", now=T0 + i)
     assert len(state.returns) == 8
+
+
+def test_a_mis_indented_key_gets_a_hint_naming_the_line_it_belongs_with():
+    dedented = errors_of("""
+        a:
+          say: hi
+          expect:
+            - otherwise: true
+              goto: b
+        timeout:
+          after: 20m
+          goto: b
+        b:
+          end: done
+        """)
+    assert dedented == ["s.yaml:12:12: states.timeout.after: unknown field 'after'; 'timeout' "
+                        "(line 11) is read as a state because it is indented like one: if it is "
+                        "the 'timeout' of state 'a', indent it under that state, at column 5 "
+                        "like the key at line 7"]
+    too_deep = errors_of("""
+        a:
+          say: hi
+          expect:
+            - otherwise: true
+              goto: b
+              timeout: {after: 20m, goto: b}
+        b:
+          end: done
+        """)
+    assert too_deep == ["s.yaml:11:18: states.a.expect[0].timeout: unknown field 'timeout'; "
+                        "'timeout' is a key of the state 'a', not of what it sits in: dedent it "
+                        "to column 5, like the key at line 7"]
+    too_shallow = errors_of("""
+        a:
+          expect:
+            - keywords: [x]
+              goto: b
+          otherwise: true
+        b:
+          end: done
+        """)
+    assert too_shallow == ["s.yaml:10:16: states.a.otherwise: unknown field 'otherwise'; "
+                           "'otherwise' is a key of an 'expect' entry, not of the state: indent "
+                           "it to column 9, under the entry at line 8"]
+    # a state may be named like a key when nothing is wrong with it
+    assert build("a:\n  goto: timeout\ntimeout:\n  end: done\n").start == "a"

@@ -82,6 +82,8 @@ _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
+_STATE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(State))
+_ENTRY_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Reply)) - _STATE_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,50 @@ class _Compiler:
             errors = sorted(unique.values(), key=lambda e: (order.get(e.file, -1) != 0,
                                                             order.get(e.file, 99), e.line, e.col))
             raise ScenarioErrors(errors)
+
+    def indentation_hints(self, first: int, name: str, definition: _Def,
+                          states: dict[str, _Def]) -> None:
+        """Add a hint to the "unknown field" errors (from `first` on) of state `name` when the
+        field is mis-indented: a key of the state nested too deep, a key of an `expect` entry
+        at the state's level, or a state named like a state key (a dedented `timeout:`)."""
+        doc = definition.doc
+        for i in range(first, len(self.errors)):
+            error = self.errors[i]
+            if not error.message.startswith("unknown field "):
+                continue
+            parts = re.split(r"[.\[]", error.path)
+            field = parts[-1]
+            hint = ""
+            if name in _STATE_FIELDS and len(parts) == 3:
+                # states.<name>.<field>: `name` may be a key of the state above, dedented
+                own = [n for n, d in states.items() if d.doc is doc]
+                at = own.index(name) if name in own else 0
+                if at > 0:
+                    above = own[at - 1]
+                    line, _ = doc.keys.get(("states", name), (error.line, 0))
+                    inner = doc.marks.get(("states", above))
+                    where = (f", at column {inner[1]} like the key at line {inner[0]}"
+                             if inner and isinstance(states[above].raw, dict) else "")
+                    hint = (f"; {name!r} (line {line}) is read as a state because it is indented "
+                            f"like one: if it is the {name!r} of state {above!r}, indent it "
+                            f"under that state{where}")
+            elif len(parts) > 3 and field in _STATE_FIELDS:
+                sibling = doc.marks.get(definition.path)
+                if sibling:
+                    hint = (f"; {field!r} is a key of the state {name!r}, not of what it sits "
+                            f"in: dedent it to column {sibling[1]}, like the key at line "
+                            f"{sibling[0]}")
+            elif len(parts) == 3 and field in _ENTRY_FIELDS:
+                raw = definition.raw
+                if isinstance(raw, dict) and isinstance(raw.get("expect"), list):
+                    entry = doc.marks.get((*definition.path, "expect", len(raw["expect"]) - 1))
+                    if entry:
+                        hint = (f"; {field!r} is a key of an 'expect' entry, not of the state: "
+                                f"indent it to column {entry[1]}, under the entry at line "
+                                f"{entry[0]}")
+            if hint:
+                self.errors[i] = ScenarioError(error.message + hint, file=error.file,
+                                               line=error.line, col=error.col, path=error.path)
 
     def loc(self, path: Path) -> Loc:
         line, col = self.doc.where(path)
@@ -316,9 +362,12 @@ class _Compiler:
                 self.fail(definition.path, f"bad state name {name!r}: use letters, digits, '_' "
                                            "and '-', starting with a letter")
             raw = definition.raw if definition.raw is not None else {}
+            first = len(self.errors)
             state = self.convert(raw, State, definition.path)
             if state is not None:
                 parsed_states[name] = (definition, state)
+            else:
+                self.indentation_hints(first, name, definition, states)
         parsed_intents: dict[str, tuple[_Def, list[IntentPattern]]] = {}
         for name, definition in intents.items():
             self.doc = definition.doc
