@@ -797,7 +797,7 @@ def test_set_tag_and_lookup_actions():
         a:
           set: {greeting: "hi {persona.name}"}
           tag: [first, contact]
-          lookup: caller
+          lookup: caller_name
           say: "{greeting}"
           expect:
             - keywords: [x]
@@ -808,24 +808,25 @@ def test_set_tag_and_lookup_actions():
             - otherwise: true
               goto: b
           on_lookup:
-            - kind: caller
+            - kind: caller_name
               ok: true
               field: name
-              say: "hello {caller.name}"
+              say: "hello {caller_name.name}"
               stay: true
             - ok: false
               tag: lookup-failed
               goto: b
         b:
-          say: "{said|nothing} {caller.name|}"
+          say: "{said|nothing} {caller_name.name|}"
           end: done
         """)
     state, effects = begin(m)
     assert [type(e).__name__ for e in effects] == ["Transition", "Tag", "Tag", "Lookup", "Send"]
-    assert of(Lookup, effects) == [Lookup("caller")] and sent(effects) == ["hi Jasmine"]
-    new, effects = m.step(state, LookupResult("caller", True, {"name": "Sam"}), T0 + 1)
-    assert new.node == "a" and sent(effects) == ["hello Sam"] and new.vars["caller.name"] == "Sam"
-    new, effects = m.step(state, LookupResult("caller", False), T0 + 1)
+    assert of(Lookup, effects) == [Lookup("caller_name")] and sent(effects) == ["hi Jasmine"]
+    new, effects = m.step(state, LookupResult("caller_name", True, {"name": "Sam"}), T0 + 1)
+    assert new.node == "a" and sent(effects) == ["hello Sam"]
+    assert new.vars["caller_name.name"] == "Sam"
+    new, effects = m.step(state, LookupResult("caller_name", False), T0 + 1)
     assert new.node == "b" and of(Tag, effects) == [Tag("lookup-failed")]
     assert of(Transition, effects) == [Transition("a", "b", "lookup[1]")]
     new, effects = m.step(state, LookupResult("other", True, {"x": "1"}), T0 + 1)
@@ -1070,3 +1071,27 @@ def test_a_mis_indented_key_gets_a_hint_naming_the_line_it_belongs_with():
                            "it to column 9, under the entry at line 8"]
     # a state may be named like a key when nothing is wrong with it
     assert build("a:\n  goto: timeout\ntimeout:\n  end: done\n").start == "a"
+
+
+def test_a_lookup_kind_the_runtime_does_not_answer_is_an_error_with_the_closest_kind():
+    errors = errors_of("""
+        a:
+          lookup: numbr
+          expect:
+            - otherwise: true
+              lookup: caller
+              stay: true
+          on_lookup:
+            - kind: buyr
+              stay: true
+        """)
+    known = "the runtime answers 'number', 'caller_name', 'buyer'"
+    assert errors == [
+        f"s.yaml:7:13: states.a.lookup: unknown lookup kind 'numbr': did you mean 'number'? "
+        f"{known}",
+        f"s.yaml:10:17: states.a.expect[0].lookup: unknown lookup kind 'caller': did you mean "
+        f"'caller_name'? {known}",
+        f"s.yaml:13:15: states.a.on_lookup[0].kind: unknown lookup kind 'buyr': did you mean "
+        f"'buyer'? {known}",
+    ]
+    assert "did you mean" not in errors_of("a:\n  lookup: weather\n  end: x\n")[0]

@@ -75,6 +75,14 @@ CONTEXT_VARS = frozenset({
     "message",
 })
 
+# The lookup kinds the runtime answers (intercept.runtime.lookups registers no other): a
+# scenario asking for another kind would only ever get "no lookup provider".
+LOOKUP_KINDS: dict[str, str] = {
+    "number": "offline metadata of the other side's number (built in)",
+    "caller_name": "the caller's name and line type, from the provider in [lookups]",
+    "buyer": "the number's metadata plus, with a provider in [lookups], the caller's name",
+}
+
 MATCHERS = ("keywords", "all", "phrase", "fuzzy", "regex", "number", "answer", "has", "intent")
 EXITS = ("expect", "goto", "if", "split", "handoff", "end")
 
@@ -471,6 +479,13 @@ class _Compiler:
     def known(self, name: str) -> bool:
         return name in self.known_vars or name.split(".", 1)[0] in self.lookup_kinds
 
+    @staticmethod
+    def unknown_kind(kind: str) -> str:
+        close = difflib.get_close_matches(kind, sorted(LOOKUP_KINDS), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (f"unknown lookup kind {kind!r}: {hint}the runtime answers "
+                + ", ".join(repr(k) for k in LOOKUP_KINDS))
+
     def unknown_state(self, name: str) -> str:
         close = difflib.get_close_matches(name, sorted(self.names), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -536,6 +551,8 @@ class _Compiler:
         if lookup is not None and not _KIND.fullmatch(lookup):
             self.fail((*path, "lookup"), f"bad lookup kind {lookup!r}: use lower-case letters, "
                                          "digits and '_'")
+        elif lookup is not None and lookup not in LOOKUP_KINDS:
+            self.fail((*path, "lookup"), self.unknown_kind(lookup))
         opt_out = getattr(spec, "opt_out", None)
         opt_in = getattr(spec, "opt_in", None)
         return Actions(
@@ -915,6 +932,8 @@ class _Compiler:
             self.fail(path, "'otherwise' takes every answer: leave out kind, ok and field")
         if reply.kind is not None and not _KIND.fullmatch(reply.kind):
             self.fail((*path, "kind"), f"bad lookup kind {reply.kind!r}")
+        elif reply.kind is not None and reply.kind not in LOOKUP_KINDS:
+            self.fail((*path, "kind"), self.unknown_kind(reply.kind))
         return LookupEntry(target=self.destination(reply, path, allow_return=False),
                            trigger=f"lookup[{index}]", kind=reply.kind, ok=reply.ok,
                            field=reply.field, when=self.conditions(reply.if_, (*path, "if")),
