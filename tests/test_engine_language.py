@@ -1095,3 +1095,53 @@ def test_a_lookup_kind_the_runtime_does_not_answer_is_an_error_with_the_closest_
         f"'buyer'? {known}",
     ]
     assert "did you mean" not in errors_of("a:\n  lookup: weather\n  end: x\n")[0]
+
+
+def test_a_type_error_does_not_hide_the_other_errors_of_the_file():
+    errors = errors_of("""
+        a:
+          if: {var: persona.age, lt: "x"}
+          then: b
+          else: c
+        b:
+          say: "hi {wat}"
+          expect:
+            - keywords: [hi]
+              capture: got
+              goto: nowhere
+            - otherwise: true
+              stay: true
+        c:
+          say: "{got}"
+          goto: a
+        """)
+    assert errors == [
+        "s.yaml:7:32: states.a.if.lt: expected 'float', got 'str'",
+        "s.yaml:11:10: states.b.say: unknown placeholder {wat}: known are city.link, city.name, "
+        "city.region, got, message, persona.age, persona.name, persona.style",
+        "s.yaml:15:15: states.b.expect[0].goto: unknown state 'nowhere'",
+    ]
+    # type errors in the head, an intent, a handler and a setting are reported with the rest
+    errors = errors_of("""
+        a:
+          say: hi
+          skip_globals: [help]
+          expect:
+            - intent: hello
+              goto: b
+            - otherwise: true
+              stay: true
+        """, head="""
+        intents:
+          hello: [hello, {keywords: 5}]
+        globals:
+          - name: help
+            keywords: [help]
+            say: 3
+            return: true
+        settings:
+          merge: [5s]
+        """)
+    assert [e.split(": ", 2)[1] for e in errors] == [
+        "intents.hello[1].keywords", "globals[0].say", "settings.merge",
+        "states.a.expect[0].goto"]

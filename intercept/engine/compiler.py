@@ -8,6 +8,7 @@ States that only an included file defines and that the scenario never reaches ar
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import re
 from collections.abc import Iterator
@@ -206,6 +207,28 @@ class _Compiler:
                                                             order.get(e.file, 99), e.line, e.col))
             raise ScenarioErrors(errors)
 
+    @staticmethod
+    def salvage(raw: Any, type_: Any) -> Any:
+        """`raw` as `type_` without the list entries (or, outside lists, the keys) that hold
+        conversion errors; None when nothing converts."""
+        data = copy.deepcopy(raw)
+        for _ in range(100):
+            try:
+                return msgspec.convert(data, type_)
+            except msgspec.ValidationError as exc:
+                _, sub = split_msgspec_error(str(exc))
+            cut = max((i for i, part in enumerate(sub) if isinstance(part, int)), default=0)
+            if not sub:
+                return None
+            holder = data
+            for part in sub[:cut]:
+                holder = holder[part]
+            try:
+                del holder[sub[cut]]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return None
+
     def indentation_hints(self, first: int, name: str, definition: _Def,
                           states: dict[str, _Def]) -> None:
         """Add a hint to the "unknown field" errors (from `first` on) of state `name` when the
@@ -314,7 +337,8 @@ class _Compiler:
         files = self.gather(root, (root.file,), {root.file})
         self.doc = root
         sections = ("states", "intents", "globals", "settings")
-        top = self.convert({k: v for k, v in data.items() if k not in sections}, Scenario, ())
+        head = {k: v for k, v in data.items() if k not in sections}
+        top = self.convert(head, Scenario, ()) or self.salvage(head, Scenario) or Scenario()
         for key in ("name", "version", "start"):
             if key not in data:
                 self.fail((), f"missing required field {key!r}")
@@ -358,12 +382,15 @@ class _Compiler:
                 self.fail(("states",), "must be a mapping of state names to states")
             else:
                 self.fail((), "missing required field 'states'")
-        if not states or top is None:
+        if not states:
             self.raise_errors()
-        assert top is not None
 
-        before = len(self.errors)
+        # A definition that does not convert (a type error, an unknown field) is reported, and
+        # what converts once the entries holding its errors are left out (`salvage`) still
+        # names its states, variables and handlers: the other definitions are checked against
+        # them, so one such error hides none of the others. Only converted ones are compiled.
         parsed_states: dict[str, tuple[_Def, State]] = {}
+        broken_states: dict[str, tuple[_Def, State]] = {}
         for name, definition in states.items():
             self.doc = definition.doc
             if not _STATE_NAME.fullmatch(name):
@@ -376,6 +403,7 @@ class _Compiler:
                 parsed_states[name] = (definition, state)
             else:
                 self.indentation_hints(first, name, definition, states)
+                broken_states[name] = (definition, self.salvage(raw, State) or State())
         parsed_intents: dict[str, tuple[_Def, list[IntentPattern]]] = {}
         for name, definition in intents.items():
             self.doc = definition.doc
@@ -387,26 +415,32 @@ class _Compiler:
                 if not patterns:
                     self.fail(definition.path, "an empty list: give at least one pattern")
                 parsed_intents[name] = (definition, patterns)
+            else:
+                parsed_intents[name] = (definition, self.salvage(definition.raw,
+                                                                 list[IntentPattern]) or [])
         parsed_globals: list[tuple[_Def, Global]] = []
+        broken_globals: list[tuple[_Def, Global]] = []
         for definition in handlers.values():
             self.doc = definition.doc
             handler = self.convert(definition.raw, Global, definition.path)
             if handler is not None:
                 parsed_globals.append((definition, handler))
+            else:
+                broken_globals.append((definition, self.salvage(definition.raw, Global)
+                                       or Global()))
         merged: Settings | None = Settings()
         for key, definition in settings.items():
             self.doc = definition.doc
             one = self.convert({key: definition.raw}, Settings, ("settings",))
             if one is not None and merged is not None:
                 setattr(merged, key, getattr(one, key))
-        if len(self.errors) > before:  # what follows needs every definition
-            self.raise_errors()
         assert merged is not None
         self.settings = merged
         self.setting_defs = settings
 
-        self.names = set(parsed_states)
-        self.collect_vars(parsed_states, parsed_intents, parsed_globals)
+        self.names = set(parsed_states) | set(broken_states)
+        self.collect_vars(parsed_states | broken_states, parsed_intents,
+                          parsed_globals + broken_globals)
         self.intent_defs = parsed_intents
         self.intents: dict[str, AnyOf] = {}
         self.intent_stack: list[str] = []
@@ -418,6 +452,7 @@ class _Compiler:
             self.fail(("start",), self.unknown_state(top.start))
         expire = self.expire_setting()
         self.globals = self.compile_globals(parsed_globals)
+        self.global_names |= {h.name or h.intent or "" for _, h in broken_globals}
         nodes: dict[str, Node] = {}
         for name, (definition, state) in parsed_states.items():
             self.doc = definition.doc
