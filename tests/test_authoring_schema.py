@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from intercept.authoring.schema import scenario_schema, schema_text
+from intercept.engine.durations import parse_duration
 from intercept.engine.yamlsource import load_located
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,8 @@ def problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
     if "anyOf" in schema:
         if all(problems(value, option, where) for option in schema["anyOf"]):
             return [f"{where}: matches none of {len(schema['anyOf'])} options"]
-        return []
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return problems(value, rest, where) if rest else []
     kind = schema.get("type")
     types = {"object": dict, "array": list, "string": str, "boolean": bool,
              "integer": int, "number": (int, float), "null": type(None)}
@@ -58,6 +60,12 @@ def problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
                 out += problems(item, schema["additionalProperties"], f"{where}.{key}")
             elif schema.get("additionalProperties") is False:
                 out.append(f"{where}: unknown key {key!r}")
+    if isinstance(value, str) and "pattern" in schema:
+        # the schema's patterns use only what JavaScript and Python regexes read alike, but
+        # for '$': the end of the text in JavaScript, before a last newline too in Python
+        pattern = re.sub(r"\$$", r"\\Z", schema["pattern"])
+        if not re.search(pattern, value):
+            out.append(f"{where}: does not match {schema['pattern']}")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             out += problems(item, schema["items"], f"{where}[{i}]")
@@ -114,7 +122,27 @@ def test_scenario_files_point_editors_at_the_schema(path):
     ({"name": "x", "version": "one"}, "expected integer"),
     ({"states": {"a": {"expect": [{"keywords": "hi"}]}}}, "keywords: expected array"),
     ({"states": {"a": {"busy": {"chance": 2, "min": 1, "max": 2}}}}, "maximum"),
+    ({"states": {"a": {"timeout": {"after": "20 minutes", "goto": "a"}}}}, "does not match"),
+    ({"settings": {"merge": -5}}, "minimum"),
 ])
 def test_the_schema_flags_mistakes(data, problem):
     found = problems(data, SCHEMA)
     assert any(problem in p for p in found), found
+
+
+DURATIONS_GOOD = ["15s", "20m", "1h30m", "2d", "90", "1.5h", "250ms", "20M", "1H 30M", " 20m ",
+                  "1h 30m 15s", "0s", "0"]
+DURATIONS_BAD = ["20 minutes", "20min", "1 hour", "m", "", " ", "1h30", "h1", ".5h", "1.h",
+                 "-5m", "5x", "1m s", "20m\t", "20m\n", "١٢s", "1_000s", "1e3", "20m; rm"]
+
+
+@pytest.mark.parametrize("value", [*DURATIONS_GOOD, *DURATIONS_BAD, 0, 90, 1.5, -1, -0.5])
+def test_the_schema_and_the_parser_agree_on_every_duration(value):
+    schema = SCHEMA["$defs"]["Timeout"]["properties"]["after"]
+    try:
+        parse_duration(value)
+        parsed = True
+    except ValueError:
+        parsed = False
+    assert (problems(value, schema) == []) is parsed
+    assert parsed is (value in DURATIONS_GOOD or (not isinstance(value, str) and value >= 0))
