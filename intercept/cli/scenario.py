@@ -133,22 +133,26 @@ def scenario_graph(file: Path, fmt: str) -> None:
 @scenario.command("schema")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output.")
-def scenario_schema(output: Path | None) -> None:
-    """Print the JSON Schema of scenario files, for editors.
+@click.option("--tests", is_flag=True,
+              help="The schema of transcript test files instead of scenario files.")
+def scenario_schema(output: Path | None, tests: bool) -> None:
+    """Print the JSON Schema of scenario files (or, with --tests, of transcript test files),
+    for editors.
 
     With the YAML extension (yaml-language-server), start a scenario file with
     `# yaml-language-server: $schema=<path or URL of the schema>` and the editor completes
-    keys, explains them and flags mistakes as you type. The shipped copy is
-    docs/scenario.schema.json.
+    keys, explains them and flags mistakes as you type. The shipped copies are
+    docs/scenario.schema.json and docs/transcript.schema.json.
 
     \b
     Examples:
       intercept scenario schema > docs/scenario.schema.json
+      intercept scenario schema --tests -o docs/transcript.schema.json
       intercept scenario schema -o my-scenarios/scenario.schema.json
     """
-    from ..authoring.schema import schema_text
+    from ..authoring.schema import schema_text, transcript_schema_text
 
-    text = schema_text()
+    text = transcript_schema_text() if tests else schema_text()
     if output is None:
         click.echo(text, nl=False)
     else:
