@@ -217,9 +217,9 @@ class _Compiler:
                 return msgspec.convert(data, type_)
             except msgspec.ValidationError as exc:
                 _, sub = split_msgspec_error(str(exc))
-            cut = max((i for i, part in enumerate(sub) if isinstance(part, int)), default=0)
             if not sub:
                 return None
+            cut = max((i for i, part in enumerate(sub) if isinstance(part, int)), default=0)
             holder = data
             for part in sub[:cut]:
                 holder = holder[part]
