@@ -19,14 +19,16 @@ globals:
 """
 
 
-def lint(tmp_path: Path, body: str, *, stop: bool = True, extra: str = "") -> list[str]:
+def lint(tmp_path: Path, body: str, *, stop: bool = True, extra: str = "",
+         speaks_first: bool = False) -> list[str]:
     """Lint a scenario whose first state is on line 10 (5 without the STOP handler), plus the
     lines of `extra`."""
     text = "name: t\nversion: 1\nstart: a\n" + (STOP if stop else "") + extra
     text += "states:\n" + textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", "  ")
     path = tmp_path / "s.yaml"
     path.write_text(text, encoding="utf-8")
-    return [f.render().replace(f"{path}:", "s.yaml:") for f in lint_file(path)]
+    return [f.render().replace(f"{path}:", "s.yaml:")
+            for f in lint_file(path, speaks_first=speaks_first)]
 
 
 @pytest.mark.parametrize("name", ["buyer-deterrence", "buyer-deterrence-minor",
@@ -38,6 +40,10 @@ def test_the_shipped_scenarios_are_lint_clean(name):
 def test_a_clean_scenario_has_no_findings(tmp_path):
     assert lint(tmp_path, """
         a:
+          expect:
+            - otherwise: true
+              goto: b
+        b:
           say: hi
           expect:
             - otherwise: true
@@ -164,11 +170,12 @@ def test_loops_without_a_visit_limit_are_warnings(tmp_path):
         z:
           end: done
         """
-    found = lint(tmp_path, body)
+    found = lint(tmp_path, body, speaks_first=True)
     assert found == ["s.yaml:11:5: warning: states.a: loop a -> b -> a has no visit limit: "
                      "someone who keeps replying could keep it going forever; give one of "
                      "these states (or `settings`) 'visits: {max: N, goto: <state>}'"]
-    assert lint(tmp_path, body, extra="settings:\n  visits: {max: 3, goto: z}\n") == []
+    assert lint(tmp_path, body, extra="settings:\n  visits: {max: 3, goto: z}\n",
+                speaks_first=True) == []
 
 
 def test_messages_longer_than_one_sms_are_warnings(tmp_path):
@@ -258,3 +265,39 @@ def test_an_experiment_that_cannot_compare_anything_is_a_warning(tmp_path):
         z:
           end: done
         """) == []
+
+
+GREETING = "s.yaml:11:5: warning: states.a: the start state 'a' says something and then waits"
+
+
+def test_a_greeting_in_the_start_state_of_a_scenario_that_waits_for_the_first_text_warns(
+        tmp_path):
+    greets = """
+        a:
+          say: "hey who's this?"
+          expect:
+            - keywords: [mike]
+              goto: z
+            - otherwise: true
+              goto: z
+        z:
+          end: done
+        """
+    found = lint(tmp_path, greets)
+    assert len(found) == 1 and found[0].startswith(GREETING)
+    assert "leave the start state silent" in found[0] and "'- otherwise: true'" in found[0]
+    assert lint(tmp_path, greets, speaks_first=True) == []  # a campaign's opening
+    silent = """
+        a:
+          expect:
+            - otherwise: true
+              goto: b
+        b:
+          say: "hey who's this?"
+          expect:
+            - otherwise: true
+              goto: z
+        z:
+          end: done
+        """
+    assert lint(tmp_path, silent) == []

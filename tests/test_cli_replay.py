@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import trio
 from click.testing import CliRunner
 
@@ -145,3 +147,30 @@ def test_replay_takes_production_turns_so_an_unrecognised_stop_is_no_divergence(
     assert result.exit_code == 0, result.output
     assert result.output.startswith("identical: 3 buyer messages give the same answers"), (
         result.output)
+
+
+def test_stats_reads_the_configured_store_not_one_in_the_working_directory(tmp_path,
+                                                                           monkeypatch):
+    config_file, _ = record(tmp_path, ["hi", "bye"])
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "config").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    for name in list(os.environ):
+        if name.startswith("INTERCEPT_"):
+            monkeypatch.delenv(name)
+    # the project's config (./config/intercept.toml), as other commands find it
+    (elsewhere / "config" / "intercept.toml").write_text(config_file.read_text())
+    result = CliRunner().invoke(main, ["scenario", "stats", "echo"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("echo: 1 conversations (v1: 1)")
+    assert not (elsewhere / "intercept.db").exists()
+    # the config named by INTERCEPT_CONFIG
+    (elsewhere / "config" / "intercept.toml").unlink()
+    monkeypatch.setenv("INTERCEPT_CONFIG", str(config_file))
+    result = CliRunner().invoke(main, ["scenario", "stats", "echo"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("echo: 1 conversations (v1: 1)")
+    # --db still wins, and a missing store is named
+    result = CliRunner().invoke(main, ["scenario", "stats", "echo", "--db",
+                                       str(elsewhere / "none.db")])
+    assert result.exit_code == 1 and f"no store at {elsewhere / 'none.db'}" in result.output

@@ -134,7 +134,13 @@ def test_lint_rejects_a_loop_and_a_missing_state_with_their_lines(tmp_path):
            "an end, a hand-off or an expiry, so the conversation could never finish" in lines
     assert f"{broken}:9:15: error: states.hello.expect[0].goto: unknown state 'byee' (did you " \
            "mean 'bye'?)" in lines
-    assert result.stderr == "4 errors, 1 warning\n"
+    assert f"{looping}:6:5: warning: states.a: the start state 'a' says something and then " \
+           "waits: the buyer's first text comes with the start, so it is read against the " \
+           "answers to this greeting and mostly falls through to 'otherwise'; leave the start " \
+           "state silent (route the first text from it, e.g. '- otherwise: true' with 'goto' a " \
+           "state that greets), or, if a campaign starts this scenario, lint it with --config " \
+           "naming its outreach numbers or campaigns" in lines
+    assert result.stderr == "4 errors, 2 warnings\n"
 
 
 def test_lint_warnings_fail_only_with_strict(tmp_path):
@@ -146,6 +152,25 @@ def test_lint_warnings_fail_only_with_strict(tmp_path):
     assert result.stdout.startswith(f"{path}:1:1: warning: no global handler opts the sender out")
     assert result.stderr == "0 errors, 1 warning\n"
     assert run("scenario", "lint", "--strict", str(path)).exit_code == 1
+
+
+def test_lint_lets_the_scenarios_of_outreach_numbers_greet_first(tmp_path):
+    greeter = tmp_path / "greeter.yaml"
+    greeter.write_text(
+        "name: greeter\nversion: 1\nstart: a\nglobals:\n  - name: stop\n    keywords: [stop]\n"
+        "    opt_out: ok\n    return: true\nstates:\n  a:\n    say: hi\n    expect:\n"
+        "      - otherwise: true\n        goto: z\n  z:\n    end: done\n", encoding="utf-8")
+    result = run("scenario", "lint", "--strict", str(greeter))
+    assert result.exit_code == 1
+    assert "the start state 'a' says something and then waits" in result.stdout
+    config = tmp_path / "intercept.toml"
+    config.write_text(
+        '[cities.seattle]\nname = "Seattle"\nlink = "https://help.example/sea"\n\n'
+        '[[numbers]]\nnumber = "+12065550100"\ncity = "seattle"\nscenario = "greeter"\n'
+        'kind = "outreach"\npersona = {name = "Ana"}\n', encoding="utf-8")
+    result = run("scenario", "lint", "--strict", "--config", str(config), str(greeter))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{greeter}: ok\n"
 
 
 @pytest.mark.parametrize(("fmt", "start"), [("mermaid", "flowchart TD\n"),

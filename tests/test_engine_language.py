@@ -797,7 +797,7 @@ def test_set_tag_and_lookup_actions():
         a:
           set: {greeting: "hi {persona.name}"}
           tag: [first, contact]
-          lookup: caller
+          lookup: caller_name
           say: "{greeting}"
           expect:
             - keywords: [x]
@@ -808,24 +808,25 @@ def test_set_tag_and_lookup_actions():
             - otherwise: true
               goto: b
           on_lookup:
-            - kind: caller
+            - kind: caller_name
               ok: true
               field: name
-              say: "hello {caller.name}"
+              say: "hello {caller_name.name}"
               stay: true
             - ok: false
               tag: lookup-failed
               goto: b
         b:
-          say: "{said|nothing} {caller.name|}"
+          say: "{said|nothing} {caller_name.name|}"
           end: done
         """)
     state, effects = begin(m)
     assert [type(e).__name__ for e in effects] == ["Transition", "Tag", "Tag", "Lookup", "Send"]
-    assert of(Lookup, effects) == [Lookup("caller")] and sent(effects) == ["hi Jasmine"]
-    new, effects = m.step(state, LookupResult("caller", True, {"name": "Sam"}), T0 + 1)
-    assert new.node == "a" and sent(effects) == ["hello Sam"] and new.vars["caller.name"] == "Sam"
-    new, effects = m.step(state, LookupResult("caller", False), T0 + 1)
+    assert of(Lookup, effects) == [Lookup("caller_name")] and sent(effects) == ["hi Jasmine"]
+    new, effects = m.step(state, LookupResult("caller_name", True, {"name": "Sam"}), T0 + 1)
+    assert new.node == "a" and sent(effects) == ["hello Sam"]
+    assert new.vars["caller_name.name"] == "Sam"
+    new, effects = m.step(state, LookupResult("caller_name", False), T0 + 1)
     assert new.node == "b" and of(Tag, effects) == [Tag("lookup-failed")]
     assert of(Transition, effects) == [Transition("a", "b", "lookup[1]")]
     new, effects = m.step(state, LookupResult("other", True, {"x": "1"}), T0 + 1)
@@ -1024,3 +1025,123 @@ def test_the_return_stack_is_bounded():
     for i in range(20):  # cop_check interrupted by itself, again and again
         state, _ = say(m, state, "cop", now=T0 + i)
     assert len(state.returns) == 8
+
+
+def test_a_mis_indented_key_gets_a_hint_naming_the_line_it_belongs_with():
+    dedented = errors_of("""
+        a:
+          say: hi
+          expect:
+            - otherwise: true
+              goto: b
+        timeout:
+          after: 20m
+          goto: b
+        b:
+          end: done
+        """)
+    assert dedented == ["s.yaml:12:12: states.timeout.after: unknown field 'after'; 'timeout' "
+                        "(line 11) is read as a state because it is indented like one: if it is "
+                        "the 'timeout' of state 'a', indent it under that state, at column 5 "
+                        "like the key at line 7"]
+    too_deep = errors_of("""
+        a:
+          say: hi
+          expect:
+            - otherwise: true
+              goto: b
+              timeout: {after: 20m, goto: b}
+        b:
+          end: done
+        """)
+    assert too_deep == ["s.yaml:11:18: states.a.expect[0].timeout: unknown field 'timeout'; "
+                        "'timeout' is a key of the state 'a', not of what it sits in: dedent it "
+                        "to column 5, like the key at line 7"]
+    too_shallow = errors_of("""
+        a:
+          expect:
+            - keywords: [x]
+              goto: b
+          otherwise: true
+        b:
+          end: done
+        """)
+    assert too_shallow == ["s.yaml:10:16: states.a.otherwise: unknown field 'otherwise'; "
+                           "'otherwise' is a key of an 'expect' entry, not of the state: indent "
+                           "it to column 9, under the entry at line 8"]
+    # a state may be named like a key when nothing is wrong with it
+    assert build("a:\n  goto: timeout\ntimeout:\n  end: done\n").start == "a"
+
+
+def test_a_lookup_kind_the_runtime_does_not_answer_is_an_error_with_the_closest_kind():
+    errors = errors_of("""
+        a:
+          lookup: numbr
+          expect:
+            - otherwise: true
+              lookup: caller
+              stay: true
+          on_lookup:
+            - kind: buyr
+              stay: true
+        """)
+    known = "the runtime answers 'number', 'caller_name', 'buyer'"
+    assert errors == [
+        f"s.yaml:7:13: states.a.lookup: unknown lookup kind 'numbr': did you mean 'number'? "
+        f"{known}",
+        f"s.yaml:10:17: states.a.expect[0].lookup: unknown lookup kind 'caller': did you mean "
+        f"'caller_name'? {known}",
+        f"s.yaml:13:15: states.a.on_lookup[0].kind: unknown lookup kind 'buyr': did you mean "
+        f"'buyer'? {known}",
+    ]
+    assert "did you mean" not in errors_of("a:\n  lookup: weather\n  end: x\n")[0]
+
+
+def test_a_type_error_does_not_hide_the_other_errors_of_the_file():
+    errors = errors_of("""
+        a:
+          if: {var: persona.age, lt: "x"}
+          then: b
+          else: c
+        b:
+          say: "hi {wat}"
+          expect:
+            - keywords: [hi]
+              capture: got
+              goto: nowhere
+            - otherwise: true
+              stay: true
+        c:
+          say: "{got}"
+          goto: a
+        """)
+    assert errors == [
+        "s.yaml:7:32: states.a.if.lt: expected 'float', got 'str'",
+        "s.yaml:11:10: states.b.say: unknown placeholder {wat}: known are city.link, city.name, "
+        "city.region, got, message, persona.age, persona.name, persona.style",
+        "s.yaml:15:15: states.b.expect[0].goto: unknown state 'nowhere'",
+    ]
+    # type errors in the head, an intent, a handler and a setting are reported with the rest
+    errors = errors_of("""
+        a:
+          say: hi
+          skip_globals: [help]
+          expect:
+            - intent: hello
+              goto: b
+            - otherwise: true
+              stay: true
+        """, head="""
+        intents:
+          hello: [hello, {keywords: 5}]
+        globals:
+          - name: help
+            keywords: [help]
+            say: 3
+            return: true
+        settings:
+          merge: [5s]
+        """)
+    assert [e.split(": ", 2)[1] for e in errors] == [
+        "intents.hello[1].keywords", "globals[0].say", "settings.merge",
+        "states.a.expect[0].goto"]

@@ -24,7 +24,7 @@ from intercept.buyers.lookups import (
     install,
 )
 from intercept.config import config_from_dict
-from intercept.engine import compile_text
+from intercept.engine import LOOKUP_KINDS, compile_text
 from intercept.errors import ConfigError
 from intercept.runtime.clock import WallClock
 from intercept.runtime.lookups import Lookups, number_metadata
@@ -290,3 +290,12 @@ def test_lookups_are_off_by_default_and_need_a_token_when_on(tmp_path):
     env = config_from_dict({"lookups": {"provider": "twilio", "account_sid": SID}},
                            environ={"INTERCEPT_LOOKUPS_AUTH_TOKEN": TOKEN})
     assert LookupSettings.from_config(env).auth_token == TOKEN  # type: ignore[union-attr]
+
+
+async def test_the_runtime_answers_exactly_the_lookup_kinds_the_compiler_accepts(tmp_path):
+    async with provider(tmp_path) as env:
+        lookups = Lookups()
+        install(lookups, env.provider)
+        assert set(lookups._providers) == set(LOOKUP_KINDS)
+        with pytest.raises(ValueError, match=r"'weather' is not in .*LOOKUP_KINDS"):
+            lookups.register("weather", env.provider)

@@ -88,13 +88,13 @@ states:
     say: "a person will answer"
     handoff: {resume: wait}
   looking:
-    lookup: caller
+    lookup: caller_name
     expect:
       - otherwise: true
         goto: wait
     on_lookup:
       - ok: true
-        say: "hi {caller.name}"
+        say: "hi {caller_name.name}"
         goto: wait
       - otherwise: true
         stay: true
@@ -216,9 +216,9 @@ def test_hand_off_resume_and_lookups(tmp_path):
             steps:
               - them: look
                 effects: [lookup]
-              - lookup: {kind: caller, ok: true, data: {name: Sam}}
+              - lookup: {kind: caller_name, ok: true, data: {name: Sam}}
                 bot: hi Sam
-                vars: {caller.name: Sam}
+                vars: {caller_name.name: Sam}
                 state: wait
           - name: stop
             steps:

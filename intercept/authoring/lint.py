@@ -16,17 +16,22 @@ Warnings:
   (`SAMPLE`; a name 10 characters, a link 28), or as their fallback;
 - no global handler opts the sender out (STOP);
 - an urgent hand-off that says nothing: someone who may be in danger hears nothing until an
-  advocate answers (tell them what to do meanwhile, e.g. whom to call).
+  advocate answers (tell them what to do meanwhile, e.g. whom to call);
+- a start state that says something and then waits, in a scenario that waits for the other
+  side's first text (any scenario not marked `speaks_first`, i.e. not started by a campaign):
+  the greeting goes out before that text is read, and the text is then matched against the
+  answers the greeting expects, so it mostly falls through to `otherwise`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import Machine, load_scenario
 from ..engine.compiler import Loc
-from ..engine.machine import HANDOFF
+from ..engine.machine import EXPECT, HANDOFF
 from ..errors import ScenarioError, ScenarioErrors
 from .graph import can_finish, node_edges, reachable, successors
 
@@ -64,15 +69,20 @@ def _at(loc: Loc | None, file: str, severity: str, message: str, rule: str) -> F
     return Finding(severity, loc.file, loc.line, loc.col, loc.path, message, rule)
 
 
-def lint_file(path: str | Path) -> list[Finding]:
-    """Every finding for one scenario file, compile errors included, in file order."""
+def lint_file(path: str | Path, *, speaks_first: bool | Collection[str] = False
+              ) -> list[Finding]:
+    """Every finding for one scenario file, compile errors included, in file order.
+    `speaks_first`: a campaign starts its conversations (outreach), so its start state may
+    greet; True, or the names of the scenarios campaigns start."""
     try:
         machine = load_scenario(path)
     except ScenarioErrors as exc:
         return [_from_error(e) for e in exc.errors]
     except ScenarioError as exc:
         return [_from_error(exc)]
-    return lint_machine(machine)
+    if not isinstance(speaks_first, bool):
+        speaks_first = machine.name in speaks_first
+    return lint_machine(machine, speaks_first=speaks_first)
 
 
 def _from_error(error: ScenarioError) -> Finding:
@@ -80,7 +90,7 @@ def _from_error(error: ScenarioError) -> Finding:
                    "check")
 
 
-def lint_machine(machine: Machine) -> list[Finding]:
+def lint_machine(machine: Machine, *, speaks_first: bool = False) -> list[Finding]:
     info = machine.info
     file = getattr(info, "file", machine.name)
     states = getattr(info, "states", {})
@@ -95,6 +105,8 @@ def lint_machine(machine: Machine) -> list[Finding]:
     findings += _long_messages(machine)
     findings += _silent_urgent(machine, reached, states, file)
     findings += _experiments(machine, states, file)
+    if not speaks_first:
+        findings += _greeting_before_first_text(machine, states, file)
     if info is not None and not info.opt_out:
         findings.append(_at(info.top, file, "warning",
                             "no global handler opts the sender out: STOP would not be "
@@ -218,6 +230,23 @@ def _silent_urgent(machine: Machine, reached: set[str], states: dict[str, Loc], 
             for name, node in machine.nodes.items()
             if name in reached and node.kind == HANDOFF and node.priority == "urgent"
             and not node.say]
+
+
+def _greeting_before_first_text(machine: Machine, states: dict[str, Loc], file: str
+                                ) -> list[Finding]:
+    """A start state that says something and waits: the other side's first text, which comes
+    with the start, is read against the answers to that greeting."""
+    node = machine.nodes.get(machine.start)
+    if node is None or node.kind != EXPECT or not node.say:
+        return []
+    name = node.name
+    return [_at(states.get(name), file, "warning",
+                f"the start state {name!r} says something and then waits: the buyer's first "
+                "text comes with the start, so it is read against the answers to this greeting "
+                "and mostly falls through to 'otherwise'; leave the start state silent (route "
+                "the first text from it, e.g. '- otherwise: true' with 'goto' a state that "
+                "greets), or, if a campaign starts this scenario, lint it with --config naming "
+                "its outreach numbers or campaigns", "greeting-first")]
 
 
 def _experiments(machine: Machine, states: dict[str, Loc], file: str) -> list[Finding]:

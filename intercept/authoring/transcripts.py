@@ -16,9 +16,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from ..config import OptOutConfig
 from ..engine import (
@@ -35,7 +36,8 @@ from ..engine import (
     Transition,
     load_scenario,
 )
-from ..engine.durations import parse_duration
+from ..engine.durations import DURATION_PATTERN, parse_duration
+from ..engine.model import Duration
 from ..engine.yamlsource import Located, Path, load_located, split_msgspec_error
 from ..errors import EngineError, ScenarioError, ScenarioErrors
 from ..runtime.delays import DelayModel
@@ -65,12 +67,17 @@ class City(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 class Context(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What the number's config gives a conversation: persona, city, and more variables."""
+
     persona: Persona | None = None
     city: City | None = None
     vars: dict[str, str] | None = None
 
 
 class Case(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One test: a conversation, step by step (seed, seeds, context and strict override the
+    file's)."""
+
     name: str
     steps: list[dict[str, Any]]
     seed: int | None = None
@@ -80,12 +87,74 @@ class Case(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 class TestFile(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    scenario: str
+    """A file of transcript tests for one scenario (docs/scenarios.md, "Transcript tests")."""
+
+    scenario: Annotated[str, Meta(description="The scenario file, relative to this one.")]
     tests: list[Case]
-    context: Context | None = None
-    seed: int = 0
-    gap: str | int | float = "1m"
-    strict: bool = False
+    context: Annotated[Context | None, Meta(
+        description="Persona, city and variables of every test (a test may override).")] = None
+    seed: Annotated[int, Meta(description="The seed of random choices.")] = 0
+    gap: Annotated[Duration, Meta(
+        description="Time between two `them` steps unless `after` says otherwise.")] = "1m"
+    strict: Annotated[bool, Meta(
+        description="Every bot message must be checked by a `bot` line.")] = False
+
+
+# Steps stay plain mappings when a file is loaded (`_parse_step` explains each mistake); this
+# Struct describes them for the JSON Schema of test files (intercept.authoring.schema), and a
+# test keeps its fields the same as EVENTS, CHECKS and MODIFIERS.
+_WAIT_PATTERN = "^\\+*" + DURATION_PATTERN.removeprefix("^")
+Wait = Annotated[str | int | float, Meta(extra_json_schema={"pattern": _WAIT_PATTERN,
+                                                            "minimum": 0})]
+Text = str | int | float
+EffectName = Literal["send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
+                 "opt_out", "opt_in", "transition", "end"]
+
+
+class LookupAnswer(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    ok: bool = True
+    data: dict[str, str] = {}
+
+
+class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One step: one event (them, wait, lookup, resume) and any checks, or checks alone."""
+
+    them: Annotated[Text | msgspec.UnsetType, Meta(
+        description="They send this text (quote it if it looks like a number or yes/no).")
+                    ] = msgspec.UNSET
+    media: Annotated[list[str] | msgspec.UnsetType, Meta(
+        description="With them: URLs of media sent with the text.")] = msgspec.UNSET
+    after: Annotated[Wait | msgspec.UnsetType, Meta(
+        description="With them: time since the previous step ('5s', '+5s'; default: gap).")
+                     ] = msgspec.UNSET
+    wait: Annotated[Literal["timer"] | Wait | msgspec.UnsetType, Meta(
+        description="Time passes ('2h' or '+2h'); 'timer': until the next timer.")
+                    ] = msgspec.UNSET
+    lookup: Annotated[LookupAnswer | msgspec.UnsetType, Meta(
+        description="A lookup's answer arrives: {kind, ok, data}.")] = msgspec.UNSET
+    resume: Annotated[bool | str | msgspec.UnsetType, Meta(
+        description="An operator hands the conversation back: true, or the state to resume "
+                    "at.")] = msgspec.UNSET
+    bot: Annotated[str | list[str] | msgspec.UnsetType, Meta(
+        description="The bot's next messages: exact text or /regex/; '...' skips the rest; "
+                    "[] means it said nothing.")] = msgspec.UNSET
+    state: Annotated[str | msgspec.UnsetType, Meta(
+        description="The conversation is in this state.")] = msgspec.UNSET
+    outcome: Annotated[str | msgspec.UnsetType | None, Meta(
+        description="It ended with this outcome (null: not ended).")] = msgspec.UNSET
+    vars: Annotated[dict[str, Text | None] | msgspec.UnsetType, Meta(
+        description="Each variable has this value (/regex/ allowed; null: unset or empty).")
+                    ] = msgspec.UNSET
+    tags: Annotated[list[str] | msgspec.UnsetType, Meta(
+        description="The conversation has these tags.")] = msgspec.UNSET
+    paused: Annotated[bool | msgspec.UnsetType, Meta(
+        description="It is handed off to a person, or not.")] = msgspec.UNSET
+    effects: Annotated[EffectName | list[EffectName] | msgspec.UnsetType, Meta(
+        description="The last event produced these effects.")] = msgspec.UNSET
+    handoff: Annotated[Literal["normal", "urgent"] | msgspec.UnsetType, Meta(
+        description="The last event handed the conversation off with this priority.")
+                       ] = msgspec.UNSET
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import click
 
 from ..errors import ScenarioError, ScenarioErrors
 from ..foundation.terminal import printable
+from .options import load_config, store_config_option
 
 _FILES = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -62,12 +63,15 @@ def scenario_check(files: tuple[Path, ...]) -> None:
 @scenario.command("lint")
 @click.argument("files", nargs=-1, required=True, type=_FILES)
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-def scenario_lint(files: tuple[Path, ...], strict: bool) -> None:
+@store_config_option
+def scenario_lint(files: tuple[Path, ...], strict: bool, config_path: Path | None) -> None:
     """Find what would go wrong in live conversations, beyond `check`.
 
     Errors: everything `check` finds, dead ends (states from which a conversation can never
     finish) and loops without an exit. Warnings: unreachable states, loops without a visit
-    limit, messages longer than one SMS (160 GSM-7 or 70 UCS-2 characters), no STOP handler.
+    limit, messages longer than one SMS (160 GSM-7 or 70 UCS-2 characters), no STOP handler,
+    a start state that greets before the other side's first text is read (except in the
+    scenarios that the outreach numbers and campaigns of --config use: they speak first).
     Each finding is printed as file:line:col: error|warning: path: message.
 
     Exits 1 if there is an error (or, with --strict, a warning); 0 otherwise.
@@ -79,9 +83,14 @@ def scenario_lint(files: tuple[Path, ...], strict: bool) -> None:
     """
     from ..authoring.lint import lint_file
 
+    speaks_first: set[str] = set()
+    if config_path is not None:
+        config = load_config(config_path)
+        speaks_first = ({n.scenario for n in config.numbers if n.kind == "outreach"}
+                        | {c.scenario for c in config.campaigns if c.scenario})
     errors = warnings = 0
     for path in files:
-        findings = lint_file(path)
+        findings = lint_file(path, speaks_first=speaks_first)
         for finding in findings:
             click.echo(finding.render())
         errors += sum(f.severity == "error" for f in findings)
@@ -124,22 +133,26 @@ def scenario_graph(file: Path, fmt: str) -> None:
 @scenario.command("schema")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output.")
-def scenario_schema(output: Path | None) -> None:
-    """Print the JSON Schema of scenario files, for editors.
+@click.option("--tests", is_flag=True,
+              help="The schema of transcript test files instead of scenario files.")
+def scenario_schema(output: Path | None, tests: bool) -> None:
+    """Print the JSON Schema of scenario files (or, with --tests, of transcript test files),
+    for editors.
 
     With the YAML extension (yaml-language-server), start a scenario file with
     `# yaml-language-server: $schema=<path or URL of the schema>` and the editor completes
-    keys, explains them and flags mistakes as you type. The shipped copy is
-    docs/scenario.schema.json.
+    keys, explains them and flags mistakes as you type. The shipped copies are
+    docs/scenario.schema.json and docs/transcript.schema.json.
 
     \b
     Examples:
       intercept scenario schema > docs/scenario.schema.json
+      intercept scenario schema --tests -o docs/transcript.schema.json
       intercept scenario schema -o my-scenarios/scenario.schema.json
     """
-    from ..authoring.schema import schema_text
+    from ..authoring.schema import schema_text, transcript_schema_text
 
-    text = schema_text()
+    text = transcript_schema_text() if tests else schema_text()
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -4,7 +4,7 @@ Nothing in this package does I/O beyond reading a scenario file, reads the clock
 global randomness; `tests/test_engine_purity.py` enforces it.
 """
 
-from .compiler import CONTEXT_VARS, compile_text, load_scenario
+from .compiler import CONTEXT_VARS, LOOKUP_KINDS, compile_text, load_scenario
 from .events import (
     CancelTimer,
     Capture,
@@ -29,8 +29,8 @@ from .events import (
 from .machine import Machine
 
 __all__ = [
-    "CONTEXT_VARS", "CancelTimer", "Capture", "ConversationState", "Effect", "End", "Event",
-    "HandOff", "Lookup", "LookupResult", "Machine", "Message", "OptIn", "OptOut", "Resume",
-    "Send", "SetTimer", "Start", "Tag", "TimerFired", "Transition", "compile_text",
-    "load_scenario",
+    "CONTEXT_VARS", "LOOKUP_KINDS", "CancelTimer", "Capture", "ConversationState", "Effect",
+    "End", "Event", "HandOff", "Lookup", "LookupResult", "Machine", "Message", "OptIn",
+    "OptOut", "Resume", "Send", "SetTimer", "Start", "Tag", "TimerFired", "Transition",
+    "compile_text", "load_scenario",
 ]

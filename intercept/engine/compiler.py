@@ -8,6 +8,7 @@ States that only an included file defines and that the scenario never reaches ar
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import re
 from collections.abc import Iterator
@@ -75,6 +76,14 @@ CONTEXT_VARS = frozenset({
     "message",
 })
 
+# The lookup kinds the runtime answers (intercept.runtime.lookups registers no other): a
+# scenario asking for another kind would only ever get "no lookup provider".
+LOOKUP_KINDS: dict[str, str] = {
+    "number": "offline metadata of the other side's number (built in)",
+    "caller_name": "the caller's name and line type, from the provider in [lookups]",
+    "buyer": "the number's metadata plus, with a provider in [lookups], the caller's name",
+}
+
 MATCHERS = ("keywords", "all", "phrase", "fuzzy", "regex", "number", "answer", "has", "intent")
 EXITS = ("expect", "goto", "if", "split", "handoff", "end")
 
@@ -82,6 +91,8 @@ _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
+_STATE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(State))
+_ENTRY_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Reply)) - _STATE_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +207,72 @@ class _Compiler:
                                                             order.get(e.file, 99), e.line, e.col))
             raise ScenarioErrors(errors)
 
+    @staticmethod
+    def salvage(raw: Any, type_: Any) -> Any:
+        """`raw` as `type_` without the list entries (or, outside lists, the keys) that hold
+        conversion errors; None when nothing converts."""
+        data = copy.deepcopy(raw)
+        for _ in range(100):
+            try:
+                return msgspec.convert(data, type_)
+            except msgspec.ValidationError as exc:
+                _, sub = split_msgspec_error(str(exc))
+            if not sub:
+                return None
+            cut = max((i for i, part in enumerate(sub) if isinstance(part, int)), default=0)
+            holder = data
+            for part in sub[:cut]:
+                holder = holder[part]
+            try:
+                del holder[sub[cut]]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return None
+
+    def indentation_hints(self, first: int, name: str, definition: _Def,
+                          states: dict[str, _Def]) -> None:
+        """Add a hint to the "unknown field" errors (from `first` on) of state `name` when the
+        field is mis-indented: a key of the state nested too deep, a key of an `expect` entry
+        at the state's level, or a state named like a state key (a dedented `timeout:`)."""
+        doc = definition.doc
+        for i in range(first, len(self.errors)):
+            error = self.errors[i]
+            if not error.message.startswith("unknown field "):
+                continue
+            parts = re.split(r"[.\[]", error.path)
+            field = parts[-1]
+            hint = ""
+            if name in _STATE_FIELDS and len(parts) == 3:
+                # states.<name>.<field>: `name` may be a key of the state above, dedented
+                own = [n for n, d in states.items() if d.doc is doc]
+                at = own.index(name) if name in own else 0
+                if at > 0:
+                    above = own[at - 1]
+                    line, _ = doc.keys.get(("states", name), (error.line, 0))
+                    inner = doc.marks.get(("states", above))
+                    where = (f", at column {inner[1]} like the key at line {inner[0]}"
+                             if inner and isinstance(states[above].raw, dict) else "")
+                    hint = (f"; {name!r} (line {line}) is read as a state because it is indented "
+                            f"like one: if it is the {name!r} of state {above!r}, indent it "
+                            f"under that state{where}")
+            elif len(parts) > 3 and field in _STATE_FIELDS:
+                sibling = doc.marks.get(definition.path)
+                if sibling:
+                    hint = (f"; {field!r} is a key of the state {name!r}, not of what it sits "
+                            f"in: dedent it to column {sibling[1]}, like the key at line "
+                            f"{sibling[0]}")
+            elif len(parts) == 3 and field in _ENTRY_FIELDS:
+                raw = definition.raw
+                if isinstance(raw, dict) and isinstance(raw.get("expect"), list):
+                    entry = doc.marks.get((*definition.path, "expect", len(raw["expect"]) - 1))
+                    if entry:
+                        hint = (f"; {field!r} is a key of an 'expect' entry, not of the state: "
+                                f"indent it to column {entry[1]}, under the entry at line "
+                                f"{entry[0]}")
+            if hint:
+                self.errors[i] = ScenarioError(error.message + hint, file=error.file,
+                                               line=error.line, col=error.col, path=error.path)
+
     def loc(self, path: Path) -> Loc:
         line, col = self.doc.where(path)
         return Loc(self.doc.file, line, col, format_path(path))
@@ -260,7 +337,8 @@ class _Compiler:
         files = self.gather(root, (root.file,), {root.file})
         self.doc = root
         sections = ("states", "intents", "globals", "settings")
-        top = self.convert({k: v for k, v in data.items() if k not in sections}, Scenario, ())
+        head = {k: v for k, v in data.items() if k not in sections}
+        top = self.convert(head, Scenario, ()) or self.salvage(head, Scenario) or Scenario()
         for key in ("name", "version", "start"):
             if key not in data:
                 self.fail((), f"missing required field {key!r}")
@@ -304,21 +382,28 @@ class _Compiler:
                 self.fail(("states",), "must be a mapping of state names to states")
             else:
                 self.fail((), "missing required field 'states'")
-        if not states or top is None:
+        if not states:
             self.raise_errors()
-        assert top is not None
 
-        before = len(self.errors)
+        # A definition that does not convert (a type error, an unknown field) is reported, and
+        # what converts once the entries holding its errors are left out (`salvage`) still
+        # names its states, variables and handlers: the other definitions are checked against
+        # them, so one such error hides none of the others. Only converted ones are compiled.
         parsed_states: dict[str, tuple[_Def, State]] = {}
+        broken_states: dict[str, tuple[_Def, State]] = {}
         for name, definition in states.items():
             self.doc = definition.doc
             if not _STATE_NAME.fullmatch(name):
                 self.fail(definition.path, f"bad state name {name!r}: use letters, digits, '_' "
                                            "and '-', starting with a letter")
             raw = definition.raw if definition.raw is not None else {}
+            first = len(self.errors)
             state = self.convert(raw, State, definition.path)
             if state is not None:
                 parsed_states[name] = (definition, state)
+            else:
+                self.indentation_hints(first, name, definition, states)
+                broken_states[name] = (definition, self.salvage(raw, State) or State())
         parsed_intents: dict[str, tuple[_Def, list[IntentPattern]]] = {}
         for name, definition in intents.items():
             self.doc = definition.doc
@@ -330,26 +415,32 @@ class _Compiler:
                 if not patterns:
                     self.fail(definition.path, "an empty list: give at least one pattern")
                 parsed_intents[name] = (definition, patterns)
+            else:
+                parsed_intents[name] = (definition, self.salvage(definition.raw,
+                                                                 list[IntentPattern]) or [])
         parsed_globals: list[tuple[_Def, Global]] = []
+        broken_globals: list[tuple[_Def, Global]] = []
         for definition in handlers.values():
             self.doc = definition.doc
             handler = self.convert(definition.raw, Global, definition.path)
             if handler is not None:
                 parsed_globals.append((definition, handler))
+            else:
+                broken_globals.append((definition, self.salvage(definition.raw, Global)
+                                       or Global()))
         merged: Settings | None = Settings()
         for key, definition in settings.items():
             self.doc = definition.doc
             one = self.convert({key: definition.raw}, Settings, ("settings",))
             if one is not None and merged is not None:
                 setattr(merged, key, getattr(one, key))
-        if len(self.errors) > before:  # what follows needs every definition
-            self.raise_errors()
         assert merged is not None
         self.settings = merged
         self.setting_defs = settings
 
-        self.names = set(parsed_states)
-        self.collect_vars(parsed_states, parsed_intents, parsed_globals)
+        self.names = set(parsed_states) | set(broken_states)
+        self.collect_vars(parsed_states | broken_states, parsed_intents,
+                          parsed_globals + broken_globals)
         self.intent_defs = parsed_intents
         self.intents: dict[str, AnyOf] = {}
         self.intent_stack: list[str] = []
@@ -361,6 +452,7 @@ class _Compiler:
             self.fail(("start",), self.unknown_state(top.start))
         expire = self.expire_setting()
         self.globals = self.compile_globals(parsed_globals)
+        self.global_names |= {h.name or h.intent or "" for _, h in broken_globals}
         nodes: dict[str, Node] = {}
         for name, (definition, state) in parsed_states.items():
             self.doc = definition.doc
@@ -421,6 +513,13 @@ class _Compiler:
 
     def known(self, name: str) -> bool:
         return name in self.known_vars or name.split(".", 1)[0] in self.lookup_kinds
+
+    @staticmethod
+    def unknown_kind(kind: str) -> str:
+        close = difflib.get_close_matches(kind, sorted(LOOKUP_KINDS), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (f"unknown lookup kind {kind!r}: {hint}the runtime answers "
+                + ", ".join(repr(k) for k in LOOKUP_KINDS))
 
     def unknown_state(self, name: str) -> str:
         close = difflib.get_close_matches(name, sorted(self.names), n=1)
@@ -487,6 +586,8 @@ class _Compiler:
         if lookup is not None and not _KIND.fullmatch(lookup):
             self.fail((*path, "lookup"), f"bad lookup kind {lookup!r}: use lower-case letters, "
                                          "digits and '_'")
+        elif lookup is not None and lookup not in LOOKUP_KINDS:
+            self.fail((*path, "lookup"), self.unknown_kind(lookup))
         opt_out = getattr(spec, "opt_out", None)
         opt_in = getattr(spec, "opt_in", None)
         return Actions(
@@ -866,6 +967,8 @@ class _Compiler:
             self.fail(path, "'otherwise' takes every answer: leave out kind, ok and field")
         if reply.kind is not None and not _KIND.fullmatch(reply.kind):
             self.fail((*path, "kind"), f"bad lookup kind {reply.kind!r}")
+        elif reply.kind is not None and reply.kind not in LOOKUP_KINDS:
+            self.fail((*path, "kind"), self.unknown_kind(reply.kind))
         return LookupEntry(target=self.destination(reply, path, allow_return=False),
                            trigger=f"lookup[{index}]", kind=reply.kind, ok=reply.ok,
                            field=reply.field, when=self.conditions(reply.if_, (*path, "if")),

@@ -6,7 +6,14 @@ import re
 from typing import Any
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+
+DURATION_PATTERN = (r"^ *(?:[0-9]+(?:\.[0-9]+)? *"
+                    r"|(?:[0-9]+(?:\.[0-9]+)? *(?:[mM][sS]|[sSmMhHdD]) *)+)$")
+"""Every duration text `parse_duration` accepts, and no other: a number of seconds, or numbers
+each with a unit (ms, s, m, h, d; any case), spaces allowed around them. It is also the
+`pattern` of durations in the scenario JSON Schema (JavaScript and Python read it alike)."""
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -17,13 +24,12 @@ def parse_duration(text: str | int | float) -> float:
         if text < 0:
             raise ValueError(f"a duration cannot be negative, got {text!r}")
         return float(text)
-    compact = text.strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", compact):
-        return float(compact)
-    parts = _PART.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
+    if not _DURATION.fullmatch(text):
         raise ValueError(f"expected a duration like '15s', '20m' or '1h30m', got {text!r}")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    compact = text.lower().replace(" ", "")
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", compact):
+        return float(compact)
+    return sum(float(n) * _UNITS[u] for n, u in _PART.findall(compact))
 
 
 class Duration(float):

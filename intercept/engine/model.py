@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from .durations import DURATION_PATTERN
+
 # `say` is one message, or a list of variants (one is picked at random on each visit); a variant
 # that is itself a list is sent as several messages in a row.
 Say = Annotated[
@@ -23,7 +25,8 @@ Say = Annotated[
                      "{placeholders} are filled in.")]
 Duration = Annotated[
     str | int | float,
-    Meta(description="A duration: '15s', '20m', '1h30m', '2d', or a number of seconds.")]
+    Meta(description="A duration: '15s', '20m', '1h30m', '2d', or a number of seconds.",
+         extra_json_schema={"pattern": DURATION_PATTERN, "minimum": 0})]
 StateName = Annotated[str, Meta(description="The name of a state.")]
 Names = Annotated[str | list[str], Meta(description="One name or a list of names.")]
 Vars = Annotated[dict[str, str],

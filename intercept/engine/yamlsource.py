@@ -33,12 +33,15 @@ def format_path(path: Path) -> str:
 
 
 class Located:
-    """Parsed YAML data and the (line, column) of every node, both 1-based."""
+    """Parsed YAML data and the (line, column) of every node, both 1-based; `keys` holds the
+    position of each mapping key (by the path of its value)."""
 
-    def __init__(self, data: Any, marks: dict[Path, tuple[int, int]], file: str):
+    def __init__(self, data: Any, marks: dict[Path, tuple[int, int]], file: str,
+                 keys: dict[Path, tuple[int, int]] | None = None):
         self.data = data
         self.marks = marks
         self.file = file
+        self.keys = keys if keys is not None else {}
 
     def where(self, path: Path) -> tuple[int, int]:
         """Position of `path`, or of its nearest ancestor that has one."""
@@ -68,6 +71,7 @@ def load_located(text: str, file: str) -> Located:
         raise ScenarioError(f"YAML syntax error: {problem}", file=file, line=line,
                             col=col) from None
     marks: dict[Path, tuple[int, int]] = {}
+    keys: dict[Path, tuple[int, int]] = {}
     if root is None:
         return Located({}, marks, file)
     constructor = yaml.SafeLoader("")  # a constructor to turn scalar nodes into Python values
@@ -100,6 +104,8 @@ def load_located(text: str, file: str) -> Located:
                     raise ScenarioError(f"duplicate key {key!r}", file=file, line=line,
                                         col=key_node.start_mark.column + 1,
                                         path=format_path((*path, key)))
+                keys[(*path, key)] = (key_node.start_mark.line + 1,
+                                      key_node.start_mark.column + 1)
                 out[key] = build(value_node, (*path, key))
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -111,7 +117,7 @@ def load_located(text: str, file: str) -> Located:
             return node.value  # nor is 8:30 the number 510 (YAML 1.1 base 60)
         return value
 
-    return Located(build(root, ()), marks, file)
+    return Located(build(root, ()), marks, file, keys)
 
 
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")

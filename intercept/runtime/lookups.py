@@ -17,7 +17,7 @@ from typing import Any
 import phonenumbers
 import trio
 
-from ..engine import LookupResult
+from ..engine import LOOKUP_KINDS, LookupResult
 from ..foundation.phone import mask
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class Lookups:
         self._number_data_lock = trio.Lock()
 
     def register(self, kind: str, provider: Provider) -> None:
+        if kind not in LOOKUP_KINDS:  # the compiler refuses scenarios asking for other kinds
+            raise ValueError(f"lookup kind {kind!r} is not in intercept.engine.LOOKUP_KINDS: "
+                             "add it there, or no scenario can ask for it")
         self._providers[kind] = provider
 
     async def lookup(self, kind: str, their_number: str, our_number: str) -> LookupResult:
