@@ -64,12 +64,16 @@ def diagram(machine: Machine, reached: dict[str, int],
     limits = [n.visits for n in machine.nodes.values() if n.visits is not None]
     shared = limits[0] if len(limits) >= 3 and len(set(limits)) == 1 else None
     labels: dict[tuple[str, str], list[str]] = {}
+    counts: dict[tuple[str, str], int] = {}
     for edge in edges(machine, with_globals=False):
         if edge.kind == "visits" and shared is not None:
             continue  # the scenario's default visit limit: one sentence, not an edge per state
         target = edge.source if edge.target == STAY else edge.target
         if target in machine.nodes:
             labels.setdefault((edge.source, target), []).append(edge.label)
+            # the table's figure (a `stay` way out counts as the table counts it)
+            counts[(edge.source, target)] = max(counts.get((edge.source, target), 0),
+                                                taken.get((edge.source, edge.target), 0))
     second = {n: f"{reached.get(n, 0)} reached" for n in names}
     placed = layout(names, machine.start, list(labels),
                     texts={n: (n, second[n]) for n in names})
@@ -88,7 +92,7 @@ def diagram(machine: Machine, reached: dict[str, int],
     for path in placed.paths:
         shown = labels[(path.source, path.target)]
         triggers = ", ".join(label or "then" for label in shown)
-        arrows.append((path, taken.get((path.source, path.target), 0), triggers))
+        arrows.append((path, counts[(path.source, path.target)], triggers))
     ends = sum(1 for n in machine.nodes.values() if n.kind == END)
     handoffs = sum(1 for n in machine.nodes.values() if n.kind == HANDOFF)
     summary = (f"State diagram of {machine.name} v{machine.version}: {len(names)} states "
