@@ -139,24 +139,25 @@ def layout(names: Sequence[str], start: str, links: Sequence[tuple[str, str]],
             x += widths[name] + GAP_X
     # Ports: the edges leaving (entering) a box's bottom (top) are spread along it, ordered by
     # where their other end is, so fanned-out edges and their counts do not sit on one another.
-    down: dict[str, list[tuple[float, str, str]]] = {n: [] for n in names}
-    up: dict[str, list[tuple[float, str, str]]] = {n: [] for n in names}
+    # A back edge takes the port right of a forward edge to the same place: it bows right.
+    down: dict[str, list[tuple[float, bool, str, str]]] = {n: [] for n in names}
+    up: dict[str, list[tuple[float, bool, str, str]]] = {n: [] for n in names}
     for source, target in links:
         a, b = boxes.get(source), boxes.get(target)
         if a is None or b is None or source == target:
             continue
         if b.layer > a.layer:
-            down[source].append((b.cx, source, target))
-            up[target].append((a.cx, source, target))
+            down[source].append((b.cx, False, source, target))
+            up[target].append((a.cx, False, source, target))
         else:  # back: leaves the top of the source, enters the bottom of the target
-            up[source].append((b.cx, source, target))
-            down[target].append((a.cx, source, target))
+            up[source].append((b.cx, True, source, target))
+            down[target].append((a.cx, True, source, target))
     port: dict[tuple[str, str, str], float] = {}
     for side, table in (("down", down), ("up", up)):
         for name, items in table.items():
             box = boxes[name]
             items.sort()
-            for i, (_, source, target) in enumerate(items):
+            for i, (_, _, source, target) in enumerate(items):
                 port[(side, source, target)] = box.x + box.width * (i + 1) / (len(items) + 1)
     paths: list[Path] = []
     for source, target in links:
