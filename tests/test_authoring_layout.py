@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from intercept.authoring.graph import edges
-from intercept.authoring.layout import box_width, layers, layout, overlapping
+from intercept.authoring.layout import ROW_LIMIT, box_width, layers, layout, overlapping
 from intercept.engine.machine import STAY
 from intercept.scenarios import ScenarioRegistry
 
@@ -76,3 +76,17 @@ def test_overlapping_finds_overlaps():
     assert overlapping([a, b]) == []
     moved = type(b)(b.name, b.layer, a.x + 5, a.y + 5, b.width, b.height)
     assert overlapping([a, moved]) == [("a", "b")]
+
+
+def test_a_wide_layer_is_wrapped_onto_rows():
+    children = [f"child_{i}" for i in range(2 * ROW_LIMIT + 1)]
+    links = [("hub", c) for c in children] + [(children[-1], children[0]), (children[0], "hub")]
+    placed = layout(["hub", *children], "hub", links)
+    box = placed.boxes
+    assert {box[c].layer for c in children} == {1}
+    assert sorted({box[c].row for c in children}) == [1, 2, 3]
+    assert overlapping(list(box.values())) == []
+    assert placed.width < (ROW_LIMIT + 1) * (box_width(children[0]) + 30) + 100
+    back = {(p.source, p.target): p.back for p in placed.paths}
+    assert back[(children[-1], children[0])] and back[(children[0], "hub")]
+    assert not back[("hub", children[-1])]

@@ -2,10 +2,11 @@
 
 Pure geometry: states go in layers by their distance from the start state (breadth first over
 the edges), are ordered in each layer by the mean position of their parents (a single pass, to
-uncross a few edges), and get boxes wide enough for their text. Edges are straight lines from
-one layer down to a later one, spread along the boxes' sides; an edge back to an earlier layer
-is a curve up from the top of its box, one within a layer an arc above it, and an edge from a
-state to itself a small loop.
+uncross a few edges), and get boxes wide enough for their text; a wide layer is wrapped onto
+several rows. Edges are straight lines from one row down to a later one, spread along the
+boxes' sides; an edge up to an earlier row is a curve from the top of its box, one within a row
+an arc above it, and an edge from a state to itself a small loop. An edge to the same or an
+earlier layer is marked `back`, for the drawing to tell apart.
 
 Nothing here formats text for SVG: the template escapes every name and label.
 """
@@ -24,6 +25,8 @@ GAP_Y = 56
 MARGIN = 20
 TOP = 36  # room above the first layer for the start marker
 BACK_ROOM = 40  # room right of the widest layer for self-loops and bowed back edges
+ROW_LIMIT = 8
+"""Boxes per row: a wider layer is drawn on several rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class Box:
     y: float
     width: float
     height: float
+    row: int = 0
+    """The row it is drawn on (a layer with more than `ROW_LIMIT` states takes several)."""
 
     @property
     def cx(self) -> float:
@@ -126,7 +131,8 @@ def layout(names: Sequence[str], start: str, links: Sequence[tuple[str, str]],
     `texts` gives the lines each box shows (its width follows the longest); the name by
     default."""
     layer = layers(names, start, links)
-    rows = _order(names, layer, links)
+    rows = [row[i:i + ROW_LIMIT] for row in _order(names, layer, links)
+            for i in range(0, max(len(row), 1), ROW_LIMIT)]
     widths = {n: box_width(*(texts or {}).get(n, (n,))) for n in names}
     row_widths = [sum(widths[n] for n in row) + GAP_X * max(len(row) - 1, 0) for row in rows]
     inner = max(row_widths, default=0)
@@ -135,7 +141,7 @@ def layout(names: Sequence[str], start: str, links: Sequence[tuple[str, str]],
         x = MARGIN + (inner - row_widths[i]) / 2
         y = TOP + i * (BOX_HEIGHT + GAP_Y)
         for name in row:
-            boxes[name] = Box(name, i, x, y, widths[name], BOX_HEIGHT)
+            boxes[name] = Box(name, layer[name], x, y, widths[name], BOX_HEIGHT, i)
             x += widths[name] + GAP_X
     # Ports: the edges leaving (entering) a box's bottom (top) are spread along it, ordered by
     # where their other end is, so fanned-out edges and their counts do not sit on one another.
@@ -146,10 +152,10 @@ def layout(names: Sequence[str], start: str, links: Sequence[tuple[str, str]],
         a, b = boxes.get(source), boxes.get(target)
         if a is None or b is None or source == target:
             continue
-        if b.layer > a.layer:
+        if b.row > a.row:
             down[source].append((b.cx, False, source, target))
             up[target].append((a.cx, False, source, target))
-        else:  # back: leaves the top of the source, enters the bottom of the target
+        else:  # leaves the top of the source, enters the bottom (or top) of the target
             up[source].append((b.cx, True, source, target))
             down[target].append((a.cx, True, source, target))
     port: dict[tuple[str, str, str], float] = {}
@@ -170,20 +176,21 @@ def layout(names: Sequence[str], start: str, links: Sequence[tuple[str, str]],
             d = (f"M{_num(x0)},{_num(y0)} C{_num(x0 + 28)},{_num(y0 - 12)} "
                  f"{_num(x0 + 28)},{_num(y1 + 12)} {_num(x0)},{_num(y1)}")
             paths.append(Path(source, target, d, x0 + 24, a.y + a.height / 2 + 4, True))
-        elif b.layer > a.layer:
+        elif b.row > a.row:
             x0, y0 = port[("down", source, target)], a.bottom
             x1, y1 = port[("up", source, target)], b.y
             d = f"M{_num(x0)},{_num(y0)} L{_num(x1)},{_num(y1)}"
-            t = 0.5 if b.layer - a.layer == 1 else 0.5 / (b.layer - a.layer)
+            t = 0.5 if b.row - a.row == 1 else 0.5 / (b.row - a.row)
             paths.append(Path(source, target, d, x0 + (x1 - x0) * t + 3,
-                              y0 + (y1 - y0) * t + 4, False))
-        elif b.layer == a.layer:  # an arc above the row
+                              y0 + (y1 - y0) * t + 4, b.layer <= a.layer))
+        elif b.row == a.row:  # an arc above the row
             x0, y0 = port[("up", source, target)], a.y
             x1, y1 = port[("down", source, target)], b.y
             lift = GAP_Y * 0.7
             d = (f"M{_num(x0)},{_num(y0)} C{_num(x0)},{_num(y0 - lift)} "
                  f"{_num(x1)},{_num(y1 - lift)} {_num(x1)},{_num(y1)}")
-            paths.append(Path(source, target, d, (x0 + x1) / 2, y0 - lift * 0.75 + 4, True))
+            paths.append(Path(source, target, d, (x0 + x1) / 2, y0 - lift * 0.75 + 4,
+                              b.layer <= a.layer))
         else:  # up to an earlier layer, bowed to the right of the straight line
             x0, y0 = port[("up", source, target)], a.y
             x1, y1 = port[("down", source, target)], b.bottom
@@ -191,7 +198,7 @@ def layout(names: Sequence[str], start: str, links: Sequence[tuple[str, str]],
             d = (f"M{_num(x0)},{_num(y0)} C{_num(x0 + bow)},{_num(y0 - GAP_Y / 2)} "
                  f"{_num(x1 + bow)},{_num(y1 + GAP_Y / 2)} {_num(x1)},{_num(y1)}")
             paths.append(Path(source, target, d, (x0 + x1) / 2 + bow * 0.75 + 3,
-                              (y0 + y1) / 2 + 4, True))
+                              (y0 + y1) / 2 + 4, b.layer <= a.layer))
     width = MARGIN * 2 + inner + BACK_ROOM
     height = TOP + len(rows) * (BOX_HEIGHT + GAP_Y) - GAP_Y + MARGIN
     return Layout(width, height, boxes, paths)
