@@ -70,7 +70,7 @@ def diagram(machine: Machine, reached: dict[str, int],
             continue  # the scenario's default visit limit: one sentence, not an edge per state
         target = edge.source if edge.target == STAY else edge.target
         if target in machine.nodes:
-            labels.setdefault((edge.source, target), []).append(edge.label)
+            labels.setdefault((edge.source, target), []).append(edge.label or edge.kind)
             # the table's figure (a `stay` way out counts as the table counts it)
             counts[(edge.source, target)] = max(counts.get((edge.source, target), 0),
                                                 taken.get((edge.source, edge.target), 0))
@@ -90,9 +90,8 @@ def diagram(machine: Machine, reached: dict[str, int],
         boxes.append((placed.boxes[name], " ".join(classes), reached.get(name, 0), second[name]))
     arrows = []
     for path in placed.paths:
-        shown = labels[(path.source, path.target)]
-        triggers = ", ".join(label or "then" for label in shown)
-        arrows.append((path, counts[(path.source, path.target)], triggers))
+        shown = labels[(path.source, path.target)]  # as the table names them
+        arrows.append((path, counts[(path.source, path.target)], ", ".join(shown)))
     ends = sum(1 for n in machine.nodes.values() if n.kind == END)
     handoffs = sum(1 for n in machine.nodes.values() if n.kind == HANDOFF)
     summary = (f"State diagram of {machine.name} v{machine.version}: {len(names)} states "
