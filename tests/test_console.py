@@ -733,3 +733,90 @@ def test_the_pages_number_index_follows_a_reload():
     config.take_numbers(msgspec.structs.replace(config, numbers=[first]))
     assert index.city_of == {first.number: first.city}
     assert index.kind_of == {first.number: first.kind}
+
+
+def _table(html: str) -> dict[str, tuple[int, dict[str, int]]]:
+    """The state table: each state's reached count and times taken by target (a target's ways
+    out all show the count of moves to it)."""
+    rows: dict[str, tuple[int, dict[str, int]]] = {}
+    for name, reached, ways in re.findall(
+            r'<tr id="state-([^"]+)">.*?data-reached="[^"]+">(\d+)<.*?<ul class="ways">(.*?)</ul>',
+            html, re.S):
+        rows[name] = (int(reached), {name if target == "(stays)" else target: int(n)
+                                     for target, n in re.findall(
+            r"<li>.*? → (\S+) <strong>(\d+)</strong></li>", ways)})
+    return rows
+
+
+async def test_the_scenario_page_draws_the_state_diagram_with_the_tables_counts(tmp_path):
+    machine = shipped().current("buyer-deterrence")
+    assert machine is not None
+    async with serving(tmp_path, reg=shipped(), scenario="buyer-deterrence") as live:
+        await live.text("hi")
+        await live.text("how much", their="+12065550177")
+        await live.text("hey there", their="+12065550178")
+        await login(live.client, "viewer")
+        r = await live.client.get("/scenarios/buyer-deterrence")
+    assert r.status_code == 200
+    html = r.text
+    svg = re.search(r"<svg [^>]*role=\"img\"[^>]*>.*?</svg>", html, re.S)
+    assert svg is not None and html.index("<svg") < html.index('<table class="list states">')
+    drawing = svg.group(0)
+    label = re.search(r'aria-label="([^"]+)"', drawing)
+    assert label and f"{len(machine.nodes)} states" in label.group(1)
+    assert f"starting at {machine.start}" in label.group(1)
+    assert '<marker id="arrow"' in drawing and "marker-end=\"url(#arrow)\"" in drawing
+    # one box per state, the start marked, ends styled apart
+    boxes = re.findall(r'<g class="([^"]+)" data-state="([^"]+)">', drawing)
+    by_name = {name: classes.split() for classes, name in boxes}
+    assert set(by_name) == set(machine.nodes) and len(boxes) == len(machine.nodes)
+    assert "start" in by_name[machine.start]
+    assert sum("start" in c for c in by_name.values()) == 1 and 'class="start-marker"' in drawing
+    assert {n for n, c in by_name.items() if "terminal" in c} == {
+        n for n, node in machine.nodes.items() if node.kind == "end"} != set()
+    # the counts are the table's
+    table = _table(html)
+    assert set(table) == set(machine.nodes)
+    shown = dict(re.findall(r'data-box-reached="([^"]+)">(\d+) reached<', drawing))
+    assert {n: int(v) for n, v in shown.items()} == {n: row[0] for n, row in table.items()}
+    assert table[machine.start][0] == 3
+    taken = re.findall(r'data-taken="([^"→]+)→([^"]+)">(\d+)<', drawing)
+    assert len(taken) >= len(machine.nodes) - 1
+    for source, target, count in taken:
+        assert table[source][1][target] == int(count), (source, target)
+    assert sum(int(c) for s, _, c in taken if s == machine.start) == 3
+    assert ' style="' not in html and "<style" not in html  # the CSP: classes only
+
+
+async def test_the_diagram_escapes_what_authors_wrote_and_has_a_cap(tmp_path):
+    from itertools import pairwise
+
+    from intercept.console.config_pages import DIAGRAM_LIMIT
+    from intercept.engine.machine import END, GOTO, Machine, Node
+    from intercept.scenarios import ScenarioRegistry
+
+    def chain(name: str, states: list[str]) -> Machine:
+        nodes = {s: Node(s, GOTO, goto=n) for s, n in pairwise(states)}
+        nodes[states[-1]] = Node(states[-1], END, end="finished")
+        return Machine(name, 1, states[0], nodes)
+
+    hostile = chain("hostile", ["<script>alert(1)</script>", 'a"b&c', "done"])
+    big = chain("big", [f"s{i}" for i in range(DIAGRAM_LIMIT + 1)])
+    most = chain("most", [f"s{i}" for i in range(DIAGRAM_LIMIT)])
+    reg = ScenarioRegistry([hostile, big, most])
+    async with serving(tmp_path, reg=reg, scenario="most") as live:
+        await login(live.client, "viewer")
+        r = await live.client.get("/scenarios/hostile")
+        assert r.status_code == 200 and "<svg" in r.text
+        assert "<script>alert" not in r.text and 'a"b' not in r.text
+        assert 'data-state="&lt;script&gt;alert(1)&lt;/script&gt;"' in r.text
+        assert "starting at &lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+        assert 'data-state="a&#34;b&amp;c"' in r.text
+        r = await live.client.get("/scenarios/big")
+        assert r.status_code == 200 and "<svg" not in r.text
+        assert f"more than the {DIAGRAM_LIMIT} a diagram is drawn for" in r.text
+        assert r.text.count('<tr id="state-') == DIAGRAM_LIMIT + 1  # the table is still there
+        assert len(r.content) < 200_000
+        r = await live.client.get("/scenarios/most")
+        assert r.status_code == 200 and r.text.count('data-state="') == DIAGRAM_LIMIT
+        assert len(r.content) < 400_000
