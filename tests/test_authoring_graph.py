@@ -89,7 +89,8 @@ def test_edges_come_from_the_table():
     assert ("a", "b", "no reply 40m", "timeout") in found
     assert ("a", EXPIRED, "silent 2d", "expire") in found
     assert ("b", "done", "after 2 visits", "visits") in found
-    assert ("check", "done", "then", "then") in found and ("check", "a", "else", "else") in found
+    assert ("check", "done", "persona.age < 18", "then") in found
+    assert ("check", "a", "not persona.age < 18", "else") in found
     assert ("person", "a", "resumed", "resume") in found
 
 
@@ -180,3 +181,16 @@ def test_an_urgent_hand_off_is_marked_in_both_drawings(tmp_path):
     machine = load_scenario(path)
     assert '[["a → person, urgent"]]' in mermaid(machine)
     assert 'label="a\\n(urgent)"' in dot(machine)
+
+
+def test_an_if_is_labelled_with_its_condition_not_then_and_else():
+    from intercept.authoring.graph import describe_conditions
+    from intercept.engine.match import Condition
+
+    both = (Condition("city.name", equals="seattle"), Condition("persona.age", ge=18, lt=21))
+    assert describe_conditions((Condition("price", exists=False),)) == "price not set"
+    assert describe_conditions((Condition("day", in_=("sat", "sun")),)) == "day in sat, sun"
+    assert describe_conditions((Condition("x", not_equals="y"),)) == "x ≠ y"
+    text = describe_conditions(both, limit=200)
+    assert text == "city.name = seattle and persona.age < 21 and persona.age ≥ 18"
+    assert len(describe_conditions(both, limit=20)) == 20

@@ -25,6 +25,7 @@ from ..engine.match import (
     Always,
     Answer,
     AnyOf,
+    Condition,
     Fuzzy,
     Has,
     Matcher,
@@ -81,6 +82,27 @@ def describe(matcher: Matcher) -> str:
     return matcher.kind
 
 
+def describe_conditions(conditions: tuple[Condition, ...], limit: int = 48) -> str:
+    """An `if`'s test as it reads: `persona.age < 18`, `city.name = seattle and ...`."""
+    parts = []
+    for c in conditions:
+        tests = []
+        if c.exists is not None:
+            tests.append(f"{c.var} {'set' if c.exists else 'not set'}")
+        if c.equals is not None:
+            tests.append(f"{c.var} = {c.equals}")
+        if c.not_equals is not None:
+            tests.append(f"{c.var} ≠ {c.not_equals}")
+        if c.in_ is not None:
+            tests.append(f"{c.var} in {', '.join(c.in_)}")
+        for op, bound in (("<", c.lt), ("≤", c.le), (">", c.gt), ("≥", c.ge)):
+            if bound is not None:
+                tests.append(f"{c.var} {op} {format_number(bound)}")
+        parts.extend(tests or [c.var])
+    text = " and ".join(parts)
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def _duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
@@ -115,8 +137,10 @@ def node_edges(machine: Machine, node: Node, *, with_globals: bool = True) -> li
             target = machine.expire.target or EXPIRED
             out.append(Edge(name, target, f"silent {_duration(machine.expire.after)}", "expire"))
     elif node.kind == IF:
-        out.append(Edge(name, node.then or "", "then", "then"))
-        out.append(Edge(name, node.otherwise or "", "else", "else"))
+        test = describe_conditions(node.condition)
+        out.append(Edge(name, node.then or "", test, "then"))
+        out.append(Edge(name, node.otherwise or "", f"not ({test})" if " and " in test
+                        else f"not {test}", "else"))
     elif node.kind == SPLIT:
         total = sum(b.weight for b in node.split)
         for b in node.split:
