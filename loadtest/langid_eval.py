@@ -19,7 +19,9 @@ Per candidate it prints:
   called Spanish;
 - "en/es": the detector restricted to English and Spanish (a scenario's declared languages),
   over the English and Spanish samples only; accuracy per length bucket, and what is left when
-  only answers with a confidence at or above a threshold are taken (coverage and accuracy);
+  only answers with a confidence at or above a threshold are taken (coverage and accuracy), and
+  the accuracy on a person's first two texts read together (each sample and the next one of its
+  language, joined by a space);
 - the mean time of one call (open and restricted), over --rounds passes of the corpus.
 
 A candidate that is not installed is reported in one sentence and skipped.
@@ -179,6 +181,14 @@ def evaluate(name: str, samples: list[tuple[str, str]], rounds: int) -> dict:
     open_startup_s = time.perf_counter() - started
     open_rss = rss_kib()
 
+    # A person's first two texts read together: each en/es sample followed by the next one of
+    # its language (the last by the first).
+    joined = []
+    for lang in RESTRICTED:
+        texts = [text for text, sample_lang in samples if sample_lang == lang]
+        joined += [(f"{a} {b}", lang) for a, b in zip(texts, texts[1:] + texts[:1], strict=True)]
+    joined_answers = [restricted_detect(text) for text, _ in joined]
+
     open_answers = [open_detect(text) for text, _ in samples]
     en_es = [(text, lang) for text, lang in samples if lang in RESTRICTED]
     restricted_answers = [restricted_detect(text) for text, _ in en_es]
@@ -251,6 +261,9 @@ def evaluate(name: str, samples: list[tuple[str, str]], rounds: int) -> dict:
             "per_language": grouped(en_es, restricted_answers, lambda _t, lang: lang),
             "per_length": grouped(en_es, restricted_answers, lambda text, _l: bucket(text)),
             "thresholds": thresholds,
+            "two_texts_joined": share(
+                [got == lang for (_, lang), (got, _) in zip(joined, joined_answers, strict=True)]
+            ),
             "mean_call_us": timed(restricted_detect, [text for text, _ in en_es]) * 1e6,
         },
         "wrong": wrong,
@@ -286,6 +299,7 @@ def print_result(r: dict) -> None:
         "       confidence >= t (answered, accuracy of the answered): "
         + ", ".join(f"{t}: {v['of']}/{len_en_es(e)} {pct(v)}" for t, v in e["thresholds"].items())
     )
+    print(f"       the first two texts joined: {pct(e['two_texts_joined'])}")
     print(
         "       wrong (en/es): "
         + "; ".join(f"{w[0]!r} {w[1]}->{w[2]}" for w in r["wrong"]["en/es"])
