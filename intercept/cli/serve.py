@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 import trio
 
 from ..errors import ConfigError, InterceptError, ScenarioError
+from ..foundation import collector
 from .options import config_option, load_config, setup_logging
 
 if TYPE_CHECKING:
@@ -37,11 +37,9 @@ def serve(config_path: Path | None, verbose: int) -> None:
     config = load_config(config_path)
     from ..server import Server
 
-    # Tens of thousands of live conversations are millions of long-lived objects: with the
-    # default thresholds the collector walks all of them every few seconds under load, and
-    # each full pass stops the process for 0.3-1 s. Collecting the young generation less
-    # often lets per-message objects die first, so far fewer reach the old generation.
-    gc.set_threshold(50_000, 20, 20)
+    # Many long-lived objects: collect the young generation less often, so that per-message
+    # objects die first (intercept/foundation/collector.py says why and how it was chosen).
+    collector.tune()
 
     async def run() -> None:
         try:
