@@ -23,6 +23,7 @@ from .config import Config, load_config, store_key
 from .console import Console, ConsoleServices
 from .credential import credential_path, ensure_credential
 from .errors import ConfigError, ScenarioErrors
+from .foundation import collector
 from .foundation.metrics import Metrics
 from .foundation.phone import mask
 from .foundation.private import tighten_tree
@@ -89,8 +90,11 @@ class Server:
     def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
                  gateway: Gateway | None = None, store_path: str | Path | None = None,
                  fast: bool = False, http: bool | None = None, threaded_store: bool = True,
-                 media: MediaFetcher | None = None):
+                 media: MediaFetcher | None = None, freeze: bool = False):
         self.config = config
+        self.freeze = freeze
+        """Once started and recovered, collect and freeze what is alive (`collector.freeze`):
+        process-wide, so `intercept serve` asks for it and an embedding program decides."""
         self.metrics = Metrics()
         self.registry = registry or ScenarioRegistry.from_dir(
             config.scenario_dir, read_limit=config.runtime.read_limit)
@@ -230,6 +234,9 @@ class Server:
                              self.gateway.name,
                              f"; http on {', '.join(self.http_addresses)}"
                              if self.http_addresses else "")
+                    if self.freeze:  # scenarios, config, caches, recovered actors: out of sight
+                        log.info("%d long-lived objects frozen out of the collector's walks",
+                                 collector.freeze())
                     task_status.started(self)
                     await self._stop.wait()
                     log.info("shutting down: intake stopped, finishing in-flight steps")

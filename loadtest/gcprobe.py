@@ -171,7 +171,8 @@ def _server(store: Path, hibernate_after: float) -> tuple[Server, SimGateway, li
     config = load_config(bundled_root() / "config" / "intercept.toml")
     config.runtime.hibernate_after = Duration.parse(f"{hibernate_after}s")  # type: ignore[misc]
     gateway = SimGateway(receipts=False)
-    server = Server(config, gateway=gateway, store_path=store, fast=True, http=False)
+    server = Server(config, gateway=gateway, store_path=store, fast=True, http=False,
+                    freeze=True)
     return server, gateway, [n.number for n in config.numbers]
 
 

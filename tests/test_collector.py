@@ -1,0 +1,72 @@
+"""The collector: what the server keeps out of its walks (foundation/collector.py)."""
+
+from __future__ import annotations
+
+import gc
+
+import msgspec
+import pytest
+import trio
+
+from intercept.engine import ConversationState, Message, Start
+from intercept.foundation import collector
+from intercept.gateways import SimGateway
+from intercept.server import Server
+
+from helpers import OUR, make_config, registry
+
+
+def test_conversation_states_are_never_tracked_by_the_collector():
+    machine = registry().current("echo")
+    assert machine is not None
+    state = machine.new_state(seed=1, context={"persona.name": "Jasmine"})
+    state, _ = machine.step(state, Start(), now=0.0)
+    state, _ = machine.step(state, Message("hey"), now=1.0)
+    decoded = msgspec.json.decode(msgspec.json.encode(state), type=ConversationState)
+    made = ConversationState(scenario="s", version=1, vars={"a": "b"}, returns=["x"])
+    for one in (state, decoded, made):
+        assert not gc.is_tracked(one)
+    # the same fields in a struct without gc=False are tracked: the untracking is the flag's
+    tracked = msgspec.defstruct("Tracked", [("returns", list[str])])(returns=["x"])
+    assert gc.is_tracked(tracked)
+
+
+def test_tune_sets_the_chosen_thresholds():
+    before = gc.get_threshold()
+    try:
+        collector.tune()
+        assert gc.get_threshold() == collector.THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_freeze_collects_first_and_freezes_what_is_alive():
+    try:
+        garbage: list[object] = []
+        garbage.append(garbage)  # a cycle: collected, not frozen
+        ref = id(garbage)
+        del garbage
+        alive: list[object] = [object()]
+        alive.append(alive)
+        count = collector.freeze()
+        assert count == gc.get_freeze_count() > 0
+        assert all(id(o) != id(alive) for o in gc.get_objects())  # out of the walks
+        assert all(id(o) != ref for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_a_server_freezes_after_start_up_only_when_asked(tmp_path, freeze):
+    gc.unfreeze()
+    try:
+        gateway = SimGateway(receipts=False)
+        server = Server(make_config(), registry=registry(), gateway=gateway,
+                        store_path=tmp_path / "t.db", threaded_store=False, freeze=freeze)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            assert (gc.get_freeze_count() > 0) is freeze
+            await gateway.inject(their_number="+12065550199", our_number=OUR, text="hi")
+            server.stop()
+    finally:
+        gc.unfreeze()
