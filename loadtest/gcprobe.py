@@ -17,8 +17,8 @@ deterministic for a given N; only the times and RSS depend on the machine.
 the collections each generation made and their pauses, per 10,000 messages: what
 `--threshold` is chosen from. `--cycles K` instead repeats K times: N new conversations start,
 hibernate (`--hibernate-after`), wake, end; tracked objects and RSS after each cycle must stay
-flat. `--freeze-each-cycle` calls `gc.freeze()` after every cycle, to see whether objects frozen
-while live leak once they die.
+flat. `--freeze-each-cycle` calls `gc.freeze()` in every cycle while its conversations are live,
+to see whether objects frozen while live leak once they die.
 """
 
 from __future__ import annotations
@@ -268,6 +268,8 @@ async def cycle_probe(n: int, store: Path, *, cycles: int, hibernate_after: floa
         for cycle in range(cycles):
             first = cycle * n
             await buyers.all(first, n, OPENING)      # start
+            if freeze_each_cycle:                    # with this cycle's actors live
+                gc.freeze()
             await idle()                             # hibernate
             await buyers.all(first, n, LINES[0])     # wake
             await buyers.all(first, n, ENDING)       # end (deterrence)
@@ -275,9 +277,8 @@ async def cycle_probe(n: int, store: Path, *, cycles: int, hibernate_after: floa
             # bounded caches fill with every new number until their bound: cleared here so
             # that the figure shows what outlives a conversation, not a cache filling up
             number_metadata.cache_clear()
+            server.store._cache.forget()  # the writer's (our, their) -> id map: 200,000 entries
             gc.collect()
-            if freeze_each_cycle:
-                gc.freeze()
             types = tracked_types()
             if cycle == 1:
                 types_first = types

@@ -18,19 +18,21 @@ def _restore_thresholds():
 
 
 def test_the_live_probe_counts_objects_and_bytes_per_live_conversation(capsys):
-    report = gcprobe.main(["--conversations", "6", "--messages", "6", "--top", "40",
+    report = gcprobe.main(["--conversations", "20", "--messages", "20", "--top", "40",
                            "--threshold", "40000,10,10"])
-    assert report["live"] == 6
+    assert report["live"] == 20
     assert report["thresholds"] == [40000, 10, 10]
     per = report["tracked_objects_per_conversation"]
     assert math.isfinite(per) and per > 0
     types = {row["type"]: row["per_conversation"] for row in report["types"]}
-    # every live actor is one task of ours, waiting on its inbox
-    assert types["Task"] == 1 and types["ConversationActor"] == 1
+    # every live actor is one task of ours, waiting on its inbox (give or take an object of
+    # whatever else the process did meanwhile)
+    assert abs(types["Task"] - 1) < 0.2 and abs(types["ConversationActor"] - 1) < 0.2
+    assert "CancelScope" not in types  # deadlines are in the shared Alarms
     assert 0 < report["traced_bytes_per_conversation"] < 1_000_000
     assert any(row["line"].startswith("intercept/") for row in report["bytes_by_line"])
     assert all(math.isfinite(row["bytes_per_conversation"]) for row in report["bytes_by_line"])
-    assert report["messages"] == 6
+    assert report["messages"] == 20
     assert set(report["collections"]) == {"gen0", "gen1", "gen2"}
     assert set(report["collection_with_n_live"]) == {"full_ms", "middle_ms"}
     out = capsys.readouterr().out

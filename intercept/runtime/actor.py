@@ -22,7 +22,7 @@ from ..foundation.backoff import backoff
 from ..foundation.phone import mask
 from ..store import Load, SetConversationStatus, StoreClosed
 from ..store.faults import StoreCorrupt, StoreUnavailable
-from .inbox import Inbox
+from .inbox import Alarms, Inbox
 from .services import Services
 from .turn import NEVER, Inbound, TurnInput, take_turn
 
@@ -36,18 +36,22 @@ _decode_state = msgspec.json.Decoder(ConversationState).decode
 __all__ = ["STORE_ERRORS", "ActorHandle", "ConversationActor", "Inbound", "Parked"]
 
 
-class ActorHandle:
-    """What the router keeps for a live actor."""
+class ActorHandle(Inbox[Inbound]):
+    """What the router keeps for a live actor: its inbox (one object, not two) and flags."""
 
-    __slots__ = ("conversation_id", "inbox", "overflowed", "stale")
+    __slots__ = ("conversation_id", "overflowed", "stale")
 
-    def __init__(self, conversation_id: int, inbox: Inbox[Inbound]):
+    def __init__(self, conversation_id: int, capacity: int, alarms: Alarms | None = None):
+        super().__init__(capacity, alarms)
         self.conversation_id = conversation_id
-        self.inbox = inbox
         self.overflowed = False
         """The inbox was full: messages wait in the store only."""
         self.stale = False
         """The conversation changed in the store (an operator): load it again."""
+
+    @property
+    def inbox(self) -> Inbox[Inbound]:
+        return self
 
     @property
     def must_reload(self) -> bool:
@@ -128,6 +132,7 @@ class ConversationActor:
                         return
                     services.metrics.actor_restarts.inc()
         finally:
+            self.handle.close()
             services.retire(self.handle, timer_at)
 
     async def _set_status(self, status: str) -> bool:
@@ -211,8 +216,8 @@ class ConversationActor:
                 deadline = min(deadline, clock.deadline(timer_at))
             if wake_at != NEVER:
                 deadline = min(deadline, clock.deadline(wake_at))
-            with trio.move_on_at(deadline):
-                item = await inbox.get()
+            item = await inbox.get(deadline)
+            if item is not None:
                 if item.conv_seq > self.processed:
                     self.pending[item.conv_seq] = item
                 continue
@@ -245,6 +250,8 @@ class ConversationActor:
             return turn.wake_at
         for seq in range(self.processed + 1, turn.processed + 1):
             del self.pending[seq]
+        if not self.pending:
+            self.pending = {}  # an emptied dict keeps its table (~160 bytes) while it waits
         metrics = services.metrics
         for seconds in turn.step_seconds:
             metrics.engine_step_seconds.observe(seconds)

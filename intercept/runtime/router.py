@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .actor import ActorHandle, ConversationActor, Inbound
-from .inbox import Inbox
+from .inbox import Alarms
 from .lookups import Lookups
 from .services import Busy, Services
 from .turn import TurnRules
@@ -51,6 +51,8 @@ class Router:
         self.inbox_size = inbox_size
         self.max_crashes = max_crashes
         self.actors: dict[int, ActorHandle] = {}
+        self._alarms = Alarms()
+        """The deadlines of waiting actors (one heap and task, not a cancel scope each)."""
         self._busy = Busy()
         self.services = Services(
             store=store, enqueue=sender.enqueue, registry=registry, config=config, clock=clock,
@@ -78,6 +80,7 @@ class Router:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._run_timers)
+                await nursery.start(self._alarms.run)
                 task_status.started()
         finally:
             # Late arrivals (a webhook whose commit finished during shutdown) are committed:
@@ -91,7 +94,9 @@ class Router:
         """Route a committed inbound message to its actor, waking it if needed."""
         if self._closed:
             return
-        handle = self.actors.get(conversation_id) or self._spawn(conversation_id)
+        handle = self.actors.get(conversation_id)
+        if handle is None:  # (not `or`: a handle is its inbox, falsy when empty)
+            handle = self._spawn(conversation_id)
         if not handle.inbox.put_nowait(Inbound(conv_seq, text, media, received_at)):
             handle.overflowed = True  # the actor re-reads its pending messages from the store
 
@@ -125,7 +130,7 @@ class Router:
 
     def _spawn(self, conversation_id: int) -> ActorHandle:
         assert self._nursery is not None, "Router.run() is not running"
-        handle = ActorHandle(conversation_id, Inbox(self.inbox_size))
+        handle = ActorHandle(conversation_id, self.inbox_size, self._alarms)
         self.actors[conversation_id] = handle
         self._timer_at.pop(conversation_id, None)  # a live actor runs its own timer
         self._nursery.start_soon(ConversationActor(self.services, handle).run)
