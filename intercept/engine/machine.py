@@ -14,6 +14,7 @@ off (`handoff`) or ends (`end`). Named deadlines (the state's `timeout`, the sce
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import msgspec
@@ -656,7 +657,8 @@ class Machine:
                 ) -> tuple[ConversationState, list[Effect]]:
         run = _Step(self, state, now)
         for key, value in event.data.items():
-            run.vars[f"{event.kind}.{key}"] = value
+            # the same few names in every conversation's vars: one string each, not one each
+            run.vars[sys.intern(f"{event.kind}.{key}")] = value
         if not state.paused:
             values = self.values_in(run.vars)
             for entry in node.on_lookup:

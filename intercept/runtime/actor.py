@@ -12,6 +12,7 @@ committed state, or is parked after `max_crashes` crashes in a row.
 from __future__ import annotations
 
 import logging
+import sys
 
 import msgspec
 import trio
@@ -155,7 +156,8 @@ class ConversationActor:
         loaded = await services.store.call(Load(self.conversation_id))
         if loaded is None or loaded.status == "parked":
             return False
-        self.our, self.their = loaded.our_number, loaded.their_number
+        # our number: one of a few, so one string for all its conversations
+        self.our, self.their = sys.intern(loaded.our_number), loaded.their_number
         self.processed = loaded.processed_count
         self.crashes = max(self.crashes, loaded.crashes)
         self.last_not_before = loaded.last_not_before

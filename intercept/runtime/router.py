@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_TASK_NAME = "intercept.runtime.actor.ConversationActor.run"
+"""What trio would name every actor's task, given once (else it formats a string per task)."""
+
 
 class Router:
     def __init__(self, *, store: Store, sender: Sender, registry: ScenarioRegistry,
@@ -133,7 +136,7 @@ class Router:
         handle = ActorHandle(conversation_id, self.inbox_size, self._alarms)
         self.actors[conversation_id] = handle
         self._timer_at.pop(conversation_id, None)  # a live actor runs its own timer
-        self._nursery.start_soon(ConversationActor(self.services, handle).run)
+        self._nursery.start_soon(ConversationActor(self.services, handle).run, name=_TASK_NAME)
         self.metrics.live_actors.inc()
         self.metrics.wakes.inc()
         return handle
