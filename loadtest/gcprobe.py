@@ -130,16 +130,17 @@ class Buyers:
 
     async def all(self, first: int, count: int, line: str | list[str],
                   concurrency: int = 2_000) -> None:
-        """Buyers first..first+count-1 each text once (at most `concurrency` at a time)."""
-        limit = trio.CapacityLimiter(concurrency)
+        """Buyers first..first+count-1 each text once, `concurrency` at a time (a few worker
+        tasks, not a task per buyer: the probe's own objects stay few)."""
+        todo = iter(range(first, first + count))
 
-        async def one(i: int) -> None:
-            async with limit:
+        async def worker() -> None:
+            for i in todo:
                 await self.text(i, line if isinstance(line, str) else line[i % len(line)])
 
         async with trio.open_nursery() as nursery:
-            for i in range(first, first + count):
-                nursery.start_soon(one, i)
+            for _ in range(min(concurrency, count)):
+                nursery.start_soon(worker)
 
 
 class _Pauses:
@@ -183,8 +184,8 @@ async def _quiet(server: Server) -> None:
     await trio.sleep(0.05)
 
 
-async def live_probe(n: int, store: Path, *, messages: int, top: int,
-                     trace: bool) -> dict[str, Any]:
+async def live_probe(n: int, store: Path, *, messages: int, top: int, trace: bool,
+                     freeze_live: bool = False) -> dict[str, Any]:
     server, gateway, ours = _server(store, hibernate_after=3600)
     buyers = Buyers(gateway, ours)
     report: dict[str, Any] = {"conversations": n, "thresholds": list(gc.get_threshold())}
@@ -207,9 +208,14 @@ async def live_probe(n: int, store: Path, *, messages: int, top: int,
             (sum(types_after.values()) - sum(types_before.values())) / max(live, 1), 2)
         report["types"] = per_conversation_types(types_before, types_after, max(live, 1), top)
         report["rss_bytes_per_conversation"] = round((rss_after - rss_before) / max(live, 1))
+        report["rss_mib"] = {"before": round(rss_before / 2**20, 1),
+                             "with_n_live": round(rss_after / 2**20, 1)}
         report["tracked_objects_total"] = sum(types_after.values())
         report["frozen_objects"] = gc.get_freeze_count()
         report["collection_with_n_live"] = collection_times()
+        if freeze_live:  # as a periodic freeze would, once these conversations are live
+            report["frozen_live_objects"] = collector.freeze()
+            report["collection_with_n_live_frozen"] = collection_times()
         if trace:
             tracemalloc.start()
             gc.collect()
@@ -322,7 +328,8 @@ def _print(report: dict[str, Any]) -> None:
           f" ({report['tracked_objects_total']:,} tracked, {report['frozen_objects']:,} frozen)")
     for row in report["types"]:
         print(f"  {row['type']:<28} {row['per_conversation']:>8}")
-    print(f"RSS per live conversation: {report['rss_bytes_per_conversation']:,} bytes")
+    print(f"RSS per live conversation: {report['rss_bytes_per_conversation']:,} bytes "
+          f"(process {report['rss_mib']['before']} -> {report['rss_mib']['with_n_live']} MiB)")
     if "traced_bytes_per_conversation" in report:
         print(f"allocated per live conversation (tracemalloc): "
               f"{report['traced_bytes_per_conversation']:,} bytes")
@@ -332,6 +339,10 @@ def _print(report: dict[str, Any]) -> None:
     times = report["collection_with_n_live"]
     print(f"with them live: full collection {times['full_ms']} ms, "
           f"middle (gc.collect(1)) {times['middle_ms']} ms")
+    if "collection_with_n_live_frozen" in report:
+        times = report["collection_with_n_live_frozen"]
+        print(f"after freezing them ({report['frozen_live_objects']:,} frozen): full collection "
+              f"{times['full_ms']} ms, middle {times['middle_ms']} ms")
     if "collections" in report:
         print(f"{report['messages']:,} messages in {report['messages_seconds']} s; "
               f"per 10,000 messages:")
@@ -355,6 +366,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--hibernate-after", type=float, default=0.5,
                         help="seconds idle before an actor hibernates (with --cycles)")
     parser.add_argument("--freeze-each-cycle", action="store_true")
+    parser.add_argument("--freeze-live", action="store_true",
+                        help="freeze once the conversations are live, then time the "
+                             "collections again (and run --messages with them frozen)")
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc batch")
     parser.add_argument("--top", type=int, default=15, help="rows in each table")
     parser.add_argument("--json", action="store_true")
@@ -380,7 +394,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             report = trio.run(lambda: live_probe(args.conversations, store,
                                                  messages=args.messages, top=args.top,
-                                                 trace=not args.no_trace))
+                                                 trace=not args.no_trace,
+                                                 freeze_live=args.freeze_live))
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()
