@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_PRUNE_TIMERS_AT = 1_000
+"""Stale entries the timer heap may hold beyond twice its live ones (trio prunes alike)."""
+
 _TASK_NAME = "intercept.runtime.actor.ConversationActor.run"
 """What trio would name every actor's task, given once (else it formats a string per task)."""
 
@@ -126,6 +129,7 @@ class Router:
             return
         self._timer_at[conversation_id] = at
         heapq.heappush(self._timers, (at, conversation_id))
+        self._prune_timers()
         if self._timers[0][1] == conversation_id:
             self._timer_wakeup.set()
 
@@ -135,7 +139,8 @@ class Router:
         assert self._nursery is not None, "Router.run() is not running"
         handle = ActorHandle(conversation_id, self.inbox_size, self._alarms)
         self.actors[conversation_id] = handle
-        self._timer_at.pop(conversation_id, None)  # a live actor runs its own timer
+        if self._timer_at.pop(conversation_id, None) is not None:  # a live actor runs its own
+            self._prune_timers()
         self._nursery.start_soon(ConversationActor(self.services, handle).run, name=_TASK_NAME)
         self.metrics.live_actors.inc()
         self.metrics.wakes.inc()
@@ -177,6 +182,15 @@ class Router:
             await trio.sleep(0.01)
 
     # -- timers of hibernated conversations
+
+    def _prune_timers(self) -> None:
+        """Drop superseded heap entries once they outnumber the live ones: a conversation
+        woken by a message, or given an earlier timer, leaves its old entry behind until its
+        time (hours, for a scenario's expiry), so waking and hibernating would grow the heap."""
+        heap = self._timers
+        if len(heap) > _PRUNE_TIMERS_AT + 2 * len(self._timer_at):
+            heap[:] = [(at, cid) for cid, at in self._timer_at.items()]
+            heapq.heapify(heap)
 
     async def _run_timers(self) -> None:
         heap = self._timers
