@@ -24,7 +24,9 @@ class WriterCache:
 
     def __init__(self, size: int = 200_000):
         self.size = size
-        self.conversations: BoundedDict[tuple[str, str], list[int]] = BoundedDict(size)
+        self.conversations: BoundedDict[tuple[str, str], tuple[int, int]] = BoundedDict(size)
+        """(our, their) -> (conversation id, inbound count). Tuples, not lists: the collector
+        stops tracking a tuple of ints, and there is one per recent conversation."""
         self.early_receipts: int | None = None
         """How many receipts wait for their submit's gateway id (None: not counted yet)."""
         self.tombstones: bool | None = None
@@ -88,7 +90,7 @@ class Ingest(Op):
                             "created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
                             (*key, self.received_at, self.received_at))
                 row = (cur.lastrowid, 0)
-            entry = [row[0], row[1]]
+            entry = (row[0], row[1])
             cache.conversations[key] = entry
         else:
             cache.conversations.touch(key)
@@ -104,7 +106,7 @@ class Ingest(Op):
             prior = cur.execute("SELECT conversation_id, conv_seq FROM inbound WHERE gateway = ? "
                                 "AND gateway_id = ?", (self.gateway, self.gateway_id)).fetchone()
             return Ingested(prior[0], prior[1], duplicate=True)
-        entry[1] = count + 1
+        cache.conversations[key] = (conv_id, count + 1)
         cur.execute("UPDATE conversations SET inbound_count = ?, updated_at = ? WHERE id = ?",
                     (count + 1, self.received_at, conv_id))
         if self.media:  # fetched later by the media fetcher (intercept/buyers/media.py)
