@@ -161,6 +161,11 @@ class _Pauses:
         self.seconds[generation] += took
         self.worst[generation] = max(self.worst[generation], took)
 
+    def totals(self) -> dict[str, Any]:
+        return {f"gen{g}": {"collections": self.count[g],
+                            "paused_ms": round(self.seconds[g] * 1000, 1),
+                            "worst_ms": round(self.worst[g] * 1000, 2)} for g in range(3)}
+
     def report(self, messages: int) -> dict[str, Any]:
         per = 10_000 / max(messages, 1)
         return {f"gen{g}": {"collections_per_10k_messages": round(self.count[g] * per, 2),
@@ -196,7 +201,13 @@ async def live_probe(n: int, store: Path, *, messages: int, top: int, trace: boo
         gc.collect()
         freeze_before = gc.get_freeze_count()
         types_before, rss_before = tracked_types(), rss_bytes()
-        await buyers.all(0, n, OPENING)
+        opening = _Pauses()
+        gc.callbacks.append(opening)
+        try:
+            await buyers.all(0, n, OPENING)
+        finally:
+            gc.callbacks.remove(opening)
+        report["collections_while_opening"] = opening.totals()
         await _quiet(server)
         gc.collect()
         live = len(server.router.actors) - 1
@@ -336,6 +347,9 @@ def _print(report: dict[str, Any]) -> None:
         for row in report["bytes_by_line"]:
             print(f"  {row['line']:<52} {row['bytes_per_conversation']:>8} B "
                   f"{row['blocks_per_conversation']:>6} blocks")
+    print("collections while they were opened: " + ", ".join(
+        f"{gen} {row['collections']} ({row['paused_ms']} ms, worst {row['worst_ms']} ms)"
+        for gen, row in report["collections_while_opening"].items()))
     times = report["collection_with_n_live"]
     print(f"with them live: full collection {times['full_ms']} ms, "
           f"middle (gc.collect(1)) {times['middle_ms']} ms")

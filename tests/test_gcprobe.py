@@ -35,6 +35,7 @@ def test_the_live_probe_counts_objects_and_bytes_per_live_conversation(capsys):
     assert report["messages"] == 20
     assert set(report["collections"]) == {"gen0", "gen1", "gen2"}
     assert set(report["collection_with_n_live"]) == {"full_ms", "middle_ms"}
+    assert set(report["collections_while_opening"]) == {"gen0", "gen1", "gen2"}
     out = capsys.readouterr().out
     assert "tracked objects per live conversation" in out and "ConversationActor" in out
 
