@@ -110,14 +110,17 @@ def test_every_waiting_buyer_state_but_the_first_has_a_timeout(machine):
 
 
 @buyer_ids
-def test_a_silent_buyer_is_deterred_from_every_waiting_state(machine):
+@pytest.mark.parametrize(("language", "truth"), [("en", "law enforcement"),
+                                                 ("es", "autoridades")])
+def test_a_silent_buyer_is_deterred_from_every_waiting_state(machine, language, truth):
     for name, node in machine.nodes.items():
         if node.kind != EXPECT or name in (machine.start, "opted_out"):
             continue
         for seed in range(3):
             state = ConversationState(scenario=machine.name, version=machine.version,
-                                      node=name, vars=dict(CONTEXT), rng=seed, turn=1,
-                                      timer_at=T0, deadlines={"timeout": T0})
+                                      node=name, vars={**CONTEXT, "language": language},
+                                      rng=seed, turn=1, timer_at=T0,
+                                      deadlines={"timeout": T0})
             now, sent = T0, []
             for _ in range(len(machine.nodes)):
                 state, effects = machine.step(state, TimerFired(), now)
@@ -127,7 +130,7 @@ def test_a_silent_buyer_is_deterred_from_every_waiting_state(machine):
                 assert state.timer_at is not None, f"{name}: stuck in {state.node}"
                 now = state.timer_at
             assert state.outcome == "deterred", name
-            assert "law enforcement" in " ".join(sent)
+            assert truth in " ".join(sent)
 
 
 def test_outreach_never_nudges_and_hands_interest_to_a_person():
@@ -265,6 +268,21 @@ def test_the_adult_scenario_gives_a_minor_persona_the_minor_deterrence():
         state, _ = ADULT.step(state, Message("hi"), T0 + 2)  # price
         state, _ = ADULT.step(state, Message("nvm bye"), T0 + 3)  # deter
         assert state.node == expected, age
+
+
+def test_the_shipped_spanish_number_deters_in_spanish_with_its_citys_spanish_link():
+    number = CONFIG.number("+12065550144")
+    assert number is not None and number.persona.language == "es"
+    context = CONFIG.context_for(number)
+    state = ADULT.new_state(seed=1, context=context)
+    sent = []
+    for i, event in enumerate((Start(), Message("hola"), Message("cuanto"),
+                               Message("olvidalo"))):
+        state, effects = ADULT.step(state, event, T0 + i)
+        sent += [e.text for e in effects if isinstance(e, Send)]
+    assert state.node == "deter_adult" and state.vars["language"] == "es"
+    assert sent[-3].startswith("Esto no es un anuncio real.")
+    assert sent[-1].endswith(context.get("city.link@es", context["city.link"]))
 
 
 def test_the_minor_scenario_always_uses_the_minor_deterrence():
