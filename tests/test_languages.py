@@ -339,3 +339,30 @@ def test_identify_is_restricted_to_the_declared_languages():
     assert identify("hey whats up, where are you?", ("en", "es"))[0] == "en"
     assert identify("anything", ("en",)) == ("", 0.0)
     assert identify("anything", ("en", "xx")) == ("", 0.0)
+
+
+# -- through the server: the simulator gateway, the store, the API and the console -------------
+
+
+async def test_a_spanish_buyer_is_answered_in_spanish_and_the_console_says_so(tmp_path):
+    from intercept.scenarios import ScenarioRegistry
+
+    from helpers import TOKEN, login, serving
+
+    reg = ScenarioRegistry([compile_text(SCENARIO, file="s.yaml")])
+    async with serving(tmp_path, reg=reg, scenario="t") as live:
+        cid = await live.text("hola amor, cuanto cobras por una hora?")
+        bodies = [b for (b,) in live.query(
+            "SELECT body FROM outbox WHERE conversation_id = ? ORDER BY position", (cid,))]
+        # the test config's Seattle has no Spanish link: the city's own
+        assert bodies == ["150 la hora", "ayuda: https://help.example/sea"]
+        english = await live.text("hey how much for an hour?", their="+12065550177")
+        bodies = [b for (b,) in live.query(
+            "SELECT body FROM outbox WHERE conversation_id = ? ORDER BY position", (english,))]
+        assert bodies == ["150 an hour", "help: https://help.example/sea"]
+        await login(live.client, "advocate")
+        page = await live.client.get(f"/conversations/{cid}")
+        assert "<dt>Language</dt><dd>Spanish (es)</dd>" in page.text
+        r = await live.client.get(f"/api/conversations/{cid}",
+                                  headers={"authorization": "Bearer " + TOKEN["advocate"]})
+        assert r.status_code == 200 and r.json()["conversation"]["language"] == "es"
