@@ -292,3 +292,27 @@ def test_the_minor_scenario_always_uses_the_minor_deterrence():
     state, effects = MINOR.step(state, Message("ok"), T0 + 2)
     assert state.node == "deter_minor"
     assert "felony" in " ".join(e.text for e in effects if isinstance(e, Send))
+
+
+@ids
+@pytest.mark.parametrize(("text", "language"), [
+    ("hablas español?", "es"), ("HABLAS ESPANOL", "es"), ("en español porfa", "es"),
+    ("Español?", "es"), ("do u speak spanish", "es"), ("spanish?", "es"),
+    ("english?", "en"), ("in english please", "en"), ("hablas ingles?", "en"),
+    ("i love spanish food", None), ("im english", None), ("hola", None),
+])
+def test_asking_for_a_language_switches_to_it_in_place(machine, text, language):
+    start = "es" if language == "en" else "en"
+    state = machine.new_state(seed=1, context={**CONTEXT, "persona.language": start})
+    state, _ = machine.step(state, Start(), T0)
+    if machine is not OUTREACH:
+        state, _ = machine.step(state, Message("ok"), T0 + 1)  # first_contact -> greet
+    before = state.node
+    state, effects = machine.step(state, Message(text), T0 + 2)
+    if language is None:
+        assert state.vars["language"] == start
+        return
+    assert state.vars["language"] == language and state.heard == -1
+    assert state.node == before  # answered in place
+    sent = [e.text for e in effects if isinstance(e, Send)]
+    assert len(sent) == 1 and ("english" in sent[0].lower()) == (language == "en")
