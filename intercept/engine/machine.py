@@ -55,6 +55,11 @@ EXPIRE = "expire"
 _MAX_RETURNS = 8
 SAMPLE_LIMIT = 400
 """Characters of the person's first texts kept to identify their language from."""
+NEUTRAL_WORDS = frozenset({
+    "ok", "okay", "okey", "oki", "k", "kk", "no", "si", "lol", "lmao", "xd", "jaja", "jajaja",
+    "haha", "hahaha", "hmm", "mm", "ah", "oh", "eh", "ya", "u", "x", "q"})
+"""Words that say nothing of a language ("no", "ok", "lol"): not counted towards the two words
+a language decision needs, so "no" then "ok" decide nothing."""
 
 # Node kinds
 EXPECT, GOTO, END, IF, SPLIT, HANDOFF = "expect", "goto", "end", "if", "split", "handoff"
@@ -113,7 +118,7 @@ class LanguageRule(msgspec.Struct, frozen=True):
     """How the person's first texts choose the conversation's language (see `Machine`)."""
 
     texts: int = 3
-    confidence: float = 0.8
+    confidence: float = 0.65
 
 
 Variants = tuple[tuple[Template, ...], ...]
@@ -525,13 +530,16 @@ class Machine:
               ) -> tuple[str | None, int, str]:
         """The language rule applied to one text: (the language to switch to or None, the
         texts heard, the sample kept). Decided once: at the rule's confidence, on a sample of
-        at least two words, in a declared language; after `texts` texts it stays as it is."""
+        at least two words that tell (not "ok", "no", "lol", numbers), in a declared language;
+        after `texts` texts it stays as it is."""
         sample = self.language_sample(state, event.text)
         rule = self.detect
         if sample is None or rule is None:
             return None, state.heard, state.sample
+        telling = [w for w in WORD.findall(fold(sample))
+                   if w not in NEUTRAL_WORDS and not w.isdigit()]
         if (event.language in self.languages and event.confidence >= rule.confidence
-                and len(WORD.findall(fold(sample))) >= 2):
+                and len(telling) >= 2):
             return event.language, -1, ""
         heard = state.heard + 1
         if heard >= rule.texts:

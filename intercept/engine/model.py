@@ -244,7 +244,7 @@ class LanguageSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
         "stays."))] = 3
     confidence: Annotated[float, Meta(ge=0.5, le=1, description=(
         "Switch only when the identification is at least this sure (0.5-1).")
-                                      )] = 0.8
+                                      )] = 0.65
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
