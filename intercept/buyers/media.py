@@ -41,11 +41,9 @@ from ..foundation.backoff import backoff, parse_retry_after
 from ..foundation.metrics import Metrics
 from ..foundation.phone import mask
 from ..foundation.safe_http import (  # noqa: F401  (host_allowed, is_public_address: re-exported)
-    BadRedirect,
     Guard,
-    Refused,
+    GuardError,
     Resolver,
-    Unreachable,
     host_allowed,
     is_public_address,
     read_capped,
@@ -302,12 +300,10 @@ class MediaFetcher:
                 return body, content_type
             finally:
                 await response.aclose()
-        except Refused as exc:
-            raise _GiveUp("refused", str(exc)) from exc
-        except BadRedirect as exc:
-            raise _GiveUp("failed", str(exc)) from exc
-        except Unreachable as exc:
-            raise _TryLater(str(exc)) from exc
+        except GuardError as exc:
+            if exc.outcome == "later":
+                raise _TryLater(str(exc)) from exc
+            raise _GiveUp(exc.outcome, str(exc)) from exc
 
     def _check_content_type(self, host: str, response: httpx.Response) -> str:
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()

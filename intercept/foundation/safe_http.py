@@ -9,7 +9,8 @@ point the request elsewhere. Redirects are followed by hand, each hop checked ag
 `max_redirects`; credentials go only to the host they belong to, never after a downgrade from
 https to http. Bodies are read up to a cap.
 
-Errors are sentences naming the configuration key to change:
+Errors (`GuardError`, its `outcome` saying what to do) are sentences naming the configuration
+key to change:
 
 - `Refused`: the URL, an address or an answer breaks the rules; trying again will not help.
 - `Unreachable`: the host could not be resolved; it may work later.
@@ -22,6 +23,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Literal
 
 import httpx
 import trio
@@ -33,16 +35,29 @@ REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
-class Refused(Exception):
+class GuardError(Exception):
+    """A guarded request did not get an answer to use; `outcome` says what to do with it:
+    "refused" (never retry), "failed" (the host's fault) or "later" (it may work later)."""
+
+    outcome: Literal["refused", "failed", "later"] = "refused"
+
+
+class Refused(GuardError):
     """The request breaks the rules (host, address, scheme, size): never retried."""
 
+    outcome = "refused"
 
-class Unreachable(Exception):
+
+class Unreachable(GuardError):
     """The host could not be resolved (or resolved to nothing): it may work later."""
 
+    outcome = "later"
 
-class BadRedirect(Exception):
+
+class BadRedirect(GuardError):
     """A redirect without a target, or more redirects than allowed."""
+
+    outcome = "failed"
 
 
 def host_allowed(host: str, patterns: Iterable[str]) -> bool:
