@@ -31,6 +31,10 @@ class ConversationState(msgspec.Struct, forbid_unknown_fields=True, omit_default
     """The engine's own named deadlines (state timeout, expiry...); `timer_at` is their min."""
     returns: list[str] = []
     """States interrupted by a global handler, most recent last (for its `return`)."""
+    heard: int = 0
+    """The person's texts heard while the language is undecided; -1 once it is settled."""
+    sample: str = ""
+    """Those texts, joined: what the language is identified from (cleared once settled)."""
 
     @property
     def started(self) -> bool:
@@ -55,6 +59,10 @@ class Message(msgspec.Struct, tag="message"):
     text: str
     media: tuple[str, ...] = ()
     """URLs (or store ids) of media that came with the message."""
+    language: str = ""
+    """The language the runtime identified (see `Machine.language_sample`), "" for none."""
+    confidence: float = 0.0
+    """How sure that identification is, 0 to 1."""
 
 
 class TimerFired(msgspec.Struct, tag="timer"):

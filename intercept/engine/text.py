@@ -98,8 +98,19 @@ _DIGITS = re.compile(
 
 
 def fold(text: str) -> str:
-    """How keywords and replies are compared: NFKC, case-folded, apostrophes in words dropped."""
-    return _APOSTROPHE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """How keywords and replies are compared: NFKC, case-folded, accents and apostrophes in
+    words dropped ("Cuánto" and "cuanto" are the same word, as texters write them)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if not folded.isascii():
+        folded = strip_accents(folded)
+    return _APOSTROPHE.sub("", folded)
+
+
+def strip_accents(text: str) -> str:
+    """`text` without combining marks (á -> a, ñ -> n); other characters are kept."""
+    decomposed = unicodedata.normalize("NFD", text)
+    kept = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", kept)
 
 
 def squeeze(word: str) -> tuple[str, ...]:
@@ -230,17 +241,20 @@ def answer_of(words: frozenset[str], padded: str) -> str:
 class Text:
     """One reply, read once per step. Attributes after `words` are computed on first use."""
 
-    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "_spellings", "folded", "media",
-                 "nfkc", "raw", "repeats", "tokens", "words")
+    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "_spellings", "folded",
+                 "language", "media", "nfkc", "raw", "repeats", "tokens", "words")
 
-    def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT):
+    def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT,
+                 language: str = ""):
         self.raw = raw
         self.media = media
+        self.language = language
+        """The conversation's language when it is not the scenario's default ("")."""
         read = raw[:limit]
         # NFKC can lengthen a text (one ligature becomes up to 18 letters): cut again after it
         nfkc = read if read.isascii() else unicodedata.normalize("NFKC", read)[:limit]
         self.nfkc = nfkc
-        folded = nfkc.lower() if nfkc.isascii() else nfkc.casefold()
+        folded = nfkc.lower() if nfkc.isascii() else strip_accents(nfkc.casefold())
         if "'" in folded or "’" in folded or "`" in folded or "´" in folded:
             folded = _APOSTROPHE.sub("", folded)
         self.folded = folded

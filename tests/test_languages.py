@@ -1,0 +1,226 @@
+"""Scenarios in more than one language: per-language messages and intents, the conversation's
+language (configured, detected from the first texts, set by the author) and per-language
+context values."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from intercept.engine import Message, Send, Start, compile_text
+from intercept.errors import ScenarioErrors
+
+SCENARIO = textwrap.dedent("""\
+    name: t
+    version: 1
+    start: first
+    languages: [en, es]
+    intents:
+      price:
+        en: [how much, price]
+        es: [cuanto, precio, "cuanto x hora"]
+      bye: [bye]
+      ask_spanish:
+        es: [espanol, "en espanol"]
+        en: [spanish]
+    globals:
+      - name: spanish
+        intent: ask_spanish
+        set: {language: es}
+        say: {en: "ok", es: "va, en espanol"}
+        return: true
+      - name: stop
+        regex: '^\\W*stop\\W*$'
+        opt_out: {en: "unsubscribed", es: "dado de baja"}
+        goto: done
+    states:
+      first:
+        expect:
+          - intent: price
+            goto: price
+          - intent: bye
+            goto: done
+          - otherwise: true
+            goto: greet
+      greet:
+        say:
+          en: ["hey, {persona.name} here"]
+          es: ["hola, soy {persona.name}", ["hola", "soy {persona.name}"]]
+        expect:
+          - intent: price
+            goto: price
+          - otherwise: true
+            stay: true
+      price:
+        say: {en: "150 an hour", es: "150 la hora"}
+        goto: deter
+      deter:
+        say: {en: "help: {city.link}", es: "ayuda: {city.link}"}
+        end: deterred
+      done:
+        end: gone
+    """)
+
+CONTEXT = {"persona.name": "Ana", "city.link": "https://help.example/en",
+           "city.link@es": "https://help.example/es"}
+
+
+def texts(effects) -> list[str]:
+    return [e.text for e in effects if isinstance(e, Send)]
+
+
+def start(machine, **context):
+    state = machine.new_state(seed=1, context={**CONTEXT, **context})
+    state, _ = machine.step(state, Start(), 0)
+    return state
+
+
+def test_a_spanish_conversation_is_answered_in_spanish_with_the_city_link_in_spanish():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine, **{"persona.language": "es"})
+    assert state.vars["language"] == "es"
+    state, effects = machine.step(state, Message("cuanto x hora"), 1)
+    assert texts(effects) == ["150 la hora", "ayuda: https://help.example/es"]
+    assert state.outcome == "deterred"
+
+
+def test_an_english_conversation_tries_only_english_patterns():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine)
+    assert state.vars["language"] == "en"
+    state, effects = machine.step(state, Message("cuanto"), 1)
+    assert state.node == "greet"  # "cuanto" is not an English price
+    assert texts(effects) == ["hey, Ana here"]
+    state, effects = machine.step(state, Message("how much"), 2)
+    assert texts(effects) == ["150 an hour", "help: https://help.example/en"]
+
+
+def test_a_spanish_conversation_also_tries_the_default_languages_patterns():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine, **{"persona.language": "es"})
+    state, effects = machine.step(state, Message("how much"), 1)
+    assert texts(effects)[0] == "150 la hora"
+
+
+def test_accents_do_not_matter_to_keywords():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine, **{"persona.language": "es"})
+    state, effects = machine.step(state, Message("¿Cuánto?"), 1)
+    assert texts(effects)[0] == "150 la hora"
+
+
+def test_the_first_texts_choose_the_language_once():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine)
+    # sure enough, two words: switch to Spanish and settle
+    state, effects = machine.step(
+        state, Message("hola q onda", language="es", confidence=0.95), 1)
+    assert state.vars["language"] == "es" and state.heard == -1 and state.sample == ""
+    assert texts(effects)[0] in ("hola, soy Ana", "hola")
+    # settled: a later English identification changes nothing
+    state, effects = machine.step(
+        state, Message("ok sounds good", language="en", confidence=0.99), 2)
+    assert state.vars["language"] == "es"
+
+
+def test_an_unsure_or_one_word_text_does_not_decide_and_the_texts_are_joined():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine)
+    state, _ = machine.step(state, Message("hola", language="es", confidence=0.99), 1)
+    assert state.vars["language"] == "en" and state.heard == 1 and state.sample == "hola"
+    assert machine.language_sample(state, "q tal") == "hola\nq tal"
+    state, _ = machine.step(state, Message("q tal", language="es", confidence=0.5), 2)
+    assert state.vars["language"] == "en" and state.heard == 2
+    state, _ = machine.step(state, Message("cuanto", language="es", confidence=0.7), 3)
+    # three texts heard without a decision: the language stays and is settled
+    assert state.vars["language"] == "en" and state.heard == -1
+    assert machine.language_sample(state, "mas") is None
+
+
+def test_an_undeclared_language_is_not_taken():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine)
+    state, _ = machine.step(state, Message("bom dia amigo", language="pt", confidence=0.99), 1)
+    assert state.vars["language"] == "en"
+
+
+def test_the_author_can_set_the_language_and_it_settles():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine)
+    state, _ = machine.step(state, Message("hello there"), 1)
+    state, effects = machine.step(state, Message("spanish?"), 2)
+    assert state.vars["language"] == "es" and state.heard == -1
+    assert texts(effects) == ["va, en espanol"]  # answered in the new language
+    state, effects = machine.step(state, Message("cuanto"), 3)
+    assert texts(effects)[0] == "150 la hora"
+
+
+def test_opt_out_confirmation_per_language():
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = start(machine, **{"persona.language": "es"})
+    state, effects = machine.step(state, Message("STOP"), 1)
+    assert [e.confirmation for e in effects if hasattr(e, "confirmation")] == ["dado de baja"]
+
+
+def test_a_single_language_scenario_keeps_its_state_as_before():
+    machine = compile_text(textwrap.dedent("""\
+        name: t
+        version: 1
+        start: a
+        states:
+          a:
+            expect:
+              - otherwise: true
+                goto: b
+          b:
+            say: hi
+            end: done
+        """), file="s.yaml")
+    state = machine.new_state(seed=1, context={})
+    assert "language" not in state.vars
+    state, _ = machine.step(state, Start(), 0)
+    state, _ = machine.step(state, Message("hola amigo", language="es", confidence=1.0), 1)
+    assert "language" not in state.vars and state.heard == 0
+
+
+def test_a_message_without_the_default_language_falls_back_to_one_given():
+    machine = compile_text(textwrap.dedent("""\
+        name: t
+        version: 1
+        start: a
+        languages: [en, es]
+        states:
+          a:
+            expect:
+              - otherwise: true
+                goto: b
+          b:
+            say: {es: "hola"}
+            end: done
+        """), file="s.yaml")
+    state = start(machine)
+    state, effects = machine.step(state, Message("hi"), 1)
+    assert texts(effects) == ["hola"]
+
+
+@pytest.mark.parametrize(("snippet", "error"), [
+    ("languages: []\n", "languages: an empty list"),
+    ("languages: [en, en]\n", "languages[1]: 'en' is declared twice"),
+    ("languages: [english]\n", "languages[0]: expected 'str' matching regex"),
+    ("languages: [en]\n", "states.a.say.es: 'es' is not a declared language"),
+])
+def test_language_errors_name_the_place(snippet, error):
+    text = ("name: t\nversion: 1\nstart: a\n" + snippet
+            + "states:\n  a:\n    say: {en: hi, es: hola}\n    end: x\n")
+    with pytest.raises(ScenarioErrors) as caught:
+        compile_text(text, file="s.yaml")
+    assert any(error in str(e) for e in caught.value.errors), caught.value.errors
+
+
+def test_setting_an_undeclared_language_is_an_error():
+    text = ("name: t\nversion: 1\nstart: a\nlanguages: [en, es]\n"
+            "states:\n  a:\n    set: {language: fr}\n    end: x\n")
+    with pytest.raises(ScenarioErrors) as caught:
+        compile_text(text, file="s.yaml")
+    assert "states.a.set.language: 'fr' is not a declared language" in str(caught.value)
