@@ -16,7 +16,10 @@ import httpx
 import pytest
 import trio
 
+from intercept.config import config_from_dict
+from intercept.errors import ConfigError, ScenarioErrors
 from intercept.foundation.metrics import Metrics
+from intercept.gateways import SimGateway
 from intercept.runtime.webhooks import (
     MAX_FIELD_CHARS,
     MAX_FIELDS,
@@ -25,6 +28,9 @@ from intercept.runtime.webhooks import (
     WebhookSettings,
     reply_fields,
 )
+from intercept.server import Server
+
+from helpers import ECHO, OUR, make_config, registry, running
 
 PAYLOAD = {"his_name": "Mike", "when": "9pm", "city.name": "Seattle"}
 
@@ -331,3 +337,149 @@ async def test_an_unknown_webhook_is_refused():
     client = Webhooks(WebhookSettings())
     answer = await client.call("nope", {}, "1.1")
     assert answer.error == "refused" and "nope" in answer.detail
+
+
+# -- through the server (the simulator gateway, a real HTTP service on 127.0.0.1, real time)
+
+BUYER = "+12065557777"
+BOOKING = """
+name: booking
+version: 1
+start: hello
+states:
+  hello:
+    expect:
+      - regex: "i'?m (?P<his_name>[a-z]+)"
+        goto: check
+      - otherwise: true
+        say: "who's this?"
+        stay: true
+  check:
+    set: {when: "9pm"}
+    webhook: {call: crm, send: [his_name, when, city.name]}
+    expect:
+      - otherwise: true
+        stay: true
+    on_webhook:
+      - field: place
+        say: "ok {his_name}, meet at {crm.place} {when}"
+        goto: booked
+      - otherwise: true
+        say: "sry cant tonight ({crm.error})"
+        goto: failed
+  booked:
+    end: booked
+  failed:
+    end: failed
+"""
+
+
+def booking_config(url: str, **hook: Any) -> Any:
+    return make_config("booking", webhooks={"allow": ["127.0.0.1"], "allow_private": True,
+                                            "crm": {"url": url, **hook}})
+
+
+async def test_a_scenario_posts_chosen_variables_and_answers_with_a_field(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("INTERCEPT_TEST_CRM_SECRET", "k3y")
+    async with serving(response(200, {"place": "the mall", "id": 42})) as service:
+        config = booking_config(service.url, secret_env="INTERCEPT_TEST_CRM_SECRET")
+        async with running(tmp_path, config, reg=registry(BOOKING)) as (server, phones):
+            for text in ("hey", "i'm mike"):
+                done = await server.gateway.inject(their_number=BUYER, our_number=OUR,
+                                                   text=text)
+                await server.settled(done.conversation_id, done.conv_seq)
+            await phones.wait_for(2, timeout=20)
+            assert phones.by_number[BUYER] == ["who's this?", "ok mike, meet at the mall 9pm"]
+            ((headers, body),) = service.requests
+            assert json.loads(body)["vars"] == {"his_name": "mike", "when": "9pm",
+                                                "city.name": "Seattle"}
+            assert BUYER.lstrip("+") not in body.decode() + json.dumps(headers)
+            assert headers["idempotency-key"] == f"{done.conversation_id}.3"
+            assert headers["x-intercept-signature"] == "sha256=" + hmac.new(
+                b"k3y", body, hashlib.sha256).hexdigest()
+            assert server.store.query("SELECT outcome, pending_lookup FROM conversations") == [
+                ("booked", None)]
+            assert server.metrics.registry.get_sample_value(
+                "intercept_webhook_calls_total", {"call": "crm", "result": "ok"}) == 1
+
+
+async def test_a_failed_call_takes_the_otherwise_entry(tmp_path):
+    async with serving(response(404)) as service, running(
+            tmp_path, booking_config(service.url), reg=registry(BOOKING)) as (server, phones):
+        await server.gateway.inject(their_number=BUYER, our_number=OUR, text="i'm mike")
+        await phones.wait_for(1, timeout=20)
+        assert phones.by_number[BUYER] == ["sry cant tonight (failed)"]
+        assert len(service.requests) == 1
+
+
+async def test_a_call_cut_by_a_restart_is_made_again_with_the_same_key(tmp_path):
+    async with serving(None) as hanging:  # takes the call, never answers
+        config = booking_config(hanging.url, timeout="60s", deadline="60s")
+        async with running(tmp_path, config, reg=registry(BOOKING)) as (server, phones):
+            await server.gateway.inject(their_number=BUYER, our_number=OUR, text="i'm mike")
+            with trio.fail_after(20):
+                while not hanging.requests:
+                    await trio.sleep(0.02)
+            assert server.store.query("SELECT pending_lookup FROM conversations") == [
+                ("webhook:crm",)]
+    async with serving(response(200, {"place": "the park"})) as service, running(
+            tmp_path, booking_config(service.url), reg=registry(BOOKING)) as (server, phones):
+        await phones.wait_for(1, timeout=20)
+        assert phones.by_number[BUYER] == ["ok mike, meet at the park 9pm"]
+    ((first, first_body),) = hanging.requests
+    ((again, again_body),) = service.requests
+    assert again["idempotency-key"] == first["idempotency-key"] and again_body == first_body
+
+
+def test_the_server_refuses_a_scenario_calling_an_unconfigured_webhook(tmp_path):
+
+    with pytest.raises(ConfigError) as info:
+        Server(make_config("booking"), registry=registry(BOOKING), gateway=SimGateway(),
+               store_path=tmp_path / "x.db")
+    message = str(info.value)
+    assert "scenario 'booking', state 'check'" in message and "webhook 'crm'" in message
+    assert "[webhooks.crm]" in message
+
+
+async def test_a_reload_refuses_a_scenario_calling_an_unconfigured_webhook(tmp_path):
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "echo.yaml").write_text(ECHO)
+    config = make_config("echo", scenarios={"dir": str(folder)})
+    async with running(tmp_path, config, from_folder=True) as (server, _):
+        (folder / "booking.yaml").write_text(BOOKING)
+        with pytest.raises(ScenarioErrors) as info:
+            await server.reload()
+        assert "calls webhook 'crm'" in str(info.value)
+        assert "booking.yaml" in str(info.value)
+        assert server.registry.current("booking") is None
+
+
+def test_webhook_config_errors_name_the_key():
+
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"webhooks": {"allow": ["crm.example.org"],
+                                       "crm": {"url": "https://evil.example.net/h"},
+                                       "slow": {"url": "http://crm.example.org/h",
+                                                "retries": 11}}}, environ={})
+    message = str(info.value)
+    assert "webhooks.crm.url: its host evil.example.net is not in webhooks.allow" in message
+    assert "webhooks.slow.url" in message and "webhooks.slow.retries" in message
+    with pytest.raises(ConfigError, match=r"webhooks\.crm\.timeout"):
+        config_from_dict({"webhooks": {"crm": {"url": "https://a.org/", "timeout": "soon"}}},
+                         environ={})
+    with pytest.raises(ConfigError, match=r"webhooks\.crm\.urll: unknown field"):
+        config_from_dict({"webhooks": {"crm": {"urll": "https://a.org/"}}}, environ={})
+
+
+def test_a_secret_env_that_is_not_set_is_a_config_error():
+
+    config = config_from_dict({"webhooks": {"allow": ["a.org"], "crm": {
+        "url": "https://a.org/h", "secret_env": "NOT_SET_ANYWHERE"}}}, environ={})
+    with pytest.raises(ConfigError, match=r"webhooks\.crm\.secret_env: the environment "
+                                          r"variable NOT_SET_ANYWHERE is not set"):
+        WebhookSettings.from_config(config, environ={})
+    settings = WebhookSettings.from_config(config, environ={"NOT_SET_ANYWHERE": "s"})
+    assert settings.hooks["crm"].secret == "s" and settings.hooks["crm"].timeout == 10.0

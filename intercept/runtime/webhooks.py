@@ -29,14 +29,19 @@ The payload is never logged at INFO or above.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import httpx
 import msgspec
 import trio
 
+from ..config import Config
+from ..engine import Machine, Webhook, WebhookResult
+from ..errors import ConfigError, ScenarioError
 from ..foundation import safe_http
 from ..foundation.backoff import backoff, parse_retry_after
 from ..foundation.safe_http import Guard, GuardError, Resolver
@@ -83,6 +88,52 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_reply_bytes: int = 65536
     concurrency: int = 32
     """Calls in flight at once, over all conversations."""
+
+    @classmethod
+    def from_config(cls, config: Config, environ: Mapping[str, str] | None = None
+                    ) -> WebhookSettings:
+        """``[webhooks]`` with durations in seconds and each secret read from the environment
+        variable its ``secret_env`` names; `ConfigError` if one is not set."""
+        environ = os.environ if environ is None else environ
+        w = config.webhooks
+        hooks = {}
+        for name, spec in w.calls.items():
+            secret = ""
+            if spec.secret_env:
+                secret = environ.get(spec.secret_env, "")
+                if not secret:
+                    raise ConfigError(f"{config.source or '<config>'}: webhooks.{name}."
+                                      f"secret_env: the environment variable "
+                                      f"{spec.secret_env} is not set (or empty); set it to "
+                                      "the signing key, or remove secret_env to send "
+                                      "unsigned calls")
+            hooks[name] = Hook(name=name, url=spec.url, timeout=float(spec.timeout),
+                               retries=spec.retries, deadline=float(spec.deadline),
+                               secret=secret)
+        return cls(hooks=hooks, allow=tuple(w.allow), allow_private=w.allow_private,
+                   max_reply_bytes=w.max_reply_bytes, concurrency=w.concurrency)
+
+
+def unconfigured(machines: Iterable[Machine], configured: Iterable[str]
+                 ) -> list[ScenarioError]:
+    """A problem for every state of `machines` that calls a webhook not in `configured`
+    (scenarios do not know the config: the server checks at start and on reload)."""
+    have = set(configured)
+    problems = []
+    for machine in machines:
+        info = getattr(machine, "info", None)
+        for name, node in machine.nodes.items():
+            if node.actions.webhook is None or node.actions.webhook[0] in have:
+                continue
+            call = node.actions.webhook[0]
+            loc = info.states.get(name) if info is not None else None
+            problems.append(ScenarioError(
+                f"scenario {machine.name!r}, state {name!r}: calls webhook {call!r}, which the "
+                f"config does not define; add [webhooks.{call}] with its url (configured: "
+                f"{', '.join(sorted(have)) or 'none'})",
+                file=loc.file if loc else "", line=loc.line if loc else 0,
+                col=loc.col if loc else 0, path=f"states.{name}.webhook"))
+    return problems
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -165,6 +216,12 @@ class Webhooks:
             client, self._client = self._client, None
             with trio.CancelScope(shield=True):
                 await client.aclose()
+
+    async def result(self, webhook: Webhook, key: str) -> WebhookResult:
+        """Make the call the engine asked for; its answer as the event the engine takes."""
+        answer = await self.call(webhook.call, webhook.payload, key)
+        return WebhookResult(webhook.call, answer.ok, answer.status, answer.error,
+                             answer.fields)
 
     async def call(self, name: str, payload: dict[str, str], key: str) -> Answer:
         """POST `payload` to the webhook `name`; never raises for the service's failures."""
