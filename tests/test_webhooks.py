@@ -483,3 +483,30 @@ def test_a_secret_env_that_is_not_set_is_a_config_error():
         WebhookSettings.from_config(config, environ={})
     settings = WebhookSettings.from_config(config, environ={"NOT_SET_ANYWHERE": "s"})
     assert settings.hooks["crm"].secret == "s" and settings.hooks["crm"].timeout == 10.0
+
+
+def test_the_configuration_reference_documents_every_webhook_key():
+    from pathlib import Path
+
+    import msgspec
+
+    from intercept.config import WebhookConfig, WebhooksConfig
+    from intercept.engine.durations import Duration
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(
+        encoding="utf-8")
+    part = doc.split("## `[webhooks]`", 1)[1].split("\n## ", 1)[0]
+    for struct in (WebhooksConfig, WebhookConfig):
+        for key in msgspec.structs.fields(struct):
+            if key.name == "calls":
+                continue
+            if key.required:
+                row = f"| `{key.name}` | *required* |"
+            else:
+                default = (key.default_factory() if key.default is msgspec.NODEFAULT
+                           else key.default)
+                text = (f'"{default}"' if isinstance(default, Duration)
+                        else str(default).lower() if isinstance(default, bool)
+                        else json.dumps(default))
+                row = f"| `{key.name}` | `{text}` |"
+            assert row in part, f"docs/configuration.md [webhooks] lacks {row}"
