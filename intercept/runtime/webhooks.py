@@ -311,5 +311,8 @@ class Webhooks:
             except httpx.TransportError as exc:
                 raise _Retry("failed", f"the webhook could not be reached "
                                        f"({type(exc).__name__})") from exc
+            except httpx.HTTPError as exc:  # a reply httpx could not read (bad encoding...)
+                raise _Retry("failed", f"the webhook's reply could not be read "
+                                       f"({type(exc).__name__})") from exc
         assert scope.cancelled_caught
         raise _Retry("timeout", f"no answer within the webhook's timeout ({hook.timeout:g}s)")
