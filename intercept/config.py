@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 
+from .engine import optout
 from .engine.compiler import CONTEXT_VARS, LOOKUP_KINDS
 from .engine.durations import Duration, OptionalDuration, decode_duration
 from .engine.text import READ_LIMIT
@@ -446,6 +447,24 @@ class ScenariosConfig(_Section):
     """Folder of scenario files, relative to the config file."""
 
 
+LanguageCode = Annotated[str, msgspec.Meta(pattern="^[a-z]{2,3}$")]
+
+
+class OptOutLanguage(_Section):
+    """Opt-out words and answers in one more language (STOP and its family always work)."""
+
+    stop: list[str] = []
+    """First words that opt the sender out, like STOP."""
+    start: list[str] = []
+    """First words that opt the sender back in, like START."""
+    help: list[str] = []
+    """First words that ask for help, like HELP."""
+    confirmation: str = ""
+    """The answer to an opt-out in this language ("": the default one)."""
+    opt_in_confirmation: str = ""
+    help_text: str = ""
+
+
 class OptOutConfig(_Section):
     """What the runtime answers to STOP / START / HELP when the scenario does not."""
 
@@ -453,12 +472,45 @@ class OptOutConfig(_Section):
                          "this number. Reply START to undo.")
     opt_in_confirmation: str = "You are subscribed again. Reply STOP to unsubscribe."
     help: str = "Reply STOP to stop getting messages from this number."
+    languages: dict[LanguageCode, OptOutLanguage] = {}
+    """Words and answers per language: every language's words work in every conversation;
+    the answers follow the conversation's language."""
+
+    def words(self) -> dict[str, Literal["opt_out", "opt_in", "help"]]:
+        """The configured words of every language, folded, with what each does."""
+        out: dict[str, Literal["opt_out", "opt_in", "help"]] = {}
+        for one in self.languages.values():
+            for kind, words in (("help", one.help), ("opt_in", one.start),
+                                ("opt_out", one.stop)):
+                for word in words:
+                    out[optout.fold_word(word)] = kind  # type: ignore[assignment]
+        return out
+
+    def texts(self, language: str) -> tuple[str, str, str]:
+        """(opt-out confirmation, opt-in confirmation, help) for a conversation in
+        `language`; what a language leaves empty is the default text."""
+        one = self.languages.get(language)
+        if one is None:
+            return self.confirmation, self.opt_in_confirmation, self.help
+        return (one.confirmation or self.confirmation,
+                one.opt_in_confirmation or self.opt_in_confirmation,
+                one.help_text or self.help)
 
 
 class Persona(_Section):
     name: str
     age: int | None = None
     style: str = ""
+    language: LanguageCode | Literal[""] = ""
+    """The language conversations on this number start in (when the scenario speaks it)."""
+
+
+class CityText(_Section):
+    """A city's values in one more language ("": the city's own)."""
+
+    name: str = ""
+    link: str = ""
+    deterrence: str = ""
 
 
 class City(_Section):
@@ -467,6 +519,11 @@ class City(_Section):
     """The city's deterrence resource (help for men who want to stop buying sex)."""
     region: str = "US"
     timezone: str = "UTC"
+    deterrence: str = ""
+    """The city's own deterrence text, for scenarios that send {city.deterrence}."""
+    languages: dict[LanguageCode, CityText] = {}
+    """The name, link and deterrence text in other languages: a conversation in that language
+    gets them in {city.name}, {city.link} and {city.deterrence}."""
 
 
 class Number(_Section):
@@ -585,7 +642,15 @@ class Config(_Section, dict=True):
             "city.link": city.link,
             "city.region": city.region,
         }
+        if number.persona.language:
+            values["persona.language"] = number.persona.language
+        if city.deterrence:
+            values["city.deterrence"] = city.deterrence
         assert set(values) <= CONTEXT_VARS
+        for language, text in city.languages.items():
+            for key in ("name", "link", "deterrence"):
+                if getattr(text, key):
+                    values[f"city.{key}@{language}"] = getattr(text, key)
         return values
 
     def take_numbers(self, other: Config) -> None:
@@ -727,6 +792,7 @@ def _check(config: Config, source: str, overrides: Mapping[str, str],
         seen[e164] = i
         number.number = e164
     problems += _check_campaigns(config)
+    problems += _check_optout_words(config.optout)
     problems += _check_evidence(config, overrides)
     problems += _check_handoffs(config)
     problems += _check_webhooks(config.webhooks)
@@ -735,6 +801,29 @@ def _check(config: Config, source: str, overrides: Mapping[str, str],
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     config.__post_init__()
+
+
+def _check_optout_words(texts: OptOutConfig) -> list[str]:
+    """Each configured opt-out word is one word (carriers read the first word of a text),
+    and no word does two things."""
+    problems = []
+    meaning: dict[str, str] = {}
+    builtin = {**dict.fromkeys(optout.OPT_OUT, "stop"), **dict.fromkeys(optout.OPT_IN, "start"),
+               **dict.fromkeys(optout.HELP, "help")}
+    for language, one in texts.languages.items():
+        for key in ("stop", "start", "help"):
+            for j, word in enumerate(getattr(one, key)):
+                where = f"optout.languages.{language}.{key}[{j}]"
+                folded = optout.fold_word(word)
+                if not re.fullmatch(r"[^\W_]+", folded):
+                    problems.append(f"{where}: {word!r} must be one word of letters or digits "
+                                    "(the first word of a text is what counts)")
+                    continue
+                other = meaning.get(folded) or builtin.get(folded)
+                if other is not None and other != key:
+                    problems.append(f"{where}: {word!r} already means {other!r}")
+                meaning.setdefault(folded, key)
+    return problems
 
 
 def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:

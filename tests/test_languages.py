@@ -224,3 +224,145 @@ def test_setting_an_undeclared_language_is_an_error():
     with pytest.raises(ScenarioErrors) as caught:
         compile_text(text, file="s.yaml")
     assert "states.a.set.language: 'fr' is not a declared language" in str(caught.value)
+
+
+# -- lint, config, the runtime's part -----------------------------------------------------------
+
+
+def test_lint_reports_a_message_missing_a_declared_language(tmp_path):
+    from intercept.authoring.lint import lint_file
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace('say: {en: "150 an hour", es: "150 la hora"}',
+                                     'say: "150 an hour"'))
+    found = [f for f in lint_file(path) if f.rule == "language"]
+    assert [(f.line, f.path) for f in found] == [(42, "states.price.say")]
+    assert "has no es text (declared languages: en, es)" in found[0].message
+
+
+def test_the_config_gives_the_persona_language_and_the_city_in_other_languages():
+    from intercept.config import config_from_dict
+
+    config = config_from_dict({
+        "cities": {"sea": {"name": "Seattle", "link": "https://a.example",
+                           "deterrence": "Stop.",
+                           "languages": {"es": {"link": "https://a.example/es",
+                                                "deterrence": "Para."}}}},
+        "numbers": [{"number": "+12065550100", "city": "sea", "scenario": "t",
+                     "persona": {"name": "Ana", "language": "es"}}]})
+    context = config.context_for(config.numbers[0])
+    assert context["persona.language"] == "es"
+    assert context["city.deterrence"] == "Stop."
+    assert context["city.link@es"] == "https://a.example/es"
+    assert context["city.deterrence@es"] == "Para."
+    assert "city.name@es" not in context
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = machine.new_state(seed=1, context=context)
+    assert state.vars["language"] == "es"
+
+
+@pytest.mark.parametrize(("optout", "message"), [
+    ({"languages": {"es": {"stop": ["baja", "dos palabras"]}}},
+     "optout.languages.es.stop[1]: 'dos palabras' must be one word"),
+    ({"languages": {"es": {"stop": ["alto"], "help": ["alto"]}}},
+     "optout.languages.es.help[0]: 'alto' already means 'stop'"),
+    ({"languages": {"es": {"start": ["stop"]}}},
+     "optout.languages.es.start[0]: 'stop' already means 'stop'"),
+    ({"languages": {"spanish": {}}}, "optout.languages"),
+])
+def test_bad_opt_out_words_are_config_errors_naming_the_key(optout, message):
+    from intercept.config import config_from_dict
+    from intercept.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({"optout": optout})
+    assert message in str(caught.value)
+
+
+def test_configured_opt_out_words_work_in_every_conversation_and_answer_in_its_language():
+    from intercept.config import OptOutConfig, OptOutLanguage
+    from intercept.engine import OptOut
+    from intercept.runtime.turn import optout_override
+
+    texts = OptOutConfig(languages={"es": OptOutLanguage(
+        stop=["baja", "alto"], start=["alta"], help=["ayuda"],
+        confirmation="Te dimos de baja.", help_text="Responde ALTO para no recibir mas.")})
+    words = texts.words()
+    out = optout_override("BAJA por favor", [], False, texts, language="es", words=words)
+    assert out == [OptOut("Te dimos de baja.")]
+    out = optout_override("Alto", [], False, texts, language="en", words=words)
+    assert out == [OptOut(texts.confirmation)]  # an English conversation: the default text
+    assert optout_override("STOP", [], False, texts, language="es", words=words) == [
+        OptOut("Te dimos de baja.")]  # STOP always works
+    assert [e.text for e in optout_override("ayúdame", [], False, texts, language="es",
+                                            words=words)] == []  # not the word "ayuda"
+    assert [e.text for e in optout_override("ayuda", [], False, texts, language="es",
+                                            words=words)] == [
+        "Responde ALTO para no recibir mas."]
+    assert optout_override("para cuando?", [], False, texts, words=words) == []
+
+
+def test_a_turn_identifies_the_language_of_the_first_texts():
+    from intercept.runtime.delays import DelayModel
+    from intercept.runtime.turn import Inbound, TurnInput, TurnRules, take_turn
+
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = machine.new_state(seed=1, context=CONTEXT)
+    rules = TurnRules(delays=DelayModel(enabled=False), merge=False)
+    turn = take_turn(TurnInput(
+        conversation_id=1, our="+12065550100", their="+12065550199", machine=machine,
+        state=state, pending={1: Inbound(1, "hola amor, cuanto cobras por una hora?")}),
+        10.0, rules)
+    assert turn.state.vars["language"] == "es"
+    assert [row.body for row in turn.rows] == ["150 la hora", "ayuda: https://help.example/es"]
+
+
+def test_an_english_first_text_keeps_english():
+    from intercept.runtime.delays import DelayModel
+    from intercept.runtime.turn import Inbound, TurnInput, TurnRules, take_turn
+
+    machine = compile_text(SCENARIO, file="s.yaml")
+    state = machine.new_state(seed=1, context=CONTEXT)
+    rules = TurnRules(delays=DelayModel(enabled=False), merge=False)
+    turn = take_turn(TurnInput(
+        conversation_id=1, our="+12065550100", their="+12065550199", machine=machine,
+        state=state, pending={1: Inbound(1, "hey are you available tonight? how much")}),
+        10.0, rules)
+    assert turn.state.vars["language"] == "en" and turn.state.heard == -1
+    assert turn.rows[0].body == "150 an hour"
+
+
+def test_identify_is_restricted_to_the_declared_languages():
+    from intercept.foundation.languages import identify
+
+    assert identify("hola q onda, dnd estas?", ("en", "es"))[0] == "es"
+    assert identify("hey whats up, where are you?", ("en", "es"))[0] == "en"
+    assert identify("anything", ("en",)) == ("", 0.0)
+    assert identify("anything", ("en", "xx")) == ("", 0.0)
+
+
+# -- through the server: the simulator gateway, the store, the API and the console -------------
+
+
+async def test_a_spanish_buyer_is_answered_in_spanish_and_the_console_says_so(tmp_path):
+    from intercept.scenarios import ScenarioRegistry
+
+    from helpers import TOKEN, login, serving
+
+    reg = ScenarioRegistry([compile_text(SCENARIO, file="s.yaml")])
+    async with serving(tmp_path, reg=reg, scenario="t") as live:
+        cid = await live.text("hola amor, cuanto cobras por una hora?")
+        bodies = [b for (b,) in live.query(
+            "SELECT body FROM outbox WHERE conversation_id = ? ORDER BY position", (cid,))]
+        # the test config's Seattle has no Spanish link: the city's own
+        assert bodies == ["150 la hora", "ayuda: https://help.example/sea"]
+        english = await live.text("hey how much for an hour?", their="+12065550177")
+        bodies = [b for (b,) in live.query(
+            "SELECT body FROM outbox WHERE conversation_id = ? ORDER BY position", (english,))]
+        assert bodies == ["150 an hour", "help: https://help.example/sea"]
+        await login(live.client, "advocate")
+        page = await live.client.get(f"/conversations/{cid}")
+        assert "<dt>Language</dt><dd>Spanish (es)</dd>" in page.text
+        r = await live.client.get(f"/api/conversations/{cid}",
+                                  headers={"authorization": "Bearer " + TOKEN["advocate"]})
+        assert r.status_code == 200 and r.json()["conversation"]["language"] == "es"

@@ -105,6 +105,7 @@ def lint_machine(machine: Machine, *, speaks_first: bool = False) -> list[Findin
     findings += _long_messages(machine)
     findings += _silent_urgent(machine, reached, states, file)
     findings += _experiments(machine, states, file)
+    findings += _missing_languages(machine)
     if not speaks_first:
         findings += _greeting_before_first_text(machine, states, file)
     if info is not None and not info.opt_out:
@@ -247,6 +248,28 @@ def _greeting_before_first_text(machine: Machine, states: dict[str, Loc], file: 
                 "the first text from it, e.g. '- otherwise: true' with 'goto' a state that "
                 "greets), or, if a campaign starts this scenario, lint it with --config naming "
                 "its outreach numbers or campaigns", "greeting-first")]
+
+
+def _missing_languages(machine: Machine) -> list[Finding]:
+    """Messages of a scenario of several languages that lack one of them: a conversation in
+    that language would get the default language's text."""
+    info = machine.info
+    declared = getattr(info, "languages", ())
+    if info is None or len(declared) < 2:
+        return []
+    findings = []
+    for loc, owner, given in info.texts:
+        missing = [language for language in declared if language not in given]
+        if missing:
+            where = "a global handler" if owner == "globals" else f"state {owner!r}"
+            findings.append(Finding(
+                "warning", loc.file, loc.line, loc.col, loc.path,
+                f"this message of {where} has no {', '.join(missing)} text (declared "
+                f"languages: {', '.join(declared)}): a conversation in "
+                f"{' or '.join(missing)} would get the "
+                f"{'first given' if declared[0] in missing else declared[0]} one",
+                "language"))
+    return findings
 
 
 def _experiments(machine: Machine, states: dict[str, Loc], file: str) -> list[Finding]:

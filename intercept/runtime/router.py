@@ -58,7 +58,7 @@ class Router:
         self.services = Services(
             store=store, enqueue=sender.enqueue, registry=registry, config=config, clock=clock,
             metrics=metrics, lookups=self.lookups, optouts=optouts,
-            rules=TurnRules(optout=config.optout, delays=delays, merge=delays.enabled),
+            rules=TurnRules.of(config.optout, delays=delays, merge=delays.enabled),
             hibernate_after=hibernate_after, max_crashes=max_crashes, busy=self._busy,
             retire=self.retire, record=self.record, webhooks=self.webhooks)
         """What every actor is handed (the router is the actors' composition root)."""

@@ -40,6 +40,7 @@ from ..engine import (
     WebhookResult,
     optout,
 )
+from ..foundation import languages
 from ..store import CommitStep, FunnelMove, HandoffMade, OutboxRow
 from .delays import DelayModel
 
@@ -67,6 +68,15 @@ class TurnRules(msgspec.Struct, frozen=True):
     """Human-like reply times (the rows' not-before)."""
     merge: bool = True
     """Merge consecutive messages over the scenario's quiet period (off with `--fast`)."""
+    identify: languages.Identify = languages.identify
+    """Which declared language a text is in (for scenarios of several languages)."""
+    words: Mapping[str, optout.Keyword] = msgspec.field(default_factory=dict)
+    """The configured opt-out words of other languages (`OptOutConfig.words`)."""
+
+    @classmethod
+    def of(cls, texts: OptOutConfig, **rest: object) -> TurnRules:
+        """Rules with `texts` and the words they configure."""
+        return cls(optout=texts, words=texts.words(), **rest)  # type: ignore[arg-type]
 
 
 class TurnInput(msgspec.Struct, frozen=True):
@@ -153,19 +163,22 @@ def status_of(state: ConversationState) -> str:
 
 
 def optout_override(text: str, effects: list[Effect], paused: bool,
-                    texts: OptOutConfig) -> list[Effect]:
+                    texts: OptOutConfig, *, language: str = "",
+                    words: Mapping[str, optout.Keyword] | None = None) -> list[Effect]:
     """STOP, START and HELP work in every scenario: when the engine did not handle the
-    keyword, the runtime does, with the configured texts (HELP is left to the advocate in a
-    handed-off conversation)."""
-    kind = optout.keyword(text)
+    keyword, the runtime does, with the configured texts in the conversation's `language`
+    (HELP is left to the advocate in a handed-off conversation). `words` are the configured
+    words of other languages."""
+    kind = optout.keyword(text, words)
     if kind is None:
         return effects
+    stopped, started, helped = texts.texts(language)
     if kind == "opt_out" and not any(isinstance(e, OptOut) for e in effects):
-        return [OptOut(texts.confirmation), *effects]
+        return [OptOut(stopped), *effects]
     if kind == "opt_in" and not any(isinstance(e, OptIn) for e in effects):
-        return [OptIn(texts.opt_in_confirmation), *effects]
+        return [OptIn(started), *effects]
     if kind == "help" and not paused and not any(isinstance(e, Send) for e in effects):
-        return [*effects, Send(texts.help)]
+        return [*effects, Send(helped)]
     return effects
 
 
@@ -245,6 +258,12 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
     for event, inbound_text in events:
         begun = time.perf_counter()
         prior = state
+        if isinstance(event, Message):
+            sample = machine.language_sample(state, event.text)
+            if sample is not None:
+                language, confidence = rules.identify(sample, machine.languages)
+                event = msgspec.structs.replace(event, language=language,
+                                                confidence=confidence)
         state, effects = machine.step(state, event, now)
         seconds.append(time.perf_counter() - begun)
         if isinstance(event, Start):
@@ -253,7 +272,9 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
         sends: list[tuple[str, float, float, str]] = []
         if isinstance(event, Message):
             handled = any(isinstance(e, OptOut) for e in effects)
-            effects = optout_override(event.text, effects, state.paused, rules.optout)
+            effects = optout_override(event.text, effects, state.paused, rules.optout,
+                                      language=state.vars.get("language", ""),
+                                      words=rules.words)
             if not handled and effects and isinstance(effects[0], OptOut):
                 # The scenario did not take this for STOP ("stop pls"), so its reading of the
                 # message is dropped: an opted-out person is never handed off, tagged or
