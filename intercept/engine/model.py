@@ -133,13 +133,9 @@ class Global(Reply, forbid_unknown_fields=True, omit_defaults=True):
                     "handlers always are), e.g. to raise a hand-off to urgent.")] = False
 
 
-class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One entry of `on_lookup`: which lookup answers it takes, actions, and where to go."""
+class AnswerReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What an entry of `on_lookup` or `on_webhook` does: actions, and where to go."""
 
-    kind: str | None = None
-    ok: bool | None = None
-    field: Annotated[str | None, Meta(
-        description="The answer must have this field, not empty.")] = None
     otherwise: bool = False
     if_: Conditions | None = msgspec.field(default=None, name="if")
     set: Vars | None = None
@@ -147,6 +143,15 @@ class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     say: Say | None = None
     goto: StateName | None = None
     stay: bool = False
+
+
+class LookupReply(AnswerReply, forbid_unknown_fields=True, omit_defaults=True):
+    """One entry of `on_lookup`: which lookup answers it takes, actions, and where to go."""
+
+    kind: str | None = None
+    ok: bool | None = None
+    field: Annotated[str | None, Meta(
+        description="The answer must have this field, not empty.")] = None
 
 
 class WebhookCall(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -159,7 +164,7 @@ class WebhookCall(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
         "is sent, never the person's number."))] = []
 
 
-class WebhookReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class WebhookReply(AnswerReply, forbid_unknown_fields=True, omit_defaults=True):
     """One entry of `on_webhook`: which answers it takes, actions, and where to go."""
 
     ok: Annotated[bool | None, Meta(description="true: a 2xx reply; false: any failure.")
@@ -169,13 +174,6 @@ class WebhookReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
                     "refused (the rules in [webhooks] refused the call or its reply).")] = None
     field: Annotated[str | None, Meta(
         description="The JSON reply has this field, not empty.")] = None
-    otherwise: bool = False
-    if_: Conditions | None = msgspec.field(default=None, name="if")
-    set: Vars | None = None
-    tag: Names | None = None
-    say: Say | None = None
-    goto: StateName | None = None
-    stay: bool = False
 
 
 class Timeout(msgspec.Struct, forbid_unknown_fields=True):
