@@ -203,3 +203,28 @@ def test_a_reply_with_a_lookup_cannot_go_straight_to_a_webhook_state():
 def test_a_webhook_s_variables_are_known_placeholders():
     m = machine(state_with("webhook: {call: crm, send: [when]}\nsay: \"{crm.anything}\"\n"))
     assert isinstance(m, Machine)
+
+
+# -- lint
+
+
+def webhook_lint(text: str) -> list[str]:
+    from intercept.authoring.lint import lint_machine
+
+    return [f.message for f in lint_machine(machine(text)) if f.rule == "webhook-failure"]
+
+
+def test_lint_warns_when_no_entry_takes_a_failed_call():
+    only_success = SCENARIO.replace("      - error: timeout\n        goto: slow\n", "").replace(
+        "      - ok: false\n", "      - ok: false\n        if: {var: when, equals: never}\n"
+    ).replace("      - otherwise: true\n        say: \"hmm {crm.meet}\"\n        goto: done\n",
+              "      - ok: true\n        goto: done\n")
+    (message,) = webhook_lint(only_success)
+    assert "state 'ask' calls webhook 'crm'" in message and "ok: false" in message
+    assert webhook_lint(SCENARIO) == []  # 'otherwise' takes failures
+    every_error = only_success.replace(
+        "      - ok: true\n        goto: done\n",
+        "      - ok: true\n        goto: done\n" + "".join(
+            f"      - error: {e}\n        goto: slow\n" for e in ("timeout", "failed",
+                                                                "refused")))
+    assert webhook_lint(every_error) == []
