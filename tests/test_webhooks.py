@@ -510,3 +510,25 @@ def test_the_configuration_reference_documents_every_webhook_key():
                         else json.dumps(default))
                 row = f"| `{key.name}` | `{text}` |"
             assert row in part, f"docs/configuration.md [webhooks] lacks {row}"
+
+
+def test_lint_with_a_config_names_a_webhook_the_config_lacks(tmp_path):
+    from click.testing import CliRunner
+
+    from intercept.cli import main
+
+    scenario = tmp_path / "booking.yaml"
+    scenario.write_text(BOOKING, encoding="utf-8")
+    config = tmp_path / "intercept.toml"
+    config.write_text('[cities.seattle]\nname = "Seattle"\nlink = "https://help.example/sea"\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(main, ["scenario", "lint", "--config", str(config),
+                                       str(scenario)])
+    assert result.exit_code == 1
+    assert (f"{scenario}:14:5: error: states.check.webhook: scenario 'booking', state 'check': "
+            "calls webhook 'crm', which the config does not define") in result.output
+    config.write_text(config.read_text() + '\n[webhooks]\nallow = ["crm.example.org"]\n'
+                      '[webhooks.crm]\nurl = "https://crm.example.org/h"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["scenario", "lint", "--config", str(config),
+                                       str(scenario)])
+    assert "webhook" not in result.output and result.exit_code == 0, result.output
