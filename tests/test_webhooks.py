@@ -532,3 +532,29 @@ def test_lint_with_a_config_names_a_webhook_the_config_lacks(tmp_path):
     result = CliRunner().invoke(main, ["scenario", "lint", "--config", str(config),
                                        str(scenario)])
     assert "webhook" not in result.output and result.exit_code == 0, result.output
+
+
+async def test_at_most_concurrency_attempts_are_in_flight(autojump_clock):
+    flying = {"now": 0, "most": 0}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        flying["now"] += 1
+        flying["most"] = max(flying["most"], flying["now"])
+        await trio.sleep(1)
+        flying["now"] -= 1
+        return httpx.Response(200, json={"n": "1"})
+
+    settings = WebhookSettings(hooks={"crm": Hook(name="crm", url="https://crm.example.org/h")},
+                               allow=("crm.example.org",), concurrency=2)
+    client = Webhooks(settings, transport=httpx.MockTransport(handler), resolver=public)
+    answers = []
+
+    async def one(i: int) -> None:
+        answers.append(await client.call("crm", PAYLOAD, f"1.{i}"))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(6):
+            nursery.start_soon(one, i)
+    await client.aclose()
+    assert flying["most"] == 2 and all(a.ok and a.attempts == 1 for a in answers)
+    assert len(answers) == 6
