@@ -1,13 +1,14 @@
 """Transcript tests: scripted conversations run on the pure engine with a simulated clock.
 
 A test file (YAML) names a scenario and lists tests; each test is a list of steps: what the
-other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup
-and webhook answers and operator resumes, and what to expect (`bot` lines, exact or /regex/;
-`state`, `vars`, `tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last event's
-hand-off)). Every turn is the runtime's own `take_turn`: timers
-fire exactly when the engine asked, fragments sent within the scenario's merge window are
-stepped as one message, and STOP / START / HELP get the runtime's answers, as in production.
-See docs/scenarios.md, "Transcript tests".
+other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup and
+webhook answers and operator resumes, and what to expect (`bot` lines, exact or /regex/;
+`state`, `vars`, `tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last
+event's hand-off), `language` (the conversation's language)). The context gives the persona
+(and its `language`) and the city, with per-language values under `languages`. Every turn is
+the runtime's own `take_turn`: timers fire exactly when the engine asked, fragments sent
+within the scenario's merge window are stepped as one message, and STOP / START / HELP get the
+runtime's answers, as in production. See docs/scenarios.md, "Transcript tests".
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ..engine import (
     load_scenario,
 )
 from ..engine.durations import DURATION_PATTERN, parse_duration
-from ..engine.model import Duration
+from ..engine.model import Duration, LanguageCode
 from ..engine.yamlsource import Located, Path, load_located, split_msgspec_error
 from ..errors import EngineError, ScenarioError, ScenarioErrors
 from ..runtime.delays import DelayModel
@@ -48,7 +49,8 @@ T0 = 1_700_000_000.0
 """The simulated clock's start (2023-11-14 22:13:20 UTC)."""
 
 EVENTS = ("them", "wait", "lookup", "resume", "webhook")
-CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects", "handoff")
+CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects", "handoff",
+          "language")
 MODIFIERS = {"them": {"media", "after"}}
 RULES = TurnRules(optout=OptOutConfig(), delays=DelayModel(enabled=False), merge=True)
 """Turns as the runtime takes them: merged fragments, STOP / START / HELP answered with the
@@ -59,12 +61,28 @@ class Persona(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str = "Jasmine"
     age: int | str | None = 23
     style: str = "casual"
+    language: Annotated[LanguageCode | None, Meta(
+        description="The persona's language: the conversation starts in it when the scenario "
+                    "speaks it (persona.language).")] = None
+
+
+class CityLanguage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A city's values for conversations in one language (city.link@es...)."""
+
+    name: str | None = None
+    link: str | None = None
+    deterrence: str | None = None
 
 
 class City(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str = "Seattle"
     link: str = "https://help.example.org"
     region: str = "US"
+    deterrence: Annotated[str | None, Meta(
+        description="The city's own deterrence text ({city.deterrence}).")] = None
+    languages: Annotated[dict[LanguageCode, CityLanguage] | None, Meta(
+        description="Per language: name, link and deterrence for conversations in it "
+                    "({es: {link: ...}}).")] = None
 
 
 class Context(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -137,8 +155,7 @@ def webhook_answer(value: dict[str, Any]) -> WebhookResult:
 
 
 class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One step: one event (them, wait, lookup, webhook, resume) and any checks, or checks
-    alone."""
+    """One step: one event (them, wait, lookup, webhook, resume) and any checks, or checks."""
 
     them: Annotated[Text | msgspec.UnsetType, Meta(
         description="They send this text (quote it if it looks like a number or yes/no).")
@@ -178,6 +195,9 @@ class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     handoff: Annotated[Literal["normal", "urgent"] | msgspec.UnsetType, Meta(
         description="The last event handed the conversation off with this priority.")
                        ] = msgspec.UNSET
+    language: Annotated[LanguageCode | msgspec.UnsetType, Meta(
+        description="The conversation is in this language (one the scenario declares).")
+                        ] = msgspec.UNSET
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,10 +241,20 @@ def _context(*layers: Context | None) -> dict[str, str]:
         if layer.city is not None:
             city = layer.city
         extra.update(layer.vars or {})
-    return {"persona.name": persona.name,
-            "persona.age": "" if persona.age is None else str(persona.age),
-            "persona.style": persona.style, "city.name": city.name, "city.link": city.link,
-            "city.region": city.region, **extra}
+    values = {"persona.name": persona.name,
+              "persona.age": "" if persona.age is None else str(persona.age),
+              "persona.style": persona.style, "city.name": city.name, "city.link": city.link,
+              "city.region": city.region}
+    if persona.language is not None:
+        values["persona.language"] = persona.language
+    if city.deterrence is not None:
+        values["city.deterrence"] = city.deterrence
+    for code, own in (city.languages or {}).items():
+        for key in ("name", "link", "deterrence"):
+            value = getattr(own, key)
+            if value is not None:
+                values[f"city.{key}@{code}"] = value
+    return {**values, **extra}
 
 
 def _render_step(raw: dict[str, Any]) -> str:
@@ -357,6 +387,10 @@ def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine
     elif kind == "handoff":
         if value not in ("normal", "urgent"):
             return "handoff is the priority the last event's hand-off has: normal or urgent"
+    elif kind == "language":
+        if value not in machine.languages:
+            return (f"the scenario speaks {', '.join(machine.languages)}: language is one of "
+                    f"them, not {value!r}")
     elif kind == "effects":
         known = {"send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
                  "opt_out", "opt_in", "transition", "end", "webhook"}
@@ -656,6 +690,10 @@ def _check(conversation: Conversation, step: Step) -> None:
     elif kind == "paused":
         if state.paused != value:
             raise Failure(f"expected paused: {value}, got {state.paused}")
+    elif kind == "language":
+        actual = state.vars.get("language") or conversation.machine.languages[0]
+        if actual != value:
+            raise Failure(f"expected the conversation in {value!r}, but it is in {actual!r}")
     elif kind == "handoff":
         given = [e.priority for e in conversation.recent if isinstance(e, HandOff)]
         if not given:
