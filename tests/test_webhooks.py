@@ -558,3 +558,16 @@ async def test_at_most_concurrency_attempts_are_in_flight(autojump_clock):
     await client.aclose()
     assert flying["most"] == 2 and all(a.ok and a.attempts == 1 for a in answers)
     assert len(answers) == 6
+
+
+def test_a_reload_that_changes_webhooks_is_refused_naming_the_keys():
+    from intercept.runtime.config_reload import restart_only
+
+    old = config_from_dict({"webhooks": {"allow": ["a.org"], "crm": {"url": "https://a.org/h"}}},
+                           environ={})
+    new = config_from_dict({"webhooks": {"allow": ["a.org"], "crm": {
+        "url": "https://a.org/x", "timeout": "5s"}, "more": {"url": "https://a.org/n"}}},
+        environ={})
+    assert restart_only(old, new) == ["webhooks.crm.timeout", "webhooks.crm.url",
+                                      "webhooks.more"]
+    assert restart_only(old, old) == []
