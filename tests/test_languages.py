@@ -366,3 +366,38 @@ async def test_a_spanish_buyer_is_answered_in_spanish_and_the_console_says_so(tm
         r = await live.client.get(f"/api/conversations/{cid}",
                                   headers={"authorization": "Bearer " + TOKEN["advocate"]})
         assert r.status_code == 200 and r.json()["conversation"]["language"] == "es"
+
+
+@pytest.mark.parametrize(("text", "language", "answer"), [
+    ("si claro", "es", "yes"), ("simon", "es", "yes"), ("nel", "es", "no"),
+    ("no gracias", "es", "no"), ("quien eres? no entiendo", "es", ""),
+    ("no se", "es", ""), ("si", "en", ""), ("yes", "en", "yes"), ("ok", "es", "yes"),
+])
+def test_yes_and_no_are_read_in_the_conversations_language(text, language, answer):
+    from intercept.engine.text import Text
+
+    assert Text(text, language=language).answer == answer
+
+
+def test_answer_entries_read_spanish_in_a_spanish_conversation():
+    machine = compile_text(textwrap.dedent("""\
+        name: t
+        version: 1
+        start: a
+        languages: [es, en]
+        states:
+          a:
+            expect:
+              - answer: "yes"
+                goto: yes
+              - otherwise: true
+                goto: other
+          yes:
+            end: yes
+          other:
+            end: other
+        """), file="s.yaml")
+    state = machine.new_state(seed=1, context={})
+    state, _ = machine.step(state, Start(), 0)
+    done, _ = machine.step(state, Message("simon"), 1)
+    assert done.outcome == "yes"  # Spanish is this scenario's default language

@@ -635,7 +635,8 @@ class Machine:
                 values["language"] = switch
             state = msgspec.structs.replace(state, vars=values, heard=heard, sample=sample)
         language = self.language_of(state.vars)
-        text = Text(event.text, event.media, limit=self.read_limit, language=language)
+        text = Text(event.text, event.media, limit=self.read_limit,
+                    language=language or self.languages[0])
         values = self.values_in(state.vars, language)
         paused = state.paused
         for entry in node.globals:
