@@ -102,7 +102,8 @@ _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
-_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+WEBHOOK_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+"""The name of a webhook reply's field that becomes a variable (and that `field:` may test)."""
 MAX_WEBHOOK_VARS = 50
 """Variables one webhook call may send."""
 _STATE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(State))
@@ -1166,7 +1167,7 @@ class _Compiler:
         if reply.field is not None and reply.ok is False:
             self.fail((*path, "field"), "a failed call has no reply fields: leave out "
                                         "'ok: false' or 'field'")
-        if reply.field is not None and not _FIELD.fullmatch(reply.field):
+        if reply.field is not None and not WEBHOOK_FIELD.fullmatch(reply.field):
             self.fail((*path, "field"), f"bad field name {reply.field!r}: a top-level field "
                                         "of the JSON reply (letters, digits and '_')")
         return WebhookEntry(target=self.destination(reply, path, allow_return=False),

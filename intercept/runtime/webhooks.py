@@ -41,6 +41,7 @@ import trio
 
 from ..config import Config
 from ..engine import Machine, Webhook, WebhookResult
+from ..engine.compiler import WEBHOOK_FIELD
 from ..errors import ConfigError, ScenarioError
 from ..foundation import safe_http
 from ..foundation.backoff import backoff, parse_retry_after
@@ -57,7 +58,6 @@ MAX_FIELD_CHARS = 500
 """Characters of a reply field's value kept."""
 MAX_REDIRECTS = 3
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RETRY_CODES = frozenset({408, 425, 429})
 _encode = msgspec.json.Encoder().encode
@@ -162,7 +162,7 @@ def reply_fields(body: bytes) -> dict[str, str]:
     for key, value in data.items():
         if len(fields) >= MAX_FIELDS:
             break
-        if not isinstance(key, str) or not _FIELD_NAME.fullmatch(key):
+        if not isinstance(key, str) or not WEBHOOK_FIELD.fullmatch(key):
             continue
         if isinstance(value, bool):
             text = "true" if value else "false"
