@@ -285,7 +285,7 @@ def test_strict_tests_must_expect_every_line(tmp_path):
 @pytest.mark.parametrize(("tests", "message"), [
     ("tests:\n  - name: t\n    steps:\n      - tehm: hi\n", "unknown step 'tehm'"),
     ("tests:\n  - name: t\n    steps:\n      - them: hi\n        wait: 1h\n",
-     "give one of them, wait, lookup or resume per step"),
+     "give one of them, wait, lookup, webhook or resume per step"),
     ("tests:\n  - name: t\n    steps:\n      - state: nowhere\n",
      "the scenario has no state 'nowhere'"),
     ("tests:\n  - name: t\n    steps:\n      - wait: soon\n", "or 'timer' for the next timer"),

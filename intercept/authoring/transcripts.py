@@ -1,13 +1,13 @@
 """Transcript tests: scripted conversations run on the pure engine with a simulated clock.
 
 A test file (YAML) names a scenario and lists tests; each test is a list of steps: what the
-other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup answers
-and operator resumes, and what to expect (`bot` lines, exact or /regex/; `state`, `vars`,
-`tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last event's
-hand-off), `language` (the conversation's language)). The context gives the persona (and its
-`language`) and the city, with per-language values under `languages`. Every turn is the
-runtime's own `take_turn`: timers fire exactly when the engine asked, fragments sent within
-the scenario's merge window are stepped as one message, and STOP / START / HELP get the
+other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup and
+webhook answers and operator resumes, and what to expect (`bot` lines, exact or /regex/;
+`state`, `vars`, `tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last
+event's hand-off), `language` (the conversation's language)). The context gives the persona
+(and its `language`) and the city, with per-language values under `languages`. Every turn is
+the runtime's own `take_turn`: timers fire exactly when the engine asked, fragments sent
+within the scenario's merge window are stepped as one message, and STOP / START / HELP get the
 runtime's answers, as in production. See docs/scenarios.md, "Transcript tests".
 """
 
@@ -35,6 +35,7 @@ from ..engine import (
     Tag,
     TimerFired,
     Transition,
+    WebhookResult,
     load_scenario,
 )
 from ..engine.durations import DURATION_PATTERN, parse_duration
@@ -47,7 +48,7 @@ from ..runtime.turn import NEVER, Inbound, Turn, TurnInput, TurnRules, ready_eve
 T0 = 1_700_000_000.0
 """The simulated clock's start (2023-11-14 22:13:20 UTC)."""
 
-EVENTS = ("them", "wait", "lookup", "resume")
+EVENTS = ("them", "wait", "lookup", "resume", "webhook")
 CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects", "handoff",
           "language")
 MODIFIERS = {"them": {"media", "after"}}
@@ -126,7 +127,7 @@ Wait = Annotated[str | int | float, Meta(extra_json_schema={"pattern": _WAIT_PAT
                                                             "minimum": 0})]
 Text = str | int | float
 EffectName = Literal["send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
-                 "opt_out", "opt_in", "transition", "end"]
+                 "opt_out", "opt_in", "transition", "end", "webhook"]
 
 
 class LookupAnswer(msgspec.Struct, forbid_unknown_fields=True):
@@ -135,8 +136,26 @@ class LookupAnswer(msgspec.Struct, forbid_unknown_fields=True):
     data: dict[str, str] = {}
 
 
+class WebhookAnswer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    call: str
+    ok: bool = True
+    status: int = 0
+    """The HTTP status (default: 200 when ok, else 0)."""
+    error: Literal["timeout", "failed", "refused", ""] = ""
+    """Why it failed (default: failed when not ok)."""
+    fields: dict[str, str] = {}
+
+
+def webhook_answer(value: dict[str, Any]) -> WebhookResult:
+    """The `WebhookResult` a transcript step's `webhook:` stands for, defaults filled in."""
+    answer = msgspec.convert(value, WebhookAnswer)
+    return WebhookResult(answer.call, answer.ok,
+                         answer.status or (200 if answer.ok else 0),
+                         "" if answer.ok else answer.error or "failed", answer.fields)
+
+
 class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One step: one event (them, wait, lookup, resume) and any checks, or checks alone."""
+    """One step: one event (them, wait, lookup, webhook, resume) and any checks, or checks."""
 
     them: Annotated[Text | msgspec.UnsetType, Meta(
         description="They send this text (quote it if it looks like a number or yes/no).")
@@ -154,6 +173,9 @@ class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     resume: Annotated[bool | str | msgspec.UnsetType, Meta(
         description="An operator hands the conversation back: true, or the state to resume "
                     "at.")] = msgspec.UNSET
+    webhook: Annotated[WebhookAnswer | msgspec.UnsetType, Meta(
+        description="A webhook's answer arrives: {call, ok, status, error, fields}.")
+                       ] = msgspec.UNSET
     bot: Annotated[str | list[str] | msgspec.UnsetType, Meta(
         description="The bot's next messages: exact text or /regex/; '...' skips the rest; "
                     "[] means it said nothing.")] = msgspec.UNSET
@@ -299,8 +321,8 @@ def _parse_step(raw: dict[str, Any], where: Path, doc: Located, fail: Any,
         return
     events = [k for k in kinds if k in EVENTS]
     if len(events) > 1 or (not kinds):
-        fail(where, "give one of them, wait, lookup or resume per step (checks such as bot or "
-                    "state may follow in the same step)" if kinds else "an empty step")
+        fail(where, "give one of them, wait, lookup, webhook or resume per step (checks such "
+                    "as bot or state may follow in the same step)" if kinds else "an empty step")
         return
     for key in raw:
         if key not in kinds and not (events and key in MODIFIERS.get(events[0], ())):
@@ -371,7 +393,7 @@ def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine
                     f"them, not {value!r}")
     elif kind == "effects":
         known = {"send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
-                 "opt_out", "opt_in", "transition", "end"}
+                 "opt_out", "opt_in", "transition", "end", "webhook"}
         values = value if isinstance(value, list) else [value]
         bad = [v for v in values if v not in known]
         if bad:
@@ -383,6 +405,13 @@ def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine
             msgspec.convert({"ok": True, **value}, LookupResult)
         except msgspec.ValidationError as exc:
             return f"bad lookup answer: {split_msgspec_error(str(exc))[0]}"
+    elif kind == "webhook":
+        if not isinstance(value, dict) or "call" not in value:
+            return "webhook needs at least {call: ..., ok: true|false, fields: {...}}"
+        try:
+            webhook_answer(value)
+        except msgspec.ValidationError as exc:
+            return f"bad webhook answer: {split_msgspec_error(str(exc))[0]}"
     elif kind == "resume" and value is not True and value not in machine.nodes:
         return "resume: true, or the name of a state to resume at"
     return ""
@@ -438,13 +467,14 @@ class Conversation:
         self.opted_out = False
         self._take()
 
-    def _take(self, *, lookup_result: LookupResult | None = None, resume: str | None = None
-              ) -> Turn:
+    def _take(self, *, lookup_result: LookupResult | None = None, resume: str | None = None,
+              webhook_result: WebhookResult | None = None) -> Turn:
         """Take the turn that is ready now and record what it did."""
         conv = TurnInput(conversation_id=0, our="", their="", machine=self.machine,
                          state=self.state, processed=self.processed, pending=self.inbox,
                          opted_out=self.opted_out, resume=resume is not None,
-                         resume_at=resume or "", lookup_result=lookup_result)
+                         resume_at=resume or "", lookup_result=lookup_result,
+                         webhook_result=webhook_result)
         try:
             turn = take_turn(conv, self.now, RULES)
         except EngineError as exc:
@@ -539,6 +569,14 @@ class Conversation:
         result = msgspec.convert({"ok": True, **value}, LookupResult)
         self.log.append(f"  lookup answer: {result.kind} ok={result.ok} {dict(result.data)}")
         self._take(lookup_result=result)
+
+    def webhook(self, value: dict[str, Any]) -> None:
+        self.settle()
+        result = webhook_answer(value)
+        shown = f"ok={result.ok} status={result.status}" + (
+            f" error={result.error}" if result.error else "")
+        self.log.append(f"  webhook answer: {result.call} {shown} {dict(result.fields)}")
+        self._take(webhook_result=result)
 
     def resume(self, value: Any) -> None:
         self.settle()

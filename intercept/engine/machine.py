@@ -40,6 +40,8 @@ from .events import (
     Tag,
     TimerFired,
     Transition,
+    Webhook,
+    WebhookResult,
 )
 from .match import Always, Condition, Matcher, all_hold
 from .template import Template
@@ -138,6 +140,8 @@ class Actions:
     languages: tuple[tuple[str, Variants, Template | None, Template | None], ...] = ()
     """(language, say, opt_out, opt_in) given for another language than the default; an
     empty say or a None falls back to the default language's."""
+    webhook: tuple[str, tuple[str, ...]] | None = None
+    """(the webhook's name, the variables it is sent)."""
 
     def in_language(self, language: str
                     ) -> tuple[Variants, Template | None, Template | None]:
@@ -151,7 +155,8 @@ class Actions:
     @property
     def empty(self) -> bool:
         return not (self.assign or self.tags or self.lookup or self.say
-                    or self.opt_out is not None or self.opt_in is not None)
+                    or self.opt_out is not None or self.opt_in is not None
+                    or self.webhook is not None)
 
 
 NO_ACTIONS = Actions()
@@ -199,6 +204,30 @@ class LookupEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookEntry:
+    """One compiled `on_webhook` entry."""
+
+    target: str  # a state name or STAY
+    trigger: str
+    ok: bool | None = None
+    error: str | None = None
+    field: str | None = None
+    when: tuple[Condition, ...] = ()
+    actions: Actions = NO_ACTIONS
+
+    def takes(self, result: WebhookResult, values: dict[str, str]) -> bool:
+        return ((self.ok is None or self.ok == result.ok)
+                and (self.error is None or self.error == result.error)
+                and (self.field is None or bool(result.fields.get(self.field)))
+                and all_hold(self.when, values))
+
+
+def webhook_payload(names: tuple[str, ...], values: dict[str, str]) -> dict[str, str]:
+    """The variables a webhook is sent ("" for one not set)."""
+    return {name: values.get(name, "") for name in names}
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """One compiled state."""
 
@@ -225,6 +254,7 @@ class Node:
     merge: float = 0.0
     delay: float = 1.0
     busy: Busy | None = None
+    on_webhook: tuple[WebhookEntry, ...] = ()
 
     @property
     def say(self) -> tuple[tuple[Template, ...], ...]:
@@ -245,6 +275,7 @@ class Node:
             if self.timeout is not None:
                 out.append((self.timeout.target, TIMEOUT))
             out.extend((e.target, e.trigger) for e in self.on_lookup)
+            out.extend((e.target, e.trigger) for e in self.on_webhook)
         elif self.kind == GOTO:
             out.append((self.goto or "", "goto"))
         elif self.kind == IF:
@@ -302,6 +333,9 @@ class _Step:
             effects.append(Tag(tag))
         if actions.lookup is not None:
             effects.append(Lookup(actions.lookup))
+        if actions.webhook is not None:
+            call, names = actions.webhook
+            effects.append(Webhook(call, webhook_payload(names, values)))
         say, opt_out, opt_in = actions.in_language(language) if actions.languages else (
             actions.say, actions.opt_out, actions.opt_in)
         if opt_out is not None:
@@ -419,7 +453,8 @@ class _Step:
         else:
             self.arm(node)
 
-    def take(self, entry: Entry | LookupEntry, node: Node, *, is_global: bool = False) -> None:
+    def take(self, entry: Entry | LookupEntry | WebhookEntry, node: Node, *,
+             is_global: bool = False) -> None:
         if not entry.actions.empty:
             self.act(entry.actions, node)
         target = entry.target
@@ -582,6 +617,8 @@ class Machine:
             return self._timer(state, node, now)
         if isinstance(event, LookupResult):
             return self._lookup(state, node, event, now)
+        if isinstance(event, WebhookResult):
+            return self._webhook(state, node, event, now)
         if isinstance(event, Resume):
             if not state.paused:
                 raise EngineError("Resume for a conversation that is not handed off")
@@ -673,3 +710,33 @@ class Machine:
                     run.take(entry, node)
                     break
         return run.finish()
+
+    def _webhook(self, state: ConversationState, node: Node, event: WebhookResult, now: float
+                 ) -> tuple[ConversationState, list[Effect]]:
+        """The answer's fields become `call.field` variables (those of an earlier answer are
+        dropped), with `call.http_status` and, on failure, `call.error`."""
+        run = _Step(self, state, now)
+        prefix = f"{event.call}."
+        for key in [k for k in run.vars if k.startswith(prefix)]:
+            del run.vars[key]
+        for key, value in event.fields.items():
+            run.vars[prefix + key] = value
+        run.vars[prefix + "http_status"] = str(event.status)
+        if not event.ok:
+            run.vars[prefix + "error"] = event.error or "failed"
+        if not state.paused:
+            values = self.values_in(run.vars)
+            for entry in node.on_webhook:
+                if entry.takes(event, values):
+                    run.take(entry, node)
+                    break
+        return run.finish()
+
+    def pending_webhook(self, state: ConversationState) -> Webhook | None:
+        """The call the state `state` is in makes on entering it, as it made it (the runtime
+        redoes a call a restart interrupted); None when it calls none."""
+        node = self.nodes.get(state.node)
+        if node is None or node.actions.webhook is None or state.ended:
+            return None
+        call, names = node.actions.webhook
+        return Webhook(call, webhook_payload(names, self.values_in(state.vars)))
