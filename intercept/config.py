@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import msgspec
 
 from .engine import optout
-from .engine.compiler import CONTEXT_VARS
+from .engine.compiler import CONTEXT_VARS, LOOKUP_KINDS
 from .engine.durations import Duration, OptionalDuration, decode_duration
 from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
@@ -559,6 +559,37 @@ class Campaign(_Section):
     """Never text a number again within this long of the last campaign text (any campaign)."""
 
 
+class WebhookConfig(_Section):
+    """``[webhooks.NAME]``: one webhook scenarios may call (``webhook: {call: NAME}``)."""
+
+    url: str
+    """Where the chosen variables are POSTed (https; its host must be in webhooks.allow)."""
+    timeout: Duration = _d("10s")
+    """How long one attempt may take."""
+    retries: int = 3
+    """Attempts after the first (timeouts, connection errors, 408, 429, 5xx); 0 to 10."""
+    deadline: Duration = _d("30s")
+    """How long all attempts and the waits between them may take."""
+    secret_env: str = ""
+    """The environment variable holding the HMAC-SHA256 signing key ("": unsigned)."""
+
+
+class WebhooksConfig(_Section):
+    """``[webhooks]``: where scenario webhooks may go (docs/configuration.md#webhooks)."""
+
+    allow: list[str] = []
+    """Hosts webhooks may call (``*.`` matches subdomains); a webhook's URL must be one."""
+    allow_private: bool = False
+    """Allow private and loopback addresses, and plain http (tests, a service on this
+    machine); never in production."""
+    max_reply_bytes: int = 65536
+    """A reply larger than this is refused (its fields are not used)."""
+    concurrency: int = 32
+    """Calls in flight at once, over all conversations."""
+    calls: dict[str, WebhookConfig] = {}
+    """The ``[webhooks.NAME]`` tables, by name."""
+
+
 class Config(_Section, dict=True):
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -574,6 +605,7 @@ class Config(_Section, dict=True):
     evidence: EvidenceConfig = msgspec.field(default_factory=EvidenceConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     handoffs: HandoffsConfig = msgspec.field(default_factory=HandoffsConfig)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     campaigns: list[Campaign] = []
@@ -657,6 +689,7 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
     raw["source"] = source
     problems: list[str] = []
     raw = _durations(raw, Config, (), overrides, problems)
+    _webhook_tables(raw, source, overrides)
     cities = raw.get("cities")
     if isinstance(cities, dict):
         # msgspec reports a bad dict value at "cities[...]": check each city to name it
@@ -762,6 +795,7 @@ def _check(config: Config, source: str, overrides: Mapping[str, str],
     problems += _check_optout_words(config.optout)
     problems += _check_evidence(config, overrides)
     problems += _check_handoffs(config)
+    problems += _check_webhooks(config.webhooks)
     if http_problem := config.http.problem():
         problems.append(f"http.{http_problem}")
     if problems:
@@ -823,6 +857,67 @@ def _check_handoffs(config: Config) -> list[str]:
                         "[[numbers]]; give the on-call advocate's phone")
     if h.oncall_number and not config.numbers:
         problems.append("handoffs.oncall_number: there is no number of ours to text it from")
+    return problems
+
+
+def _webhook_tables(raw: dict[str, Any], source: str, overrides: Mapping[str, str]) -> None:
+    """Move the ``[webhooks.NAME]`` tables of `raw` under ``calls``, each checked alone so an
+    error names ``webhooks.NAME``."""
+    webhooks = raw.get("webhooks")
+    if not isinstance(webhooks, dict):
+        return
+    webhooks = dict(webhooks)
+    calls = {k: webhooks.pop(k) for k in list(webhooks) if isinstance(webhooks[k], dict)}
+    for name, table in calls.items():
+        _convert(table, WebhookConfig, source, ("webhooks", name), overrides)
+    webhooks["calls"] = calls
+    raw["webhooks"] = webhooks
+
+
+_WEBHOOK_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_webhooks(webhooks: WebhooksConfig) -> list[str]:
+    """Each webhook's name, URL (scheme, host in the allow-list), retries and times."""
+    from urllib.parse import urlsplit
+
+    from .foundation.safe_http import host_allowed
+
+    problems = []
+    if webhooks.max_reply_bytes < 1:
+        problems.append(f"webhooks.max_reply_bytes is {webhooks.max_reply_bytes}; use 1 or more")
+    if webhooks.concurrency < 1:
+        problems.append(f"webhooks.concurrency is {webhooks.concurrency}; use 1 or more")
+    taken = {n.split(".", 1)[0] for n in CONTEXT_VARS} | set(LOOKUP_KINDS)
+    for name, hook in webhooks.calls.items():
+        where = f"webhooks.{name}"
+        if not _WEBHOOK_NAME.fullmatch(name) or name in taken:
+            problems.append(f"{where}: name a webhook with lower-case letters, digits and '_', "
+                            f"not one of {', '.join(sorted(taken))}")
+        try:
+            parts = urlsplit(hook.url)
+            host = (parts.hostname or "").rstrip(".")
+        except ValueError:
+            parts, host = None, ""
+        schemes = ("https", "http") if webhooks.allow_private else ("https",)
+        if parts is None or parts.scheme not in schemes or not host:
+            problems.append(f"{where}.url: {hook.url!r} should be an https:// URL"
+                            + ("" if webhooks.allow_private else " (plain http only with "
+                               "webhooks.allow_private, for tests)"))
+        elif not host_allowed(host, webhooks.allow):
+            problems.append(f"{where}.url: its host {host} is not in webhooks.allow; add it "
+                            "there if this service is trusted")
+        if not 0 <= hook.retries <= 10:
+            problems.append(f"{where}.retries is {hook.retries}; use 0 to 10")
+        if hook.timeout <= 0:
+            problems.append(f"{where}.timeout must be longer than zero")
+        if hook.deadline < hook.timeout:
+            problems.append(f"{where}.deadline ({hook.deadline.text}) is shorter than its "
+                            f"timeout ({hook.timeout.text})")
+        if hook.secret_env and not _ENV_NAME.fullmatch(hook.secret_env):
+            problems.append(f"{where}.secret_env: {hook.secret_env!r} is not the name of an "
+                            "environment variable (e.g. INTERCEPT_WEBHOOK_CRM_SECRET)")
     return problems
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from .machine import (
     Node,
     Timeout,
     VisitLimit,
+    WebhookEntry,
 )
 from .match import (
     AllWords,
@@ -66,6 +68,8 @@ from .model import (
     Scenario,
     Settings,
     State,
+    WebhookCall,
+    WebhookReply,
 )
 from .template import Template
 from .text import READ_LIMIT, WORD, fold
@@ -98,6 +102,10 @@ _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
+WEBHOOK_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+"""The name of a webhook reply's field that becomes a variable (and that `field:` may test)."""
+MAX_WEBHOOK_VARS = 50
+"""Variables one webhook call may send."""
 _STATE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(State))
 _ENTRY_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Reply)) - _STATE_FIELDS
 
@@ -463,6 +471,7 @@ class _Compiler:
             self.doc = definition.doc
             self.info.states[name] = self.loc(definition.path)
             nodes[name] = self.node(name, state, definition.path)
+        self.check_webhook_lookups(nodes, parsed_states, parsed_globals)
         self.raise_errors()
         nodes = self.prune(nodes, top.start or "", expire)
         self.check_loops(nodes, parsed_states)
@@ -544,6 +553,7 @@ class _Compiler:
                      handlers: list[tuple[_Def, Global]]) -> None:
         known = set(CONTEXT_VARS)
         kinds: set[str] = set()
+        calls: set[str] = set()
 
         def from_pattern(pattern: Pattern) -> None:
             if pattern.regex:
@@ -552,7 +562,7 @@ class _Compiler:
             if isinstance(pattern.number, NumberMatch) and pattern.number.capture:
                 known.add(pattern.number.capture)
 
-        def from_reply(reply: Reply | LookupReply) -> None:
+        def from_reply(reply: Reply | LookupReply | WebhookReply) -> None:
             known.update((reply.set or {}).keys())
             if isinstance(reply, Reply):
                 from_pattern(reply)
@@ -573,6 +583,10 @@ class _Compiler:
                 from_reply(lookup_reply)
                 if lookup_reply.kind:
                     kinds.add(lookup_reply.kind)
+            if state.webhook is not None:
+                calls.add(state.webhook.call)
+            for webhook_reply in state.on_webhook or ():
+                from_reply(webhook_reply)
         for _, handler in handlers:
             from_reply(handler)
         for _, by_language in intents.values():
@@ -582,9 +596,12 @@ class _Compiler:
                         from_pattern(pattern)
         self.known_vars = known
         self.lookup_kinds = kinds
+        self.webhook_calls = calls
 
     def known(self, name: str) -> bool:
-        return name in self.known_vars or name.split(".", 1)[0] in self.lookup_kinds
+        prefix = name.split(".", 1)[0]
+        return (name in self.known_vars or prefix in self.lookup_kinds
+                or (prefix in self.webhook_calls and "." in name))
 
     @staticmethod
     def unknown_kind(kind: str) -> str:
@@ -964,6 +981,10 @@ class _Compiler:
             if getattr(state, attr) is not None and state.if_ is None:
                 self.fail((*base, key), f"'{key}' only makes sense with 'if'")
         actions = self.actions(state, base, name)
+        on_webhook = self.webhook_part(state, base, name)
+        if state.webhook is not None:
+            actions = dataclasses.replace(actions, webhook=self.webhook(state.webhook,
+                                                                        (*base, "webhook")))
         expect = tuple(self.entry(r, (*base, "expect", i), f"expect[{i}]", name)
                        for i, r in enumerate(state.expect or ()))
         if state.expect is not None:
@@ -1075,7 +1096,7 @@ class _Compiler:
             record=record, experiment=experiment,
             resume=resume, reason=reason or "", priority=priority, visits=visits,
             globals=handlers,
-            merge=merge, delay=delay, busy=busy)
+            merge=merge, delay=delay, busy=busy, on_webhook=on_webhook)
 
     def lookup_entry(self, reply: LookupReply, path: Path, index: int, owner: str
                      ) -> LookupEntry:
@@ -1089,6 +1110,91 @@ class _Compiler:
                            trigger=f"lookup[{index}]", kind=reply.kind, ok=reply.ok,
                            field=reply.field, when=self.conditions(reply.if_, (*path, "if")),
                            actions=self.actions(reply, path, owner))
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def webhook_part(self, state: State, base: Path, owner: str) -> tuple[WebhookEntry, ...]:
+        """The state's `on_webhook` entries, once `webhook` and its neighbours are checked."""
+        if state.webhook is not None and state.expect is None:
+            self.fail((*base, "webhook"), "a state that calls a webhook must wait for its "
+                                          "answer: give it 'expect' ('on_webhook' takes the "
+                                          "answer while it waits)")
+        if state.webhook is not None and state.lookup is not None:
+            self.fail((*base, "webhook"), "a state can ask for a lookup or call a webhook, not "
+                                          "both (one answer is awaited at a time): ask for the "
+                                          "lookup in an earlier state")
+        if state.on_webhook is not None and state.webhook is None:
+            self.fail((*base, "on_webhook"), "'on_webhook' needs 'webhook' in the same state: "
+                                             "nothing else is answered there")
+        return tuple(self.webhook_entry(r, (*base, "on_webhook", i), i, owner)
+                     for i, r in enumerate(state.on_webhook or ()))
+
+    def webhook(self, spec: WebhookCall, path: Path) -> tuple[str, tuple[str, ...]]:
+        """(name, variables) of a `webhook` action."""
+        call = spec.call
+        taken = {n.split(".", 1)[0] for n in CONTEXT_VARS} | set(LOOKUP_KINDS)
+        if not _KIND.fullmatch(call):
+            self.fail((*path, "call"), f"bad webhook name {call!r}: use lower-case letters, "
+                                       "digits and '_' (a [webhooks.NAME] of the config)")
+        elif call in taken:
+            self.fail((*path, "call"), f"a webhook cannot be named {call!r}: its answer's "
+                                       f"variables ({call}.field) would mix with the "
+                                       f"conversation's own; rename it in the config")
+        if len(spec.send) > MAX_WEBHOOK_VARS:
+            self.fail((*path, "send"), f"{len(spec.send)} variables: send at most "
+                                       f"{MAX_WEBHOOK_VARS}")
+        names: list[str] = []
+        for i, var in enumerate(spec.send):
+            where: Path = (*path, "send", i)
+            self.variable(var, where)
+            if var in names:
+                self.fail(where, f"{var!r} is sent twice")
+            elif not self.known(var):
+                close = difflib.get_close_matches(var, sorted(self.known_vars), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(where, f"unknown variable {var!r}{hint}: send variables the "
+                                 "scenario sets, captures or is given (persona.*, city.*)")
+            names.append(var)
+        return call, tuple(names)
+
+    def webhook_entry(self, reply: WebhookReply, path: Path, index: int, owner: str
+                      ) -> WebhookEntry:
+        if reply.otherwise and (reply.ok is not None or reply.error or reply.field):
+            self.fail(path, "'otherwise' takes every answer: leave out ok, error and field")
+        if reply.error is not None and reply.ok:
+            self.fail((*path, "error"), "an answer with an error is not ok: leave out "
+                                        "'ok: true'")
+        if reply.field is not None and reply.ok is False:
+            self.fail((*path, "field"), "a failed call has no reply fields: leave out "
+                                        "'ok: false' or 'field'")
+        if reply.field is not None and not WEBHOOK_FIELD.fullmatch(reply.field):
+            self.fail((*path, "field"), f"bad field name {reply.field!r}: a top-level field "
+                                        "of the JSON reply (letters, digits and '_')")
+        return WebhookEntry(target=self.destination(reply, path, allow_return=False),
+                            trigger=f"webhook[{index}]", ok=reply.ok, error=reply.error,
+                            field=reply.field, when=self.conditions(reply.if_, (*path, "if")),
+                            actions=self.actions(reply, path, owner))
+
+    def check_webhook_lookups(self, nodes: dict[str, Node],
+                              states: dict[str, tuple[_Def, State]],
+                              handlers: list[tuple[_Def, Global]]) -> None:
+        """A reply that asks for a lookup must not go straight to a state that calls a
+        webhook: one step would await two answers."""
+        replies = [(definition.doc, (*definition.path, "expect", i), reply)
+                   for definition, state in states.values()
+                   for i, reply in enumerate(state.expect or ())]
+        replies += [(definition.doc, definition.path, handler)
+                    for definition, handler in handlers]
+        saved = self.doc
+        for doc, path, reply in replies:
+            target = nodes.get(reply.goto or "")
+            if reply.lookup and target is not None and target.actions.webhook is not None:
+                self.doc = doc
+                self.fail((*path, "lookup"), f"this reply asks for a lookup and goes to "
+                                             f"state {target.name!r}, which calls a webhook: "
+                                             "one step cannot await both answers; ask for the "
+                                             "lookup in an earlier state")
+        self.doc = saved
 
     # -- the graph ----------------------------------------------------------------------------
 

@@ -91,7 +91,19 @@ class Resume(msgspec.Struct, tag="resume"):
     """The state to pick up at; empty for the one the scenario names (`handoff.resume`)."""
 
 
-Event = Start | Message | TimerFired | LookupResult | Resume
+class WebhookResult(msgspec.Struct, tag="webhook_result"):
+    """The answer to a `Webhook` effect: `ok` for a 2xx reply, whose top-level scalar JSON
+    fields are `fields`; else `error` is timeout, failed or refused."""
+
+    call: str
+    ok: bool
+    status: int = 0
+    """The HTTP status of the reply (0: none)."""
+    error: str = ""
+    fields: dict[str, str] = {}
+
+
+Event = Start | Message | TimerFired | LookupResult | Resume | WebhookResult
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +146,14 @@ class Lookup(msgspec.Struct, tag="lookup"):
     kind: str
 
 
+class Webhook(msgspec.Struct, tag="webhook"):
+    """Call the configured webhook `call` with `payload` (the variables the scenario chose);
+    its answer comes back as a `WebhookResult` event."""
+
+    call: str
+    payload: dict[str, str] = {}
+
+
 class HandOff(msgspec.Struct, tag="hand_off"):
     """Give the conversation to a human advocate; the engine stays silent until `Resume`."""
 
@@ -173,4 +193,4 @@ class End(msgspec.Struct, tag="end"):
 
 
 Effect = (Send | SetTimer | CancelTimer | Capture | Tag | Lookup | HandOff | OptOut | OptIn
-          | Transition | End)
+          | Transition | End | Webhook)

@@ -41,6 +41,8 @@ from .events import (
     Tag,
     TimerFired,
     Transition,
+    Webhook,
+    WebhookResult,
 )
 from .match import Always, Condition, Matcher, all_hold
 from .template import Template
@@ -56,6 +58,11 @@ EXPIRE = "expire"
 _MAX_RETURNS = 8
 SAMPLE_LIMIT = 400
 """Characters of the person's first texts kept to identify their language from."""
+NEUTRAL_WORDS = frozenset({
+    "ok", "okay", "okey", "oki", "k", "kk", "no", "si", "lol", "lmao", "xd", "jaja", "jajaja",
+    "haha", "hahaha", "hmm", "mm", "ah", "oh", "eh", "ya", "u", "x", "q"})
+"""Words that say nothing of a language ("no", "ok", "lol"): not counted towards the two words
+a language decision needs, so "no" then "ok" decide nothing."""
 
 # Node kinds
 EXPECT, GOTO, END, IF, SPLIT, HANDOFF = "expect", "goto", "end", "if", "split", "handoff"
@@ -114,7 +121,7 @@ class LanguageRule(msgspec.Struct, frozen=True):
     """How the person's first texts choose the conversation's language (see `Machine`)."""
 
     texts: int = 3
-    confidence: float = 0.8
+    confidence: float = 0.65
 
 
 Variants = tuple[tuple[Template, ...], ...]
@@ -134,6 +141,8 @@ class Actions:
     languages: tuple[tuple[str, Variants, Template | None, Template | None], ...] = ()
     """(language, say, opt_out, opt_in) given for another language than the default; an
     empty say or a None falls back to the default language's."""
+    webhook: tuple[str, tuple[str, ...]] | None = None
+    """(the webhook's name, the variables it is sent)."""
 
     def in_language(self, language: str
                     ) -> tuple[Variants, Template | None, Template | None]:
@@ -147,7 +156,8 @@ class Actions:
     @property
     def empty(self) -> bool:
         return not (self.assign or self.tags or self.lookup or self.say
-                    or self.opt_out is not None or self.opt_in is not None)
+                    or self.opt_out is not None or self.opt_in is not None
+                    or self.webhook is not None)
 
 
 NO_ACTIONS = Actions()
@@ -195,6 +205,30 @@ class LookupEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookEntry:
+    """One compiled `on_webhook` entry."""
+
+    target: str  # a state name or STAY
+    trigger: str
+    ok: bool | None = None
+    error: str | None = None
+    field: str | None = None
+    when: tuple[Condition, ...] = ()
+    actions: Actions = NO_ACTIONS
+
+    def takes(self, result: WebhookResult, values: dict[str, str]) -> bool:
+        return ((self.ok is None or self.ok == result.ok)
+                and (self.error is None or self.error == result.error)
+                and (self.field is None or bool(result.fields.get(self.field)))
+                and all_hold(self.when, values))
+
+
+def webhook_payload(names: tuple[str, ...], values: dict[str, str]) -> dict[str, str]:
+    """The variables a webhook is sent ("" for one not set)."""
+    return {name: values.get(name, "") for name in names}
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """One compiled state."""
 
@@ -221,6 +255,7 @@ class Node:
     merge: float = 0.0
     delay: float = 1.0
     busy: Busy | None = None
+    on_webhook: tuple[WebhookEntry, ...] = ()
 
     @property
     def say(self) -> tuple[tuple[Template, ...], ...]:
@@ -241,6 +276,7 @@ class Node:
             if self.timeout is not None:
                 out.append((self.timeout.target, TIMEOUT))
             out.extend((e.target, e.trigger) for e in self.on_lookup)
+            out.extend((e.target, e.trigger) for e in self.on_webhook)
         elif self.kind == GOTO:
             out.append((self.goto or "", "goto"))
         elif self.kind == IF:
@@ -298,6 +334,9 @@ class _Step:
             effects.append(Tag(tag))
         if actions.lookup is not None:
             effects.append(Lookup(actions.lookup))
+        if actions.webhook is not None:
+            call, names = actions.webhook
+            effects.append(Webhook(call, webhook_payload(names, values)))
         say, opt_out, opt_in = actions.in_language(language) if actions.languages else (
             actions.say, actions.opt_out, actions.opt_in)
         if opt_out is not None:
@@ -415,7 +454,8 @@ class _Step:
         else:
             self.arm(node)
 
-    def take(self, entry: Entry | LookupEntry, node: Node, *, is_global: bool = False) -> None:
+    def take(self, entry: Entry | LookupEntry | WebhookEntry, node: Node, *,
+             is_global: bool = False) -> None:
         if not entry.actions.empty:
             self.act(entry.actions, node)
         target = entry.target
@@ -526,13 +566,16 @@ class Machine:
               ) -> tuple[str | None, int, str]:
         """The language rule applied to one text: (the language to switch to or None, the
         texts heard, the sample kept). Decided once: at the rule's confidence, on a sample of
-        at least two words, in a declared language; after `texts` texts it stays as it is."""
+        at least two words that tell (not "ok", "no", "lol", numbers), in a declared language;
+        after `texts` texts it stays as it is."""
         sample = self.language_sample(state, event.text)
         rule = self.detect
         if sample is None or rule is None:
             return None, state.heard, state.sample
+        telling = [w for w in WORD.findall(fold(sample))
+                   if w not in NEUTRAL_WORDS and not w.isdigit()]
         if (event.language in self.languages and event.confidence >= rule.confidence
-                and len(WORD.findall(fold(sample))) >= 2):
+                and len(telling) >= 2):
             return event.language, -1, ""
         heard = state.heard + 1
         if heard >= rule.texts:
@@ -575,6 +618,8 @@ class Machine:
             return self._timer(state, node, now)
         if isinstance(event, LookupResult):
             return self._lookup(state, node, event, now)
+        if isinstance(event, WebhookResult):
+            return self._webhook(state, node, event, now)
         if isinstance(event, Resume):
             if not state.paused:
                 raise EngineError("Resume for a conversation that is not handed off")
@@ -599,7 +644,8 @@ class Machine:
                 values["language"] = switch
             state = msgspec.structs.replace(state, vars=values, heard=heard, sample=sample)
         language = self.language_of(state.vars)
-        text = Text(event.text, event.media, limit=self.read_limit, language=language)
+        text = Text(event.text, event.media, limit=self.read_limit,
+                    language=language or self.languages[0])
         values = self.values_in(state.vars, language)
         paused = state.paused
         for entry in node.globals:
@@ -666,3 +712,33 @@ class Machine:
                     run.take(entry, node)
                     break
         return run.finish()
+
+    def _webhook(self, state: ConversationState, node: Node, event: WebhookResult, now: float
+                 ) -> tuple[ConversationState, list[Effect]]:
+        """The answer's fields become `call.field` variables (those of an earlier answer are
+        dropped), with `call.http_status` and, on failure, `call.error`."""
+        run = _Step(self, state, now)
+        prefix = f"{event.call}."
+        for key in [k for k in run.vars if k.startswith(prefix)]:
+            del run.vars[key]
+        for key, value in event.fields.items():
+            run.vars[prefix + key] = value
+        run.vars[prefix + "http_status"] = str(event.status)
+        if not event.ok:
+            run.vars[prefix + "error"] = event.error or "failed"
+        if not state.paused:
+            values = self.values_in(run.vars)
+            for entry in node.on_webhook:
+                if entry.takes(event, values):
+                    run.take(entry, node)
+                    break
+        return run.finish()
+
+    def pending_webhook(self, state: ConversationState) -> Webhook | None:
+        """The call the state `state` is in makes on entering it, as it made it (the runtime
+        redoes a call a restart interrupted); None when it calls none."""
+        node = self.nodes.get(state.node)
+        if node is None or node.actions.webhook is None or state.ended:
+            return None
+        call, names = node.actions.webhook
+        return Webhook(call, webhook_payload(names, self.values_in(state.vars)))

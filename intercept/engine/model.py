@@ -133,13 +133,9 @@ class Global(Reply, forbid_unknown_fields=True, omit_defaults=True):
                     "handlers always are), e.g. to raise a hand-off to urgent.")] = False
 
 
-class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One entry of `on_lookup`: which lookup answers it takes, actions, and where to go."""
+class AnswerReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What an entry of `on_lookup` or `on_webhook` does: actions, and where to go."""
 
-    kind: str | None = None
-    ok: bool | None = None
-    field: Annotated[str | None, Meta(
-        description="The answer must have this field, not empty.")] = None
     otherwise: bool = False
     if_: Conditions | None = msgspec.field(default=None, name="if")
     set: Vars | None = None
@@ -147,6 +143,37 @@ class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     say: Say | None = None
     goto: StateName | None = None
     stay: bool = False
+
+
+class LookupReply(AnswerReply, forbid_unknown_fields=True, omit_defaults=True):
+    """One entry of `on_lookup`: which lookup answers it takes, actions, and where to go."""
+
+    kind: str | None = None
+    ok: bool | None = None
+    field: Annotated[str | None, Meta(
+        description="The answer must have this field, not empty.")] = None
+
+
+class WebhookCall(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """POST chosen variables to a webhook of the config; the answer comes to `on_webhook`."""
+
+    call: Annotated[str, Meta(description="The webhook's name: a [webhooks.NAME] of the "
+                                          "config.")]
+    send: Annotated[list[str], Meta(description=(
+        "The variables to send (his_name, city.name, ...); nothing else of the conversation "
+        "is sent, never the person's number."))] = []
+
+
+class WebhookReply(AnswerReply, forbid_unknown_fields=True, omit_defaults=True):
+    """One entry of `on_webhook`: which answers it takes, actions, and where to go."""
+
+    ok: Annotated[bool | None, Meta(description="true: a 2xx reply; false: any failure.")
+                  ] = None
+    error: Annotated[Literal["timeout", "failed", "refused"] | None, Meta(
+        description="The failure: timeout, failed (an error reply or no connection) or "
+                    "refused (the rules in [webhooks] refused the call or its reply).")] = None
+    field: Annotated[str | None, Meta(
+        description="The JSON reply has this field, not empty.")] = None
 
 
 class Timeout(msgspec.Struct, forbid_unknown_fields=True):
@@ -231,6 +258,11 @@ class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     visits: Visits | None = None
     skip_globals: Annotated[Names | None, Meta(
         description="Global handlers not tried in this state ('all' for none).")] = None
+    webhook: Annotated[WebhookCall | None, Meta(
+        description="Call a webhook of the config with chosen variables (the state must "
+                    "wait: `expect`).")] = None
+    on_webhook: Annotated[list[WebhookReply] | None, Meta(
+        description="What the webhook's answer does, first entry that takes it.")] = None
 
 
 class LanguageSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -244,7 +276,7 @@ class LanguageSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
         "stays."))] = 3
     confidence: Annotated[float, Meta(ge=0.5, le=1, description=(
         "Switch only when the identification is at least this sure (0.5-1).")
-                                      )] = 0.8
+                                      )] = 0.65
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

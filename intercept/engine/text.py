@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from typing import NamedTuple
 
 READ_LIMIT = 1600
 """Characters of a reply the matchers read unless the scenario was compiled with another limit
@@ -72,6 +73,35 @@ YES_PHRASES = (" no problem ", " why not ", " not a problem ", " of course ", " 
                " sounds good ", " i do ", " i am ", " i would ")
 NO_PHRASES = (" no thanks ", " no thank you ", " not interested ", " leave me alone ")
 UNSURE_PHRASES = (" dont know ", " not sure ", " idk ", " no idea ", " dunno ")
+
+
+class Answers(NamedTuple):
+    """The words and phrases of a yes and a no in one language (phrases padded with spaces,
+    folded: no accents, no apostrophes)."""
+
+    yes: frozenset[str]
+    no: frozenset[str]
+    yes_phrases: tuple[str, ...]
+    no_phrases: tuple[str, ...]
+    unsure_phrases: tuple[str, ...]
+
+
+ANSWERS = {
+    "en": Answers(YES_WORDS, NO_WORDS, YES_PHRASES, NO_PHRASES, UNSURE_PHRASES),
+    # Spanish as texted in the US, with the English a Spanish speaker mixes in ("ok", "yes").
+    "es": Answers(
+        frozenset({"si", "sii", "siii", "sip", "simon", "claro", "dale", "va", "vale", "sale",
+                   "orale", "seguro", "porfa", "aja", "obvio", "ok", "okay", "oki", "k", "yes",
+                   "sure", "bueno", "andale", "exacto", "correcto"}),
+        frozenset({"no", "nel", "nop", "nopo", "nada", "nunca", "tampoco", "nah", "nope"}),
+        (" claro que si ", " por supuesto ", " me interesa ", " esta bien ", " si quiero ",
+         " como no ", " por que no ", " porque no "),
+        (" no gracias ", " no me interesa ", " dejame en paz ", " no quiero ", " para nada ",
+         " ni loca ", " ni loco "),
+        (" no se ", " no entiendo ", " quien eres ", " quien es ", " tal vez ", " quizas ",
+         " a lo mejor ", " no estoy segura ", " no estoy seguro ", " ni idea ")),
+}
+"""Yes and no by language: a conversation in Spanish reads "si", "nel", "no gracias"."""
 
 _NUMBER_WORDS = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -220,19 +250,21 @@ def parse_numbers(folded: str) -> list[float]:
     return [value for _, value in found]
 
 
-def answer_of(words: frozenset[str], padded: str) -> str:
-    """"yes", "no", or "" for a reply that is neither (or both)."""
-    for phrase in UNSURE_PHRASES:
+def answer_of(words: frozenset[str], padded: str, language: str = "") -> str:
+    """"yes", "no", or "" for a reply that is neither (or both), read in `language` (English
+    when it has no words of its own in `ANSWERS`)."""
+    table = ANSWERS.get(language) or ANSWERS["en"]
+    for phrase in table.unsure_phrases:
         if phrase in padded:
             return ""
-    for phrase in YES_PHRASES:
+    for phrase in table.yes_phrases:
         if phrase in padded:
             return "yes"
-    for phrase in NO_PHRASES:
+    for phrase in table.no_phrases:
         if phrase in padded:
             return "no"
-    yes = not YES_WORDS.isdisjoint(words)
-    no = not NO_WORDS.isdisjoint(words)
+    yes = not table.yes.isdisjoint(words)
+    no = not table.no.isdisjoint(words)
     if yes == no:
         return ""
     return "yes" if yes else "no"
@@ -249,7 +281,7 @@ class Text:
         self.raw = raw
         self.media = media
         self.language = language
-        """The conversation's language when it is not the scenario's default ("")."""
+        """The conversation's language (its `answer` words, its intents' patterns)."""
         read = raw[:limit]
         # NFKC can lengthen a text (one ligature becomes up to 18 letters): cut again after it
         nfkc = read if read.isascii() else unicodedata.normalize("NFKC", read)[:limit]
@@ -298,7 +330,7 @@ class Text:
     @property
     def answer(self) -> str:
         if self._answer is None:
-            self._answer = answer_of(self.words, self.padded[-1])
+            self._answer = answer_of(self.words, self.padded[-1], self.language)
         return self._answer
 
     @property

@@ -36,6 +36,8 @@ from ..engine import (
     Tag,
     TimerFired,
     Transition,
+    Webhook,
+    WebhookResult,
     optout,
 )
 from ..foundation import languages
@@ -99,6 +101,8 @@ class TurnInput(msgspec.Struct, frozen=True):
     resume_at: str = ""
     """The state the bot resumes at ("": where the scenario's handoff says)."""
     lookup_result: LookupResult | None = None
+    webhook_result: WebhookResult | None = None
+    """The answer of the webhook the last turn called (the actor made the call)."""
 
 
 class Step(NamedTuple):
@@ -132,6 +136,8 @@ class Turn(msgspec.Struct, frozen=True):
     """The person's new opt-out status, None when unchanged."""
     lookup: str | None = None
     """The lookup the engine asked for (the actor runs it before the next turn)."""
+    webhook: Webhook | None = None
+    """The webhook the engine asked to call (the actor calls it before the next turn)."""
     handed_off: bool = False
     started: bool = False
     """The conversation started in this turn (count it)."""
@@ -139,6 +145,16 @@ class Turn(msgspec.Struct, frozen=True):
     """How long each engine step took (metrics only)."""
     commit: CommitStep | None = None
     """The store write of the turn (None when not taken)."""
+
+
+WEBHOOK_MARK = "webhook:"
+"""How a pending webhook call is kept in the store's `pending_lookup` (a lookup kind never has
+a colon): ``webhook:NAME``; its payload is made again from the committed state."""
+
+
+def pending_mark(webhook: Webhook) -> str:
+    """The store's record of a webhook call the actor has still to make."""
+    return WEBHOOK_MARK + webhook.call
 
 
 def status_of(state: ConversationState) -> str:
@@ -180,6 +196,8 @@ def ready_events(conv: TurnInput, now: float, rules: TurnRules
         events.append((Start(), ""))
     if conv.lookup_result is not None:
         events.append((conv.lookup_result, ""))
+    if conv.webhook_result is not None:
+        events.append((conv.webhook_result, ""))
     if conv.resume and state.paused:
         events.append((Resume(state=conv.resume_at), ""))
     processed = conv.processed
@@ -233,6 +251,7 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
     outcome = None
     opt_out: bool | None = None
     lookup: str | None = None
+    webhook: Webhook | None = None
     handed_off = started = False
     handoff: HandoffMade | None = None
     is_out = conv.opted_out
@@ -278,6 +297,8 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
                 opt_out = is_out = opting_out
             elif isinstance(effect, Lookup):
                 lookup = effect.kind
+            elif isinstance(effect, Webhook):
+                webhook = effect
             elif isinstance(effect, HandOff):
                 handed_off = True
                 if handoff is None or effect.priority == "urgent":
@@ -303,9 +324,11 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
         outcome=state.outcome, state=_encode(state).decode(), processed_count=processed,
         timer_at=state.timer_at, crashes=0, outbox=rows, now=now, turn=state.turn, tags=tags,
         transitions=transitions, opt_out=opt_out, their_number=conv.their,
-        pending_lookup=lookup, clear_resume=conv.resume, handoff=handoff)
+        pending_lookup=pending_mark(webhook) if webhook is not None else lookup,
+        clear_resume=conv.resume, handoff=handoff)
     return Turn(taken=True, wake_at=wake_at, state=state, processed=processed,
                 last_not_before=last_not_before, status=status, steps=tuple(steps),
                 rows=tuple(rows), tags=tuple(tags), transitions=tuple(transitions),
-                outcome=outcome, opt_out=opt_out, lookup=lookup, handed_off=handed_off,
+                outcome=outcome, opt_out=opt_out, lookup=lookup, webhook=webhook,
+                handed_off=handed_off,
                 started=started, step_seconds=tuple(seconds), commit=commit)
