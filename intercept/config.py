@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -636,7 +637,9 @@ class Config(_Section, dict=True):
         city = self.cities[number.city]
         values = {
             "persona.name": number.persona.name,
-            "persona.age": "" if number.persona.age is None else str(number.persona.age),
+            # interned: every conversation of the number holds these strings in its vars
+            "persona.age": "" if number.persona.age is None else sys.intern(
+                str(number.persona.age)),
             "persona.style": number.persona.style,
             "city.name": city.name,
             "city.link": city.link,
@@ -650,7 +653,7 @@ class Config(_Section, dict=True):
         for language, text in city.languages.items():
             for key in ("name", "link", "deterrence"):
                 if getattr(text, key):
-                    values[f"city.{key}@{language}"] = getattr(text, key)
+                    values[sys.intern(f"city.{key}@{language}")] = getattr(text, key)
         return values
 
     def take_numbers(self, other: Config) -> None:
