@@ -11,9 +11,10 @@ import trio
 from intercept.engine import ConversationState, Message, Start
 from intercept.foundation import collector
 from intercept.gateways import SimGateway
+from intercept.runtime import Inbound
 from intercept.server import Server
 
-from helpers import OUR, make_config, registry
+from helpers import BUYER, OUR, make_config, registry, running
 
 
 def test_conversation_states_are_never_tracked_by_the_collector():
@@ -70,3 +71,15 @@ async def test_a_server_freezes_after_start_up_only_when_asked(tmp_path, freeze)
             server.stop()
     finally:
         gc.unfreeze()
+
+
+async def test_a_waiting_actor_keeps_no_message_it_has_taken(tmp_path, autojump_clock):
+    async with running(tmp_path) as (server, phones):
+        for i, text in enumerate(["first words", "second words", "third words"]):
+            await server.gateway.inject(their_number=BUYER, our_number=OUR, text=text)
+            await phones.wait_for(i + 1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server.router.actors) == 1  # live, waiting for the next message
+        gc.collect()
+        kept = [o for o in gc.get_objects() if type(o) is Inbound]
+        assert kept == []

@@ -241,6 +241,9 @@ class ConversationActor:
             if item is not None:
                 if item.conv_seq > self.processed:
                     self.pending[item.conv_seq] = item
+                # not kept by this frame while it waits again: the message and its text would
+                # stay in memory for as long as the conversation stays quiet
+                item = None
                 continue
             now = clock.now()
             if (timer_at is not None and now >= timer_at) or wake_at <= now:
