@@ -37,6 +37,7 @@ EXAMPLES = """examples:
   intercept-loadtest --faults drop=0.002,throttle=0.05,slow=0.01
   intercept-loadtest --rate-cap 200 --buyers 2000 --think 0.5:1    # a contracted 200 submits/s
   intercept-loadtest --buyers 100000 --ramp-up 60 --duration 120 --think 30:70 --mix human=1
+  intercept-loadtest --scenario shipped --buyers 200 --duration 60 --delay-scale 0.01
   python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775   # config for --target
   intercept-loadtest --target http://127.0.0.1:8080 --listen 127.0.0.1:2775 \\
       --ours +12065550100,+12065550101
@@ -132,9 +133,11 @@ def parser() -> argparse.ArgumentParser:
                    help=f"behaviour weights (default {DEFAULT_MIX})")
     p.add_argument("--think", type=span, default=(1.0, 5.0),
                    help="a human's pause between answer and next text, MIN:MAX s (default 1:5)")
-    p.add_argument("--reply-timeout", type=positive(float), default=10.0,
+    p.add_argument("--reply-timeout", type=positive(float), default=None,
                    help="a buyer waits this long for an answer before going on; later answers "
-                        "count as late, not lost (default 10)")
+                        "count as late, not lost (default 10). With --scenario: the bound "
+                        "within which every text must have a reply (default 5 s + the scaled "
+                        "merge window, busy pause and longest reply delay)")
     p.add_argument("--faults", type=faults, default={},
                    help="gateway faults, probability per outbound submit: "
                         "throttle=,error=,slow=,drop=[,lost_resp=]")
@@ -146,6 +149,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fail-on-loss", dest="fail_on_loss", action="store_false",
                    help="exit 0 even when messages were lost or duplicated")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    real = p.add_argument_group("a real scenario (instead of the echo)")
+    real.add_argument("--scenario", metavar="FILE|shipped", default=None,
+                      help="drive this scenario (shipped: scenarios/buyer-deterrence.yaml) "
+                           "with buyers drawn from the corpus; accounting per conversation "
+                           "(docs/performance.md)")
+    real.add_argument("--delay-scale", type=positive(float), default=0.01,
+                      help="with --scenario: factor on every delay and timer of the scenario "
+                           "and the server, and on the buyers' pauses (default 0.01)")
+    real.add_argument("--corpus", type=Path, default=None,
+                      help="with --scenario: the buyer corpus (default "
+                           "loadtest/corpus/buyers.yaml)")
     server = p.add_argument_group("the server it starts")
     server.add_argument("--numbers", type=positive(int), default=4,
                         help="how many of our numbers the generated config has (default 4)")
@@ -201,10 +215,18 @@ def options_from(args: argparse.Namespace) -> Options:
     ours = [n.strip() for n in args.ours.split(",") if n.strip()]
     if args.target and not ours:
         raise ValueError("--target needs --ours: the running server's numbers")
+    if args.scenario and args.target:
+        raise ValueError("--scenario starts its own server (it writes the scenario scaled by "
+                         "--delay-scale); it cannot be combined with --target")
+    if args.scenario and args.experiment:
+        raise ValueError("--experiment runs the echo scenario; it cannot be combined with "
+                         "--scenario")
     options = Options(
         transport=args.transport, buyers=args.buyers, duration=args.duration,
         ramp_up=min(args.ramp_up, args.duration), drain=args.drain, settle=args.settle,
-        mix=args.mix, think=args.think, reply_timeout=args.reply_timeout, faults=args.faults,
+        mix=args.mix, think=args.think, faults=args.faults,
+        reply_timeout=args.reply_timeout or (0.0 if args.scenario else 10.0),
+        scenario=args.scenario, delay_scale=args.delay_scale, corpus=args.corpus,
         rate_cap=args.rate_cap,
         seed=args.seed, numbers=args.numbers, window=args.window,
         hibernate_after=args.hibernate_after, synchronous=args.synchronous,
@@ -255,8 +277,16 @@ def main(argv: list[str] | None = None) -> None:
             _write_config(args)
             return
         options = options_from(args)
-        report = trio.run(lambda: run_load(options, progress=None if args.quiet
-                                           else sys.stderr))
+        progress = None if args.quiet else sys.stderr
+        if options.scenario:
+            from loadtest.scenario_report import scenario_text
+            from loadtest.scenario_run import run_scenario
+
+            report = trio.run(lambda: run_scenario(options, progress=progress))
+            text = scenario_text
+        else:
+            report = trio.run(lambda: run_load(options, progress=progress))
+            text = to_text
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"intercept-loadtest: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -269,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("intercept-loadtest: interrupted", file=sys.stderr)
         sys.exit(2)
-    print(to_json(report) if args.json else to_text(report), flush=True)
+    print(to_json(report) if args.json else text(report), flush=True)
     if args.fail_on_loss and not report["ok"]:
         sys.exit(1)
 

@@ -103,6 +103,27 @@ def experiment_figures(db: Path) -> dict[str, Any] | None:
         for arm in found.arms}}
 
 
+def server_figures(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
+    """What the run saw of the server: start-up, CPU share, memory, live conversations, the
+    outbox by status."""
+    server: dict[str, Any] = {"startup_s": _round(run.startup_seconds)}
+    if run.server is not None:
+        start, end = run.samples.get("start", {}), run.samples.get("end", {})
+        if "cpu_seconds" in start and "cpu_seconds" in end:
+            server["cpu_share_of_one_core"] = round(
+                (end["cpu_seconds"] - start["cpu_seconds"]) / run.options.duration, 3)
+            server["rss_mib_at_end"] = round(end["rss_mib"], 1)
+        server["rss_mib_peak"] = round(run.server.peak_rss / 1024, 1)
+        server["exit_status"] = run.server_exit
+    server["live_conversations_peak"] = run.server_live_peak or None
+    server["live_conversations_at_end"] = run.server_live_at_end
+    if run.db is not None:
+        server["outbox"] = outbox_statuses(run.db)
+    if folder is not None:
+        server["folder"] = str(folder)
+    return server
+
+
 def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     """The run's figures and verdict."""
     options, ledger = run.options, run.ledger
@@ -123,21 +144,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     errors = {"send_failed": ledger.send_failures}
     violations = {"after_optout": ledger.after_optout, "misrouted": ledger.misrouted,
                   "unexpected": ledger.unexpected}
-    server: dict[str, Any] = {"startup_s": _round(run.startup_seconds)}
-    if run.server is not None:
-        start, end = run.samples.get("start", {}), run.samples.get("end", {})
-        if "cpu_seconds" in start and "cpu_seconds" in end:
-            server["cpu_share_of_one_core"] = round(
-                (end["cpu_seconds"] - start["cpu_seconds"]) / duration, 3)
-            server["rss_mib_at_end"] = round(end["rss_mib"], 1)
-        server["rss_mib_peak"] = round(run.server.peak_rss / 1024, 1)
-        server["exit_status"] = run.server_exit
-    server["live_conversations_peak"] = run.server_live_peak or None
-    server["live_conversations_at_end"] = run.server_live_at_end
-    if run.db is not None:
-        server["outbox"] = outbox_statuses(run.db)
-    if folder is not None:
-        server["folder"] = str(folder)
+    server = server_figures(run, folder=folder)
     experiment = experiment_figures(run.db) if options.experiment and run.db else None
     report = {
         "ok": not lost and ledger.duplicates == 0 and ledger.violations == 0,

@@ -26,6 +26,7 @@ from loadtest.ledger import Ledger
 from loadtest.phones import Phones, ProviderPhones, SmppPhones
 from loadtest.state import LoadRun, Options
 from loadtest.target import (
+    SCENARIO_NAME,
     WEBHOOK_PATH,
     ServerProcess,
     ServerSettings,
@@ -104,7 +105,9 @@ async def _start_server(run: LoadRun, nursery: trio.Nursery, folder: Path, ours:
     else:
         settings = ServerSettings(numbers=ours, folder=folder, http_port=free_port(),
                                   window=options.window, hibernate_after=options.hibernate_after,
-                                  synchronous=options.synchronous)
+                                  synchronous=options.synchronous,
+                                  scenario=options.scenario_name or SCENARIO_NAME,
+                                  extra=options.server_extra)
         run.health_url = f"http://127.0.0.1:{settings.http_port}"
         run.db = folder / "intercept.db"
         config = config_dict(settings, transport=options.transport, network_port=network_port,

@@ -58,6 +58,17 @@ class Options:
     account_sid: str = ACCOUNT_SID
     auth_token: str = AUTH_TOKEN
     callbacks: bool = True
+    scenario: str | None = None
+    """A real scenario to drive (a file, or "shipped"); None: the generated echo."""
+    delay_scale: float = 0.01
+    """With `scenario`: the factor on every delay and timer (the server's reply delays, the
+    scenario's merge window, busy pauses, timeouts, expiry) and on the buyers' pauses."""
+    corpus: Path | None = None
+    """With `scenario`: the buyer corpus (default loadtest/corpus/buyers.yaml)."""
+    scenario_name: str | None = None
+    """Filled by the run: the name of the scenario the generated config's numbers run."""
+    server_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Filled by the run: config sections merged into the generated config."""
     experiment: bool = False
     """Run the echo behind a split declared experiment `loadtest.target.EXPERIMENT`; the
     report then compares its branches (as `intercept report --experiment` does)."""
@@ -86,3 +97,9 @@ class LoadRun:
         self.db: Path | None = None
         self.server_exit: int | None = None
         self.in_process_done = trio.Event()
+        self.scaled: Any = None
+        """A scenario run: the `loadtest.scaled.ScaledScenario` the server runs."""
+        self.warmup_seconds: float | None = None
+        """A scenario run: the warm-up conversation's first reply took this long."""
+        self.wall_offset = 0.0
+        """time.time() - trio.current_time() when the buyers started."""

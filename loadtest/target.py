@@ -93,6 +93,8 @@ PASSWORD = "loadpass"
 ACCOUNT_SID = "AC" + "10ad7e57" * 4
 AUTH_TOKEN = "loadtest-token-0123456789abcdef"
 WEBHOOK_PATH = "/webhooks/twilio/messages"
+CITY_LINK = "https://help.example/load"
+"""The generated city's deterrence link: a scenario run knows a deterrence message by it."""
 
 
 def our_numbers(count: int) -> list[str]:
@@ -120,6 +122,8 @@ class ServerSettings:
     synchronous: str = "normal"
     request_timeout: str = "3s"
     connections: int = 50
+    scenario: str = SCENARIO_NAME
+    """The scenario every number runs."""
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -153,8 +157,8 @@ def config_dict(settings: ServerSettings, *, transport: str, network_port: int,
         "optout": {"confirmation": CONFIRMATION},
         "media": {"dir": str(folder / "media"), "allowed_hosts": ["127.0.0.1"],
                   "allow_private_addresses": True},
-        "cities": {"loadtown": {"name": "Loadtown", "link": "https://help.example/load"}},
-        "numbers": [{"number": n, "city": "loadtown", "scenario": SCENARIO_NAME,
+        "cities": {"loadtown": {"name": "Loadtown", "link": CITY_LINK}},
+        "numbers": [{"number": n, "city": "loadtown", "scenario": settings.scenario,
                      "persona": {"name": "Jo"}} for n in settings.numbers],
     }
     for section, values in settings.extra.items():
