@@ -157,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
     real.add_argument("--delay-scale", type=positive(float), default=0.01,
                       help="with --scenario: factor on every delay and timer of the scenario "
                            "and the server, and on the buyers' pauses (default 0.01)")
+    real.add_argument("--processes", type=positive(int), default=None, metavar="N",
+                      help="with --scenario: the buyers in N processes and the SMSC simulator "
+                           "in one more (SMPP); the report says which process was the bound "
+                           "(default: everything in this process)")
     real.add_argument("--corpus", type=Path, default=None,
                       help="with --scenario: the buyer corpus (default "
                            "loadtest/corpus/buyers.yaml)")
@@ -218,6 +222,11 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.scenario and args.target:
         raise ValueError("--scenario starts its own server (it writes the scenario scaled by "
                          "--delay-scale); it cannot be combined with --target")
+    if args.processes and not args.scenario:
+        raise ValueError("--processes needs --scenario (the echo runs in one process)")
+    if args.processes and (args.in_process or args.transport != "smpp"):
+        raise ValueError("--processes runs the server and the SMSC simulator in processes of "
+                         "their own, over SMPP: drop --in-process and --transport provider")
     if args.scenario and args.experiment:
         raise ValueError("--experiment runs the echo scenario; it cannot be combined with "
                          "--scenario")
@@ -227,6 +236,7 @@ def options_from(args: argparse.Namespace) -> Options:
         mix=args.mix, think=args.think, faults=args.faults,
         reply_timeout=args.reply_timeout or (0.0 if args.scenario else 10.0),
         scenario=args.scenario, delay_scale=args.delay_scale, corpus=args.corpus,
+        processes=args.processes or 0,
         rate_cap=args.rate_cap,
         seed=args.seed, numbers=args.numbers, window=args.window,
         hibernate_after=args.hibernate_after, synchronous=args.synchronous,
@@ -281,8 +291,10 @@ def main(argv: list[str] | None = None) -> None:
         if options.scenario:
             from loadtest.scenario_report import scenario_text
             from loadtest.scenario_run import run_scenario
+            from loadtest.shards import run_sharded
 
-            report = trio.run(lambda: run_scenario(options, progress=progress))
+            runner = run_sharded if options.processes else run_scenario
+            report = trio.run(lambda: runner(options, progress=progress))
             text = scenario_text
         else:
             report = trio.run(lambda: run_load(options, progress=progress))

@@ -32,7 +32,7 @@ import re
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import trio
 
@@ -121,6 +121,8 @@ class ScenarioLedger:
         self.store_duplicates = 0
         """SMPP: copies received beyond the outbox rows the store holds (`reconcile_repeats`)."""
         self.first_replies: list[FirstReply] = []
+        self.merged: dict[str, Any] | None = None
+        """Set by `merge`: the figures of ledgers kept in other processes."""
         self.latencies = array("d")
         self.histogram = Histogram()
         self.examples: dict[str, list[str]] = {}
@@ -261,14 +263,59 @@ class ScenarioLedger:
         copies = self.repeats if self.exact_keys else self.store_duplicates
         return copies + self.extra_confirmations
 
-    def unanswered(self) -> list[Text]:
-        return [t for c in self.conversations.values() for t in c.waiting]
+    def unanswered(self) -> int:
+        if self.merged is not None:
+            return int(self.merged["unanswered"])
+        return sum(len(c.waiting) for c in self.conversations.values())
 
     def late(self) -> int:
         return sum(1 for latency in self.latencies if latency > self.bound)
 
+    def first_reply_rows(self, wall_offset: float) -> list[tuple[str, float, float, bool]]:
+        """Each first reply as (identity, latency s, wall-clock time it reached the network,
+        left out of beyond_schedule: an opening or an opt-out confirmation)."""
+        if self.merged is not None:
+            return [tuple(row) for row in self.merged["first"]]  # type: ignore[misc]
+        return [(f.reply.key, f.reply.at - f.text_sent_at, f.reply.at + wall_offset,
+                 f.opening or bool(CONFIRMATION.search(f.reply.text)))
+                for f in self.first_replies]
+
+    COUNTS = ("sent", "received", "answered", "unsolicited", "repeats", "extra_confirmations",
+              "after_optout", "after_end", "unexpected", "send_failures", "outcome_missed",
+              "unconfirmed_stops", "ignored_replies")
+
+    def summary(self, wall_offset: float) -> dict[str, Any]:
+        """Everything the verdict needs, as plain data (a buyer process sends it to the
+        parent, which `merge`s them); call after `finish`."""
+        return {**{name: getattr(self, name) for name in self.COUNTS},
+                "unanswered": self.unanswered(), "latencies": list(self.latencies),
+                "first": self.first_reply_rows(wall_offset),
+                "repeated": {k: n for k, n in self.deliveries.items() if n > 1},
+                "outcomes": self.outcomes(), "examples": self.examples}
+
+    def merge(self, summaries: list[dict[str, Any]]) -> None:
+        """Take the figures of the buyer processes' ledgers (their `summary`)."""
+        merged: dict[str, Any] = {"unanswered": 0, "first": [], "outcomes": {}}
+        for part in summaries:
+            for name in self.COUNTS:
+                setattr(self, name, getattr(self, name) + int(part[name]))
+            merged["unanswered"] += int(part["unanswered"])
+            merged["first"].extend(part["first"])
+            for latency in part["latencies"]:
+                self.latencies.append(latency)
+                self.histogram.add(latency)
+            self.deliveries.update(part["repeated"])
+            for path, row in part["outcomes"].items():
+                into = merged["outcomes"].setdefault(path, Counter())
+                into.update(row)
+            for what, found in part["examples"].items():
+                for detail in found:
+                    self._example(what, detail)
+        merged["outcomes"] = {k: dict(v) for k, v in sorted(merged["outcomes"].items())}
+        self.merged = merged
+
     def violations(self) -> dict[str, int]:
-        return {"unanswered": len(self.unanswered()), "late": self.late(),
+        return {"unanswered": self.unanswered(), "late": self.late(),
                 "after_optout": self.after_optout, "after_end": self.after_end,
                 "unexpected": self.unexpected, "outcome_missed": self.outcome_missed,
                 "unconfirmed_stop": self.unconfirmed_stops}
@@ -276,6 +323,8 @@ class ScenarioLedger:
     def outcomes(self) -> dict[str, dict[str, int]]:
         """Per path: buyers, and what became of them (deterred, opted out, open, cut short
         by the end of the run)."""
+        if self.merged is not None:
+            return self.merged["outcomes"]  # type: ignore[no-any-return]
         out: dict[str, dict[str, int]] = {}
         for conv in self.conversations.values():
             row = out.setdefault(conv.path, {"buyers": 0, "deterred": 0, "opted_out": 0,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadtest.report import server_figures
-from loadtest.scenario_ledger import CONFIRMATION, ScenarioLedger, percentiles
+from loadtest.scenario_ledger import ScenarioLedger, percentiles
 
 if TYPE_CHECKING:
     from loadtest.state import LoadRun
@@ -69,22 +69,21 @@ def beyond_schedule(run: LoadRun, rows: list[tuple[str, str, str, str, float, fl
     for found in by_text.values():
         found.sort()
     out = []
-    for first in ledger.first_replies:
-        reply = first.reply
-        if first.opening or CONFIRMATION.search(reply.text):
+    for key, latency, wall_at, left_out in ledger.first_reply_rows(run.wall_offset):
+        if left_out:
             continue
-        row = by_id.get(reply.key)
+        row = by_id.get(key)
         if row is not None:
             not_before, created_at = row[4], row[5]
         else:
             # SMPP: the latest row with this text scheduled before the reply reached us
-            found = by_text.get(reply.key, [])
-            at = bisect.bisect_right(found, (reply.at + run.wall_offset + 0.05, float("inf")))
+            found = by_text.get(key, [])
+            at = bisect.bisect_right(found, (wall_at + 0.05, float("inf")))
             if not at:
                 continue
             not_before, created_at = found[at - 1]
         scheduled = max(0.0, not_before - created_at)
-        out.append(max(0.0, reply.at - first.text_sent_at - merge - scheduled))
+        out.append(max(0.0, latency - merge - scheduled))
     return out
 
 
@@ -187,6 +186,12 @@ def scenario_text(report: dict[str, Any]) -> str:
     lines.append(f"  network       {report['network']}")
     shown = {k: v for k, v in report["server"].items() if v is not None}
     lines.append(f"  server        {shown}")
+    if "processes" in report:
+        figures = report["processes"]
+        lines.append(f"  processes     {report['buyer_processes']} buyer processes; share of one "
+                     f"core over the load {figures['cpu_share_of_one_core']}; RSS MiB "
+                     f"{figures['rss_mib_at_end']}")
+        lines.append(f"  bound         {figures['bound']}")
     if report["detail"]["examples"]:
         lines.append(f"  examples      {report['detail']['examples']}")
     lines.append("  verdict       " + ("OK: every text answered within the bound, nothing "

@@ -67,7 +67,8 @@ class ScenarioBuyers:
     """The buyer slots of a scenario run."""
 
     def __init__(self, run: LoadRun, corpus: Corpus, ours: list[str], *,
-                 long_pause: float = 0.0, long_pause_seconds: float = 0.0) -> None:
+                 long_pause: float = 0.0, long_pause_seconds: float = 0.0,
+                 shard: int = 0, shards: int = 1) -> None:
         self.run = run
         self.ledger: ScenarioLedger = run.ledger  # type: ignore[assignment]
         self.corpus = corpus
@@ -78,7 +79,11 @@ class ScenarioBuyers:
         """Chance that a step is preceded by a pause of `long_pause_seconds` (real seconds):
         the soak uses it so that conversations hibernate and wake."""
         self.long_pause_seconds = long_pause_seconds
-        self.next_conversation = 0
+        self.shard = shard
+        """This process's share of the numbers: conversation numbers shard, shard + shards,
+        ... (buyer processes of one run never share a phone)."""
+        self.shards = shards
+        self.next_conversation = shard
         self.capacity = MAX_BUYERS * len(ours)
         self.conversations = 0
 
@@ -91,12 +96,13 @@ class ScenarioBuyers:
         run = self.run
         run.live += 1
         try:
-            rng = random.Random(f"{run.options.seed}:slot:{index}")
+            rng = random.Random(f"{run.options.seed}:slot:{self.shard}:{index}")
             while self.active and self.next_conversation < self.capacity:
                 number = self.next_conversation
-                self.next_conversation += 1
+                self.next_conversation += self.shards
                 their = buyer_number(number % MAX_BUYERS)
-                our = self.ours[(number // MAX_BUYERS + index) % len(self.ours)]
+                # every (phone, our number) pair once: the k-th wrap of the phones moves on k
+                our = self.ours[(number % MAX_BUYERS + number // MAX_BUYERS) % len(self.ours)]
                 plan = self.corpus.draw(random.Random(f"{run.options.seed}:{number}"))
                 outcome = await self.converse(number, their, our, plan, rng)
                 run.outcomes[(plan.path, outcome)] += 1

@@ -65,6 +65,8 @@ class Options:
     scenario's merge window, busy pauses, timeouts, expiry) and on the buyers' pauses."""
     corpus: Path | None = None
     """With `scenario`: the buyer corpus (default loadtest/corpus/buyers.yaml)."""
+    processes: int = 0
+    """With `scenario`: buyer processes (the network in one more); 0: all in this process."""
     scenario_name: str | None = None
     """Filled by the run: the name of the scenario the generated config's numbers run."""
     server_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -99,6 +101,8 @@ class LoadRun:
         self.in_process_done = trio.Event()
         self.scaled: Any = None
         """A scenario run: the `loadtest.scaled.ScaledScenario` the server runs."""
+        self.process_figures: dict[str, Any] | None = None
+        """`--processes`: each process's share of a core over the load, and the bound."""
         self.warmup_seconds: float | None = None
         """A scenario run: the warm-up conversation's first reply took this long."""
         self.wall_offset = 0.0

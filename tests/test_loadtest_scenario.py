@@ -265,3 +265,64 @@ async def test_a_resent_reply_is_caught_as_a_duplicate():
     assert not report["ok"]
     assert report["duplicates"] >= 1
     assert report["detail"]["examples"]["duplicate"]
+
+
+# -- the generator in separate processes
+
+
+def test_ledgers_of_buyer_processes_merge_into_one_verdict():
+    parts = []
+    for shard, their in enumerate(("+12125550001", "+12125550002")):
+        book = ledger(exact=False)
+        conv = book.open(shard, their, OUR, path="p", ends="deterred")
+        book.expect(conv, "reply", 1.0)
+        book.received_reply(reply(f"bye {LINK}", 1.25, their=their))
+        book.received_reply(reply(f"bye {LINK}", 1.3, their=their))  # after the end
+        book.expect(conv, "reply", 2.0)  # never answered
+        conv.finished = True
+        book.finish()
+        parts.append(book.summary(wall_offset=1000.0))
+    merged = ledger(exact=False)
+    merged.merge(json.loads(json.dumps(parts)))  # as the processes send them
+    assert merged.sent == 4 and merged.received == 4
+    assert merged.violations()["after_end"] == 2 and merged.violations()["unanswered"] == 2
+    assert merged.outcomes() == {"p": {"buyers": 2, "deterred": 2, "opted_out": 0, "open": 0,
+                                       "cut_short": 0}}
+    assert sorted(merged.latencies) == [pytest.approx(0.25)] * 2
+    key = f"{OUR}>+12125550001:bye {LINK}"
+    assert merged.deliveries[key] == 2
+    merged.reconcile_repeats(Counter({key: 1}))
+    assert merged.duplicates == 1
+    (row,) = [r for r in merged.first_reply_rows(0.0) if r[0] == key]
+    assert row[2] == pytest.approx(1001.25)  # the wall-clock time, for the store's rows
+
+
+def test_the_process_near_a_whole_core_is_named_the_bound():
+    from loadtest.shards import process_figures
+
+    pids = {"server": 1, "network (SMSC)": 2, "buyers 1": 3}
+    start = {name: {"cpu_seconds": 0.0, "rss_mib": 10.0} for name in pids}
+    end = {"server": {"cpu_seconds": 9.6, "rss_mib": 200.0},
+           "network (SMSC)": {"cpu_seconds": 3.0, "rss_mib": 50.0},
+           "buyers 1": {"cpu_seconds": 2.0, "rss_mib": 40.0}}
+    figures = process_figures(pids, start, end, 10.0)
+    assert figures["cpu_share_of_one_core"]["server"] == 0.96
+    assert figures["bound"].startswith("server")
+    end["server"]["cpu_seconds"] = 5.0
+    assert process_figures(pids, start, end, 10.0)["bound"].startswith("none")
+
+
+@pytest.mark.slow
+def test_a_tiny_run_in_two_buyer_processes_gathers_their_figures(capsys):
+    main(["--scenario", "shipped", "--processes", "2", "--buyers", "10", "--duration", "3",
+          "--ramp-up", "0.3", "--settle", "0.2", "--delay-scale", "0.004", "--numbers", "2",
+          "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True, report
+    assert report["buyer_processes"] == 2
+    shares = report["processes"]["cpu_share_of_one_core"]
+    assert {"server", "network (SMSC)", "buyers 1", "buyers 2"} <= set(shares)
+    assert report["processes"]["bound"]
+    assert report["network"]["unrouted"] == 0
+    assert report["network"]["hub_mo"] == report["messages"]["texts_in"] + 2  # + the warm-up
+    assert report["outcomes"]["total"]["buyers"] == report["conversations"] > 10
