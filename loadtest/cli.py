@@ -38,6 +38,8 @@ EXAMPLES = """examples:
   intercept-loadtest --rate-cap 200 --buyers 2000 --think 0.5:1    # a contracted 200 submits/s
   intercept-loadtest --buyers 100000 --ramp-up 60 --duration 120 --think 30:70 --mix human=1
   intercept-loadtest --scenario shipped --buyers 200 --duration 60 --delay-scale 0.01
+  intercept-loadtest --scenario shipped --processes 2 --buyers 2000 --duration 60
+  intercept-loadtest --soak 1h --buyers 500 --rss-svg rss.svg    # is memory flat?
   python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775   # config for --target
   intercept-loadtest --target http://127.0.0.1:8080 --listen 127.0.0.1:2775 \\
       --ours +12065550100,+12065550101
@@ -164,12 +166,27 @@ def parser() -> argparse.ArgumentParser:
     real.add_argument("--corpus", type=Path, default=None,
                       help="with --scenario: the buyer corpus (default "
                            "loadtest/corpus/buyers.yaml)")
+    soak = p.add_argument_group("the soak: is memory flat? (a scenario run; default shipped)")
+    soak.add_argument("--soak", nargs="?", const="1h", default=None, metavar="DURATION",
+                      help="run for DURATION (default 1h) with conversations starting, "
+                           "hibernating, waking and ending; sample the server's RSS; fail "
+                           "when it drifts (replaces --duration)")
+    soak.add_argument("--rss-every", type=positive(float), default=10.0, metavar="SECONDS",
+                      help="with --soak: seconds between RSS samples (default 10)")
+    soak.add_argument("--warmup", type=float, default=None, metavar="SECONDS",
+                      help="with --soak: samples before this are left out of the drift "
+                           "(default the first 10%%)")
+    soak.add_argument("--max-drift", type=positive(float), default=5.0, metavar="PERCENT",
+                      help="with --soak: fail when (max - min) / mean of the RSS after the "
+                           "warm-up is above this (default 5)")
+    soak.add_argument("--rss-svg", type=Path, default=None, metavar="FILE",
+                      help="with --soak: write the RSS curve as an SVG")
     server = p.add_argument_group("the server it starts")
     server.add_argument("--numbers", type=positive(int), default=4,
                         help="how many of our numbers the generated config has (default 4)")
     server.add_argument("--window", type=positive(int), default=100, help="SMPP window")
-    server.add_argument("--hibernate-after", default="2m",
-                        help="runtime.hibernate_after (default 2m)")
+    server.add_argument("--hibernate-after", default=None,
+                        help="runtime.hibernate_after (default 2m; 2s with --soak)")
     server.add_argument("--synchronous", choices=["normal", "full"], default="normal")
     server.add_argument("--in-process", action="store_true",
                         help="run the server in this process (profiling, tests)")
@@ -230,16 +247,23 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.scenario and args.experiment:
         raise ValueError("--experiment runs the echo scenario; it cannot be combined with "
                          "--scenario")
+    duration = args.duration
+    if args.soak is not None:
+        from loadtest.soak import duration as soak_duration
+
+        duration = soak_duration(args.soak)
+        args.scenario = args.scenario or "shipped"
+    hibernate_after = args.hibernate_after or ("2s" if args.soak is not None else "2m")
     options = Options(
-        transport=args.transport, buyers=args.buyers, duration=args.duration,
-        ramp_up=min(args.ramp_up, args.duration), drain=args.drain, settle=args.settle,
+        transport=args.transport, buyers=args.buyers, duration=duration,
+        ramp_up=min(args.ramp_up, duration), drain=args.drain, settle=args.settle,
         mix=args.mix, think=args.think, faults=args.faults,
         reply_timeout=args.reply_timeout or (0.0 if args.scenario else 10.0),
         scenario=args.scenario, delay_scale=args.delay_scale, corpus=args.corpus,
         processes=args.processes or 0,
         rate_cap=args.rate_cap,
         seed=args.seed, numbers=args.numbers, window=args.window,
-        hibernate_after=args.hibernate_after, synchronous=args.synchronous,
+        hibernate_after=hibernate_after, synchronous=args.synchronous,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
         listen=args.listen, ours=ours, confirmation=args.confirmation,
         system_id=args.system_id, callbacks=args.callbacks, experiment=args.experiment)
@@ -258,7 +282,7 @@ def _write_config(args: argparse.Namespace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     numbers = our_numbers(args.numbers)
     settings = ServerSettings(numbers=numbers, folder=folder, http_port=args.http_port,
-                              window=args.window, hibernate_after=args.hibernate_after,
+                              window=args.window, hibernate_after=args.hibernate_after or "2m",
                               synchronous=args.synchronous)
     config = config_dict(settings, transport=args.transport, network_port=port)
     path = write_config(config, folder, experiment=args.experiment)
@@ -294,8 +318,16 @@ def main(argv: list[str] | None = None) -> None:
             from loadtest.shards import run_sharded
 
             runner = run_sharded if options.processes else run_scenario
-            report = trio.run(lambda: runner(options, progress=progress))
-            text = scenario_text
+            if args.soak is not None:
+                from loadtest.soak import run_soak, soak_text
+
+                report = trio.run(lambda: run_soak(
+                    options, warmup=args.warmup, every=args.rss_every,
+                    max_drift=args.max_drift, svg_path=args.rss_svg, progress=progress))
+                text = soak_text
+            else:
+                report = trio.run(lambda: runner(options, progress=progress))
+                text = scenario_text
         else:
             report = trio.run(lambda: run_load(options, progress=progress))
             text = to_text

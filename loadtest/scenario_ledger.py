@@ -244,6 +244,9 @@ class ScenarioLedger:
             if conv.finished and conv.ends == "deterred" and conv.deterred_at is None:
                 self.outcome_missed += 1
                 self._example("outcome_missed", f"{conv.path} ({conv.their[-4:]})")
+            if conv.waiting:
+                self._example("unanswered", f"{conv.path}: text {conv.waiting[0].n} of "
+                              f"{len(conv.texts)} ({conv.their[-4:]} -> {conv.our[-4:]})")
             if conv.stop_sent and conv.confirmed_at is None:
                 self.unconfirmed_stops += 1
                 self._example("unconfirmed_stop", f"{conv.path} ({conv.their[-4:]})")

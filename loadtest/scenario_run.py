@@ -10,8 +10,8 @@ duration is up. The accounting is `loadtest.scenario_ledger`'s; the report
 Buyer pace, in unscaled seconds: fragments of one step 1-4 s apart (inside the shipped 15 s
 merge window), 4-20 s to read an answer plus typing at 4 characters a second before the next
 step, 0-30 s between a slot's conversations. A buyer waits for the first reply to each step
-(at most the bound), then for the rest of a multi-part answer (no reply for 30 s scaled, at
-least 0.2 s).
+(at most the bound), then for the rest of a multi-part answer (no reply for 60 s scaled, at
+least 0.2 s: the parts of the shipped deterrence are up to ~40 s apart unscaled).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import trio
 
+from intercept.engine.durations import parse_duration
 from loadtest.behaviours import MAX_BUYERS, buyer_number
 from loadtest.corpus import Corpus, Message, Plan
 from loadtest.run import Hook, _phones, _server_health, _server_live, _start_server, _stop_server
@@ -41,7 +42,7 @@ FRAGMENT_GAP = (1.0, 4.0)
 READ = (4.0, 20.0)
 TYPE_CPS = 4.0
 BETWEEN = (0.0, 30.0)
-QUIET = 30.0
+QUIET = 60.0
 WARMUP_PHONE = "+14255550100"
 WARMUP_TIMEOUT = 60.0
 
@@ -148,6 +149,8 @@ class ScenarioBuyers:
                                  max(0.0, self.run.end_at - trio.current_time())))
             if not self.active:
                 return False
+        if conv.deterred_at is not None or conv.confirmed_at is not None:
+            return True  # the rest of the answer came during the pause: nothing to say
         seen = conv.replies
         await self.send(conv, step, rng)
         if await self.ledger.wait_reply(conv, seen, self.bound):
@@ -193,7 +196,8 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
         phones = _phones(options, ledger)  # type: ignore[arg-type]
         run = LoadRun(options, phones, ledger)  # type: ignore[arg-type]
         run.scaled = scaled
-        buyers = ScenarioBuyers(run, corpus, ours)
+        buyers = ScenarioBuyers(run, corpus, ours, long_pause=options.pause_chance,
+                                long_pause_seconds=parse_duration(options.hibernate_after) + 1)
         async with trio.open_nursery() as nursery:
             host, port = options.listen
             network_port = await nursery.start(partial(phones.serve, host, port))

@@ -67,6 +67,9 @@ class Options:
     """With `scenario`: the buyer corpus (default loadtest/corpus/buyers.yaml)."""
     processes: int = 0
     """With `scenario`: buyer processes (the network in one more); 0: all in this process."""
+    pause_chance: float = 0.0
+    """With `scenario`: the chance that a buyer pauses longer than `hibernate_after` before a
+    step, so that its conversation hibernates and wakes (the soak)."""
     scenario_name: str | None = None
     """Filled by the run: the name of the scenario the generated config's numbers run."""
     server_extra: dict[str, dict[str, Any]] = field(default_factory=dict)

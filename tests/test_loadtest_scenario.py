@@ -326,3 +326,47 @@ def test_a_tiny_run_in_two_buyer_processes_gathers_their_figures(capsys):
     assert report["network"]["unrouted"] == 0
     assert report["network"]["hub_mo"] == report["messages"]["texts_in"] + 2  # + the warm-up
     assert report["outcomes"]["total"]["buyers"] == report["conversations"] > 10
+
+
+# -- the soak
+
+
+def test_drift_is_measured_after_the_warm_up_two_ways():
+    from loadtest.soak import drift
+
+    samples = [(0.0, 50.0), (1.0, 90.0)] + [(2.0 + i, 100.0 + (i % 2)) for i in range(20)]
+    found = drift(samples, warmup=2.0)
+    assert found["samples_after_warmup"] == 20
+    assert found["max_min_over_mean_pct"] == pytest.approx(100 * 1 / 100.5, abs=0.01)
+    assert found["first_vs_last_window_pct"] == 0.0
+    growing = [(float(i), 100.0 + i) for i in range(20)]
+    assert drift(growing, warmup=0.0)["first_vs_last_window_pct"] > 15
+    assert drift(samples[:1], warmup=0.0)["max_min_over_mean_pct"] is None
+
+
+def test_the_rss_curve_is_a_small_standalone_svg():
+    from loadtest.soak import rss_svg
+
+    out = rss_svg([(0.0, 200.0), (5.0, 210.0), (10.0, 205.0)], 1.0, "RSS <soak>")
+    assert out.startswith("<svg") and out.endswith("</svg>")
+    assert "<polyline" in out and "RSS &lt;soak&gt;" in out
+    assert out.count(",") >= 3 and "10 s" in out
+
+
+@pytest.mark.slow
+def test_a_tiny_soak_reports_its_rss_curve_and_drift(capsys, tmp_path: Path):
+    picture = tmp_path / "rss.svg"
+    # a few seconds: the figures mean nothing, so only the report's shape is checked
+    main(["--soak", "4s", "--buyers", "8", "--rss-every", "0.5", "--ramp-up", "0.3",
+          "--settle", "0.2", "--delay-scale", "0.004", "--numbers", "2",
+          "--rss-svg", str(picture), "--no-fail-on-loss", "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    soak = report["soak"]
+    assert {"samples", "warmup_s", "max_min_over_mean_pct", "first_vs_last_window_pct",
+            "flat", "curve", "svg"} <= set(soak)
+    assert soak["samples"] >= 4 and soak["warmup_s"] == pytest.approx(0.4)
+    assert soak["hibernate_after"] == "2s"
+    assert soak["flat"] == (soak["max_min_over_mean_pct"] <= soak["max_drift_pct"] == 5.0)
+    assert report["ok"] == (soak["flat"] and not any(report["violations"].values()))
+    assert picture.read_text().startswith("<svg")
+    assert not any(report["violations"].values()), report["detail"]
