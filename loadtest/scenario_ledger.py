@@ -82,6 +82,8 @@ class Conversation:
     stop_sent: bool = False
     confirmed_at: float | None = None
     deterred_at: float | None = None
+    said: set[str] = field(default_factory=set)
+    """The texts the buyer sent (it varies a repeat: see `loadtest.scenario_run.VARIATIONS`)."""
     finished: bool = False
     """The buyer went through its whole path (not cut short by the end of the run)."""
     changed: trio.Event = field(default_factory=trio.Event)
@@ -225,6 +227,9 @@ class ScenarioLedger:
             self.answered += 1
         last = waiting[-1]
         latency = max(0.0, reply.at - last.sent_at)
+        if latency > self.bound:
+            self._example("late", f"{conv.path}: text {last.n} ({conv.their[-4:]} -> "
+                          f"{conv.our[-4:]}) {latency:.1f} s")
         self.latencies.append(latency)
         self.histogram.add(latency)
         self.first_replies.append(FirstReply(reply, last.sent_at, waiting[0].n == 1))

@@ -43,6 +43,11 @@ READ = (4.0, 20.0)
 TYPE_CPS = 4.0
 BETWEEN = (0.0, 30.0)
 QUIET = 60.0
+VARIATIONS = ("?", " lol", " pls", " 👍", "!")
+"""Added to a text the buyer already sent in this conversation: SMPP gives an MO message no
+id, so the server takes the same text from the same phone within `gateway.dedupe_window` (10 m)
+for the SMSC redelivering it and drops it (docs/smpp.md); a repeated "ok" would be lost by
+design and counted as unanswered."""
 WARMUP_PHONE = "+14255550100"
 WARMUP_TIMEOUT = 60.0
 
@@ -165,8 +170,12 @@ class ScenarioBuyers:
             if i:
                 await self.pause(rng.uniform(*FRAGMENT_GAP))
             this: TextKind = kind or ("stop" if STOP.match(message.text) else "reply")
+            body = message.text
+            while body in conv.said and not message.photo and this != "stop":
+                body += rng.choice(VARIATIONS)
+            conv.said.add(body)
             self.ledger.expect(conv, this, trio.current_time())
-            if not await self.run.phones.send(conv.their, conv.our, message.text,
+            if not await self.run.phones.send(conv.their, conv.our, body,
                                               photo=message.photo):
                 self.ledger.send_failed(conv)
 
