@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from loadtest.report import server_figures
 from loadtest.scenario_ledger import ScenarioLedger, percentiles
+from loadtest.state import process_figures
 
 if TYPE_CHECKING:
     from loadtest.state import LoadRun
@@ -107,7 +108,7 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
     ok = (not any(violations.values()) and ledger.duplicates == 0
           and ledger.send_failures == 0)
     scaled = run.scaled
-    return {
+    figures: dict[str, Any] = {
         "ok": ok,
         "mode": "scenario",
         "scenario": scaled.name if scaled is not None else options.scenario,
@@ -153,6 +154,16 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
         "detail": {"repeats_of_one_text": ledger.repeats, "examples": ledger.examples},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if run.process_figures is not None:
+        figures["processes"] = run.process_figures
+    elif run.server is not None and "self_end" in run.samples:
+        figures["processes"] = process_figures(
+            {"server": run.server.pid, "load tester (SMSC and buyers)": 0},
+            {"server": run.samples.get("start", {}),
+             "load tester (SMSC and buyers)": run.samples["self_start"]},
+            {"server": run.samples.get("end", {}),
+             "load tester (SMSC and buyers)": run.samples["self_end"]}, duration)
+    return figures
 
 
 def scenario_text(report: dict[str, Any]) -> str:
@@ -188,9 +199,10 @@ def scenario_text(report: dict[str, Any]) -> str:
     lines.append(f"  server        {shown}")
     if "processes" in report:
         figures = report["processes"]
-        lines.append(f"  processes     {report['buyer_processes']} buyer processes; share of one "
-                     f"core over the load {figures['cpu_share_of_one_core']}; RSS MiB "
-                     f"{figures['rss_mib_at_end']}")
+        apart = (f"{report['buyer_processes']} buyer processes" if "buyer_processes" in report
+                 else "the SMSC and the buyers in one process")
+        lines.append(f"  processes     {apart}; share of one core over the load "
+                     f"{figures['cpu_share_of_one_core']}; RSS MiB {figures['rss_mib_at_end']}")
         lines.append(f"  bound         {figures['bound']}")
     if report["detail"]["examples"]:
         lines.append(f"  examples      {report['detail']['examples']}")

@@ -17,6 +17,7 @@ least 0.2 s: the parts of the shipped deterrence are up to ~40 s apart unscaled)
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from loadtest.run import Hook, _phones, _server_health, _server_live, _start_ser
 from loadtest.scaled import ScaledScenario, resolve, write_scaled
 from loadtest.scenario_ledger import STOP, Conversation, ScenarioLedger, TextKind
 from loadtest.state import LoadRun, Options
-from loadtest.target import CITY_LINK, our_numbers
+from loadtest.target import CITY_LINK, our_numbers, proc_sample
 
 DELAY_MAX = 120.0
 """The server's longest reply delay before scaling (`delays.max` of the generated config)."""
@@ -254,6 +255,7 @@ async def drive(run: LoadRun, buyers: ScenarioBuyers, hook: Hook | None) -> None
     drain_at = run.end_at + options.drain
     if run.server is not None:
         run.samples["start"] = run.server.sample()
+        run.samples["self_start"] = proc_sample(os.getpid())
     async with trio.open_nursery() as outer:
         if hook is not None:
             outer.start_soon(hook, run)
@@ -269,6 +271,7 @@ async def drive(run: LoadRun, buyers: ScenarioBuyers, hook: Hook | None) -> None
                 await trio.sleep_until(run.end_at)
                 if run.server is not None:
                     run.samples["end"] = run.server.sample()
+                    run.samples["self_end"] = proc_sample(os.getpid())
                 run.server_live_at_end = await _server_live(run)
         with trio.move_on_at(drain_at):
             while run.ledger.outstanding > 0 or (await _server_health(run)).get("outbox_depth"):

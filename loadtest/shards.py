@@ -35,12 +35,10 @@ from loadtest.run import _start_server, _stop_server
 from loadtest.scaled import ScaledScenario
 from loadtest.scenario_ledger import ScenarioLedger
 from loadtest.scenario_run import ScenarioBuyers, default_bound, drive, prepare, warm_up
-from loadtest.state import LoadRun, Options
+from loadtest.state import LoadRun, Options, process_figures
 from loadtest.target import CITY_LINK, our_numbers, proc_sample
 
 START_TIMEOUT = 60.0
-BOUND_SHARE = 0.9
-"""A process using this much of one core over the load was the bound."""
 
 
 class _Network:
@@ -74,25 +72,6 @@ async def _line(stream: trio.abc.ReceiveStream, buffer: bytearray, limit: int = 
     line = bytes(buffer[:at])
     del buffer[:at + 1]
     return line.decode(errors="replace")
-
-
-def _share(before: dict[str, float], after: dict[str, float], seconds: float) -> float | None:
-    if "cpu_seconds" not in before or "cpu_seconds" not in after or seconds <= 0:
-        return None
-    return round((after["cpu_seconds"] - before["cpu_seconds"]) / seconds, 3)
-
-
-def process_figures(pids: dict[str, int], start: dict[str, dict[str, float]],
-                    end: dict[str, dict[str, float]], seconds: float) -> dict[str, Any]:
-    """Each process's share of one core over `seconds`, and which (if any) was the bound."""
-    shares = {name: _share(start.get(name, {}), end.get(name, {}), seconds) for name in pids}
-    rss = {name: round(end[name]["rss_mib"], 1) for name in pids if "rss_mib" in end.get(name, {})}
-    known = {name: share for name, share in shares.items() if share is not None}
-    top = max(known, key=known.__getitem__) if known else None
-    bound = (f"{top} ({known[top]:.2f} of a core)" if top and known[top] >= BOUND_SHARE
-             else "none near a whole core (the machine's other load, or waits)")
-    return {"cpu_share_of_one_core": shares, "rss_mib_at_end": rss, "bound": bound,
-            "cores": os.cpu_count()}
 
 
 async def run_sharded(options: Options, *, progress: TextIO | None = sys.stderr

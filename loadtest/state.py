@@ -3,6 +3,7 @@ run, the buyers' behaviours and the report, so that none of them imports another
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,3 +111,26 @@ class LoadRun:
         """A scenario run: the warm-up conversation's first reply took this long."""
         self.wall_offset = 0.0
         """time.time() - trio.current_time() when the buyers started."""
+
+
+BOUND_SHARE = 0.9
+"""A process using this much of one core over the load was the bound."""
+
+
+def _share(before: dict[str, float], after: dict[str, float], seconds: float) -> float | None:
+    if "cpu_seconds" not in before or "cpu_seconds" not in after or seconds <= 0:
+        return None
+    return round((after["cpu_seconds"] - before["cpu_seconds"]) / seconds, 3)
+
+
+def process_figures(pids: dict[str, int], start: dict[str, dict[str, float]],
+                    end: dict[str, dict[str, float]], seconds: float) -> dict[str, Any]:
+    """Each process's share of one core over `seconds`, and which (if any) was the bound."""
+    shares = {name: _share(start.get(name, {}), end.get(name, {}), seconds) for name in pids}
+    rss = {name: round(end[name]["rss_mib"], 1) for name in pids if "rss_mib" in end.get(name, {})}
+    known = {name: share for name, share in shares.items() if share is not None}
+    top = max(known, key=known.__getitem__) if known else None
+    bound = (f"{top} ({known[top]:.2f} of a core)" if top and known[top] >= BOUND_SHARE
+             else "none near a whole core (the machine's other load, or waits)")
+    return {"cpu_share_of_one_core": shares, "rss_mib_at_end": rss, "bound": bound,
+            "cores": os.cpu_count()}

@@ -240,7 +240,8 @@ async def test_a_clean_run_of_the_shipped_scenario_reaches_its_outcomes():
     total = report["outcomes"]["total"]
     assert total["deterred"] >= 5 and total["opted_out"] >= 1
     # what the buyers saw agrees with what the store recorded
-    assert report["store_outcomes"].get("ended/deterred") == total["deterred"]
+    stored = report["store_outcomes"].get("ended/deterred", 0)
+    assert total["deterred"] <= stored <= total["deterred"] + total["open"] + total["cut_short"]
     assert report["latency_ms"]["beyond_schedule"]["p50"] is not None
     assert report["server"]["outbox"].get("refused", 0) == 0 or total["opted_out"]
 
@@ -298,7 +299,7 @@ def test_ledgers_of_buyer_processes_merge_into_one_verdict():
 
 
 def test_the_process_near_a_whole_core_is_named_the_bound():
-    from loadtest.shards import process_figures
+    from loadtest.state import process_figures
 
     pids = {"server": 1, "network (SMSC)": 2, "buyers 1": 3}
     start = {name: {"cpu_seconds": 0.0, "rss_mib": 10.0} for name in pids}
