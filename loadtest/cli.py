@@ -185,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--numbers", type=positive(int), default=4,
                         help="how many of our numbers the generated config has (default 4)")
     server.add_argument("--window", type=positive(int), default=100, help="SMPP window")
+    server.add_argument("--smsc-window", type=positive(int), default=100,
+                        help="the SMSC simulator's window: texts in and delivery receipts it "
+                             "sends before the server has answered them (default 100)")
     server.add_argument("--hibernate-after", default=None,
                         help="runtime.hibernate_after (default 2m; 2s with --soak)")
     server.add_argument("--synchronous", choices=["normal", "full"], default="normal")
@@ -263,6 +266,7 @@ def options_from(args: argparse.Namespace) -> Options:
         processes=args.processes or 0,
         rate_cap=args.rate_cap,
         seed=args.seed, numbers=args.numbers, window=args.window,
+        smsc_window=args.smsc_window,
         hibernate_after=hibernate_after, synchronous=args.synchronous,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
         listen=args.listen, ours=ours, confirmation=args.confirmation,

@@ -93,9 +93,9 @@ class Hub:
     """The SMSC simulator and the buyer processes' connections."""
 
     def __init__(self, *, faults: dict[str, float], seed: int, rate_cap: float | None,
-                 system_id: str, password: str) -> None:
+                 system_id: str, password: str, window: int = 100) -> None:
         self.phones = SmppPhones(self.on_reply, faults=faults, seed=seed, rate_cap=rate_cap,
-                                 system_id=system_id, password=password)
+                                 system_id=system_id, password=password, window=window)
         self.routes: dict[str, _Link] = {}
         self.unrouted = 0
         self.mo = 0
@@ -208,12 +208,13 @@ def main(argv: list[str] | None = None) -> None:
                    help='probabilities per submit, e.g. {"throttle": 0.01}')
     p.add_argument("--rate-cap", type=float, default=None)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--window", type=int, default=100, help="the SMSC's deliver_sm window")
     p.add_argument("--system-id", default=SYSTEM_ID)
     p.add_argument("--password", default=PASSWORD)
     args = p.parse_args(argv)
     gc.set_threshold(50_000, 20, 20)
     hub = Hub(faults=args.faults_json, seed=args.seed, rate_cap=args.rate_cap,
-              system_id=args.system_id, password=args.password)
+              system_id=args.system_id, password=args.password, window=args.window)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:

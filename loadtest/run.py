@@ -54,7 +54,7 @@ async def _buyer(run: LoadRun, index: int, behaviour: str, ours: list[str]) -> N
 def _phones(options: Options, ledger: Ledger) -> Phones:
     if options.transport == "smpp":
         return SmppPhones(ledger.received_reply, faults=options.faults, seed=options.seed,
-                          rate_cap=options.rate_cap,
+                          rate_cap=options.rate_cap, window=options.smsc_window,
                           system_id=options.system_id, password=options.password)
     return ProviderPhones(ledger.received_reply, account_sid=options.account_sid,
                           auth_token=options.auth_token, faults=options.faults,

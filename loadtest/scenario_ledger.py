@@ -17,7 +17,9 @@ phone and one of our numbers):
 - **opt-out**: a STOP (kind ``stop``) expects one confirmation (a reply matching
   `CONFIRMATION`); any reply after it is a violation (**after_optout**).
 - **outcomes**: a reply carrying the deterrence marker (the city's link) ends the conversation
-  as deterred; any reply after it is a violation (**after_end**). A buyer whose path should end
+  as deterred; any reply after it is a violation (**after_end**). A text sent after the
+  deterrence reached the network but before it reached the buyer expects nothing (it reached
+  the server after the end: **crossed_end**, counted, not a failure). A buyer whose path should end
   in deterrence and that finished it without one is **outcome_missed**; a STOP never confirmed
   is **unconfirmed_stop**.
 - a reply to a phone that never texted that number is **unexpected**.
@@ -107,6 +109,9 @@ class ScenarioLedger:
         self.received = 0
         self.answered = 0
         self.outstanding = 0
+        self.crossed_end = 0
+        """Texts sent after the deterrence left the server and before it reached the buyer
+        (the conversation had ended: no answer expected)."""
         self.unsolicited = 0
         """Replies that answered no text: further parts of an answer, nudges after a pause."""
         self.deliveries: Counter[str] = Counter()
@@ -214,6 +219,12 @@ class ScenarioLedger:
         if self.marker and self.marker in reply.text:
             conv.deterred_at = reply.at
         self._answer(conv, reply)
+        if conv.deterred_at is not None and conv.waiting:
+            # sent while the deterrence was on its way: the conversation had ended when they
+            # reached the server, which rightly says nothing more
+            self.crossed_end += len(conv.waiting)
+            self.outstanding -= len(conv.waiting)
+            conv.waiting = []
 
     def _answer(self, conv: Conversation, reply: Reply) -> None:
         waiting = [t for t in conv.waiting if t.sent_at <= reply.at]
@@ -288,7 +299,8 @@ class ScenarioLedger:
                  f.opening or bool(CONFIRMATION.search(f.reply.text)))
                 for f in self.first_replies]
 
-    COUNTS = ("sent", "received", "answered", "unsolicited", "repeats", "extra_confirmations",
+    COUNTS = ("sent", "received", "answered", "unsolicited", "crossed_end", "repeats",
+              "extra_confirmations",
               "after_optout", "after_end", "unexpected", "send_failures", "outcome_missed",
               "unconfirmed_stops", "ignored_replies")
 

@@ -123,6 +123,7 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
                      "replies_per_text": round(ledger.received / ledger.sent, 2)
                      if ledger.sent else None,
                      "unsolicited_replies": ledger.unsolicited,
+                     "crossed_the_end": ledger.crossed_end,
                      "warmup_replies": ledger.ignored_replies},
         "latency_ms": {
             "first_reply": percentiles(ledger.latencies),

@@ -99,7 +99,7 @@ async def run_sharded(options: Options, *, progress: TextIO | None = sys.stderr
         hub = await trio.lowlevel.open_process(
             [sys.executable, "-m", "loadtest.hub", "--faults-json", json.dumps(options.faults),
              "--seed", str(options.seed), "--system-id", options.system_id,
-             "--password", options.password]
+             "--password", options.password, "--window", str(options.smsc_window)]
             + (["--rate-cap", str(options.rate_cap)] if options.rate_cap else []),
             stdout=subprocess.PIPE)
         children: list[trio.Process] = []

@@ -42,6 +42,9 @@ class Options:
     seed: int = 1
     numbers: int = 4
     window: int = 100
+    smsc_window: int = 100
+    """The SMSC simulator's window: deliver_sm (texts in and delivery receipts) it keeps
+    unanswered at once."""
     hibernate_after: str = "2m"
     synchronous: str = "normal"
     in_process: bool = False

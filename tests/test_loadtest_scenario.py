@@ -184,6 +184,16 @@ def test_a_reply_after_the_deterrence_is_a_violation_and_a_missed_outcome_too():
     assert book.outcomes()["q"]["open"] == 1 and book.outcomes()["p"]["deterred"] == 1
 
 
+def test_a_text_that_crossed_the_deterrence_expects_nothing():
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="deterred")
+    book.expect(conv, "reply", 1.0)
+    book.expect(conv, "reply", 1.5)  # sent after the deterrence left the server...
+    book.received_reply(reply(f"help is here: {LINK}", 1.4))  # ...which reaches him now
+    assert (book.answered, book.crossed_end, book.outstanding) == (1, 1, 0)
+    assert book.violations()["unanswered"] == 0
+
+
 def test_a_reply_to_a_phone_that_never_texted_is_unexpected():
     book = ledger()
     book.received_reply(reply("hi", 1.0))
