@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 
-from .engine.compiler import CONTEXT_VARS
+from .engine import optout
+from .engine.compiler import CONTEXT_VARS, LOOKUP_KINDS
 from .engine.durations import Duration, OptionalDuration, decode_duration
 from .engine.text import READ_LIMIT
 from .engine.yamlsource import split_msgspec_error
@@ -446,6 +447,24 @@ class ScenariosConfig(_Section):
     """Folder of scenario files, relative to the config file."""
 
 
+LanguageCode = Annotated[str, msgspec.Meta(pattern="^[a-z]{2,3}$")]
+
+
+class OptOutLanguage(_Section):
+    """Opt-out words and answers in one more language (STOP and its family always work)."""
+
+    stop: list[str] = []
+    """First words that opt the sender out, like STOP."""
+    start: list[str] = []
+    """First words that opt the sender back in, like START."""
+    help: list[str] = []
+    """First words that ask for help, like HELP."""
+    confirmation: str = ""
+    """The answer to an opt-out in this language ("": the default one)."""
+    opt_in_confirmation: str = ""
+    help_text: str = ""
+
+
 class OptOutConfig(_Section):
     """What the runtime answers to STOP / START / HELP when the scenario does not."""
 
@@ -453,12 +472,45 @@ class OptOutConfig(_Section):
                          "this number. Reply START to undo.")
     opt_in_confirmation: str = "You are subscribed again. Reply STOP to unsubscribe."
     help: str = "Reply STOP to stop getting messages from this number."
+    languages: dict[LanguageCode, OptOutLanguage] = {}
+    """Words and answers per language: every language's words work in every conversation;
+    the answers follow the conversation's language."""
+
+    def words(self) -> dict[str, Literal["opt_out", "opt_in", "help"]]:
+        """The configured words of every language, folded, with what each does."""
+        out: dict[str, Literal["opt_out", "opt_in", "help"]] = {}
+        for one in self.languages.values():
+            for kind, words in (("help", one.help), ("opt_in", one.start),
+                                ("opt_out", one.stop)):
+                for word in words:
+                    out[optout.fold_word(word)] = kind  # type: ignore[assignment]
+        return out
+
+    def texts(self, language: str) -> tuple[str, str, str]:
+        """(opt-out confirmation, opt-in confirmation, help) for a conversation in
+        `language`; what a language leaves empty is the default text."""
+        one = self.languages.get(language)
+        if one is None:
+            return self.confirmation, self.opt_in_confirmation, self.help
+        return (one.confirmation or self.confirmation,
+                one.opt_in_confirmation or self.opt_in_confirmation,
+                one.help_text or self.help)
 
 
 class Persona(_Section):
     name: str
     age: int | None = None
     style: str = ""
+    language: LanguageCode | Literal[""] = ""
+    """The language conversations on this number start in (when the scenario speaks it)."""
+
+
+class CityText(_Section):
+    """A city's values in one more language ("": the city's own)."""
+
+    name: str = ""
+    link: str = ""
+    deterrence: str = ""
 
 
 class City(_Section):
@@ -467,6 +519,11 @@ class City(_Section):
     """The city's deterrence resource (help for men who want to stop buying sex)."""
     region: str = "US"
     timezone: str = "UTC"
+    deterrence: str = ""
+    """The city's own deterrence text, for scenarios that send {city.deterrence}."""
+    languages: dict[LanguageCode, CityText] = {}
+    """The name, link and deterrence text in other languages: a conversation in that language
+    gets them in {city.name}, {city.link} and {city.deterrence}."""
 
 
 class Number(_Section):
@@ -502,6 +559,37 @@ class Campaign(_Section):
     """Never text a number again within this long of the last campaign text (any campaign)."""
 
 
+class WebhookConfig(_Section):
+    """``[webhooks.NAME]``: one webhook scenarios may call (``webhook: {call: NAME}``)."""
+
+    url: str
+    """Where the chosen variables are POSTed (https; its host must be in webhooks.allow)."""
+    timeout: Duration = _d("10s")
+    """How long one attempt may take."""
+    retries: int = 3
+    """Attempts after the first (timeouts, connection errors, 408, 429, 5xx); 0 to 10."""
+    deadline: Duration = _d("30s")
+    """How long all attempts and the waits between them may take."""
+    secret_env: str = ""
+    """The environment variable holding the HMAC-SHA256 signing key ("": unsigned)."""
+
+
+class WebhooksConfig(_Section):
+    """``[webhooks]``: where scenario webhooks may go (docs/configuration.md#webhooks)."""
+
+    allow: list[str] = []
+    """Hosts webhooks may call (``*.`` matches subdomains); a webhook's URL must be one."""
+    allow_private: bool = False
+    """Allow private and loopback addresses, and plain http (tests, a service on this
+    machine); never in production."""
+    max_reply_bytes: int = 65536
+    """A reply larger than this is refused (its fields are not used)."""
+    concurrency: int = 32
+    """Calls in flight at once, over all conversations."""
+    calls: dict[str, WebhookConfig] = {}
+    """The ``[webhooks.NAME]`` tables, by name."""
+
+
 class Config(_Section, dict=True):
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -517,6 +605,7 @@ class Config(_Section, dict=True):
     evidence: EvidenceConfig = msgspec.field(default_factory=EvidenceConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     handoffs: HandoffsConfig = msgspec.field(default_factory=HandoffsConfig)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     cities: dict[str, City] = {}
     numbers: list[Number] = []
     campaigns: list[Campaign] = []
@@ -553,7 +642,15 @@ class Config(_Section, dict=True):
             "city.link": city.link,
             "city.region": city.region,
         }
+        if number.persona.language:
+            values["persona.language"] = number.persona.language
+        if city.deterrence:
+            values["city.deterrence"] = city.deterrence
         assert set(values) <= CONTEXT_VARS
+        for language, text in city.languages.items():
+            for key in ("name", "link", "deterrence"):
+                if getattr(text, key):
+                    values[f"city.{key}@{language}"] = getattr(text, key)
         return values
 
     def take_numbers(self, other: Config) -> None:
@@ -592,6 +689,7 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
     raw["source"] = source
     problems: list[str] = []
     raw = _durations(raw, Config, (), overrides, problems)
+    _webhook_tables(raw, source, overrides)
     cities = raw.get("cities")
     if isinstance(cities, dict):
         # msgspec reports a bad dict value at "cities[...]": check each city to name it
@@ -694,13 +792,38 @@ def _check(config: Config, source: str, overrides: Mapping[str, str],
         seen[e164] = i
         number.number = e164
     problems += _check_campaigns(config)
+    problems += _check_optout_words(config.optout)
     problems += _check_evidence(config, overrides)
     problems += _check_handoffs(config)
+    problems += _check_webhooks(config.webhooks)
     if http_problem := config.http.problem():
         problems.append(f"http.{http_problem}")
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     config.__post_init__()
+
+
+def _check_optout_words(texts: OptOutConfig) -> list[str]:
+    """Each configured opt-out word is one word (carriers read the first word of a text),
+    and no word does two things."""
+    problems = []
+    meaning: dict[str, str] = {}
+    builtin = {**dict.fromkeys(optout.OPT_OUT, "stop"), **dict.fromkeys(optout.OPT_IN, "start"),
+               **dict.fromkeys(optout.HELP, "help")}
+    for language, one in texts.languages.items():
+        for key in ("stop", "start", "help"):
+            for j, word in enumerate(getattr(one, key)):
+                where = f"optout.languages.{language}.{key}[{j}]"
+                folded = optout.fold_word(word)
+                if not re.fullmatch(r"[^\W_]+", folded):
+                    problems.append(f"{where}: {word!r} must be one word of letters or digits "
+                                    "(the first word of a text is what counts)")
+                    continue
+                other = meaning.get(folded) or builtin.get(folded)
+                if other is not None and other != key:
+                    problems.append(f"{where}: {word!r} already means {other!r}")
+                meaning.setdefault(folded, key)
+    return problems
 
 
 def _check_evidence(config: Config, overrides: Mapping[str, str]) -> list[str]:
@@ -734,6 +857,67 @@ def _check_handoffs(config: Config) -> list[str]:
                         "[[numbers]]; give the on-call advocate's phone")
     if h.oncall_number and not config.numbers:
         problems.append("handoffs.oncall_number: there is no number of ours to text it from")
+    return problems
+
+
+def _webhook_tables(raw: dict[str, Any], source: str, overrides: Mapping[str, str]) -> None:
+    """Move the ``[webhooks.NAME]`` tables of `raw` under ``calls``, each checked alone so an
+    error names ``webhooks.NAME``."""
+    webhooks = raw.get("webhooks")
+    if not isinstance(webhooks, dict):
+        return
+    webhooks = dict(webhooks)
+    calls = {k: webhooks.pop(k) for k in list(webhooks) if isinstance(webhooks[k], dict)}
+    for name, table in calls.items():
+        _convert(table, WebhookConfig, source, ("webhooks", name), overrides)
+    webhooks["calls"] = calls
+    raw["webhooks"] = webhooks
+
+
+_WEBHOOK_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_webhooks(webhooks: WebhooksConfig) -> list[str]:
+    """Each webhook's name, URL (scheme, host in the allow-list), retries and times."""
+    from urllib.parse import urlsplit
+
+    from .foundation.safe_http import host_allowed
+
+    problems = []
+    if webhooks.max_reply_bytes < 1:
+        problems.append(f"webhooks.max_reply_bytes is {webhooks.max_reply_bytes}; use 1 or more")
+    if webhooks.concurrency < 1:
+        problems.append(f"webhooks.concurrency is {webhooks.concurrency}; use 1 or more")
+    taken = {n.split(".", 1)[0] for n in CONTEXT_VARS} | set(LOOKUP_KINDS)
+    for name, hook in webhooks.calls.items():
+        where = f"webhooks.{name}"
+        if not _WEBHOOK_NAME.fullmatch(name) or name in taken:
+            problems.append(f"{where}: name a webhook with lower-case letters, digits and '_', "
+                            f"not one of {', '.join(sorted(taken))}")
+        try:
+            parts = urlsplit(hook.url)
+            host = (parts.hostname or "").rstrip(".")
+        except ValueError:
+            parts, host = None, ""
+        schemes = ("https", "http") if webhooks.allow_private else ("https",)
+        if parts is None or parts.scheme not in schemes or not host:
+            problems.append(f"{where}.url: {hook.url!r} should be an https:// URL"
+                            + ("" if webhooks.allow_private else " (plain http only with "
+                               "webhooks.allow_private, for tests)"))
+        elif not host_allowed(host, webhooks.allow):
+            problems.append(f"{where}.url: its host {host} is not in webhooks.allow; add it "
+                            "there if this service is trusted")
+        if not 0 <= hook.retries <= 10:
+            problems.append(f"{where}.retries is {hook.retries}; use 0 to 10")
+        if hook.timeout <= 0:
+            problems.append(f"{where}.timeout must be longer than zero")
+        if hook.deadline < hook.timeout:
+            problems.append(f"{where}.deadline ({hook.deadline.text}) is shorter than its "
+                            f"timeout ({hook.timeout.text})")
+        if hook.secret_env and not _ENV_NAME.fullmatch(hook.secret_env):
+            problems.append(f"{where}.secret_env: {hook.secret_env!r} is not the name of an "
+                            "environment variable (e.g. INTERCEPT_WEBHOOK_CRM_SECRET)")
     return problems
 
 

@@ -32,10 +32,16 @@ Defined beside the code that raises and catches them (each stays inside its laye
     │   ├── CircuitOpen           the provider failed too often lately: not asked now
     │   ├── BudgetSpent           today's lookup budget is spent
     │   └── ProviderError         the provider answered with an error
+    ├── GuardError                intercept.foundation.safe_http: no usable answer (any of below)
+    │   ├── Refused               the URL or answer breaks the rules: never retried
+    │   ├── Unreachable           the host could not be resolved: it may work later
+    │   └── BadRedirect           a redirect without a target, or too many
     ├── LinkDown                  intercept.gateways.smpp.client: the SMSC link is unusable
     │   └── BindRefused           the SMSC answered the bind with an error status
     ├── _Bad                      intercept.gateways.smpp.codec (internal): a bad PDU body
     ├── _ListError                intercept.gateways.twilio.client (internal): a list failed
+    ├── _Retry                    intercept.runtime.webhooks (internal): try the call again
+    ├── _Final                    intercept.runtime.webhooks (internal): the call ends here
     ├── _GiveUp                   intercept.buyers.media (internal): the fetch ends for good
     └── _TryLater                 intercept.buyers.media (internal): the fetch is tried again
     RuntimeError

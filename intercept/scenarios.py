@@ -12,6 +12,7 @@ from pathlib import Path
 from .engine import Machine, load_scenario
 from .engine.text import READ_LIMIT
 from .errors import ScenarioError, ScenarioErrors
+from .foundation import languages
 
 
 @dataclass
@@ -41,6 +42,8 @@ class ScenarioRegistry:
     def add(self, machine: Machine, digest: str = "") -> None:
         """Make `machine` available, and current for its name."""
         key = (machine.name, machine.version)
+        if machine.detect is not None:
+            languages.warm(machine.languages)  # at load, not on a first text
         self._versions[key] = machine
         self._digests[key] = digest
         self._current[machine.name] = machine

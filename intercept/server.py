@@ -49,6 +49,7 @@ from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
 from .runtime.lookups import Lookups
 from .runtime.number_health import NumberHealthMonitor
 from .runtime.optouts import OptOuts
+from .runtime.webhooks import Webhooks, WebhookSettings, unconfigured
 from .scenarios import ReloadReport, ScenarioRegistry, compile_folder
 from .store import (
     HandBack,
@@ -101,6 +102,16 @@ class Server:
         if missing:
             raise ConfigError("\n".join(f"{config.source}: {m}" for m in missing))
         check_campaigns(config, self.registry)  # before the store is opened
+        calls = unconfigured((self.registry.get(*key) for key in self.registry.versions()),
+                             config.webhooks.calls)
+        if calls:
+            raise ConfigError("\n".join(f"{config.source}: {p.render()}" for p in calls))
+        self.webhooks = Webhooks(WebhookSettings.from_config(config), metrics=self.metrics)
+        """Makes the webhook calls scenarios ask for (runtime/webhooks.py)."""
+        if config.webhooks.allow_private:
+            log.warning("webhooks.allow_private is on: scenario webhooks may call private and "
+                        "loopback addresses over plain http; for tests only, never in "
+                        "production")
         self.gateway = gateway or gateway_from_config(config, metrics=self.metrics)
         self.gateway.use_metrics(self.metrics)
         self._lock = StoreLock(store_path or config.store.path)
@@ -152,7 +163,7 @@ class Server:
             clock=self.clock, metrics=self.metrics, delays=self.delays, optouts=self.optouts,
             hibernate_after=float(config.runtime.hibernate_after),
             inbox_size=config.runtime.inbox_size, max_crashes=config.runtime.max_crashes,
-            lookups=self.lookups)
+            lookups=self.lookups, webhooks=self.webhooks)
         self.campaigns = CampaignRunner(CampaignServices(
             config=config, registry=self.registry, store=self.store, clock=self.clock,
             metrics=self.metrics, optouts=self.optouts, number_health=self.number_health,
@@ -241,6 +252,7 @@ class Server:
                 if self.lookup_provider is not None:
                     with trio.CancelScope(shield=True):
                         await self.lookup_provider.aclose()
+                await self.webhooks.aclose()
             finally:
                 self.store.close()  # the writer commits what is queued, then returns
 
@@ -467,6 +479,7 @@ class Server:
             required = ({n.scenario for n in config.numbers}
                         | {c.scenario for c in config.campaigns})
             problems = self.registry.problems(found, required=required)
+            problems += unconfigured((m for m, _, _ in found), self.config.webhooks.calls)
             if problems:
                 raise ScenarioErrors(problems)
             change = numbers_change(self.config, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -509,3 +510,24 @@ async def serving(tmp_path: Path, *, tokens: str = TOKENS, reg: ScenarioRegistry
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             yield Live(server, phones, client)
         server.stop()
+
+
+# ---- shared by several test files (from tests/test_console.py) ----
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def login(client: httpx.AsyncClient, role: str, *, next_: str = "/") -> str:
+    """Log `client` in with the token of `role`; the session's CSRF token."""
+    page = await client.get("/login")
+    assert page.status_code == 200
+    token = CSRF.search(page.text)
+    assert token is not None
+    r = await client.post("/login", data={"csrf": token.group(1), "token": TOKEN[role],
+                                          "next": next_})
+    assert r.status_code == 303, r.text
+    home = await client.get("/")
+    assert home.status_code == 200
+    found = CSRF.search(home.text)
+    assert found is not None
+    return found.group(1)

@@ -143,7 +143,8 @@ def test_dot():
 def test_matcher_labels():
     labels = [describe(e.matcher) for e in load_scenario(
         ROOT / "scenarios" / "victim-outreach.yaml").nodes["listen"].expect]
-    assert labels == ["yes", "hostile", "no", "police", "who", "cost", "services", "otherwise"]
+    assert labels == ["yes", "spanish_yes", "hostile", "no", "spanish_no", "police", "who", "cost",
+                      "services", "otherwise"]
     m = compile_text("""
 name: l
 version: 1

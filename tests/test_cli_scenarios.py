@@ -50,7 +50,7 @@ def run(*args: str):
 def test_check_the_shipped_scenario():
     result = run("scenario", "check", str(SHIPPED_SCENARIO))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"{SHIPPED_SCENARIO}: ok (buyer-deterrence v2, ")
+    assert result.stdout.startswith(f"{SHIPPED_SCENARIO}: ok (buyer-deterrence v3, ")
     assert result.stderr == ""
 
 
@@ -203,7 +203,7 @@ def test_test_runs_the_shipped_transcripts_with_full_coverage():
     result = run("scenario", "test", "--coverage", str(ROOT / "scenarios" / "tests"))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == len(list((ROOT / "scenarios" / "tests").glob("*.yaml")))  # en and es
     for line in lines:
         assert re.search(r": (\d+)/\1 passed \(.* v\d+\); states visited (\d+)/\2$", line), line
     assert re.fullmatch(r"(\d+)/\1 passed in \d+ ms\n", result.stderr)
@@ -253,10 +253,12 @@ def test_numbers_lists_the_shipped_numbers():
     result = run("numbers", "--config", str(SHIPPED_CONFIG))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].split() == ["+12065550100", "Seattle", "Jasmine", "buyer-deterrence",
                                 "buyer", "no", "limit", "(simulator)"]
     assert lines[2].split() == ["+12025550122", "Washington", "DC", "Mia", "buyer-deterrence",
+                                "buyer", "no", "limit", "(simulator)"]
+    assert lines[3].split() == ["+12065550144", "Seattle", "Sofia", "buyer-deterrence",
                                 "buyer", "no", "limit", "(simulator)"]
 
 
@@ -268,7 +270,8 @@ def test_numbers_json():
                        "scenario": "buyer-deterrence", "kind": "buyer",
                        "persona": {"name": "Kayla", "age": 21, "style": "casual"},
                        "rate": None, "rate_source": "simulator"}
-    assert [r["number"] for r in rows] == ["+12065550100", "+14045550111", "+12025550122"]
+    assert [r["number"] for r in rows] == ["+12065550100", "+14045550111", "+12025550122",
+                                           "+12065550144"]
 
 
 def test_numbers_shows_normalised_numbers_from_any_config(tmp_path):

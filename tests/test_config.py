@@ -55,6 +55,7 @@ def test_the_shipped_config_loads():
     assert all(c.link.startswith("https://") for c in config.cities.values())
     assert [(n.number, n.city) for n in config.numbers] == [
         ("+12065550100", "seattle"), ("+14045550111", "atlanta"), ("+12025550122", "washington-dc"),
+        ("+12065550144", "seattle"),
     ]
     assert {n.scenario for n in config.numbers} == {"buyer-deterrence"}
     assert config.source == str(SHIPPED)

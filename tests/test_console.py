@@ -30,35 +30,19 @@ from intercept.store.tokens import CreateToken, revoke_token
 
 from helpers import (
     BUYER,
+    CSRF,
     OUR,
     PHOTO,
     TOKEN,
     TOKENS,
     Live,
     add_ads,
+    login,
     outreach_config,
     scripted_registry,
     serving,
     shipped,
 )
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-async def login(client: httpx.AsyncClient, role: str, *, next_: str = "/") -> str:
-    """Log `client` in with the token of `role`; the session's CSRF token."""
-    page = await client.get("/login")
-    assert page.status_code == 200
-    token = CSRF.search(page.text)
-    assert token is not None
-    r = await client.post("/login", data={"csrf": token.group(1), "token": TOKEN[role],
-                                          "next": next_})
-    assert r.status_code == 303, r.text
-    home = await client.get("/")
-    assert home.status_code == 200
-    found = CSRF.search(home.text)
-    assert found is not None
-    return found.group(1)
 
 
 @asynccontextmanager

@@ -580,7 +580,7 @@ def test_unknown_placeholder_lists_the_known_ones():
         """)
     message = one_error(text)
     assert message.startswith("s.yaml:12:17: states.b.say[1]: unknown placeholder "
-                              "{persona.nme}: known are city.link, city.name")
+                              "{persona.nme}: known are city.deterrence, city.link, city.name")
     assert "persona.name" in message and "when" in message
 
 
@@ -742,8 +742,11 @@ def test_unknown_field_in_a_reply():
 @pytest.mark.parametrize(("text", "expected"), [
     ("name: t\nversion: one\nstart: a\nstates:\n  a:\n    end: x\n",
      "s.yaml:2:10: version: expected 'int', got 'str'"),
+    ("name: t\nversion: 1\nstart: a\nstates:\n  a:\n    end: x\n    say: 5\n",
+     "s.yaml:7:10: states.a.say: expected 'str | object | array', got 'int'"),
     ("name: t\nversion: 1\nstart: a\nstates:\n  a:\n    end: x\n    say: {a: b}\n",
-     "s.yaml:7:10: states.a.say: expected 'str | array', got 'object'"),
+     "s.yaml:7:14: states.a.say.a: 'a' is not a declared language (the scenario's 'languages': "
+     "en); a per-language mapping has language codes as keys"),
     ("name: t\nversion: 1\nstart: a\nstates:\n  a:\n    expect:\n      - keywords: hi\n"
      "        goto: a\n", "s.yaml:7:19: states.a.expect[0].keywords: expected 'array', "
      "got 'str'"),

@@ -1117,8 +1117,9 @@ def test_a_type_error_does_not_hide_the_other_errors_of_the_file():
         """)
     assert errors == [
         "s.yaml:7:32: states.a.if.lt: expected 'float', got 'str'",
-        "s.yaml:11:10: states.b.say: unknown placeholder {wat}: known are city.link, city.name, "
-        "city.region, got, message, persona.age, persona.name, persona.style",
+        "s.yaml:11:10: states.b.say: unknown placeholder {wat}: known are city.deterrence, "
+        "city.link, city.name, city.region, got, language, message, persona.age, "
+        "persona.language, persona.name, persona.style",
         "s.yaml:15:15: states.b.expect[0].goto: unknown state 'nowhere'",
     ]
     # type errors in the head, an intent, a handler and a setting are reported with the rest

@@ -93,7 +93,7 @@ async def test_a_bundle_verifies_and_any_change_is_named(tmp_path, autojump_cloc
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "intercept-evidence/1"
     assert manifest["generator"].startswith("intercept ")
-    assert manifest["scenarios"] == [{"name": "buyer-deterrence", "version": 2}]
+    assert manifest["scenarios"] == [{"name": "buyer-deterrence", "version": 3}]
     assert manifest["filters"] == {"city": "seattle", "since": None, "buyer": None}
     counts = manifest["counts"]
     assert (counts["buyers"], counts["conversations"], counts["media"]) == (1, 1, 1)

@@ -285,7 +285,7 @@ def test_strict_tests_must_expect_every_line(tmp_path):
 @pytest.mark.parametrize(("tests", "message"), [
     ("tests:\n  - name: t\n    steps:\n      - tehm: hi\n", "unknown step 'tehm'"),
     ("tests:\n  - name: t\n    steps:\n      - them: hi\n        wait: 1h\n",
-     "give one of them, wait, lookup or resume per step"),
+     "give one of them, wait, lookup, webhook or resume per step"),
     ("tests:\n  - name: t\n    steps:\n      - state: nowhere\n",
      "the scenario has no state 'nowhere'"),
     ("tests:\n  - name: t\n    steps:\n      - wait: soon\n", "or 'timer' for the next timer"),
@@ -307,6 +307,123 @@ def test_a_test_file_naming_a_broken_scenario(tmp_path):
     (tmp_path / "t.yaml").write_text("scenario: missing.yaml\ntests: []\n", encoding="utf-8")
     with pytest.raises(ScenarioError, match=r"the scenario does not compile: .*cannot read"):
         load_suite(tmp_path / "t.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# Languages: the persona's language, a city's per-language values, the `language` check
+
+
+BILINGUAL = """\
+name: bilingual
+version: 1
+languages: [en, es]
+start: wait
+intents:
+  hello:
+    en: [hi]
+    es: [hola]
+states:
+  wait:
+    expect:
+      - intent: hello
+        say: {en: "see {city.name}: {city.link}", es: "mira {city.name}: {city.link}"}
+        stay: true
+      - keywords: [espanol]
+        set: {language: es}
+        stay: true
+      - otherwise: true
+        stay: true
+"""
+
+CITY = """
+    context:
+      city:
+        name: New York
+        link: "https://help.example.org/ny"
+        deterrence: "Stop now."
+        languages:
+          es: {name: Nueva York, link: "https://help.example.org/ny/es", deterrence: "Pare ya."}
+"""
+
+
+def bilingual_suite(tmp_path: Path, tests: str):
+    (tmp_path / "bilingual.yaml").write_text(BILINGUAL, encoding="utf-8")
+    path = tmp_path / "t.yaml"
+    path.write_text("scenario: bilingual.yaml\n" + textwrap.dedent(CITY)
+                    + textwrap.dedent(tests), encoding="utf-8")
+    return load_suite(path)
+
+
+def test_the_context_gives_the_persona_language_and_the_citys_values_per_language(tmp_path):
+    suite = bilingual_suite(tmp_path, """
+        tests:
+          - name: t
+            context:
+              persona: {name: Sofia, language: es}
+            steps: []
+        """)
+    context = suite.tests[0].context
+    assert context["persona.language"] == "es"
+    assert (context["city.name"], context["city.name@es"]) == ("New York", "Nueva York")
+    assert context["city.link@es"] == "https://help.example.org/ny/es"
+    assert (context["city.deterrence"], context["city.deterrence@es"]) == ("Stop now.",
+                                                                          "Pare ya.")
+    plain = bilingual_suite(tmp_path, "tests:\n  - name: t\n    steps: []\n")
+    assert "persona.language" not in plain.tests[0].context
+
+
+def test_a_spanish_persona_is_answered_in_spanish_with_the_spanish_link(tmp_path):
+    suite = bilingual_suite(tmp_path, """
+        tests:
+          - name: es
+            context:
+              persona: {name: Sofia, language: es}
+            steps:
+              - language: es
+              - them: hola
+                bot: "mira Nueva York: https://help.example.org/ny/es"
+          - name: en, then set to es
+            steps:
+              - them: hi
+                language: en
+                bot: "see New York: https://help.example.org/ny"
+              - them: espanol
+                language: es
+              - them: hola
+                bot: "mira Nueva York: https://help.example.org/ny/es"
+        """)
+    results = run_suite(suite).results
+    assert [r.ok for r in results] == [True, True], [r.message for r in results]
+
+
+def test_the_language_check_can_fail(tmp_path):
+    suite = bilingual_suite(tmp_path, """
+        tests:
+          - name: t
+            context:
+              persona: {name: Sofia, language: es}
+            steps:
+              - them: hola
+                language: en
+        """)
+    (result,) = run_suite(suite).results
+    assert not result.ok
+    assert result.message == "expected the conversation in 'en', but it is in 'es'"
+
+
+@pytest.mark.parametrize(("tests", "message"), [
+    ("tests:\n  - name: t\n    steps:\n      - language: fr\n",
+     "the scenario speaks en, es: language is one of them, not 'fr'"),
+    ("tests:\n  - name: t\n    context:\n      persona: {language: Spanish}\n"
+     "    steps: []\n", "persona.language"),
+    ("tests:\n  - name: t\n    context:\n      city: {languages: {es: {lnk: x}}}\n"
+     "    steps: []\n", "unknown field 'lnk'"),
+])
+def test_bad_language_steps_and_contexts_are_located(tmp_path, tests, message):
+    with pytest.raises(ScenarioError) as info:
+        bilingual_suite(tmp_path, tests)
+    assert message in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 't.yaml'}:")
 
 
 # ---------------------------------------------------------------------------------------------

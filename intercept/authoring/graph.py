@@ -133,6 +133,14 @@ def node_edges(machine: Machine, node: Node, *, with_globals: bool = True) -> li
             if entry.field:
                 bits.append(f"has {entry.field}")
             out.append(Edge(name, entry.target, " ".join(bits), "lookup"))
+        for hook in node.on_webhook:
+            call = node.actions.webhook[0] if node.actions.webhook else "webhook"
+            bits = [call, "ok" if hook.ok else "failed"] if hook.ok is not None else [call]
+            if hook.error:
+                bits.append(hook.error)
+            if hook.field:
+                bits.append(f"has {hook.field}")
+            out.append(Edge(name, hook.target, " ".join(bits), "lookup"))
         if machine.expire is not None:
             target = machine.expire.target or EXPIRED
             out.append(Edge(name, target, f"silent {_duration(machine.expire.after)}", "expire"))

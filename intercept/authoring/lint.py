@@ -20,7 +20,9 @@ Warnings:
 - a start state that says something and then waits, in a scenario that waits for the other
   side's first text (any scenario not marked `speaks_first`, i.e. not started by a campaign):
   the greeting goes out before that text is read, and the text is then matched against the
-  answers the greeting expects, so it mostly falls through to `otherwise`.
+  answers the greeting expects, so it mostly falls through to `otherwise`;
+- a state that calls a webhook with no `on_webhook` entry for a failed call: a timeout or an
+  error would leave the conversation where it is, saying nothing.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def lint_machine(machine: Machine, *, speaks_first: bool = False) -> list[Findin
     findings += _long_messages(machine)
     findings += _silent_urgent(machine, reached, states, file)
     findings += _experiments(machine, states, file)
+    findings += _webhook_failures(machine, reached, states, file)
+    findings += _missing_languages(machine)
     if not speaks_first:
         findings += _greeting_before_first_text(machine, states, file)
     if info is not None and not info.opt_out:
@@ -232,6 +236,27 @@ def _silent_urgent(machine: Machine, reached: set[str], states: dict[str, Loc], 
             and not node.say]
 
 
+def _webhook_failures(machine: Machine, reached: set[str], states: dict[str, Loc], file: str
+                      ) -> list[Finding]:
+    """States calling a webhook whose `on_webhook` takes no failed call (an entry without
+    `ok: true`, `field` or `if`, for every error)."""
+    findings = []
+    for name, node in machine.nodes.items():
+        if name not in reached or node.actions.webhook is None:
+            continue
+        plain = [e for e in node.on_webhook if not e.ok and e.field is None and not e.when]
+        taken = {e.error for e in plain}
+        if None in taken or {"timeout", "failed", "refused"} <= taken:
+            continue
+        call = node.actions.webhook[0]
+        findings.append(_at(states.get(name), file, "warning",
+                            f"state {name!r} calls webhook {call!r} but no 'on_webhook' entry "
+                            "takes a failed call: a timeout or an error would leave the "
+                            "conversation here, saying nothing; add '- ok: false' (or "
+                            "'otherwise: true') with what to do", "webhook-failure"))
+    return findings
+
+
 def _greeting_before_first_text(machine: Machine, states: dict[str, Loc], file: str
                                 ) -> list[Finding]:
     """A start state that says something and waits: the other side's first text, which comes
@@ -247,6 +272,28 @@ def _greeting_before_first_text(machine: Machine, states: dict[str, Loc], file: 
                 "the first text from it, e.g. '- otherwise: true' with 'goto' a state that "
                 "greets), or, if a campaign starts this scenario, lint it with --config naming "
                 "its outreach numbers or campaigns", "greeting-first")]
+
+
+def _missing_languages(machine: Machine) -> list[Finding]:
+    """Messages of a scenario of several languages that lack one of them: a conversation in
+    that language would get the default language's text."""
+    info = machine.info
+    declared = getattr(info, "languages", ())
+    if info is None or len(declared) < 2:
+        return []
+    findings = []
+    for loc, owner, given in info.texts:
+        missing = [language for language in declared if language not in given]
+        if missing:
+            where = "a global handler" if owner == "globals" else f"state {owner!r}"
+            findings.append(Finding(
+                "warning", loc.file, loc.line, loc.col, loc.path,
+                f"this message of {where} has no {', '.join(missing)} text (declared "
+                f"languages: {', '.join(declared)}): a conversation in "
+                f"{' or '.join(missing)} would get the "
+                f"{'first given' if declared[0] in missing else declared[0]} one",
+                "language"))
+    return findings
 
 
 def _experiments(machine: Machine, states: dict[str, Loc], file: str) -> list[Finding]:

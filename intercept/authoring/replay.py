@@ -28,7 +28,7 @@ def replay(machine: Machine, conversation_id: int, context: dict[str, str],
            messages: Iterable[tuple[str, float]], optout: OptOutConfig) -> Replayed:
     """Run `messages` ((body, received_at), in order) on `machine`, one turn each, from a new
     conversation with the stored one's seed and `context` (persona, city)."""
-    rules = TurnRules(optout=optout, delays=DelayModel(enabled=False), merge=False)
+    rules = TurnRules.of(optout, delays=DelayModel(enabled=False), merge=False)
     messages = list(messages)
     state = machine.new_state(seed=seed_from(f"{conversation_id}"), context=context)
     now = messages[0][1] if messages else 0.0

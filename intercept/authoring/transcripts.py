@@ -1,13 +1,14 @@
 """Transcript tests: scripted conversations run on the pure engine with a simulated clock.
 
 A test file (YAML) names a scenario and lists tests; each test is a list of steps: what the
-other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup answers
-and operator resumes, and what to expect (`bot` lines, exact or /regex/; `state`, `vars`,
-`tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last event's
-hand-off)). Every turn is the runtime's own `take_turn`: timers
-fire exactly when the engine asked, fragments sent within the scenario's merge window are
-stepped as one message, and STOP / START / HELP get the runtime's answers, as in production.
-See docs/scenarios.md, "Transcript tests".
+other side sends (`them`, with `media` and `after`), time passing (`wait: +2h`), lookup and
+webhook answers and operator resumes, and what to expect (`bot` lines, exact or /regex/;
+`state`, `vars`, `tags`, `outcome`, `paused`, `effects`, `handoff` (the priority of the last
+event's hand-off), `language` (the conversation's language)). The context gives the persona
+(and its `language`) and the city, with per-language values under `languages`. Every turn is
+the runtime's own `take_turn`: timers fire exactly when the engine asked, fragments sent
+within the scenario's merge window are stepped as one message, and STOP / START / HELP get the
+runtime's answers, as in production. See docs/scenarios.md, "Transcript tests".
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from ..engine import (
     Tag,
     TimerFired,
     Transition,
+    WebhookResult,
     load_scenario,
 )
 from ..engine.durations import DURATION_PATTERN, parse_duration
-from ..engine.model import Duration
+from ..engine.model import Duration, LanguageCode
 from ..engine.yamlsource import Located, Path, load_located, split_msgspec_error
 from ..errors import EngineError, ScenarioError, ScenarioErrors
 from ..runtime.delays import DelayModel
@@ -46,8 +48,9 @@ from ..runtime.turn import NEVER, Inbound, Turn, TurnInput, TurnRules, ready_eve
 T0 = 1_700_000_000.0
 """The simulated clock's start (2023-11-14 22:13:20 UTC)."""
 
-EVENTS = ("them", "wait", "lookup", "resume")
-CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects", "handoff")
+EVENTS = ("them", "wait", "lookup", "resume", "webhook")
+CHECKS = ("bot", "state", "outcome", "vars", "tags", "paused", "effects", "handoff",
+          "language")
 MODIFIERS = {"them": {"media", "after"}}
 RULES = TurnRules(optout=OptOutConfig(), delays=DelayModel(enabled=False), merge=True)
 """Turns as the runtime takes them: merged fragments, STOP / START / HELP answered with the
@@ -58,12 +61,28 @@ class Persona(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str = "Jasmine"
     age: int | str | None = 23
     style: str = "casual"
+    language: Annotated[LanguageCode | None, Meta(
+        description="The persona's language: the conversation starts in it when the scenario "
+                    "speaks it (persona.language).")] = None
+
+
+class CityLanguage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A city's values for conversations in one language (city.link@es...)."""
+
+    name: str | None = None
+    link: str | None = None
+    deterrence: str | None = None
 
 
 class City(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str = "Seattle"
     link: str = "https://help.example.org"
     region: str = "US"
+    deterrence: Annotated[str | None, Meta(
+        description="The city's own deterrence text ({city.deterrence}).")] = None
+    languages: Annotated[dict[LanguageCode, CityLanguage] | None, Meta(
+        description="Per language: name, link and deterrence for conversations in it "
+                    "({es: {link: ...}}).")] = None
 
 
 class Context(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -108,7 +127,7 @@ Wait = Annotated[str | int | float, Meta(extra_json_schema={"pattern": _WAIT_PAT
                                                             "minimum": 0})]
 Text = str | int | float
 EffectName = Literal["send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
-                 "opt_out", "opt_in", "transition", "end"]
+                 "opt_out", "opt_in", "transition", "end", "webhook"]
 
 
 class LookupAnswer(msgspec.Struct, forbid_unknown_fields=True):
@@ -117,8 +136,26 @@ class LookupAnswer(msgspec.Struct, forbid_unknown_fields=True):
     data: dict[str, str] = {}
 
 
+class WebhookAnswer(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    call: str
+    ok: bool = True
+    status: int = 0
+    """The HTTP status (default: 200 when ok, else 0)."""
+    error: Literal["timeout", "failed", "refused", ""] = ""
+    """Why it failed (default: failed when not ok)."""
+    fields: dict[str, str] = {}
+
+
+def webhook_answer(value: dict[str, Any]) -> WebhookResult:
+    """The `WebhookResult` a transcript step's `webhook:` stands for, defaults filled in."""
+    answer = msgspec.convert(value, WebhookAnswer)
+    return WebhookResult(answer.call, answer.ok,
+                         answer.status or (200 if answer.ok else 0),
+                         "" if answer.ok else answer.error or "failed", answer.fields)
+
+
 class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One step: one event (them, wait, lookup, resume) and any checks, or checks alone."""
+    """One step: one event (them, wait, lookup, webhook, resume) and any checks, or checks."""
 
     them: Annotated[Text | msgspec.UnsetType, Meta(
         description="They send this text (quote it if it looks like a number or yes/no).")
@@ -136,6 +173,9 @@ class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     resume: Annotated[bool | str | msgspec.UnsetType, Meta(
         description="An operator hands the conversation back: true, or the state to resume "
                     "at.")] = msgspec.UNSET
+    webhook: Annotated[WebhookAnswer | msgspec.UnsetType, Meta(
+        description="A webhook's answer arrives: {call, ok, status, error, fields}.")
+                       ] = msgspec.UNSET
     bot: Annotated[str | list[str] | msgspec.UnsetType, Meta(
         description="The bot's next messages: exact text or /regex/; '...' skips the rest; "
                     "[] means it said nothing.")] = msgspec.UNSET
@@ -155,6 +195,9 @@ class StepSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     handoff: Annotated[Literal["normal", "urgent"] | msgspec.UnsetType, Meta(
         description="The last event handed the conversation off with this priority.")
                        ] = msgspec.UNSET
+    language: Annotated[LanguageCode | msgspec.UnsetType, Meta(
+        description="The conversation is in this language (one the scenario declares).")
+                        ] = msgspec.UNSET
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,10 +241,20 @@ def _context(*layers: Context | None) -> dict[str, str]:
         if layer.city is not None:
             city = layer.city
         extra.update(layer.vars or {})
-    return {"persona.name": persona.name,
-            "persona.age": "" if persona.age is None else str(persona.age),
-            "persona.style": persona.style, "city.name": city.name, "city.link": city.link,
-            "city.region": city.region, **extra}
+    values = {"persona.name": persona.name,
+              "persona.age": "" if persona.age is None else str(persona.age),
+              "persona.style": persona.style, "city.name": city.name, "city.link": city.link,
+              "city.region": city.region}
+    if persona.language is not None:
+        values["persona.language"] = persona.language
+    if city.deterrence is not None:
+        values["city.deterrence"] = city.deterrence
+    for code, own in (city.languages or {}).items():
+        for key in ("name", "link", "deterrence"):
+            value = getattr(own, key)
+            if value is not None:
+                values[f"city.{key}@{code}"] = value
+    return {**values, **extra}
 
 
 def _render_step(raw: dict[str, Any]) -> str:
@@ -268,8 +321,8 @@ def _parse_step(raw: dict[str, Any], where: Path, doc: Located, fail: Any,
         return
     events = [k for k in kinds if k in EVENTS]
     if len(events) > 1 or (not kinds):
-        fail(where, "give one of them, wait, lookup or resume per step (checks such as bot or "
-                    "state may follow in the same step)" if kinds else "an empty step")
+        fail(where, "give one of them, wait, lookup, webhook or resume per step (checks such "
+                    "as bot or state may follow in the same step)" if kinds else "an empty step")
         return
     for key in raw:
         if key not in kinds and not (events and key in MODIFIERS.get(events[0], ())):
@@ -334,9 +387,13 @@ def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine
     elif kind == "handoff":
         if value not in ("normal", "urgent"):
             return "handoff is the priority the last event's hand-off has: normal or urgent"
+    elif kind == "language":
+        if value not in machine.languages:
+            return (f"the scenario speaks {', '.join(machine.languages)}: language is one of "
+                    f"them, not {value!r}")
     elif kind == "effects":
         known = {"send", "set_timer", "cancel_timer", "capture", "tag", "lookup", "hand_off",
-                 "opt_out", "opt_in", "transition", "end"}
+                 "opt_out", "opt_in", "transition", "end", "webhook"}
         values = value if isinstance(value, list) else [value]
         bad = [v for v in values if v not in known]
         if bad:
@@ -348,6 +405,13 @@ def _check_step(kind: str, value: Any, options: dict[str, Any], machine: Machine
             msgspec.convert({"ok": True, **value}, LookupResult)
         except msgspec.ValidationError as exc:
             return f"bad lookup answer: {split_msgspec_error(str(exc))[0]}"
+    elif kind == "webhook":
+        if not isinstance(value, dict) or "call" not in value:
+            return "webhook needs at least {call: ..., ok: true|false, fields: {...}}"
+        try:
+            webhook_answer(value)
+        except msgspec.ValidationError as exc:
+            return f"bad webhook answer: {split_msgspec_error(str(exc))[0]}"
     elif kind == "resume" and value is not True and value not in machine.nodes:
         return "resume: true, or the name of a state to resume at"
     return ""
@@ -403,13 +467,14 @@ class Conversation:
         self.opted_out = False
         self._take()
 
-    def _take(self, *, lookup_result: LookupResult | None = None, resume: str | None = None
-              ) -> Turn:
+    def _take(self, *, lookup_result: LookupResult | None = None, resume: str | None = None,
+              webhook_result: WebhookResult | None = None) -> Turn:
         """Take the turn that is ready now and record what it did."""
         conv = TurnInput(conversation_id=0, our="", their="", machine=self.machine,
                          state=self.state, processed=self.processed, pending=self.inbox,
                          opted_out=self.opted_out, resume=resume is not None,
-                         resume_at=resume or "", lookup_result=lookup_result)
+                         resume_at=resume or "", lookup_result=lookup_result,
+                         webhook_result=webhook_result)
         try:
             turn = take_turn(conv, self.now, RULES)
         except EngineError as exc:
@@ -504,6 +569,14 @@ class Conversation:
         result = msgspec.convert({"ok": True, **value}, LookupResult)
         self.log.append(f"  lookup answer: {result.kind} ok={result.ok} {dict(result.data)}")
         self._take(lookup_result=result)
+
+    def webhook(self, value: dict[str, Any]) -> None:
+        self.settle()
+        result = webhook_answer(value)
+        shown = f"ok={result.ok} status={result.status}" + (
+            f" error={result.error}" if result.error else "")
+        self.log.append(f"  webhook answer: {result.call} {shown} {dict(result.fields)}")
+        self._take(webhook_result=result)
 
     def resume(self, value: Any) -> None:
         self.settle()
@@ -617,6 +690,10 @@ def _check(conversation: Conversation, step: Step) -> None:
     elif kind == "paused":
         if state.paused != value:
             raise Failure(f"expected paused: {value}, got {state.paused}")
+    elif kind == "language":
+        actual = state.vars.get("language") or conversation.machine.languages[0]
+        if actual != value:
+            raise Failure(f"expected the conversation in {value!r}, but it is in {actual!r}")
     elif kind == "handoff":
         given = [e.priority for e in conversation.recent if isinstance(e, HandOff)]
         if not given:

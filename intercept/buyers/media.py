@@ -12,24 +12,22 @@ fetches at most `media.concurrency` at once, and records each row's outcome:
 - still ``pending`` with a later ``next_attempt_at``: a timeout, a connection error, 429 or a
   5xx; retried with exponential backoff until ``media.max_attempts``.
 
-The guard against server-side request forgery is made of addresses, not strings: every host
-(the first and each redirect's) must be in ``media.allowed_hosts``, every address it resolves
-to must be public, and the request goes to that checked address (the host name travels in the
-Host header and TLS SNI), so a second DNS answer cannot point the fetch elsewhere. Redirects are
+The guard against server-side request forgery is `intercept.foundation.safe_http` (shared with
+scenario webhooks): every host (the first and each redirect's) must be in
+``media.allowed_hosts``, every address it resolves to must be public, and the request goes to
+that checked address, so a second DNS answer cannot point the fetch elsewhere. Redirects are
 followed by hand, at most `MAX_REDIRECTS`, and credentials go only to the host they belong to.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import os
 import random
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from contextlib import aclosing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +36,19 @@ import msgspec
 import trio
 
 from ..config import MediaConfig
+from ..foundation import safe_http
 from ..foundation.backoff import backoff, parse_retry_after
 from ..foundation.metrics import Metrics
 from ..foundation.phone import mask
+from ..foundation.safe_http import (  # noqa: F401  (host_allowed, is_public_address: re-exported)
+    Guard,
+    GuardError,
+    Resolver,
+    host_allowed,
+    is_public_address,
+    read_capped,
+    resolve,
+)
 from ..store.media_ops import (
     GaveUpStatus,
     MediaGaveUp,
@@ -77,9 +85,6 @@ def cap_media(messages: list[InboundMessage], limit: int, metrics: Metrics | Non
     return capped
 
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-"""``(host, port) -> addresses``: how host names are resolved (tests inject their own)."""
-
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 30.0
 """Seconds before the first retry; each further retry waits twice as long."""
@@ -87,11 +92,9 @@ BACKOFF_CAP = 3600.0
 BACKOFF_JITTER = 0.1
 """Each wait is stretched or shrunk by up to this fraction, so retries do not march in step."""
 
-_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _GONE_CODES = frozenset({403, 404, 410})
 _LATER_CODES = frozenset({408, 425, 429})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _MARGIN = 0.001
 """Seconds added to a wake-up deadline, so the row is due when the loop looks again."""
 
@@ -101,51 +104,6 @@ def media_path(media_dir: Path, sha256: str) -> Path:
     if not _SHA256.fullmatch(sha256):
         raise ValueError(f"expected a SHA-256 as 64 lowercase hex characters, got {sha256!r}")
     return Path(media_dir) / sha256[:2] / sha256
-
-
-def host_allowed(host: str, patterns: Iterable[str]) -> bool:
-    """Whether `host` is one of `patterns`: exact names, or ``*.suffix`` for any subdomain."""
-    host = host.lower().rstrip(".")
-    for pattern in patterns:
-        pattern = pattern.strip().lower().rstrip(".")
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]):
-                return True
-        elif host == pattern:
-            return True
-    return False
-
-
-def is_public_address(address: str) -> bool:
-    """Whether `address` is a public unicast address; False for private, loopback, link-local,
-    multicast, reserved and unspecified ones, and for IPv6 forms wrapping those (IPv4-mapped,
-    6to4, NAT64). Raises ValueError if `address` is not an IP address."""
-    return _public(ipaddress.ip_address(address.split("%", 1)[0]))
-
-
-def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return _public(ip.ipv4_mapped)
-        if ip.sixtofour is not None and not _public(ip.sixtofour):
-            return False
-        if any(ip in net for net in _NAT64):
-            return _public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.is_site_local:
-            return False
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified or not ip.is_global)
-
-
-async def resolve(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to, in the order the system prefers (the default)."""
-    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
-    addresses: list[str] = []
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
 
 
 class _GiveUp(Exception):
@@ -188,10 +146,14 @@ class MediaFetcher:
         self.media_dir = Path(media_dir)
         self._store = store
         self._metrics = metrics
-        self._credentials = {host.lower().rstrip("."): pair
-                             for host, pair in (credentials or {}).items()}
         self._transport = transport
-        self._resolve = resolver or resolve
+        self._guard = Guard(
+            allowed_hosts=tuple(config.allowed_hosts), hosts_key="media.allowed_hosts",
+            private_key="media.allow_private_addresses", what="media",
+            allow_private=config.allow_private_addresses, resolver=resolver or resolve,
+            credentials={host.lower().rstrip("."): pair
+                         for host, pair in (credentials or {}).items()},
+            max_redirects=MAX_REDIRECTS)
         self._clock = clock
         self._threaded = threaded
         self._concurrency = max(1, config.concurrency)
@@ -243,13 +205,8 @@ class MediaFetcher:
                     await changed.wait()  # set by wake() and by every finished fetch
 
     def _client(self) -> httpx.AsyncClient:
-        # No keep-alive: connections are keyed by the checked address, so a TLS connection
-        # verified for one host name must not be reused for another name on that address.
-        transport = self._transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=self._concurrency, max_keepalive_connections=0))
-        return httpx.AsyncClient(transport=transport, timeout=self.timeout,
-                                 follow_redirects=False, trust_env=False,
-                                 headers={"User-Agent": "Intercept media fetcher"})
+        return safe_http.client(timeout=self.timeout, concurrency=self._concurrency,
+                                user_agent="Intercept media fetcher", transport=self._transport)
 
     # -- one row
 
@@ -329,96 +286,24 @@ class MediaFetcher:
     # -- the fetch: checks, redirects, body
 
     async def _fetch(self, client: httpx.AsyncClient, raw_url: str) -> tuple[bytes, str]:
-        """The body and content type at `raw_url`, following redirects; raises _GiveUp or
-        _TryLater (or httpx's transport errors) when there is none to keep."""
+        """The body and content type at `raw_url`, following redirects through the guard;
+        raises _GiveUp or _TryLater (or httpx's transport errors) when there is none to keep."""
+        headers = {"Accept": ", ".join(sorted(self._content_types)),
+                   "Accept-Encoding": "identity"}
         try:
-            url = httpx.URL(raw_url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise _GiveUp("refused", "the media URL is not a valid URL") from exc
-        downgraded = False
-        for _ in range(MAX_REDIRECTS + 1):
-            host, port = self._check_url(url)
-            addresses = await self._addresses(host, port)
-            auth = None if downgraded else self._credentials.get(host)
-            response = await self._send(client, url, host, addresses, auth)
+            host, response = await self._guard.open(client, "GET", raw_url, headers=headers)
             try:
-                status = response.status_code
-                if status in _REDIRECT_CODES:
-                    location = response.headers.get("location")
-                    if not location:
-                        raise _GiveUp("failed", f"{host} answered {status} without saying "
-                                                "where the media moved (no Location header)")
-                    try:
-                        target = url.join(location)
-                    except httpx.InvalidURL as exc:
-                        raise _GiveUp("refused", f"{host} redirected to an invalid URL") from exc
-                    downgraded = downgraded or (url.scheme == "https" and target.scheme == "http")
-                    url = target
-                    continue
                 _check_status(host, response)
                 content_type = self._check_content_type(host, response)
-                return await self._read(host, response), content_type
+                body = await read_capped(response, self.config.max_bytes, host=host,
+                                         what="media", key="media.max_bytes")
+                return body, content_type
             finally:
                 await response.aclose()
-        raise _GiveUp("failed", f"the media URL redirected more than {MAX_REDIRECTS} times")
-
-    def _check_url(self, url: httpx.URL) -> tuple[str, int]:
-        if url.scheme not in ("http", "https"):
-            raise _GiveUp("refused", f"only http and https media URLs are fetched, not "
-                                     f"{url.scheme or 'a URL without a scheme'}")
-        if not url.host:
-            raise _GiveUp("refused", "the media URL has no host")
-        if url.userinfo:
-            raise _GiveUp("refused", "the media URL carries a user name or password; give "
-                                     "credentials to the fetcher instead")
-        host = url.raw_host.decode("ascii").lower().rstrip(".")
-        if not host_allowed(host, self.config.allowed_hosts):
-            raise _GiveUp("refused", f"the media host {host} is not in media.allowed_hosts; "
-                                     "add it there if this provider is trusted")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        return host, port
-
-    async def _addresses(self, host: str, port: int) -> list[str]:
-        try:
-            ipaddress.ip_address(host)
-            addresses = [host]  # a literal address: nothing to resolve
-        except ValueError:
-            try:
-                addresses = list(await self._resolve(host, port))
-            except OSError as exc:
-                raise _TryLater(f"the media host {host} could not be resolved "
-                                f"({exc.strerror or exc})") from exc
-        if not addresses:
-            raise _TryLater(f"the media host {host} resolved to no address")
-        if self.config.allow_private_addresses:
-            return addresses
-        for address in addresses:
-            try:
-                public = is_public_address(address)
-            except ValueError:
-                public = False
-            if not public:
-                raise _GiveUp("refused", f"the media host {host} resolves to {address}, a "
-                                         "private or reserved address; only "
-                                         "media.allow_private_addresses permits that")
-        return addresses
-
-    async def _send(self, client: httpx.AsyncClient, url: httpx.URL, host: str,
-                    addresses: list[str], auth: tuple[str, str] | None) -> httpx.Response:
-        """GET `url` from the first of `addresses` that accepts a connection."""
-        headers = {"Host": url.netloc.decode("ascii"), "Accept": ", ".join(
-            sorted(self._content_types)), "Accept-Encoding": "identity"}
-        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-        for i, address in enumerate(addresses):
-            request = client.build_request("GET", url.copy_with(host=address), headers=headers,
-                                           extensions=extensions)
-            try:
-                return await client.send(request, stream=True, follow_redirects=False,
-                                         auth=httpx.BasicAuth(*auth) if auth else None)
-            except httpx.ConnectError:
-                if i == len(addresses) - 1:
-                    raise
-        raise AssertionError("unreachable: addresses is not empty")
+        except GuardError as exc:
+            if exc.outcome == "later":
+                raise _TryLater(str(exc)) from exc
+            raise _GiveUp(exc.outcome, str(exc)) from exc
 
     def _check_content_type(self, host: str, response: httpx.Response) -> str:
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -426,23 +311,6 @@ class MediaFetcher:
             raise _GiveUp("refused", f"{host} sent {content_type or 'no content type'}, which "
                                      "is not in media.content_types")
         return content_type
-
-    async def _read(self, host: str, response: httpx.Response) -> bytes:
-        limit = self.config.max_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise _GiveUp("refused", f"the media from {host} is {int(declared)} bytes, larger "
-                                     f"than media.max_bytes ({limit})")
-        chunks: list[bytes] = []
-        size = 0
-        async with aclosing(response.aiter_bytes()) as body:
-            async for chunk in body:
-                size += len(chunk)
-                if size > limit:
-                    raise _GiveUp("refused", f"the media from {host} is larger than "
-                                             f"media.max_bytes ({limit}); stopped reading")
-                chunks.append(chunk)
-        return b"".join(chunks)
 
     # -- the file
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -72,6 +73,7 @@ def scenario_lint(files: tuple[Path, ...], strict: bool, config_path: Path | Non
     limit, messages longer than one SMS (160 GSM-7 or 70 UCS-2 characters), no STOP handler,
     a start state that greets before the other side's first text is read (except in the
     scenarios that the outreach numbers and campaigns of --config use: they speak first).
+    With --config, a webhook the scenario calls but the config does not define is an error.
     Each finding is printed as file:line:col: error|warning: path: message.
 
     Exits 1 if there is an error (or, with --strict, a warning); 0 otherwise.
@@ -84,13 +86,17 @@ def scenario_lint(files: tuple[Path, ...], strict: bool, config_path: Path | Non
     from ..authoring.lint import lint_file
 
     speaks_first: set[str] = set()
+    webhooks: set[str] | None = None
     if config_path is not None:
         config = load_config(config_path)
+        webhooks = set(config.webhooks.calls)
         speaks_first = ({n.scenario for n in config.numbers if n.kind == "outreach"}
                         | {c.scenario for c in config.campaigns if c.scenario})
     errors = warnings = 0
     for path in files:
         findings = lint_file(path, speaks_first=speaks_first)
+        if webhooks is not None and not any(f.severity == "error" for f in findings):
+            findings += _unconfigured_webhooks(path, webhooks)
         for finding in findings:
             click.echo(finding.render())
         errors += sum(f.severity == "error" for f in findings)
@@ -102,6 +108,17 @@ def scenario_lint(files: tuple[Path, ...], strict: bool, config_path: Path | Non
                    f"warning{'s' * (warnings != 1)}", err=True)
     if errors or (strict and warnings):
         sys.exit(1)
+
+
+def _unconfigured_webhooks(path: Path, configured: set[str]) -> list[Any]:
+    """Lint findings (errors) for the webhooks the scenario at `path` calls that `configured`
+    lacks; the server would refuse to start with it."""
+    from ..authoring.lint import Finding
+    from ..engine import load_scenario
+    from ..runtime.webhooks import unconfigured
+
+    return [Finding("error", p.file, p.line, p.col, p.path, p.message, "webhook-config")
+            for p in unconfigured([load_scenario(path)], configured)]
 
 
 @scenario.command("graph")

@@ -76,6 +76,7 @@ class Shown:
     tags: tuple[str, ...]
     created_at: float
     updated_at: float
+    language: str = ""
 
 
 class Pages:
@@ -135,7 +136,7 @@ class Pages:
             scenario=row.scenario, version=row.version, status=row.status,
             outcome=row.outcome, operator=row.operator, messages_in=row.inbound_count,
             messages_out=row.outbound_count, tags=row.tags, created_at=row.created_at,
-            updated_at=row.updated_at)
+            updated_at=row.updated_at, language=row.language)
 
     @staticmethod
     def role(request: Request) -> Role:

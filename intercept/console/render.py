@@ -17,6 +17,18 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "pt": "Portuguese", "fr": "French",
+                  "zh": "Chinese", "vi": "Vietnamese", "ko": "Korean", "tl": "Tagalog",
+                  "ru": "Russian", "ar": "Arabic"}
+
+
+def language_name(code: str) -> str:
+    """``Spanish (es)``: the name of a language code, for advocates (the code alone when it is
+    not a common one)."""
+    name = LANGUAGE_NAMES.get(code)
+    return f"{name} ({code})" if name else code
+
+
 class Renderer:
     """Renders a template by name; every value is HTML-escaped unless a template says not."""
 
@@ -25,6 +37,7 @@ class Renderer:
                                autoescape=True, undefined=StrictUndefined,
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["when"] = when
+        self.env.filters["language_name"] = language_name
         self.env.globals["hours"] = round(LIFETIME / 3600)
 
     def render(self, name: str, **values: Any) -> str:

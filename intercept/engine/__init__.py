@@ -25,6 +25,8 @@ from .events import (
     Tag,
     TimerFired,
     Transition,
+    Webhook,
+    WebhookResult,
 )
 from .machine import Machine
 
@@ -32,5 +34,5 @@ __all__ = [
     "CONTEXT_VARS", "LOOKUP_KINDS", "CancelTimer", "Capture", "ConversationState", "Effect",
     "End", "Event", "HandOff", "Lookup", "LookupResult", "Machine", "Message", "OptIn",
     "OptOut", "Resume", "Send", "SetTimer", "Start", "Tag", "TimerFired", "Transition",
-    "compile_text", "load_scenario",
+    "Webhook", "WebhookResult", "compile_text", "load_scenario",
 ]

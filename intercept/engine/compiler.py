@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -34,11 +35,13 @@ from .machine import (
     Busy,
     Entry,
     Expiry,
+    LanguageRule,
     LookupEntry,
     Machine,
     Node,
     Timeout,
     VisitLimit,
+    WebhookEntry,
 )
 from .match import (
     AllWords,
@@ -57,6 +60,7 @@ from .model import Condition as ConditionSpec
 from .model import (
     Global,
     IntentPattern,
+    LanguageSettings,
     LookupReply,
     NumberMatch,
     Pattern,
@@ -64,17 +68,24 @@ from .model import (
     Scenario,
     Settings,
     State,
+    WebhookCall,
+    WebhookReply,
 )
 from .template import Template
 from .text import READ_LIMIT, WORD, fold
 from .yamlsource import Located, Path, format_path, load_located, split_msgspec_error
 
+_T = TypeVar("_T")
+
 # Placeholders every conversation has. persona.* and city.* come from the number's config.
 CONTEXT_VARS = frozenset({
-    "persona.name", "persona.age", "persona.style",
-    "city.name", "city.link", "city.region",
-    "message",
+    "persona.name", "persona.age", "persona.style", "persona.language",
+    "city.name", "city.link", "city.region", "city.deterrence",
+    "message", "language",
 })
+DEFAULT_LANGUAGES = ("en",)
+"""A scenario that declares no `languages` speaks English."""
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 # The lookup kinds the runtime answers (intercept.runtime.lookups registers no other): a
 # scenario asking for another kind would only ever get "no lookup provider".
@@ -91,6 +102,10 @@ _STATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
+WEBHOOK_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+"""The name of a webhook reply's field that becomes a variable (and that `field:` may test)."""
+MAX_WEBHOOK_VARS = 50
+"""Variables one webhook call may send."""
 _STATE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(State))
 _ENTRY_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Reply)) - _STATE_FIELDS
 
@@ -120,6 +135,9 @@ class SourceInfo:
     messages: list[tuple[Loc, str, Template]] = field(default_factory=list)
     """(where, state name or "globals", template) of every text the scenario can send."""
     regexes: list[tuple[Loc, str]] = field(default_factory=list)
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    texts: list[tuple[Loc, str, frozenset[str]]] = field(default_factory=list)
+    """(where, state name or "globals", languages given) of every say/opt_out/opt_in."""
     opt_out: bool = False
     """A global handler opts the sender out (STOP is honoured)."""
 
@@ -342,6 +360,8 @@ class _Compiler:
         for key in ("name", "version", "start"):
             if key not in data:
                 self.fail((), f"missing required field {key!r}")
+        self.languages = self.declared_languages(top)
+        self.info.languages = self.languages
 
         states: dict[str, _Def] = {}
         intents: dict[str, _Def] = {}
@@ -404,20 +424,13 @@ class _Compiler:
             else:
                 self.indentation_hints(first, name, definition, states)
                 broken_states[name] = (definition, self.salvage(raw, State) or State())
-        parsed_intents: dict[str, tuple[_Def, list[IntentPattern]]] = {}
+        parsed_intents: dict[str, tuple[_Def, dict[str, list[IntentPattern]]]] = {}
         for name, definition in intents.items():
             self.doc = definition.doc
             if not _KIND.fullmatch(name.replace("-", "_")):
                 self.fail(definition.path, f"bad intent name {name!r}: use lower-case letters, "
                                            "digits, '_' and '-'")
-            patterns = self.convert(definition.raw, list[IntentPattern], definition.path)
-            if patterns is not None:
-                if not patterns:
-                    self.fail(definition.path, "an empty list: give at least one pattern")
-                parsed_intents[name] = (definition, patterns)
-            else:
-                parsed_intents[name] = (definition, self.salvage(definition.raw,
-                                                                 list[IntentPattern]) or [])
+            parsed_intents[name] = (definition, self.intent_patterns(definition))
         parsed_globals: list[tuple[_Def, Global]] = []
         broken_globals: list[tuple[_Def, Global]] = []
         for definition in handlers.values():
@@ -458,21 +471,89 @@ class _Compiler:
             self.doc = definition.doc
             self.info.states[name] = self.loc(definition.path)
             nodes[name] = self.node(name, state, definition.path)
+        self.check_webhook_lookups(nodes, parsed_states, parsed_globals)
         self.raise_errors()
         nodes = self.prune(nodes, top.start or "", expire)
         self.check_loops(nodes, parsed_states)
         self.raise_errors()
         assert top.name is not None and top.version is not None and top.start is not None
+        rule = self.settings.language or LanguageSettings()
+        detect = None
+        if len(self.languages) > 1 and rule.detect:
+            detect = LanguageRule(rule.texts, rule.confidence)
         return Machine(top.name, top.version, top.start, nodes, expire=expire,
-                       description=top.description, info=self.info, read_limit=read_limit)
+                       description=top.description, info=self.info, read_limit=read_limit,
+                       languages=self.languages, detect=detect)
+
+    # -- languages ----------------------------------------------------------------------------
+
+    def declared_languages(self, top: Scenario) -> tuple[str, ...]:
+        if top.languages is None:
+            return DEFAULT_LANGUAGES
+        if not top.languages:
+            if self.root.data.get("languages"):  # its entries were wrong: already reported
+                return DEFAULT_LANGUAGES
+            self.fail(("languages",), "an empty list: name at least one language (en, es...), "
+                                      "or leave 'languages' out for English only")
+            return DEFAULT_LANGUAGES
+        seen: list[str] = []
+        for i, code in enumerate(top.languages):
+            if code in seen:
+                self.fail(("languages", i), f"{code!r} is declared twice")
+            else:
+                seen.append(code)
+        return tuple(seen)
+
+    def language_key(self, key: Any, path: Path) -> str | None:
+        """`key` of a per-language mapping, if it is a declared language. A language the
+        scenario does not declare is an error in its own file and ignored in an included one
+        (a shared file may serve scenarios that speak more languages)."""
+        if isinstance(key, str) and key in self.languages:
+            return key
+        if self.doc is self.root or not (isinstance(key, str) and _LANGUAGE.fullmatch(key)):
+            declared = ", ".join(self.languages)
+            hint = ("" if isinstance(key, str) and _LANGUAGE.fullmatch(key) else
+                    "; a per-language mapping has language codes as keys")
+            self.fail((*path, key), f"{key!r} is not a declared language (the scenario's "
+                                    f"'languages': {declared}){hint}")
+        return None
+
+    def intent_patterns(self, definition: _Def) -> dict[str, list[IntentPattern]]:
+        """An intent's patterns by language: a plain list is the default language's."""
+        raw = definition.raw
+        default = self.languages[0]
+        if not isinstance(raw, dict):
+            patterns = self.convert(raw, list[IntentPattern], definition.path)
+            if patterns is None:
+                return {default: self.salvage(raw, list[IntentPattern]) or []}
+            if not patterns:
+                self.fail(definition.path, "an empty list: give at least one pattern")
+            return {default: patterns}
+        out: dict[str, list[IntentPattern]] = {}
+        for key, value in raw.items():
+            language = self.language_key(key, definition.path)
+            if language is None:
+                continue
+            path = (*definition.path, language)
+            patterns = self.convert(value, list[IntentPattern], path)
+            if patterns is None:
+                patterns = self.salvage(value, list[IntentPattern]) or []
+            elif not patterns:
+                self.fail(path, "an empty list: give at least one pattern")
+            out[language] = patterns
+        if not raw:
+            self.fail(definition.path, "an empty mapping: give the patterns of at least one "
+                                       "language")
+        return out
 
     # -- names --------------------------------------------------------------------------------
 
     def collect_vars(self, states: dict[str, tuple[_Def, State]],
-                     intents: dict[str, tuple[_Def, list[IntentPattern]]],
+                     intents: dict[str, tuple[_Def, dict[str, list[IntentPattern]]]],
                      handlers: list[tuple[_Def, Global]]) -> None:
         known = set(CONTEXT_VARS)
         kinds: set[str] = set()
+        calls: set[str] = set()
 
         def from_pattern(pattern: Pattern) -> None:
             if pattern.regex:
@@ -481,7 +562,7 @@ class _Compiler:
             if isinstance(pattern.number, NumberMatch) and pattern.number.capture:
                 known.add(pattern.number.capture)
 
-        def from_reply(reply: Reply | LookupReply) -> None:
+        def from_reply(reply: Reply | LookupReply | WebhookReply) -> None:
             known.update((reply.set or {}).keys())
             if isinstance(reply, Reply):
                 from_pattern(reply)
@@ -502,17 +583,25 @@ class _Compiler:
                 from_reply(lookup_reply)
                 if lookup_reply.kind:
                     kinds.add(lookup_reply.kind)
+            if state.webhook is not None:
+                calls.add(state.webhook.call)
+            for webhook_reply in state.on_webhook or ():
+                from_reply(webhook_reply)
         for _, handler in handlers:
             from_reply(handler)
-        for _, patterns in intents.values():
-            for pattern in patterns:
-                if isinstance(pattern, Pattern):
-                    from_pattern(pattern)
+        for _, by_language in intents.values():
+            for patterns in by_language.values():
+                for pattern in patterns:
+                    if isinstance(pattern, Pattern):
+                        from_pattern(pattern)
         self.known_vars = known
         self.lookup_kinds = kinds
+        self.webhook_calls = calls
 
     def known(self, name: str) -> bool:
-        return name in self.known_vars or name.split(".", 1)[0] in self.lookup_kinds
+        prefix = name.split(".", 1)[0]
+        return (name in self.known_vars or prefix in self.lookup_kinds
+                or (prefix in self.webhook_calls and "." in name))
 
     @staticmethod
     def unknown_kind(kind: str) -> str:
@@ -553,6 +642,28 @@ class _Compiler:
             self.info.messages.append((self.loc(path), owner, template))
         return template
 
+    def localized(self, value: Any, path: Path, owner: str,
+                  compile_one: Callable[[Any, Path], _T]) -> tuple[_T | None, dict[str, _T]]:
+        """A message field that may be given per language: (the default language's, the
+        others' by language). A plain value is the default language's."""
+        default = self.languages[0]
+        if value is None:
+            return None, {}
+        if not isinstance(value, dict):
+            self.info.texts.append((self.loc(path), owner, frozenset({default})))
+            return compile_one(value, path), {}
+        given: dict[str, _T] = {}
+        for key, one in value.items():
+            language = self.language_key(key, path)
+            if language is not None:
+                given[language] = compile_one(one, (*path, language))
+        if not value:
+            self.fail(path, "an empty mapping: give the text of at least one language")
+        self.info.texts.append((self.loc(path), owner, frozenset(given)))
+        # without the default language's text, the default language gets the first one given
+        first = given.pop(default) if default in given else next(iter(given.values()), None)
+        return first, given
+
     def say(self, say: Any, path: Path, owner: str) -> tuple[tuple[Template, ...], ...]:
         if say is None:
             return ()
@@ -588,15 +699,31 @@ class _Compiler:
                                          "digits and '_'")
         elif lookup is not None and lookup not in LOOKUP_KINDS:
             self.fail((*path, "lookup"), self.unknown_kind(lookup))
-        opt_out = getattr(spec, "opt_out", None)
-        opt_in = getattr(spec, "opt_in", None)
+        for key, template in assign:
+            if key == "language" and not template.names and template.source not in \
+                    self.languages:
+                self.fail((*path, "set", key), f"{template.source!r} is not a declared language "
+                                               f"(the scenario's 'languages': "
+                                               f"{', '.join(self.languages)})")
+
+        def text(value: str, where: Path) -> Template:
+            return self.template(value, where, owner)
+
+        def say(value: Any, where: Path) -> tuple[tuple[Template, ...], ...]:
+            return self.say(value, where, owner)
+
+        opt_out, opt_out_in = self.localized(getattr(spec, "opt_out", None),
+                                             (*path, "opt_out"), owner, text)
+        opt_in, opt_in_in = self.localized(getattr(spec, "opt_in", None), (*path, "opt_in"),
+                                           owner, text)
+        said, said_in = self.localized(spec.say, (*path, "say"), owner, say)
         return Actions(
-            assign=assign, tags=tags, lookup=lookup,
-            opt_out=self.template(opt_out, (*path, "opt_out"), owner)
-            if opt_out is not None else None,
-            opt_in=self.template(opt_in, (*path, "opt_in"), owner)
-            if opt_in is not None else None,
-            say=self.say(spec.say, (*path, "say"), owner))
+            assign=assign, tags=tags, lookup=lookup, opt_out=opt_out, opt_in=opt_in,
+            say=said or (), languages=tuple(
+                (language, said_in.get(language, ()), opt_out_in.get(language),
+                 opt_in_in.get(language))
+                for language in self.languages[1:]
+                if language in said_in or language in opt_out_in or language in opt_in_in))
 
     def conditions(self, spec: ConditionSpec | list[ConditionSpec] | None, path: Path
                    ) -> tuple[Condition, ...]:
@@ -702,7 +829,7 @@ class _Compiler:
             return Has(value, capture)
         # intent
         found = self.intent(value, kpath)
-        return AnyOf(found.name, found.patterns, capture)
+        return AnyOf(found.name, found.patterns, capture, by_language=found.by_language)
 
     def intent(self, name: str, path: Path | None) -> AnyOf:
         """The compiled intent `name` (compiling it, and the intents it uses, on first use)."""
@@ -716,7 +843,7 @@ class _Compiler:
                     if self.intent_defs and not close else ""
                 self.fail(path, f"unknown intent {name!r}{hint}{known}")
             return AnyOf(name)
-        definition, patterns = self.intent_defs[name]
+        definition, by_language = self.intent_defs[name]
         if name in self.intent_stack:
             chain = " -> ".join([*self.intent_stack[self.intent_stack.index(name):], name])
             saved = self.doc
@@ -727,18 +854,24 @@ class _Compiler:
         self.intent_stack.append(name)
         saved = self.doc
         self.doc = definition.doc
-        compiled: list[Matcher] = []
-        for i, pattern in enumerate(patterns):
-            ppath: Path = (*definition.path, i)
-            if isinstance(pattern, str):
-                if not fold(pattern).strip():
-                    self.fail(ppath, "an empty keyword")
-                compiled.append(Words([pattern]))
-            else:
-                compiled.append(self.matcher(pattern, ppath, what="an intent pattern"))
+        per_language = isinstance(definition.raw, dict)
+        compiled: dict[str, tuple[Matcher, ...]] = {}
+        for language, patterns in by_language.items():
+            matchers: list[Matcher] = []
+            for i, pattern in enumerate(patterns):
+                ppath: Path = (*definition.path, language, i) if per_language \
+                    else (*definition.path, i)
+                if isinstance(pattern, str):
+                    if not fold(pattern).strip():
+                        self.fail(ppath, "an empty keyword")
+                    matchers.append(Words([pattern]))
+                else:
+                    matchers.append(self.matcher(pattern, ppath, what="an intent pattern"))
+            compiled[language] = _merge_words(matchers)
         self.doc = saved
         self.intent_stack.pop()
-        result = AnyOf(name, _merge_words(compiled))
+        default = compiled.pop(self.languages[0], ())
+        result = AnyOf(name, default, by_language=compiled)
         self.intents[name] = result
         return result
 
@@ -848,6 +981,10 @@ class _Compiler:
             if getattr(state, attr) is not None and state.if_ is None:
                 self.fail((*base, key), f"'{key}' only makes sense with 'if'")
         actions = self.actions(state, base, name)
+        on_webhook = self.webhook_part(state, base, name)
+        if state.webhook is not None:
+            actions = dataclasses.replace(actions, webhook=self.webhook(state.webhook,
+                                                                        (*base, "webhook")))
         expect = tuple(self.entry(r, (*base, "expect", i), f"expect[{i}]", name)
                        for i, r in enumerate(state.expect or ()))
         if state.expect is not None:
@@ -959,7 +1096,7 @@ class _Compiler:
             record=record, experiment=experiment,
             resume=resume, reason=reason or "", priority=priority, visits=visits,
             globals=handlers,
-            merge=merge, delay=delay, busy=busy)
+            merge=merge, delay=delay, busy=busy, on_webhook=on_webhook)
 
     def lookup_entry(self, reply: LookupReply, path: Path, index: int, owner: str
                      ) -> LookupEntry:
@@ -973,6 +1110,91 @@ class _Compiler:
                            trigger=f"lookup[{index}]", kind=reply.kind, ok=reply.ok,
                            field=reply.field, when=self.conditions(reply.if_, (*path, "if")),
                            actions=self.actions(reply, path, owner))
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def webhook_part(self, state: State, base: Path, owner: str) -> tuple[WebhookEntry, ...]:
+        """The state's `on_webhook` entries, once `webhook` and its neighbours are checked."""
+        if state.webhook is not None and state.expect is None:
+            self.fail((*base, "webhook"), "a state that calls a webhook must wait for its "
+                                          "answer: give it 'expect' ('on_webhook' takes the "
+                                          "answer while it waits)")
+        if state.webhook is not None and state.lookup is not None:
+            self.fail((*base, "webhook"), "a state can ask for a lookup or call a webhook, not "
+                                          "both (one answer is awaited at a time): ask for the "
+                                          "lookup in an earlier state")
+        if state.on_webhook is not None and state.webhook is None:
+            self.fail((*base, "on_webhook"), "'on_webhook' needs 'webhook' in the same state: "
+                                             "nothing else is answered there")
+        return tuple(self.webhook_entry(r, (*base, "on_webhook", i), i, owner)
+                     for i, r in enumerate(state.on_webhook or ()))
+
+    def webhook(self, spec: WebhookCall, path: Path) -> tuple[str, tuple[str, ...]]:
+        """(name, variables) of a `webhook` action."""
+        call = spec.call
+        taken = {n.split(".", 1)[0] for n in CONTEXT_VARS} | set(LOOKUP_KINDS)
+        if not _KIND.fullmatch(call):
+            self.fail((*path, "call"), f"bad webhook name {call!r}: use lower-case letters, "
+                                       "digits and '_' (a [webhooks.NAME] of the config)")
+        elif call in taken:
+            self.fail((*path, "call"), f"a webhook cannot be named {call!r}: its answer's "
+                                       f"variables ({call}.field) would mix with the "
+                                       f"conversation's own; rename it in the config")
+        if len(spec.send) > MAX_WEBHOOK_VARS:
+            self.fail((*path, "send"), f"{len(spec.send)} variables: send at most "
+                                       f"{MAX_WEBHOOK_VARS}")
+        names: list[str] = []
+        for i, var in enumerate(spec.send):
+            where: Path = (*path, "send", i)
+            self.variable(var, where)
+            if var in names:
+                self.fail(where, f"{var!r} is sent twice")
+            elif not self.known(var):
+                close = difflib.get_close_matches(var, sorted(self.known_vars), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(where, f"unknown variable {var!r}{hint}: send variables the "
+                                 "scenario sets, captures or is given (persona.*, city.*)")
+            names.append(var)
+        return call, tuple(names)
+
+    def webhook_entry(self, reply: WebhookReply, path: Path, index: int, owner: str
+                      ) -> WebhookEntry:
+        if reply.otherwise and (reply.ok is not None or reply.error or reply.field):
+            self.fail(path, "'otherwise' takes every answer: leave out ok, error and field")
+        if reply.error is not None and reply.ok:
+            self.fail((*path, "error"), "an answer with an error is not ok: leave out "
+                                        "'ok: true'")
+        if reply.field is not None and reply.ok is False:
+            self.fail((*path, "field"), "a failed call has no reply fields: leave out "
+                                        "'ok: false' or 'field'")
+        if reply.field is not None and not WEBHOOK_FIELD.fullmatch(reply.field):
+            self.fail((*path, "field"), f"bad field name {reply.field!r}: a top-level field "
+                                        "of the JSON reply (letters, digits and '_')")
+        return WebhookEntry(target=self.destination(reply, path, allow_return=False),
+                            trigger=f"webhook[{index}]", ok=reply.ok, error=reply.error,
+                            field=reply.field, when=self.conditions(reply.if_, (*path, "if")),
+                            actions=self.actions(reply, path, owner))
+
+    def check_webhook_lookups(self, nodes: dict[str, Node],
+                              states: dict[str, tuple[_Def, State]],
+                              handlers: list[tuple[_Def, Global]]) -> None:
+        """A reply that asks for a lookup must not go straight to a state that calls a
+        webhook: one step would await two answers."""
+        replies = [(definition.doc, (*definition.path, "expect", i), reply)
+                   for definition, state in states.values()
+                   for i, reply in enumerate(state.expect or ())]
+        replies += [(definition.doc, definition.path, handler)
+                    for definition, handler in handlers]
+        saved = self.doc
+        for doc, path, reply in replies:
+            target = nodes.get(reply.goto or "")
+            if reply.lookup and target is not None and target.actions.webhook is not None:
+                self.doc = doc
+                self.fail((*path, "lookup"), f"this reply asks for a lookup and goes to "
+                                             f"state {target.name!r}, which calls a webhook: "
+                                             "one step cannot await both answers; ask for the "
+                                             "lookup in an earlier state")
+        self.doc = saved
 
     # -- the graph ----------------------------------------------------------------------------
 

@@ -31,6 +31,10 @@ class ConversationState(msgspec.Struct, forbid_unknown_fields=True, omit_default
     """The engine's own named deadlines (state timeout, expiry...); `timer_at` is their min."""
     returns: list[str] = []
     """States interrupted by a global handler, most recent last (for its `return`)."""
+    heard: int = 0
+    """The person's texts heard while the language is undecided; -1 once it is settled."""
+    sample: str = ""
+    """Those texts, joined: what the language is identified from (cleared once settled)."""
 
     @property
     def started(self) -> bool:
@@ -55,6 +59,10 @@ class Message(msgspec.Struct, tag="message"):
     text: str
     media: tuple[str, ...] = ()
     """URLs (or store ids) of media that came with the message."""
+    language: str = ""
+    """The language the runtime identified (see `Machine.language_sample`), "" for none."""
+    confidence: float = 0.0
+    """How sure that identification is, 0 to 1."""
 
 
 class TimerFired(msgspec.Struct, tag="timer"):
@@ -76,7 +84,19 @@ class Resume(msgspec.Struct, tag="resume"):
     """The state to pick up at; empty for the one the scenario names (`handoff.resume`)."""
 
 
-Event = Start | Message | TimerFired | LookupResult | Resume
+class WebhookResult(msgspec.Struct, tag="webhook_result"):
+    """The answer to a `Webhook` effect: `ok` for a 2xx reply, whose top-level scalar JSON
+    fields are `fields`; else `error` is timeout, failed or refused."""
+
+    call: str
+    ok: bool
+    status: int = 0
+    """The HTTP status of the reply (0: none)."""
+    error: str = ""
+    fields: dict[str, str] = {}
+
+
+Event = Start | Message | TimerFired | LookupResult | Resume | WebhookResult
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +139,14 @@ class Lookup(msgspec.Struct, tag="lookup"):
     kind: str
 
 
+class Webhook(msgspec.Struct, tag="webhook"):
+    """Call the configured webhook `call` with `payload` (the variables the scenario chose);
+    its answer comes back as a `WebhookResult` event."""
+
+    call: str
+    payload: dict[str, str] = {}
+
+
 class HandOff(msgspec.Struct, tag="hand_off"):
     """Give the conversation to a human advocate; the engine stays silent until `Resume`."""
 
@@ -158,4 +186,4 @@ class End(msgspec.Struct, tag="end"):
 
 
 Effect = (Send | SetTimer | CancelTimer | Capture | Tag | Lookup | HandOff | OptOut | OptIn
-          | Transition | End)
+          | Transition | End | Webhook)

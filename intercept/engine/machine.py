@@ -40,10 +40,12 @@ from .events import (
     Tag,
     TimerFired,
     Transition,
+    Webhook,
+    WebhookResult,
 )
 from .match import Always, Condition, Matcher, all_hold
 from .template import Template
-from .text import READ_LIMIT, Text, fold
+from .text import READ_LIMIT, WORD, Text, fold
 
 RETURN = "\x00return"
 """An entry's target: back to the state a global handler interrupted (or stay)."""
@@ -53,6 +55,13 @@ STAY = "\x00stay"
 TIMEOUT = "timeout"
 EXPIRE = "expire"
 _MAX_RETURNS = 8
+SAMPLE_LIMIT = 400
+"""Characters of the person's first texts kept to identify their language from."""
+NEUTRAL_WORDS = frozenset({
+    "ok", "okay", "okey", "oki", "k", "kk", "no", "si", "lol", "lmao", "xd", "jaja", "jajaja",
+    "haha", "hahaha", "hmm", "mm", "ah", "oh", "eh", "ya", "u", "x", "q"})
+"""Words that say nothing of a language ("no", "ok", "lol"): not counted towards the two words
+a language decision needs, so "no" then "ok" decide nothing."""
 
 # Node kinds
 EXPECT, GOTO, END, IF, SPLIT, HANDOFF = "expect", "goto", "end", "if", "split", "handoff"
@@ -107,6 +116,17 @@ class Busy(msgspec.Struct, frozen=True):
     high: float
 
 
+class LanguageRule(msgspec.Struct, frozen=True):
+    """How the person's first texts choose the conversation's language (see `Machine`)."""
+
+    texts: int = 3
+    confidence: float = 0.65
+
+
+Variants = tuple[tuple[Template, ...], ...]
+"""A `say`: variants, each one or more messages."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actions:
     """What entering a state, or taking an entry, does (in this order)."""
@@ -116,12 +136,27 @@ class Actions:
     lookup: str | None = None
     opt_out: Template | None = None
     opt_in: Template | None = None
-    say: tuple[tuple[Template, ...], ...] = ()  # variants, each one or more messages
+    say: Variants = ()  # the default language's
+    languages: tuple[tuple[str, Variants, Template | None, Template | None], ...] = ()
+    """(language, say, opt_out, opt_in) given for another language than the default; an
+    empty say or a None falls back to the default language's."""
+    webhook: tuple[str, tuple[str, ...]] | None = None
+    """(the webhook's name, the variables it is sent)."""
+
+    def in_language(self, language: str
+                    ) -> tuple[Variants, Template | None, Template | None]:
+        """The say, opt-out and opt-in texts for a conversation in `language`."""
+        for code, say, opt_out, opt_in in self.languages:
+            if code == language:
+                return (say or self.say, opt_out if opt_out is not None else self.opt_out,
+                        opt_in if opt_in is not None else self.opt_in)
+        return self.say, self.opt_out, self.opt_in
 
     @property
     def empty(self) -> bool:
         return not (self.assign or self.tags or self.lookup or self.say
-                    or self.opt_out is not None or self.opt_in is not None)
+                    or self.opt_out is not None or self.opt_in is not None
+                    or self.webhook is not None)
 
 
 NO_ACTIONS = Actions()
@@ -169,6 +204,30 @@ class LookupEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookEntry:
+    """One compiled `on_webhook` entry."""
+
+    target: str  # a state name or STAY
+    trigger: str
+    ok: bool | None = None
+    error: str | None = None
+    field: str | None = None
+    when: tuple[Condition, ...] = ()
+    actions: Actions = NO_ACTIONS
+
+    def takes(self, result: WebhookResult, values: dict[str, str]) -> bool:
+        return ((self.ok is None or self.ok == result.ok)
+                and (self.error is None or self.error == result.error)
+                and (self.field is None or bool(result.fields.get(self.field)))
+                and all_hold(self.when, values))
+
+
+def webhook_payload(names: tuple[str, ...], values: dict[str, str]) -> dict[str, str]:
+    """The variables a webhook is sent ("" for one not set)."""
+    return {name: values.get(name, "") for name in names}
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """One compiled state."""
 
@@ -195,6 +254,7 @@ class Node:
     merge: float = 0.0
     delay: float = 1.0
     busy: Busy | None = None
+    on_webhook: tuple[WebhookEntry, ...] = ()
 
     @property
     def say(self) -> tuple[tuple[Template, ...], ...]:
@@ -215,6 +275,7 @@ class Node:
             if self.timeout is not None:
                 out.append((self.timeout.target, TIMEOUT))
             out.extend((e.target, e.trigger) for e in self.on_lookup)
+            out.extend((e.target, e.trigger) for e in self.on_webhook)
         elif self.kind == GOTO:
             out.append((self.goto or "", "goto"))
         elif self.kind == IF:
@@ -230,8 +291,8 @@ class Node:
 class _Step:
     """The work of one step: a mutable copy of the state, and the effects so far."""
 
-    __slots__ = ("busy_drawn", "deadlines", "effects", "machine", "node", "now", "outcome",
-                 "paused", "returns", "seed", "state", "vars", "visits")
+    __slots__ = ("busy_drawn", "deadlines", "effects", "heard", "machine", "node", "now",
+                 "outcome", "paused", "returns", "sample", "seed", "state", "vars", "visits")
 
     def __init__(self, machine: Machine, state: ConversationState, now: float):
         self.machine = machine
@@ -249,23 +310,38 @@ class _Step:
         self.outcome = state.outcome
         self.effects: list[Effect] = []
         self.busy_drawn = False
+        self.heard = state.heard
+        self.sample = state.sample
 
     # -- actions ------------------------------------------------------------------------------
 
     def act(self, actions: Actions, node: Node) -> None:
-        values = self.vars
+        machine = self.machine
+        language = machine.language_of(self.vars)
+        values = machine.values_in(self.vars, language)
         effects = self.effects
         for key, template in actions.assign:
-            values[key] = template.render(values)
+            value = template.render(values)
+            self.vars[key] = value
+            if values is not self.vars:
+                values[key] = value
+            if key == "language":  # the author chose it: detection stops
+                self.heard, self.sample = -1, ""
+                language = machine.language_of(self.vars)
+                values = machine.values_in(self.vars, language)
         for tag in actions.tags:
             effects.append(Tag(tag))
         if actions.lookup is not None:
             effects.append(Lookup(actions.lookup))
-        if actions.opt_out is not None:
-            effects.append(OptOut(actions.opt_out.render(values)))
-        if actions.opt_in is not None:
-            effects.append(OptIn(actions.opt_in.render(values)))
-        say = actions.say
+        if actions.webhook is not None:
+            call, names = actions.webhook
+            effects.append(Webhook(call, webhook_payload(names, values)))
+        say, opt_out, opt_in = actions.in_language(language) if actions.languages else (
+            actions.say, actions.opt_out, actions.opt_in)
+        if opt_out is not None:
+            effects.append(OptOut(opt_out.render(values)))
+        if opt_in is not None:
+            effects.append(OptIn(opt_in.render(values)))
         if say:
             if len(say) > 1:
                 index, self.seed = rng.choose(self.seed, len(say))
@@ -325,7 +401,7 @@ class _Step:
             if kind == GOTO:
                 target, trigger = node.goto, "goto"  # type: ignore[assignment]
             elif kind == IF:
-                if all_hold(node.condition, self.vars):
+                if all_hold(node.condition, self.machine.values_in(self.vars)):
                     target, trigger = node.then, "then"  # type: ignore[assignment]
                 else:
                     target, trigger = node.otherwise, "else"  # type: ignore[assignment]
@@ -377,7 +453,8 @@ class _Step:
         else:
             self.arm(node)
 
-    def take(self, entry: Entry | LookupEntry, node: Node, *, is_global: bool = False) -> None:
+    def take(self, entry: Entry | LookupEntry | WebhookEntry, node: Node, *,
+             is_global: bool = False) -> None:
         if not entry.actions.empty:
             self.act(entry.actions, node)
         target = entry.target
@@ -408,7 +485,7 @@ class _Step:
             scenario=state.scenario, version=state.version, node=self.node, vars=self.vars,
             rng=self.seed, turn=state.turn + 1, timer_at=timer_at, outcome=self.outcome,
             paused=self.paused, visits=self.visits, deadlines=deadlines,
-            returns=self.returns), effects
+            returns=self.returns, heard=self.heard, sample=self.sample), effects
 
 
 class Machine:
@@ -416,7 +493,8 @@ class Machine:
 
     def __init__(self, name: str, version: int, start: str, nodes: dict[str, Node], *,
                  expire: Expiry | None = None, description: str = "",
-                 info: object = None, read_limit: int = READ_LIMIT):
+                 info: object = None, read_limit: int = READ_LIMIT,
+                 languages: tuple[str, ...] = ("en",), detect: LanguageRule | None = None):
         self.name = name
         self.version = version
         self.start = start
@@ -429,6 +507,10 @@ class Machine:
         self.max_hops = 2 * len(nodes) + 2
         self.read_limit = read_limit
         """Characters of a reply the matchers read; `message` keeps the whole text."""
+        self.languages = languages
+        """The languages the scenario speaks; the first is the default."""
+        self.detect = detect if len(languages) > 1 else None
+        """How the person's first texts choose the language (None: they do not)."""
 
     def __repr__(self) -> str:
         return f"<Machine {self.name} v{self.version}: {len(self.nodes)} states>"
@@ -439,9 +521,65 @@ class Machine:
         return {n.experiment: n for n in self.nodes.values() if n.kind == SPLIT and n.experiment}
 
     def new_state(self, *, seed: int, context: dict[str, str]) -> ConversationState:
-        """A conversation that has not started. `context` holds persona.* and city.* values."""
-        return ConversationState(scenario=self.name, version=self.version, vars=dict(context),
+        """A conversation that has not started. `context` holds persona.* and city.* values
+        (and per-language ones as "city.link@es"). A scenario of several languages starts in
+        the persona's language when it speaks it, else in its default."""
+        values = dict(context)
+        if len(self.languages) > 1:
+            wanted = values.get("persona.language", "")
+            values["language"] = wanted if wanted in self.languages else self.languages[0]
+        return ConversationState(scenario=self.name, version=self.version, vars=values,
                                  rng=seed)
+
+    # -- languages ----------------------------------------------------------------------------
+
+    def language_of(self, values: dict[str, str]) -> str:
+        """The conversation's language when it is not the default, else ""."""
+        if len(self.languages) < 2:
+            return ""
+        language = values.get("language", "")
+        return language if language != self.languages[0] and language in self.languages else ""
+
+    def values_in(self, values: dict[str, str], language: str | None = None
+                  ) -> dict[str, str]:
+        """The variables as a conversation in `language` sees them: "city.link@es" stands for
+        "city.link" in Spanish. The same dict when nothing changes."""
+        if language is None:
+            language = self.language_of(values)
+        if not language:
+            return values
+        suffix = "@" + language
+        cut = len(suffix)
+        own = {k[:-cut]: v for k, v in values.items() if k.endswith(suffix)}
+        return {**values, **own} if own else values
+
+    def language_sample(self, state: ConversationState, text: str) -> str | None:
+        """What to identify the language of when `text` arrives: the person's undecided texts
+        so far and this one, joined; None when the language is not to be detected."""
+        if self.detect is None or state.heard < 0 or state.paused or state.ended:
+            return None
+        sample = f"{state.sample}\n{text}" if state.sample else text
+        return sample[-SAMPLE_LIMIT:]
+
+    def _hear(self, state: ConversationState, event: Message
+              ) -> tuple[str | None, int, str]:
+        """The language rule applied to one text: (the language to switch to or None, the
+        texts heard, the sample kept). Decided once: at the rule's confidence, on a sample of
+        at least two words that tell (not "ok", "no", "lol", numbers), in a declared language;
+        after `texts` texts it stays as it is."""
+        sample = self.language_sample(state, event.text)
+        rule = self.detect
+        if sample is None or rule is None:
+            return None, state.heard, state.sample
+        telling = [w for w in WORD.findall(fold(sample))
+                   if w not in NEUTRAL_WORDS and not w.isdigit()]
+        if (event.language in self.languages and event.confidence >= rule.confidence
+                and len(telling) >= 2):
+            return event.language, -1, ""
+        heard = state.heard + 1
+        if heard >= rule.texts:
+            return None, -1, ""
+        return None, heard, sample
 
     def merge_window(self, state: ConversationState) -> float:
         """Seconds to wait after a reply for more fragments before stepping them as one
@@ -479,6 +617,8 @@ class Machine:
             return self._timer(state, node, now)
         if isinstance(event, LookupResult):
             return self._lookup(state, node, event, now)
+        if isinstance(event, WebhookResult):
+            return self._webhook(state, node, event, now)
         if isinstance(event, Resume):
             if not state.paused:
                 raise EngineError("Resume for a conversation that is not handed off")
@@ -496,8 +636,16 @@ class Machine:
 
     def _message(self, state: ConversationState, node: Node, event: Message, now: float
                  ) -> tuple[ConversationState, list[Effect]]:
-        text = Text(event.text, event.media, limit=self.read_limit)
-        values = state.vars
+        if self.detect is not None and state.heard >= 0 and not state.paused:
+            switch, heard, sample = self._hear(state, event)
+            values = dict(state.vars)
+            if switch is not None:
+                values["language"] = switch
+            state = msgspec.structs.replace(state, vars=values, heard=heard, sample=sample)
+        language = self.language_of(state.vars)
+        text = Text(event.text, event.media, limit=self.read_limit,
+                    language=language or self.languages[0])
+        values = self.values_in(state.vars, language)
         paused = state.paused
         for entry in node.globals:
             if paused and not entry.while_paused:
@@ -556,8 +704,39 @@ class Machine:
         for key, value in event.data.items():
             run.vars[f"{event.kind}.{key}"] = value
         if not state.paused:
+            values = self.values_in(run.vars)
             for entry in node.on_lookup:
-                if entry.takes(event, run.vars):
+                if entry.takes(event, values):
                     run.take(entry, node)
                     break
         return run.finish()
+
+    def _webhook(self, state: ConversationState, node: Node, event: WebhookResult, now: float
+                 ) -> tuple[ConversationState, list[Effect]]:
+        """The answer's fields become `call.field` variables (those of an earlier answer are
+        dropped), with `call.http_status` and, on failure, `call.error`."""
+        run = _Step(self, state, now)
+        prefix = f"{event.call}."
+        for key in [k for k in run.vars if k.startswith(prefix)]:
+            del run.vars[key]
+        for key, value in event.fields.items():
+            run.vars[prefix + key] = value
+        run.vars[prefix + "http_status"] = str(event.status)
+        if not event.ok:
+            run.vars[prefix + "error"] = event.error or "failed"
+        if not state.paused:
+            values = self.values_in(run.vars)
+            for entry in node.on_webhook:
+                if entry.takes(event, values):
+                    run.take(entry, node)
+                    break
+        return run.finish()
+
+    def pending_webhook(self, state: ConversationState) -> Webhook | None:
+        """The call the state `state` is in makes on entering it, as it made it (the runtime
+        redoes a call a restart interrupted); None when it calls none."""
+        node = self.nodes.get(state.node)
+        if node is None or node.actions.webhook is None or state.ended:
+            return None
+        call, names = node.actions.webhook
+        return Webhook(call, webhook_payload(names, self.values_in(state.vars)))

@@ -314,19 +314,29 @@ _CACHE_KEY_CHARS = 64
 
 
 class AnyOf(Matcher):
-    """A named intent: the first of its patterns that matches."""
+    """A named intent: the first of its patterns that matches. A reply in another language
+    than the scenario's default tries that language's patterns first, then the default's."""
 
-    __slots__ = ("name", "patterns")
+    __slots__ = ("by_language", "name", "patterns")
     kind = "intent"
 
     def __init__(self, name: str, patterns: tuple[Matcher, ...] = (),
-                 capture: str | None = None):
+                 capture: str | None = None, *,
+                 by_language: dict[str, tuple[Matcher, ...]] | None = None):
         super().__init__(capture)
         self.name = name
         self.patterns = patterns
+        """The default language's patterns."""
+        self.by_language = by_language or {}
+        """The other languages' patterns."""
 
     def match(self, text: Text) -> dict[str, str] | None:
-        for pattern in self.patterns:
+        patterns = self.patterns
+        if text.language and self.by_language:
+            own = self.by_language.get(text.language)
+            if own:
+                patterns = own + patterns
+        for pattern in patterns:
             found = pattern.match(text)
             if found is not None:
                 if self.capture:

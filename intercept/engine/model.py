@@ -16,13 +16,22 @@ from msgspec import Meta
 
 from .durations import DURATION_PATTERN
 
+LanguageCode = Annotated[str, Meta(
+    pattern="^[a-z]{2,3}$", description="A language: its ISO 639-1 code (en, es, ...).")]
+
 # `say` is one message, or a list of variants (one is picked at random on each visit); a variant
-# that is itself a list is sent as several messages in a row.
+# that is itself a list is sent as several messages in a row. Either form can be given per
+# language: {en: ..., es: ...}.
+Messages = str | list[str | list[str]]
 Say = Annotated[
-    str | list[str | list[str]],
+    Messages | dict[str, Messages],
     Meta(description="One message, or a list of variants (one is picked at random each time); "
                      "a variant that is a list is sent as several messages in a row. "
-                     "{placeholders} are filled in.")]
+                     "{placeholders} are filled in. Per language: a mapping of language code "
+                     "to one of these ({en: ..., es: ...}).")]
+Text = Annotated[
+    str | dict[str, str],
+    Meta(description="A message, or a mapping of language code to the message.")]
 Duration = Annotated[
     str | int | float,
     Meta(description="A duration: '15s', '20m', '1h30m', '2d', or a number of seconds.",
@@ -102,9 +111,9 @@ class Reply(Pattern, forbid_unknown_fields=True, omit_defaults=True):
     set: Vars | None = None
     tag: Names | None = None
     lookup: Annotated[str | None, Meta(description="Ask for a lookup of this kind.")] = None
-    opt_out: Annotated[str | None, Meta(
+    opt_out: Annotated[Text | None, Meta(
         description="Opt the sender out; the text is the one confirmation they get.")] = None
-    opt_in: Annotated[str | None, Meta(
+    opt_in: Annotated[Text | None, Meta(
         description="Opt the sender back in; the text is the confirmation.")] = None
     say: Say | None = None
     goto: StateName | None = None
@@ -124,13 +133,9 @@ class Global(Reply, forbid_unknown_fields=True, omit_defaults=True):
                     "handlers always are), e.g. to raise a hand-off to urgent.")] = False
 
 
-class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One entry of `on_lookup`: which lookup answers it takes, actions, and where to go."""
+class AnswerReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What an entry of `on_lookup` or `on_webhook` does: actions, and where to go."""
 
-    kind: str | None = None
-    ok: bool | None = None
-    field: Annotated[str | None, Meta(
-        description="The answer must have this field, not empty.")] = None
     otherwise: bool = False
     if_: Conditions | None = msgspec.field(default=None, name="if")
     set: Vars | None = None
@@ -138,6 +143,37 @@ class LookupReply(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     say: Say | None = None
     goto: StateName | None = None
     stay: bool = False
+
+
+class LookupReply(AnswerReply, forbid_unknown_fields=True, omit_defaults=True):
+    """One entry of `on_lookup`: which lookup answers it takes, actions, and where to go."""
+
+    kind: str | None = None
+    ok: bool | None = None
+    field: Annotated[str | None, Meta(
+        description="The answer must have this field, not empty.")] = None
+
+
+class WebhookCall(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """POST chosen variables to a webhook of the config; the answer comes to `on_webhook`."""
+
+    call: Annotated[str, Meta(description="The webhook's name: a [webhooks.NAME] of the "
+                                          "config.")]
+    send: Annotated[list[str], Meta(description=(
+        "The variables to send (his_name, city.name, ...); nothing else of the conversation "
+        "is sent, never the person's number."))] = []
+
+
+class WebhookReply(AnswerReply, forbid_unknown_fields=True, omit_defaults=True):
+    """One entry of `on_webhook`: which answers it takes, actions, and where to go."""
+
+    ok: Annotated[bool | None, Meta(description="true: a 2xx reply; false: any failure.")
+                  ] = None
+    error: Annotated[Literal["timeout", "failed", "refused"] | None, Meta(
+        description="The failure: timeout, failed (an error reply or no connection) or "
+                    "refused (the rules in [webhooks] refused the call or its reply).")] = None
+    field: Annotated[str | None, Meta(
+        description="The JSON reply has this field, not empty.")] = None
 
 
 class Timeout(msgspec.Struct, forbid_unknown_fields=True):
@@ -203,8 +239,8 @@ class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     set: Vars | None = None
     tag: Names | None = None
     lookup: str | None = None
-    opt_out: str | None = None
-    opt_in: str | None = None
+    opt_out: Text | None = None
+    opt_in: Text | None = None
     expect: list[Reply] | None = None
     timeout: Timeout | None = None
     on_lookup: list[LookupReply] | None = None
@@ -222,6 +258,25 @@ class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     visits: Visits | None = None
     skip_globals: Annotated[Names | None, Meta(
         description="Global handlers not tried in this state ('all' for none).")] = None
+    webhook: Annotated[WebhookCall | None, Meta(
+        description="Call a webhook of the config with chosen variables (the state must "
+                    "wait: `expect`).")] = None
+    on_webhook: Annotated[list[WebhookReply] | None, Meta(
+        description="What the webhook's answer does, first entry that takes it.")] = None
+
+
+class LanguageSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """How a conversation's language is chosen from the person's first texts."""
+
+    detect: Annotated[bool, Meta(
+        description="Identify the language of the person's first texts (only when the "
+                    "scenario declares more than one language).")] = True
+    texts: Annotated[int, Meta(ge=1, le=10, description=(
+        "How many of the person's first texts may decide the language; after them it "
+        "stays."))] = 3
+    confidence: Annotated[float, Meta(ge=0.5, le=1, description=(
+        "Switch only when the identification is at least this sure (0.5-1).")
+                                      )] = 0.65
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -235,6 +290,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     busy: Busy | None = None
     expire: Expire | None = None
     visits: Visits | None = None
+    language: LanguageSettings | None = None
 
 
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -248,13 +304,17 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     start: Annotated[StateName | None, Meta(
         description="The state a new conversation enters.")] = None
     description: Annotated[str, Meta(description="Free text for people.")] = ""
+    languages: Annotated[list[LanguageCode] | None, Meta(description=(
+        "The languages the scenario speaks; the first is the default. Messages and intents "
+        "may then be given per language. Absent: English only."))] = None
     include: Annotated[list[str] | None, Meta(
         description="Files (relative to this one) whose intents, globals, states and settings "
                     "this file uses; its own definitions win.")] = None
     settings: Settings | None = None
-    intents: Annotated[dict[str, list[IntentPattern]] | None, Meta(
-        description="Named ways of saying something, used with `intent: <name>`; a plain "
-                    "string is a keyword.")] = None
+    intents: Annotated[dict[str, list[IntentPattern] | dict[str, list[IntentPattern]]] | None,
+                       Meta(description="Named ways of saying something, used with `intent: "
+                                        "<name>`; a plain string is a keyword. Per language: "
+                                        "a mapping of language code to the patterns.")] = None
     globals: Annotated[list[Global] | None, Meta(
         description="Handlers tried in every state before its own `expect`.")] = None
     states: Annotated[dict[str, State] | None, Meta(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from typing import NamedTuple
 
 READ_LIMIT = 1600
 """Characters of a reply the matchers read unless the scenario was compiled with another limit
@@ -73,6 +74,35 @@ YES_PHRASES = (" no problem ", " why not ", " not a problem ", " of course ", " 
 NO_PHRASES = (" no thanks ", " no thank you ", " not interested ", " leave me alone ")
 UNSURE_PHRASES = (" dont know ", " not sure ", " idk ", " no idea ", " dunno ")
 
+
+class Answers(NamedTuple):
+    """The words and phrases of a yes and a no in one language (phrases padded with spaces,
+    folded: no accents, no apostrophes)."""
+
+    yes: frozenset[str]
+    no: frozenset[str]
+    yes_phrases: tuple[str, ...]
+    no_phrases: tuple[str, ...]
+    unsure_phrases: tuple[str, ...]
+
+
+ANSWERS = {
+    "en": Answers(YES_WORDS, NO_WORDS, YES_PHRASES, NO_PHRASES, UNSURE_PHRASES),
+    # Spanish as texted in the US, with the English a Spanish speaker mixes in ("ok", "yes").
+    "es": Answers(
+        frozenset({"si", "sii", "siii", "sip", "simon", "claro", "dale", "va", "vale", "sale",
+                   "orale", "seguro", "porfa", "aja", "obvio", "ok", "okay", "oki", "k", "yes",
+                   "sure", "bueno", "andale", "exacto", "correcto"}),
+        frozenset({"no", "nel", "nop", "nopo", "nada", "nunca", "tampoco", "nah", "nope"}),
+        (" claro que si ", " por supuesto ", " me interesa ", " esta bien ", " si quiero ",
+         " como no ", " por que no ", " porque no "),
+        (" no gracias ", " no me interesa ", " dejame en paz ", " no quiero ", " para nada ",
+         " ni loca ", " ni loco "),
+        (" no se ", " no entiendo ", " quien eres ", " quien es ", " tal vez ", " quizas ",
+         " a lo mejor ", " no estoy segura ", " no estoy seguro ", " ni idea ")),
+}
+"""Yes and no by language: a conversation in Spanish reads "si", "nel", "no gracias"."""
+
 _NUMBER_WORDS = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -98,8 +128,19 @@ _DIGITS = re.compile(
 
 
 def fold(text: str) -> str:
-    """How keywords and replies are compared: NFKC, case-folded, apostrophes in words dropped."""
-    return _APOSTROPHE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """How keywords and replies are compared: NFKC, case-folded, accents and apostrophes in
+    words dropped ("Cuánto" and "cuanto" are the same word, as texters write them)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if not folded.isascii():
+        folded = strip_accents(folded)
+    return _APOSTROPHE.sub("", folded)
+
+
+def strip_accents(text: str) -> str:
+    """`text` without combining marks (á -> a, ñ -> n); other characters are kept."""
+    decomposed = unicodedata.normalize("NFD", text)
+    kept = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", kept)
 
 
 def squeeze(word: str) -> tuple[str, ...]:
@@ -209,19 +250,21 @@ def parse_numbers(folded: str) -> list[float]:
     return [value for _, value in found]
 
 
-def answer_of(words: frozenset[str], padded: str) -> str:
-    """"yes", "no", or "" for a reply that is neither (or both)."""
-    for phrase in UNSURE_PHRASES:
+def answer_of(words: frozenset[str], padded: str, language: str = "") -> str:
+    """"yes", "no", or "" for a reply that is neither (or both), read in `language` (English
+    when it has no words of its own in `ANSWERS`)."""
+    table = ANSWERS.get(language) or ANSWERS["en"]
+    for phrase in table.unsure_phrases:
         if phrase in padded:
             return ""
-    for phrase in YES_PHRASES:
+    for phrase in table.yes_phrases:
         if phrase in padded:
             return "yes"
-    for phrase in NO_PHRASES:
+    for phrase in table.no_phrases:
         if phrase in padded:
             return "no"
-    yes = not YES_WORDS.isdisjoint(words)
-    no = not NO_WORDS.isdisjoint(words)
+    yes = not table.yes.isdisjoint(words)
+    no = not table.no.isdisjoint(words)
     if yes == no:
         return ""
     return "yes" if yes else "no"
@@ -230,17 +273,20 @@ def answer_of(words: frozenset[str], padded: str) -> str:
 class Text:
     """One reply, read once per step. Attributes after `words` are computed on first use."""
 
-    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "_spellings", "folded", "media",
-                 "nfkc", "raw", "repeats", "tokens", "words")
+    __slots__ = ("_answer", "_canonical", "_numbers", "_padded", "_spellings", "folded",
+                 "language", "media", "nfkc", "raw", "repeats", "tokens", "words")
 
-    def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT):
+    def __init__(self, raw: str, media: tuple[str, ...] = (), *, limit: int = READ_LIMIT,
+                 language: str = ""):
         self.raw = raw
         self.media = media
+        self.language = language
+        """The conversation's language (its `answer` words, its intents' patterns)."""
         read = raw[:limit]
         # NFKC can lengthen a text (one ligature becomes up to 18 letters): cut again after it
         nfkc = read if read.isascii() else unicodedata.normalize("NFKC", read)[:limit]
         self.nfkc = nfkc
-        folded = nfkc.lower() if nfkc.isascii() else nfkc.casefold()
+        folded = nfkc.lower() if nfkc.isascii() else strip_accents(nfkc.casefold())
         if "'" in folded or "’" in folded or "`" in folded or "´" in folded:
             folded = _APOSTROPHE.sub("", folded)
         self.folded = folded
@@ -284,7 +330,7 @@ class Text:
     @property
     def answer(self) -> str:
         if self._answer is None:
-            self._answer = answer_of(self.words, self.padded[-1])
+            self._answer = answer_of(self.words, self.padded[-1], self.language)
         return self._answer
 
     @property

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 _FAST = (.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1)
 _COMMIT = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1.0)
+_WEBHOOK = (.05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 _BATCH = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
@@ -68,6 +69,12 @@ class Metrics:
                                 registry=r)
         self.lookups = Counter("intercept_lookups", "Lookups requested by scenarios, by kind "
                                "and result", ["kind", "result"], registry=r)
+        self.webhook_calls = Counter(
+            "intercept_webhook_calls", "Scenario webhook calls, by webhook and result (ok, "
+            "timeout, failed, refused)", ["call", "result"], registry=r)
+        self.webhook_seconds = Histogram(
+            "intercept_webhook_seconds", "Time of a scenario webhook call, retries included",
+            ["call"], buckets=_WEBHOOK, registry=r)
         self.opt_outs = Counter("intercept_opt_outs", "Numbers that opted out", registry=r)
         self.refused = Counter("intercept_messages_refused", "Messages the send path refused "
                                "(opted-out recipient)", registry=r)

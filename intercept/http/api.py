@@ -212,7 +212,8 @@ class Api:
             city=self.city_of.get(row.our_number), scenario=row.scenario, version=row.version,
             status=row.status, outcome=row.outcome, operator=row.operator,
             messages_in=row.inbound_count, messages_out=row.outbound_count, tags=list(row.tags),
-            created_at=_time(row.created_at), updated_at=_time(row.updated_at))
+            created_at=_time(row.created_at), updated_at=_time(row.updated_at),
+            language=row.language)
 
     @staticmethod
     def _outcome(o: RecordedOutcome) -> s.Outcome:

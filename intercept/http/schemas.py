@@ -134,6 +134,8 @@ class Conversation(Model):
     tags: list[str]
     created_at: datetime
     updated_at: datetime
+    language: str = ""
+    """The conversation's language (en, es...) in a scenario of several; "" otherwise."""
 
 
 class ConversationPage(Model):

@@ -206,7 +206,7 @@ def _says_something(campaign: Campaign, machine: Machine, config: Config) -> boo
 def _first_turn(machine: Machine, state: ConversationState, our: str, number: str,
                 now: float, config: Config) -> Turn:
     """The conversation's first turn, as the actor would take it (replies at once)."""
-    rules = TurnRules(optout=config.optout, delays=_AT_ONCE, merge=False)
+    rules = TurnRules.of(config.optout, delays=_AT_ONCE, merge=False)
     return take_turn(TurnInput(conversation_id=0, our=our, their=number, machine=machine,
                                state=state), now, rules)
 

@@ -16,7 +16,7 @@ import logging
 import msgspec
 import trio
 
-from ..engine import ConversationState, LookupResult, Machine
+from ..engine import ConversationState, LookupResult, Machine, Webhook, WebhookResult
 from ..engine.rng import seed_from
 from ..foundation.backoff import backoff
 from ..foundation.phone import mask
@@ -24,7 +24,7 @@ from ..store import Load, SetConversationStatus, StoreClosed
 from ..store.faults import StoreCorrupt, StoreUnavailable
 from .inbox import Inbox
 from .services import Services
-from .turn import NEVER, Inbound, TurnInput, take_turn
+from .turn import NEVER, WEBHOOK_MARK, Inbound, TurnInput, take_turn
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class Parked(Exception):
 
 class ConversationActor:
     __slots__ = ("crashes", "handle", "last_not_before", "lookup", "lookup_result", "machine",
-                 "operator", "our", "pending", "processed", "resume", "services", "state", "their")
+                 "operator", "our", "pending", "processed", "resume", "services", "state", "their",
+                 "webhook", "webhook_result")
 
     def __init__(self, services: Services, handle: ActorHandle):
         self.services = services
@@ -73,6 +74,8 @@ class ConversationActor:
         self.pending: dict[int, Inbound] = {}
         self.lookup: str | None = None
         self.lookup_result: LookupResult | None = None
+        self.webhook: Webhook | None = None
+        self.webhook_result: WebhookResult | None = None
         self.operator = False
         self.resume = False
 
@@ -179,6 +182,17 @@ class ConversationActor:
                                       context=services.config.context_for(number))
         self.machine: Machine = machine
         self.state: ConversationState = state
+        self.webhook = self.webhook_result = None
+        if self.lookup is not None and self.lookup.startswith(WEBHOOK_MARK):
+            # a call a restart interrupted: made again, with the same payload and key
+            call = machine.pending_webhook(state)
+            if call is not None and call.call == self.lookup[len(WEBHOOK_MARK):]:
+                self.webhook = call
+            else:
+                log.warning("conversation %d: its pending webhook %s is no longer called by "
+                            "state %r; dropped", self.conversation_id,
+                            self.lookup[len(WEBHOOK_MARK):], state.node)
+            self.lookup = None
         return True
 
     async def _live(self) -> float | None:
@@ -199,6 +213,11 @@ class ConversationActor:
             if self.lookup is not None and self.lookup_result is None:
                 self.lookup_result = await services.lookups.lookup(self.lookup, self.their,
                                                                  self.our)
+                continue
+            if self.webhook is not None and self.webhook_result is None:
+                # the key names the turn that asked: the same on a retry and after a restart
+                self.webhook_result = await services.webhooks.result(
+                    self.webhook, f"{self.conversation_id}.{self.state.turn}")
                 continue
             wake_at = await self._work()
             if wake_at is None:
@@ -240,7 +259,8 @@ class ConversationActor:
             machine=self.machine, state=self.state, processed=self.processed,
             pending=self.pending, last_not_before=self.last_not_before,
             opted_out=self.their in services.optouts, operator=self.operator,
-            resume=self.resume, lookup_result=self.lookup_result), now, services.rules)
+            resume=self.resume, lookup_result=self.lookup_result,
+            webhook_result=self.webhook_result), now, services.rules)
         if not turn.taken:
             return turn.wake_at
         for seq in range(self.processed + 1, turn.processed + 1):
@@ -262,6 +282,8 @@ class ConversationActor:
         self.crashes = 0
         self.lookup = turn.lookup
         self.lookup_result = None
+        self.webhook = turn.webhook
+        self.webhook_result = None
         self.resume = False
         if turn.opt_out is not None:
             services.optouts.record(self.their, turn.opt_out)

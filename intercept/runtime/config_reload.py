@@ -95,6 +95,8 @@ def restart_only(old: Config, new: Config) -> list[str]:
     for section in sorted(set(a) | set(b)):
         if section not in LIVE_SECTIONS:
             keys += _differences(a.get(section), b.get(section), section)
+    # [webhooks.NAME] tables are kept under `calls`: name them as the file does
+    keys = [k.replace("webhooks.calls.", "webhooks.", 1) for k in keys]
     rates = {n.number: n.rate for n in old.numbers}
     for i, number in enumerate(new.numbers):
         if number.rate != rates.get(number.number, 0.0):

@@ -18,6 +18,7 @@ from .inbox import Inbox
 from .lookups import Lookups
 from .services import Busy, Services
 from .turn import TurnRules
+from .webhooks import Webhooks, WebhookSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +39,8 @@ class Router:
     def __init__(self, *, store: Store, sender: Sender, registry: ScenarioRegistry,
                  config: Config, clock: WallClock, metrics: Metrics, delays: DelayModel,
                  optouts: OptOuts, hibernate_after: float, inbox_size: int = 64,
-                 max_crashes: int = 3, lookups: Lookups | None = None):
+                 max_crashes: int = 3, lookups: Lookups | None = None,
+                 webhooks: Webhooks | None = None):
         self.store = store
         self.sender = sender
         self.registry = registry
@@ -47,6 +49,7 @@ class Router:
         self.metrics = metrics
         self.delays = delays
         self.lookups = lookups or Lookups(metrics=metrics)
+        self.webhooks = webhooks or Webhooks(WebhookSettings(), metrics=metrics)
         self.hibernate_after = hibernate_after
         self.inbox_size = inbox_size
         self.max_crashes = max_crashes
@@ -55,9 +58,9 @@ class Router:
         self.services = Services(
             store=store, enqueue=sender.enqueue, registry=registry, config=config, clock=clock,
             metrics=metrics, lookups=self.lookups, optouts=optouts,
-            rules=TurnRules(optout=config.optout, delays=delays, merge=delays.enabled),
+            rules=TurnRules.of(config.optout, delays=delays, merge=delays.enabled),
             hibernate_after=hibernate_after, max_crashes=max_crashes, busy=self._busy,
-            retire=self.retire, record=self.record)
+            retire=self.retire, record=self.record, webhooks=self.webhooks)
         """What every actor is handed (the router is the actors' composition root)."""
         self._nursery: trio.Nursery | None = None
         self._closed = False

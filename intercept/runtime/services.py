@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .lookups import Lookups
     from .optouts import OptOuts
     from .turn import TurnRules
+    from .webhooks import Webhooks
 
 
 class Busy:
@@ -52,3 +53,5 @@ class Services:
     """`retire(handle, timer_at)`: the actor's task is ending."""
     record: Callable[[str, Sequence[FunnelMove], str | None, bool], None]
     """`record(scenario, transitions, outcome, handed_off)`: count a committed turn."""
+    webhooks: Webhooks
+    """Makes the webhook calls scenarios ask for."""

@@ -36,8 +36,11 @@ from ..engine import (
     Tag,
     TimerFired,
     Transition,
+    Webhook,
+    WebhookResult,
     optout,
 )
+from ..foundation import languages
 from ..store import CommitStep, FunnelMove, HandoffMade, OutboxRow
 from .delays import DelayModel
 
@@ -65,6 +68,15 @@ class TurnRules(msgspec.Struct, frozen=True):
     """Human-like reply times (the rows' not-before)."""
     merge: bool = True
     """Merge consecutive messages over the scenario's quiet period (off with `--fast`)."""
+    identify: languages.Identify = languages.identify
+    """Which declared language a text is in (for scenarios of several languages)."""
+    words: Mapping[str, optout.Keyword] = msgspec.field(default_factory=dict)
+    """The configured opt-out words of other languages (`OptOutConfig.words`)."""
+
+    @classmethod
+    def of(cls, texts: OptOutConfig, **rest: object) -> TurnRules:
+        """Rules with `texts` and the words they configure."""
+        return cls(optout=texts, words=texts.words(), **rest)  # type: ignore[arg-type]
 
 
 class TurnInput(msgspec.Struct, frozen=True):
@@ -89,6 +101,8 @@ class TurnInput(msgspec.Struct, frozen=True):
     resume_at: str = ""
     """The state the bot resumes at ("": where the scenario's handoff says)."""
     lookup_result: LookupResult | None = None
+    webhook_result: WebhookResult | None = None
+    """The answer of the webhook the last turn called (the actor made the call)."""
 
 
 class Step(NamedTuple):
@@ -122,6 +136,8 @@ class Turn(msgspec.Struct, frozen=True):
     """The person's new opt-out status, None when unchanged."""
     lookup: str | None = None
     """The lookup the engine asked for (the actor runs it before the next turn)."""
+    webhook: Webhook | None = None
+    """The webhook the engine asked to call (the actor calls it before the next turn)."""
     handed_off: bool = False
     started: bool = False
     """The conversation started in this turn (count it)."""
@@ -131,25 +147,38 @@ class Turn(msgspec.Struct, frozen=True):
     """The store write of the turn (None when not taken)."""
 
 
+WEBHOOK_MARK = "webhook:"
+"""How a pending webhook call is kept in the store's `pending_lookup` (a lookup kind never has
+a colon): ``webhook:NAME``; its payload is made again from the committed state."""
+
+
+def pending_mark(webhook: Webhook) -> str:
+    """The store's record of a webhook call the actor has still to make."""
+    return WEBHOOK_MARK + webhook.call
+
+
 def status_of(state: ConversationState) -> str:
     """The stored status of a conversation in `state`."""
     return "ended" if state.ended else "handed_off" if state.paused else "active"
 
 
 def optout_override(text: str, effects: list[Effect], paused: bool,
-                    texts: OptOutConfig) -> list[Effect]:
+                    texts: OptOutConfig, *, language: str = "",
+                    words: Mapping[str, optout.Keyword] | None = None) -> list[Effect]:
     """STOP, START and HELP work in every scenario: when the engine did not handle the
-    keyword, the runtime does, with the configured texts (HELP is left to the advocate in a
-    handed-off conversation)."""
-    kind = optout.keyword(text)
+    keyword, the runtime does, with the configured texts in the conversation's `language`
+    (HELP is left to the advocate in a handed-off conversation). `words` are the configured
+    words of other languages."""
+    kind = optout.keyword(text, words)
     if kind is None:
         return effects
+    stopped, started, helped = texts.texts(language)
     if kind == "opt_out" and not any(isinstance(e, OptOut) for e in effects):
-        return [OptOut(texts.confirmation), *effects]
+        return [OptOut(stopped), *effects]
     if kind == "opt_in" and not any(isinstance(e, OptIn) for e in effects):
-        return [OptIn(texts.opt_in_confirmation), *effects]
+        return [OptIn(started), *effects]
     if kind == "help" and not paused and not any(isinstance(e, Send) for e in effects):
-        return [*effects, Send(texts.help)]
+        return [*effects, Send(helped)]
     return effects
 
 
@@ -167,6 +196,8 @@ def ready_events(conv: TurnInput, now: float, rules: TurnRules
         events.append((Start(), ""))
     if conv.lookup_result is not None:
         events.append((conv.lookup_result, ""))
+    if conv.webhook_result is not None:
+        events.append((conv.webhook_result, ""))
     if conv.resume and state.paused:
         events.append((Resume(state=conv.resume_at), ""))
     processed = conv.processed
@@ -220,12 +251,19 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
     outcome = None
     opt_out: bool | None = None
     lookup: str | None = None
+    webhook: Webhook | None = None
     handed_off = started = False
     handoff: HandoffMade | None = None
     is_out = conv.opted_out
     for event, inbound_text in events:
         begun = time.perf_counter()
         prior = state
+        if isinstance(event, Message):
+            sample = machine.language_sample(state, event.text)
+            if sample is not None:
+                language, confidence = rules.identify(sample, machine.languages)
+                event = msgspec.structs.replace(event, language=language,
+                                                confidence=confidence)
         state, effects = machine.step(state, event, now)
         seconds.append(time.perf_counter() - begun)
         if isinstance(event, Start):
@@ -234,7 +272,9 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
         sends: list[tuple[str, float, float, str]] = []
         if isinstance(event, Message):
             handled = any(isinstance(e, OptOut) for e in effects)
-            effects = optout_override(event.text, effects, state.paused, rules.optout)
+            effects = optout_override(event.text, effects, state.paused, rules.optout,
+                                      language=state.vars.get("language", ""),
+                                      words=rules.words)
             if not handled and effects and isinstance(effects[0], OptOut):
                 # The scenario did not take this for STOP ("stop pls"), so its reading of the
                 # message is dropped: an opted-out person is never handed off, tagged or
@@ -257,6 +297,8 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
                 opt_out = is_out = opting_out
             elif isinstance(effect, Lookup):
                 lookup = effect.kind
+            elif isinstance(effect, Webhook):
+                webhook = effect
             elif isinstance(effect, HandOff):
                 handed_off = True
                 if handoff is None or effect.priority == "urgent":
@@ -282,9 +324,11 @@ def take_turn(conv: TurnInput, now: float, rules: TurnRules) -> Turn:
         outcome=state.outcome, state=_encode(state).decode(), processed_count=processed,
         timer_at=state.timer_at, crashes=0, outbox=rows, now=now, turn=state.turn, tags=tags,
         transitions=transitions, opt_out=opt_out, their_number=conv.their,
-        pending_lookup=lookup, clear_resume=conv.resume, handoff=handoff)
+        pending_lookup=pending_mark(webhook) if webhook is not None else lookup,
+        clear_resume=conv.resume, handoff=handoff)
     return Turn(taken=True, wake_at=wake_at, state=state, processed=processed,
                 last_not_before=last_not_before, status=status, steps=tuple(steps),
                 rows=tuple(rows), tags=tuple(tags), transitions=tuple(transitions),
-                outcome=outcome, opt_out=opt_out, lookup=lookup, handed_off=handed_off,
+                outcome=outcome, opt_out=opt_out, lookup=lookup, webhook=webhook,
+                handed_off=handed_off,
                 started=started, step_seconds=tuple(seconds), commit=commit)

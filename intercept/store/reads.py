@@ -120,6 +120,8 @@ class ConversationRow:
     tags: tuple[str, ...]
     created_at: float
     updated_at: float
+    language: str = ""
+    """The conversation's language in a scenario of several ("" otherwise)."""
 
 
 _CONVERSATION_COLUMNS = (
@@ -128,13 +130,20 @@ _CONVERSATION_COLUMNS = (
     "(SELECT count(*) FROM outbox o WHERE o.conversation_id = c.id), "
     "(SELECT group_concat(name, char(10)) FROM (SELECT name FROM tags t "
     " WHERE t.conversation_id = c.id ORDER BY name)), "
-    "c.created_at, c.updated_at")
+    "c.created_at, c.updated_at, "
+    "coalesce(CASE WHEN json_valid(c.state) THEN json_extract(c.state, '$.vars.language') END, "
+    "'')")
+
+
+_CONVERSATION_WIDTH = len(ConversationRow.__slots__)
+"""How many of a row's columns `_CONVERSATION_COLUMNS` are."""
 
 
 def _conversation(row: Sequence[Any]) -> ConversationRow:
     tags = tuple(row[10].split("\n")) if row[10] else ()
     return ConversationRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]),
-                           row[8], row[9], tags, row[11] or 0.0, row[12] or 0.0)
+                           row[8], row[9], tags, row[11] or 0.0, row[12] or 0.0,
+                           row[13] if isinstance(row[13], str) else "")
 
 
 def list_conversations(conn: sqlite3.Connection, where: ConversationFilter, limit: int,
@@ -363,8 +372,9 @@ def queue(conn: sqlite3.Connection, limit: int, offset: int) -> tuple[int, list[
                          "OR operator = 1").fetchone()[0]
     rows = []
     for r in conn.execute(_QUEUE_SQL, (limit, offset)):
-        rows.append(QueueRow(_conversation(r[:13]), r[13], r[14], r[15] or None,
-                             tuple(r[16].split("\n")) if r[16] else ()))
+        w = _CONVERSATION_WIDTH
+        rows.append(QueueRow(_conversation(r[:w]), r[w], r[w + 1], r[w + 2] or None,
+                             tuple(r[w + 3].split("\n")) if r[w + 3] else ()))
     return total, rows
 
 
