@@ -160,9 +160,9 @@ def parser() -> argparse.ArgumentParser:
                       help="with --scenario: factor on every delay and timer of the scenario "
                            "and the server, and on the buyers' pauses (default 0.01)")
     real.add_argument("--processes", type=positive(int), default=None, metavar="N",
-                      help="with --scenario: the buyers in N processes and the SMSC simulator "
-                           "in one more (SMPP); the report says which process was the bound "
-                           "(default: everything in this process)")
+                      help="the buyers in N processes and the SMSC simulator in one more "
+                           "(SMPP; the echo or --scenario); the report says which process "
+                           "was the bound (default: everything in this process)")
     real.add_argument("--corpus", type=Path, default=None,
                       help="with --scenario: the buyer corpus (default "
                            "loadtest/corpus/buyers.yaml)")
@@ -242,8 +242,9 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.scenario and args.target:
         raise ValueError("--scenario starts its own server (it writes the scenario scaled by "
                          "--delay-scale); it cannot be combined with --target")
-    if args.processes and not args.scenario:
-        raise ValueError("--processes needs --scenario (the echo runs in one process)")
+    if args.processes and (args.target or args.experiment):
+        raise ValueError("--processes starts its own server and runs the plain echo or a "
+                         "--scenario: drop --target and --experiment")
     if args.processes and (args.in_process or args.transport != "smpp"):
         raise ValueError("--processes runs the server and the SMSC simulator in processes of "
                          "their own, over SMPP: drop --in-process and --transport provider")
@@ -332,6 +333,11 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 report = trio.run(lambda: runner(options, progress=progress))
                 text = scenario_text
+        elif options.processes:
+            from loadtest.shards import run_sharded
+
+            report = trio.run(lambda: run_sharded(options, progress=progress))
+            text = to_text
         else:
             report = trio.run(lambda: run_load(options, progress=progress))
             text = to_text

@@ -230,6 +230,11 @@ def to_text(report: dict[str, Any]) -> str:
             + " (intercept report --experiment for the intervals; --keep keeps the store)")
     shown = {k: v for k, v in server.items() if v is not None}
     lines.append(f"  server             {shown}")
+    if "processes" in report:
+        figures = report["processes"]
+        lines.append(f"  processes          {report.get('buyer_processes')} buyer processes; "
+                     f"share of one core over the load {figures['cpu_share_of_one_core']}")
+        lines.append(f"  bound              {figures['bound']}")
     detail = report["detail"]
     if report["lost"]:
         lines.append(f"  lost, e.g.         {detail['lost_examples']}")

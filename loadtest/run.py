@@ -159,9 +159,12 @@ async def _wait_healthz(base: str, timeout: float = 30.0) -> None:
                        "the running server's HTTP address?")
 
 
-async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hook | None
-                 ) -> None:
-    """Start the buyers over the ramp-up, stop texting at the end, drain, settle."""
+async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hook | None,
+                 indices: range | None = None) -> None:
+    """Start the buyers over the ramp-up, stop texting at the end, drain, settle.
+
+    `indices`: the buyers this process plays (a buyer process of `--processes`); all of them
+    by default."""
     options = run.options
     ledger = run.ledger
     run.start_at = trio.current_time()
@@ -174,8 +177,10 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
             outer.start_soon(hook, run)
         with trio.move_on_at(drain_at):
             async with trio.open_nursery() as buyers:
-                for index, behaviour in enumerate(behaviours):
-                    at = run.start_at + options.ramp_up * index / max(1, len(behaviours))
+                played = range(len(behaviours)) if indices is None else indices
+                for position, index in enumerate(played):
+                    behaviour = behaviours[index]
+                    at = run.start_at + options.ramp_up * position / max(1, len(played))
                     if at >= run.end_at:
                         break
                     if at > trio.current_time():

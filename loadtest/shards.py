@@ -29,9 +29,11 @@ from typing import Any, TextIO
 
 import trio
 
+from loadtest.behaviours import assign
 from loadtest.corpus import Corpus
 from loadtest.hub import RemotePhones
-from loadtest.run import _start_server, _stop_server
+from loadtest.ledger import Ledger
+from loadtest.run import _drive, _start_server, _stop_server
 from loadtest.scaled import ScaledScenario
 from loadtest.scenario_ledger import ScenarioLedger
 from loadtest.scenario_run import ScenarioBuyers, default_bound, drive, prepare, warm_up
@@ -76,19 +78,24 @@ async def _line(stream: trio.abc.ReceiveStream, buffer: bytearray, limit: int = 
 
 async def run_sharded(options: Options, *, progress: TextIO | None = sys.stderr
                       ) -> dict[str, Any]:
-    """A scenario run with the network and the buyers in processes of their own."""
+    """A run (a scenario, or the echo) with the network and the buyers in processes of their
+    own."""
     from loadtest.scenario_report import build_scenario_report
 
     if options.transport != "smpp":
         raise ValueError("--processes runs over SMPP only (the SMSC simulator is the process "
                          "the buyers share); drop --transport provider")
-    Corpus.load(options.corpus)  # refuse a broken corpus before starting anything
+    if options.scenario:
+        Corpus.load(options.corpus)  # refuse a broken corpus before starting anything
     ours = options.ours or our_numbers(options.numbers)
+    if "two_numbers" in options.mix and options.mix["two_numbers"] > 0 and len(ours) < 2:
+        raise ValueError("the two_numbers behaviour needs at least 2 of our numbers")
     processes = max(1, options.processes)
     with contextlib.ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="intercept-loadtest-")) if options.keep else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="intercept-loadtest-")))
-        scaled = prepare(options, folder)
+        scaled = prepare(options, folder) if options.scenario else \
+            ScaledScenario(name="loadtest-echo", merge=0.0, busy_max=0.0, files=())
         if options.reply_timeout <= 0:
             options.reply_timeout = default_bound(scaled, options.delay_scale)
         ledger = ScenarioLedger(bound=options.reply_timeout, marker=CITY_LINK,
@@ -133,10 +140,13 @@ async def run_sharded(options: Options, *, progress: TextIO | None = sys.stderr
             for process in [*children, hub]:
                 with contextlib.suppress(OSError):
                     process.kill()
-        ledger.merge(summaries)
-        conversations = sum(int(s["conversations"]) for s in summaries)
-        report = build_scenario_report(run, conversations,
-                                       folder=folder if options.keep else None)
+        if options.scenario:
+            ledger.merge(summaries)
+            conversations = sum(int(s["conversations"]) for s in summaries)
+            report = build_scenario_report(run, conversations,
+                                           folder=folder if options.keep else None)
+        else:
+            report = merge_echo_reports(summaries, run, folder if options.keep else None)
         report["processes"] = run.process_figures
         report["buyer_processes"] = processes
         return report
@@ -150,6 +160,7 @@ async def _start_children(run: LoadRun, scaled: ScaledScenario, ours: list[str],
     for shard in range(processes):
         share = options.buyers // processes + (1 if shard < options.buyers % processes else 0)
         spec = {"options": {**_plain(options), "buyers": share}, "shard": shard,
+                "total_buyers": options.buyers,
                 "shards": processes, "hub_port": hub_port, "health": run.health_url,
                 "ours": ours, "scaled": {**asdict(scaled), "files": []},
                 "bound": options.reply_timeout}
@@ -198,7 +209,8 @@ async def _run_children(run: LoadRun, children: list[trio.Process], pids: dict[s
 def _plain(options: Options) -> dict[str, Any]:
     """The options a buyer process needs, as JSON-able data."""
     data = {k: v for k, v in vars(options).items()
-            if k not in ("server_extra", "corpus", "listen", "think")}
+            if k not in ("server_extra", "corpus", "listen")}
+    data["think"] = list(options.think)
     data["corpus"] = str(options.corpus) if options.corpus else None
     return data
 
@@ -208,8 +220,12 @@ async def child(spec: dict[str, Any], out: TextIO) -> None:
     raw = dict(spec["options"])
     corpus_path = raw.pop("corpus")
     options = Options(**raw)
+    options.think = (float(raw["think"][0]), float(raw["think"][1]))
     options.corpus = Path(corpus_path) if corpus_path else None
     options.reply_timeout = float(spec["bound"])
+    if not options.scenario:
+        await echo_child(spec, options, out)
+        return
     ledger = ScenarioLedger(bound=options.reply_timeout, marker=CITY_LINK, exact_keys=False)
     phones = RemotePhones(ledger.received_reply)
     run = LoadRun(options, phones, ledger)  # type: ignore[arg-type]
@@ -228,6 +244,80 @@ async def child(spec: dict[str, Any], out: TextIO) -> None:
     summary = ledger.summary(run.wall_offset)
     summary["conversations"] = buyers.conversations
     print(json.dumps(summary), file=out, flush=True)
+
+
+async def echo_child(spec: dict[str, Any], options: Options, out: TextIO) -> None:
+    """A buyer process of an echo run: its share of the buyers (every `shards`-th), with the
+    echo's exact ledger; prints its report and its latencies."""
+    from loadtest.report import build_report
+
+    ledger = Ledger(confirmation=options.confirmation)
+    phones = RemotePhones(ledger.received_reply)
+    run = LoadRun(options, phones, ledger)  # type: ignore[arg-type]
+    run.health_url = spec["health"]
+    behaviours = assign(options.mix, int(spec["total_buyers"]))
+    indices = range(int(spec["shard"]), len(behaviours), int(spec["shards"]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(phones.connect, int(spec["hub_port"])))
+        print("ready", file=out, flush=True)
+        stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+        await _line(stdin, bytearray())
+        await _drive(run, behaviours, list(spec["ours"]), None, indices=indices)
+        nursery.cancel_scope.cancel()
+    report = build_report(run)
+    print(json.dumps({"report": report, "latencies": list(ledger.latencies),
+                      "conversations": run.started}), file=out, flush=True)
+
+
+def merge_echo_reports(parts: list[dict[str, Any]], run: LoadRun, folder: Path | None
+                       ) -> dict[str, Any]:
+    """One echo report from the buyer processes' reports: counts summed, latencies pooled,
+    the network's and the server's figures from this process."""
+    from loadtest.report import server_figures
+    from loadtest.scenario_ledger import percentiles
+
+    reports = [part["report"] for part in parts]
+    if not reports:
+        raise RuntimeError("no buyer process reported")
+    merged = json.loads(json.dumps(reports[0]))
+
+    def add(into: dict[str, Any], other: dict[str, Any]) -> None:
+        for key, value in other.items():
+            if isinstance(value, bool) or key.endswith("_per_s"):
+                continue
+            if isinstance(value, int | float) and isinstance(into.get(key), int | float):
+                into[key] += value
+            elif isinstance(value, dict):
+                add(into.setdefault(key, {}), value)
+            elif key not in into:
+                into[key] = value
+
+    for report in reports[1:]:
+        for key in ("buyers", "lost", "duplicates", "late"):
+            merged[key] += report[key]
+        for key in ("messages", "violations", "errors", "outcomes", "behaviours"):
+            add(merged[key], report[key])
+        detail = merged["detail"]
+        for key in ("duplicate_deliveries", "double_answers", "extra_confirmations"):
+            detail[key] += report["detail"][key]
+        detail["lost_examples"] = (detail["lost_examples"]
+                                   + report["detail"]["lost_examples"])[:5]
+        for what, found in report["detail"]["examples"].items():
+            detail["examples"][what] = (detail["examples"].get(what, []) + found)[:5]
+    duration = run.options.duration
+    messages = merged["messages"]
+    messages["in_per_s"] = round(messages["in"] / duration, 1)
+    messages["out_per_s"] = round(messages["out"] / duration, 1)
+    merged["latency_ms"] = percentiles([x for part in parts for x in part["latencies"]])
+    merged["faults"] = run.phones.faults_injected
+    merged["network"] = run.phones.stats()
+    merged["server"] = {**server_figures(run, folder=folder),
+                        "warmup_first_reply_s": None if run.warmup_seconds is None
+                        else round(run.warmup_seconds, 3)}
+    merged["options"]["target"] = "subprocess"
+    merged["ok"] = (merged["lost"] == 0 and merged["duplicates"] == 0
+                    and not any(merged["violations"].values()))
+    return merged
 
 
 def main(argv: list[str] | None = None) -> None:

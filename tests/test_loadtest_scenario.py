@@ -381,3 +381,17 @@ def test_a_tiny_soak_reports_its_rss_curve_and_drift(capsys, tmp_path: Path):
     assert report["ok"] == (soak["flat"] and not any(report["violations"].values()))
     assert picture.read_text().startswith("<svg")
     assert not any(report["violations"].values()), report["detail"]
+
+
+@pytest.mark.slow
+def test_the_echo_runs_in_two_buyer_processes_with_its_exact_accounting(capsys):
+    main(["--processes", "2", "--buyers", "12", "--duration", "2", "--ramp-up", "0.3",
+          "--think", "0.05:0.2", "--settle", "0.2", "--numbers", "2", "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True, report
+    assert (report["lost"], report["duplicates"], report["buyers"]) == (0, 0, 12)
+    assert sum(row["buyers"] for row in report["behaviours"].values()) == 12
+    assert report["messages"]["answered"] == sum(
+        row["answered"] for row in report["behaviours"].values()) > 12
+    assert report["network"]["hub_mo"] == report["messages"]["in"] + 2  # + the warm-up
+    assert {"server", "buyers 1", "buyers 2"} <= set(report["processes"]["cpu_share_of_one_core"])
