@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 import trio
 
+from loadtest.state import process_figures
 from loadtest.target import EXPERIMENT, SCENARIO_NAME, outbox_statuses
 
 if TYPE_CHECKING:
@@ -124,6 +125,18 @@ def server_figures(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any
     return server
 
 
+def own_processes(run: LoadRun) -> dict[str, Any]:
+    """The server's and this process's share of a core over the load, and the bound (a run
+    with everything but the server in this process)."""
+    assert run.server is not None
+    me = "load tester (SMSC and buyers)"
+    return process_figures(
+        {"server": run.server.pid, me: 0},
+        {"server": run.samples.get("start", {}), me: run.samples.get("self_start", {})},
+        {"server": run.samples.get("end", {}), me: run.samples.get("self_end", {})},
+        run.options.duration)
+
+
 def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     """The run's figures and verdict."""
     options, ledger = run.options, run.ledger
@@ -168,6 +181,8 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
         "server": server,
         "options": _options(run),
         **({"experiment": experiment} if experiment is not None else {}),
+        **({"processes": own_processes(run)} if run.server is not None
+           and "self_end" in run.samples else {}),
         "detail": {
             "duplicate_deliveries": ledger.duplicate_deliveries,
             "double_answers": ledger.double_answers,
@@ -232,8 +247,10 @@ def to_text(report: dict[str, Any]) -> str:
     lines.append(f"  server             {shown}")
     if "processes" in report:
         figures = report["processes"]
-        lines.append(f"  processes          {report.get('buyer_processes')} buyer processes; "
-                     f"share of one core over the load {figures['cpu_share_of_one_core']}")
+        apart = (f"{report['buyer_processes']} buyer processes" if "buyer_processes" in report
+                 else "the SMSC and the buyers in one process")
+        lines.append(f"  processes          {apart}; share of one core over the load "
+                     f"{figures['cpu_share_of_one_core']}")
         lines.append(f"  bound              {figures['bound']}")
     detail = report["detail"]
     if report["lost"]:

@@ -9,6 +9,7 @@ unanswered then is lost.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from loadtest.target import (
     config_dict,
     free_port,
     our_numbers,
+    proc_sample,
     secrets_env,
     write_config,
 )
@@ -172,6 +174,7 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
     drain_at = run.end_at + options.drain
     if run.server is not None:
         run.samples["start"] = run.server.sample()
+        run.samples["self_start"] = proc_sample(os.getpid())
     async with trio.open_nursery() as outer:
         if hook is not None:
             outer.start_soon(hook, run)
@@ -191,6 +194,7 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
                 await trio.sleep_until(run.end_at)
                 if run.server is not None:
                     run.samples["end"] = run.server.sample()
+                    run.samples["self_end"] = proc_sample(os.getpid())
                 run.server_live_at_end = await _server_live(run)
         with trio.move_on_at(drain_at):
             # every answer in, and nothing left in the server's outbox (a retry could still

@@ -23,9 +23,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadtest.report import server_figures
+from loadtest.report import own_processes, server_figures
 from loadtest.scenario_ledger import ScenarioLedger, percentiles
-from loadtest.state import process_figures
 
 if TYPE_CHECKING:
     from loadtest.state import LoadRun
@@ -158,12 +157,7 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
     if run.process_figures is not None:
         figures["processes"] = run.process_figures
     elif run.server is not None and "self_end" in run.samples:
-        figures["processes"] = process_figures(
-            {"server": run.server.pid, "load tester (SMSC and buyers)": 0},
-            {"server": run.samples.get("start", {}),
-             "load tester (SMSC and buyers)": run.samples["self_start"]},
-            {"server": run.samples.get("end", {}),
-             "load tester (SMSC and buyers)": run.samples["self_end"]}, duration)
+        figures["processes"] = own_processes(run)
     return figures
 
 
