@@ -395,3 +395,35 @@ def test_the_echo_runs_in_two_buyer_processes_with_its_exact_accounting(capsys):
         row["answered"] for row in report["behaviours"].values()) > 12
     assert report["network"]["hub_mo"] == report["messages"]["in"] + 2  # + the warm-up
     assert {"server", "buyers 1", "buyers 2"} <= set(report["processes"]["cpu_share_of_one_core"])
+
+
+# -- the command line
+
+
+def test_soak_and_scenario_options_are_parsed():
+    from loadtest.cli import options_from, parser
+
+    def parse(*argv: str) -> Options:
+        return options_from(parser().parse_args(list(argv)))
+
+    soak = parse("--soak")
+    assert (soak.duration, soak.scenario, soak.hibernate_after) == (3600.0, "shipped", "2s")
+    assert parse("--soak", "90s", "--hibernate-after", "5s").hibernate_after == "5s"
+    plain = parse("--scenario", "x.yaml", "--processes", "3", "--smsc-window", "500")
+    assert (plain.processes, plain.smsc_window, plain.reply_timeout) == (3, 500, 0.0)
+    assert plain.hibernate_after == "2m"
+    assert parse().reply_timeout == 10.0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--scenario", "shipped", "--target", "http://127.0.0.1:1", "--ours", "+12065550100"],
+     "cannot be combined with --target"),
+    (["--scenario", "shipped", "--experiment"], "cannot be combined"),
+    (["--processes", "2", "--transport", "provider"], "over SMPP"),
+    (["--processes", "2", "--in-process"], "drop --in-process"),
+])
+def test_combinations_that_cannot_run_are_refused(argv: list[str], message: str):
+    from loadtest.cli import options_from, parser
+
+    with pytest.raises(ValueError, match=message):
+        options_from(parser().parse_args(argv))
