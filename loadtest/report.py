@@ -158,6 +158,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     violations = {"after_optout": ledger.after_optout, "misrouted": ledger.misrouted,
                   "unexpected": ledger.unexpected}
     server = server_figures(run, folder=folder)
+    server["warmup_first_reply_s"] = _round(run.warmup_seconds)
     experiment = experiment_figures(run.db) if options.experiment and run.db else None
     report = {
         "ok": not lost and ledger.duplicates == 0 and ledger.violations == 0,
@@ -167,7 +168,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
         "messages": {"in": ledger.sent, "out": ledger.received,
                      "in_per_s": round(ledger.sent / duration, 1),
                      "out_per_s": round(ledger.received / duration, 1),
-                     "answered": ledger.answered},
+                     "answered": ledger.answered, "warmup_replies": ledger.ignored_replies},
         "latency_ms": ledger.percentiles(),
         "lost": len(lost),
         "duplicates": ledger.duplicates,

@@ -40,6 +40,30 @@ from loadtest.target import (
 )
 
 Hook = Callable[[LoadRun], Awaitable[None]]
+WARMUP_PHONE = "+14255550100"
+"""The warm-up conversation's phone (outside the buyers' numbers and the accounting)."""
+WARMUP_TIMEOUT = 60.0
+
+
+async def warm_up(run: LoadRun, our: str) -> float:
+    """One conversation outside the accounting before the buyers start, so that one-time
+    costs do not land on the first buyers: the first number lookup (a scenario's `lookup:
+    number`, the buyer-number enricher) loads phonenumbers' metadata, ~100 MB of Python
+    tables whose import holds the interpreter for ~0.5-3 s, stalling every conversation (the
+    second text's answer waits for it); the seconds until its second reply."""
+    ledger = run.ledger
+    ledger.ignored.add(WARMUP_PHONE)
+    started = trio.current_time()
+    with trio.move_on_after(WARMUP_TIMEOUT) as scope:
+        for text in ("hey", "how much"):
+            seen = ledger.ignored_replies
+            await run.phones.send(WARMUP_PHONE, our, text)
+            while ledger.ignored_replies == seen:
+                await trio.sleep(0.05)
+    if scope.cancelled_caught:
+        raise RuntimeError(f"the warm-up texts got no reply within {WARMUP_TIMEOUT:.0f} s: "
+                           "does the scenario answer its first two texts?")
+    return trio.current_time() - started
 
 
 async def _buyer(run: LoadRun, index: int, behaviour: str, ours: list[str]) -> None:
@@ -88,6 +112,7 @@ async def run_load(options: Options, *, progress: TextIO | None = sys.stderr,
             network_port = await nursery.start(partial(phones.serve, host, port))
             try:
                 await _start_server(run, nursery, folder, ours, network_port)
+                run.warmup_seconds = await warm_up(run, ours[0])
                 if progress is not None:
                     nursery.start_soon(Progress(run, progress).loop)
                 await _drive(run, behaviours, ours, hook)

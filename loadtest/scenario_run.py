@@ -31,7 +31,15 @@ import trio
 from intercept.engine.durations import parse_duration
 from loadtest.behaviours import MAX_BUYERS, buyer_number
 from loadtest.corpus import Corpus, Message, Plan
-from loadtest.run import Hook, _phones, _server_health, _server_live, _start_server, _stop_server
+from loadtest.run import (
+    Hook,
+    _phones,
+    _server_health,
+    _server_live,
+    _start_server,
+    _stop_server,
+    warm_up,
+)
 from loadtest.scaled import ScaledScenario, resolve, write_scaled
 from loadtest.scenario_ledger import STOP, Conversation, ScenarioLedger, TextKind
 from loadtest.state import LoadRun, Options
@@ -49,8 +57,6 @@ VARIATIONS = ("?", " lol", " pls", " 👍", "!")
 id, so the server takes the same text from the same phone within `gateway.dedupe_window` (10 m)
 for the SMSC redelivering it and drops it (docs/smpp.md); a repeated "ok" would be lost by
 design and counted as unanswered."""
-WARMUP_PHONE = "+14255550100"
-WARMUP_TIMEOUT = 60.0
 
 
 def default_bound(scaled: ScaledScenario, scale: float) -> float:
@@ -224,26 +230,6 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
         ledger.finish()
         return build_scenario_report(run, buyers.conversations,
                                      folder=folder if options.keep else None)
-
-
-async def warm_up(run: LoadRun, our: str) -> float:
-    """One conversation outside the accounting before the buyers start, so that one-time
-    costs do not land on the first buyers (the shipped scenario's first `lookup: number`
-    loads phonenumbers' metadata after the first answer, stalling the server for ~0.5-3 s:
-    the second text's answer waits for it); the seconds until its second reply."""
-    ledger: ScenarioLedger = run.ledger  # type: ignore[assignment]
-    ledger.ignored.add(WARMUP_PHONE)
-    started = trio.current_time()
-    with trio.move_on_after(WARMUP_TIMEOUT) as scope:
-        for text in ("hey", "how much"):
-            seen = ledger.ignored_replies
-            await run.phones.send(WARMUP_PHONE, our, text)
-            while ledger.ignored_replies == seen:
-                await trio.sleep(0.05)
-    if scope.cancelled_caught:
-        raise RuntimeError(f"the warm-up texts got no reply within {WARMUP_TIMEOUT:.0f} s: "
-                           "does the scenario answer its first two texts?")
-    return trio.current_time() - started
 
 
 async def drive(run: LoadRun, buyers: ScenarioBuyers, hook: Hook | None) -> None:
