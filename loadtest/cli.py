@@ -37,6 +37,9 @@ EXAMPLES = """examples:
   intercept-loadtest --faults drop=0.002,throttle=0.05,slow=0.01
   intercept-loadtest --rate-cap 200 --buyers 2000 --think 0.5:1    # a contracted 200 submits/s
   intercept-loadtest --buyers 100000 --ramp-up 60 --duration 120 --think 30:70 --mix human=1
+  intercept-loadtest --scenario shipped --buyers 200 --duration 60 --delay-scale 0.01
+  intercept-loadtest --scenario shipped --processes 2 --buyers 2000 --duration 60
+  intercept-loadtest --soak 1h --buyers 500 --rss-svg rss.svg    # is memory flat?
   python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775   # config for --target
   intercept-loadtest --target http://127.0.0.1:8080 --listen 127.0.0.1:2775 \\
       --ours +12065550100,+12065550101
@@ -132,9 +135,11 @@ def parser() -> argparse.ArgumentParser:
                    help=f"behaviour weights (default {DEFAULT_MIX})")
     p.add_argument("--think", type=span, default=(1.0, 5.0),
                    help="a human's pause between answer and next text, MIN:MAX s (default 1:5)")
-    p.add_argument("--reply-timeout", type=positive(float), default=10.0,
+    p.add_argument("--reply-timeout", type=positive(float), default=None,
                    help="a buyer waits this long for an answer before going on; later answers "
-                        "count as late, not lost (default 10)")
+                        "count as late, not lost (default 10). With --scenario: the bound "
+                        "within which every text must have a reply (default 5 s + the scaled "
+                        "merge window, busy pause and longest reply delay)")
     p.add_argument("--faults", type=faults, default={},
                    help="gateway faults, probability per outbound submit: "
                         "throttle=,error=,slow=,drop=[,lost_resp=]")
@@ -146,12 +151,45 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fail-on-loss", dest="fail_on_loss", action="store_false",
                    help="exit 0 even when messages were lost or duplicated")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    real = p.add_argument_group("a real scenario (instead of the echo)")
+    real.add_argument("--scenario", metavar="FILE|shipped", default=None,
+                      help="drive this scenario (shipped: scenarios/buyer-deterrence.yaml) "
+                           "with buyers drawn from the corpus; accounting per conversation "
+                           "(docs/performance.md)")
+    real.add_argument("--delay-scale", type=positive(float), default=0.01,
+                      help="with --scenario: factor on every delay and timer of the scenario "
+                           "and the server, and on the buyers' pauses (default 0.01)")
+    real.add_argument("--processes", type=positive(int), default=None, metavar="N",
+                      help="the buyers in N processes and the SMSC simulator in one more "
+                           "(SMPP; the echo or --scenario); the report says which process "
+                           "was the bound (default: everything in this process)")
+    real.add_argument("--corpus", type=Path, default=None,
+                      help="with --scenario: the buyer corpus (default "
+                           "loadtest/corpus/buyers.yaml)")
+    soak = p.add_argument_group("the soak: is memory flat? (a scenario run; default shipped)")
+    soak.add_argument("--soak", nargs="?", const="1h", default=None, metavar="DURATION",
+                      help="run for DURATION (default 1h) with conversations starting, "
+                           "hibernating, waking and ending; sample the server's RSS; fail "
+                           "when it drifts (replaces --duration)")
+    soak.add_argument("--rss-every", type=positive(float), default=10.0, metavar="SECONDS",
+                      help="with --soak: seconds between RSS samples (default 10)")
+    soak.add_argument("--warmup", type=float, default=None, metavar="SECONDS",
+                      help="with --soak: samples before this are left out of the drift "
+                           "(default the first 10%%)")
+    soak.add_argument("--max-drift", type=positive(float), default=5.0, metavar="PERCENT",
+                      help="with --soak: fail when (max - min) / mean of the RSS after the "
+                           "warm-up is above this (default 5)")
+    soak.add_argument("--rss-svg", type=Path, default=None, metavar="FILE",
+                      help="with --soak: write the RSS curve as an SVG")
     server = p.add_argument_group("the server it starts")
     server.add_argument("--numbers", type=positive(int), default=4,
                         help="how many of our numbers the generated config has (default 4)")
     server.add_argument("--window", type=positive(int), default=100, help="SMPP window")
-    server.add_argument("--hibernate-after", default="2m",
-                        help="runtime.hibernate_after (default 2m)")
+    server.add_argument("--smsc-window", type=positive(int), default=100,
+                        help="the SMSC simulator's window: texts in and delivery receipts it "
+                             "sends before the server has answered them (default 100)")
+    server.add_argument("--hibernate-after", default=None,
+                        help="runtime.hibernate_after (default 2m; 2s with --soak)")
     server.add_argument("--synchronous", choices=["normal", "full"], default="normal")
     server.add_argument("--in-process", action="store_true",
                         help="run the server in this process (profiling, tests)")
@@ -201,13 +239,36 @@ def options_from(args: argparse.Namespace) -> Options:
     ours = [n.strip() for n in args.ours.split(",") if n.strip()]
     if args.target and not ours:
         raise ValueError("--target needs --ours: the running server's numbers")
+    if args.scenario and args.target:
+        raise ValueError("--scenario starts its own server (it writes the scenario scaled by "
+                         "--delay-scale); it cannot be combined with --target")
+    if args.processes and (args.target or args.experiment):
+        raise ValueError("--processes starts its own server and runs the plain echo or a "
+                         "--scenario: drop --target and --experiment")
+    if args.processes and (args.in_process or args.transport != "smpp"):
+        raise ValueError("--processes runs the server and the SMSC simulator in processes of "
+                         "their own, over SMPP: drop --in-process and --transport provider")
+    if args.scenario and args.experiment:
+        raise ValueError("--experiment runs the echo scenario; it cannot be combined with "
+                         "--scenario")
+    duration = args.duration
+    if args.soak is not None:
+        from loadtest.soak import duration as soak_duration
+
+        duration = soak_duration(args.soak)
+        args.scenario = args.scenario or "shipped"
+    hibernate_after = args.hibernate_after or ("2s" if args.soak is not None else "2m")
     options = Options(
-        transport=args.transport, buyers=args.buyers, duration=args.duration,
-        ramp_up=min(args.ramp_up, args.duration), drain=args.drain, settle=args.settle,
-        mix=args.mix, think=args.think, reply_timeout=args.reply_timeout, faults=args.faults,
+        transport=args.transport, buyers=args.buyers, duration=duration,
+        ramp_up=min(args.ramp_up, duration), drain=args.drain, settle=args.settle,
+        mix=args.mix, think=args.think, faults=args.faults,
+        reply_timeout=args.reply_timeout or (0.0 if args.scenario else 10.0),
+        scenario=args.scenario, delay_scale=args.delay_scale, corpus=args.corpus,
+        processes=args.processes or 0,
         rate_cap=args.rate_cap,
         seed=args.seed, numbers=args.numbers, window=args.window,
-        hibernate_after=args.hibernate_after, synchronous=args.synchronous,
+        smsc_window=args.smsc_window,
+        hibernate_after=hibernate_after, synchronous=args.synchronous,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
         listen=args.listen, ours=ours, confirmation=args.confirmation,
         system_id=args.system_id, callbacks=args.callbacks, experiment=args.experiment)
@@ -226,7 +287,7 @@ def _write_config(args: argparse.Namespace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     numbers = our_numbers(args.numbers)
     settings = ServerSettings(numbers=numbers, folder=folder, http_port=args.http_port,
-                              window=args.window, hibernate_after=args.hibernate_after,
+                              window=args.window, hibernate_after=args.hibernate_after or "2m",
                               synchronous=args.synchronous)
     config = config_dict(settings, transport=args.transport, network_port=port)
     path = write_config(config, folder, experiment=args.experiment)
@@ -255,8 +316,31 @@ def main(argv: list[str] | None = None) -> None:
             _write_config(args)
             return
         options = options_from(args)
-        report = trio.run(lambda: run_load(options, progress=None if args.quiet
-                                           else sys.stderr))
+        progress = None if args.quiet else sys.stderr
+        if options.scenario:
+            from loadtest.scenario_report import scenario_text
+            from loadtest.scenario_run import run_scenario
+            from loadtest.shards import run_sharded
+
+            runner = run_sharded if options.processes else run_scenario
+            if args.soak is not None:
+                from loadtest.soak import run_soak, soak_text
+
+                report = trio.run(lambda: run_soak(
+                    options, warmup=args.warmup, every=args.rss_every,
+                    max_drift=args.max_drift, svg_path=args.rss_svg, progress=progress))
+                text = soak_text
+            else:
+                report = trio.run(lambda: runner(options, progress=progress))
+                text = scenario_text
+        elif options.processes:
+            from loadtest.shards import run_sharded
+
+            report = trio.run(lambda: run_sharded(options, progress=progress))
+            text = to_text
+        else:
+            report = trio.run(lambda: run_load(options, progress=progress))
+            text = to_text
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"intercept-loadtest: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -269,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("intercept-loadtest: interrupted", file=sys.stderr)
         sys.exit(2)
-    print(to_json(report) if args.json else to_text(report), flush=True)
+    print(to_json(report) if args.json else text(report), flush=True)
     if args.fail_on_loss and not report["ok"]:
         sys.exit(1)
 

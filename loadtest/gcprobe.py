@@ -2,6 +2,7 @@
 
     python -m loadtest.gcprobe --conversations 10000            # live actors: objects, bytes
     python -m loadtest.gcprobe --conversations 10000 --messages 20000 --threshold 50000,20,20
+    python -m loadtest.gcprobe --conversations 20000 --turns 2 --freeze  # frozen once live
     python -m loadtest.gcprobe --conversations 2000 --cycles 8   # start/hibernate/wake/end
 
 A real `Server` (shipped config and scenarios, sim gateway, delays off, a temporary SQLite
@@ -372,6 +373,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=0,
                         help="texts to send afterwards, counting the collections they cause")
+    parser.add_argument("--turns", type=int, default=0,
+                        help="the same as --messages, in texts per live conversation")
     parser.add_argument("--threshold", default="",
                         help="gc.set_threshold for the run, e.g. 50000,20,20 (default: "
                              "what `intercept serve` sets)")
@@ -380,15 +383,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--hibernate-after", type=float, default=0.5,
                         help="seconds idle before an actor hibernates (with --cycles)")
     parser.add_argument("--freeze-each-cycle", action="store_true")
-    parser.add_argument("--freeze-live", action="store_true",
+    parser.add_argument("--freeze-live", "--freeze", action="store_true",
                         help="freeze once the conversations are live, then time the "
                              "collections again (and run --messages with them frozen)")
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc batch")
     parser.add_argument("--top", type=int, default=15, help="rows in each table")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.conversations < 1 or args.messages < 0 or args.cycles < 0:
-        parser.error("--conversations must be at least 1; --messages and --cycles at least 0")
+    if args.conversations < 1 or min(args.messages, args.turns, args.cycles) < 0:
+        parser.error("--conversations must be at least 1; --messages, --turns and --cycles "
+                     "at least 0")
+    args.messages = args.messages or args.turns * args.conversations
     if args.threshold:
         try:
             thresholds = [int(x) for x in args.threshold.split(",")]

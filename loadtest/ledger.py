@@ -130,6 +130,9 @@ class Ledger:
         """Phone -> its STOP message, while the STOP awaits its confirmation."""
         self._opted_out: set[str] = set()
         self._waiters: dict[tuple[int, int], _Waiter] = {}
+        self.ignored: set[str] = set()
+        """Phones outside the accounting (the warm-up conversation)."""
+        self.ignored_replies = 0
 
     # -- the buyers' side
 
@@ -170,6 +173,9 @@ class Ledger:
 
     def received_reply(self, reply: Reply) -> None:
         """Account for one message a phone received."""
+        if reply.their in self.ignored:
+            self.ignored_replies += 1
+            return
         self.received += 1
         self.deliveries[reply.key] += 1
         if self.deliveries[reply.key] > 1:

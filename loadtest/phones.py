@@ -128,9 +128,10 @@ class SmppPhones:
 
     def __init__(self, on_reply: OnReply, *, faults: dict[str, float] | None = None,
                  seed: int = 0, system_id: str = "intercept", password: str = "secret",
-                 rate_cap: float | None = None) -> None:
+                 rate_cap: float | None = None, window: int = 100) -> None:
         self.smsc = FaultySmsc(on_reply, faults=faults, seed=seed, system_id=system_id,
-                               password=password, redeliver_after=5.0, max_rate=rate_cap)
+                               password=password, redeliver_after=5.0, max_rate=rate_cap,
+                               window=window)
         self.faults_injected = self.smsc.faults_injected
         self.accepted_per_second: list[int] = []
 

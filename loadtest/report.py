@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 import trio
 
+from loadtest.state import process_figures
 from loadtest.target import EXPERIMENT, SCENARIO_NAME, outbox_statuses
 
 if TYPE_CHECKING:
@@ -103,6 +104,39 @@ def experiment_figures(db: Path) -> dict[str, Any] | None:
         for arm in found.arms}}
 
 
+def server_figures(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
+    """What the run saw of the server: start-up, CPU share, memory, live conversations, the
+    outbox by status."""
+    server: dict[str, Any] = {"startup_s": _round(run.startup_seconds)}
+    if run.server is not None:
+        start, end = run.samples.get("start", {}), run.samples.get("end", {})
+        if "cpu_seconds" in start and "cpu_seconds" in end:
+            server["cpu_share_of_one_core"] = round(
+                (end["cpu_seconds"] - start["cpu_seconds"]) / run.options.duration, 3)
+            server["rss_mib_at_end"] = round(end["rss_mib"], 1)
+        server["rss_mib_peak"] = round(run.server.peak_rss / 1024, 1)
+        server["exit_status"] = run.server_exit
+    server["live_conversations_peak"] = run.server_live_peak or None
+    server["live_conversations_at_end"] = run.server_live_at_end
+    if run.db is not None:
+        server["outbox"] = outbox_statuses(run.db)
+    if folder is not None:
+        server["folder"] = str(folder)
+    return server
+
+
+def own_processes(run: LoadRun) -> dict[str, Any]:
+    """The server's and this process's share of a core over the load, and the bound (a run
+    with everything but the server in this process)."""
+    assert run.server is not None
+    me = "load tester (SMSC and buyers)"
+    return process_figures(
+        {"server": run.server.pid, me: 0},
+        {"server": run.samples.get("start", {}), me: run.samples.get("self_start", {})},
+        {"server": run.samples.get("end", {}), me: run.samples.get("self_end", {})},
+        run.options.duration)
+
+
 def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     """The run's figures and verdict."""
     options, ledger = run.options, run.ledger
@@ -123,21 +157,8 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
     errors = {"send_failed": ledger.send_failures}
     violations = {"after_optout": ledger.after_optout, "misrouted": ledger.misrouted,
                   "unexpected": ledger.unexpected}
-    server: dict[str, Any] = {"startup_s": _round(run.startup_seconds)}
-    if run.server is not None:
-        start, end = run.samples.get("start", {}), run.samples.get("end", {})
-        if "cpu_seconds" in start and "cpu_seconds" in end:
-            server["cpu_share_of_one_core"] = round(
-                (end["cpu_seconds"] - start["cpu_seconds"]) / duration, 3)
-            server["rss_mib_at_end"] = round(end["rss_mib"], 1)
-        server["rss_mib_peak"] = round(run.server.peak_rss / 1024, 1)
-        server["exit_status"] = run.server_exit
-    server["live_conversations_peak"] = run.server_live_peak or None
-    server["live_conversations_at_end"] = run.server_live_at_end
-    if run.db is not None:
-        server["outbox"] = outbox_statuses(run.db)
-    if folder is not None:
-        server["folder"] = str(folder)
+    server = server_figures(run, folder=folder)
+    server["warmup_first_reply_s"] = _round(run.warmup_seconds)
     experiment = experiment_figures(run.db) if options.experiment and run.db else None
     report = {
         "ok": not lost and ledger.duplicates == 0 and ledger.violations == 0,
@@ -147,7 +168,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
         "messages": {"in": ledger.sent, "out": ledger.received,
                      "in_per_s": round(ledger.sent / duration, 1),
                      "out_per_s": round(ledger.received / duration, 1),
-                     "answered": ledger.answered},
+                     "answered": ledger.answered, "warmup_replies": ledger.ignored_replies},
         "latency_ms": ledger.percentiles(),
         "lost": len(lost),
         "duplicates": ledger.duplicates,
@@ -161,6 +182,8 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
         "server": server,
         "options": _options(run),
         **({"experiment": experiment} if experiment is not None else {}),
+        **({"processes": own_processes(run)} if run.server is not None
+           and "self_end" in run.samples else {}),
         "detail": {
             "duplicate_deliveries": ledger.duplicate_deliveries,
             "double_answers": ledger.double_answers,
@@ -223,6 +246,13 @@ def to_text(report: dict[str, Any]) -> str:
             + " (intercept report --experiment for the intervals; --keep keeps the store)")
     shown = {k: v for k, v in server.items() if v is not None}
     lines.append(f"  server             {shown}")
+    if "processes" in report:
+        figures = report["processes"]
+        apart = (f"{report['buyer_processes']} buyer processes" if "buyer_processes" in report
+                 else "the SMSC and the buyers in one process")
+        lines.append(f"  processes          {apart}; share of one core over the load "
+                     f"{figures['cpu_share_of_one_core']}")
+        lines.append(f"  bound              {figures['bound']}")
     detail = report["detail"]
     if report["lost"]:
         lines.append(f"  lost, e.g.         {detail['lost_examples']}")

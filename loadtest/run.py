@@ -9,6 +9,7 @@ unanswered then is lost.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -26,17 +27,43 @@ from loadtest.ledger import Ledger
 from loadtest.phones import Phones, ProviderPhones, SmppPhones
 from loadtest.state import LoadRun, Options
 from loadtest.target import (
+    SCENARIO_NAME,
     WEBHOOK_PATH,
     ServerProcess,
     ServerSettings,
     config_dict,
     free_port,
     our_numbers,
+    proc_sample,
     secrets_env,
     write_config,
 )
 
 Hook = Callable[[LoadRun], Awaitable[None]]
+WARMUP_PHONE = "+14255550100"
+"""The warm-up conversation's phone (outside the buyers' numbers and the accounting)."""
+WARMUP_TIMEOUT = 60.0
+
+
+async def warm_up(run: LoadRun, our: str) -> float:
+    """One conversation outside the accounting before the buyers start, so that one-time
+    costs do not land on the first buyers: the first number lookup (a scenario's `lookup:
+    number`, the buyer-number enricher) loads phonenumbers' metadata, ~100 MB of Python
+    tables whose import holds the interpreter for ~0.5-3 s, stalling every conversation (the
+    second text's answer waits for it); the seconds until its second reply."""
+    ledger = run.ledger
+    ledger.ignored.add(WARMUP_PHONE)
+    started = trio.current_time()
+    with trio.move_on_after(WARMUP_TIMEOUT) as scope:
+        for text in ("hey", "how much"):
+            seen = ledger.ignored_replies
+            await run.phones.send(WARMUP_PHONE, our, text)
+            while ledger.ignored_replies == seen:
+                await trio.sleep(0.05)
+    if scope.cancelled_caught:
+        raise RuntimeError(f"the warm-up texts got no reply within {WARMUP_TIMEOUT:.0f} s: "
+                           "does the scenario answer its first two texts?")
+    return trio.current_time() - started
 
 
 async def _buyer(run: LoadRun, index: int, behaviour: str, ours: list[str]) -> None:
@@ -53,7 +80,7 @@ async def _buyer(run: LoadRun, index: int, behaviour: str, ours: list[str]) -> N
 def _phones(options: Options, ledger: Ledger) -> Phones:
     if options.transport == "smpp":
         return SmppPhones(ledger.received_reply, faults=options.faults, seed=options.seed,
-                          rate_cap=options.rate_cap,
+                          rate_cap=options.rate_cap, window=options.smsc_window,
                           system_id=options.system_id, password=options.password)
     return ProviderPhones(ledger.received_reply, account_sid=options.account_sid,
                           auth_token=options.auth_token, faults=options.faults,
@@ -85,6 +112,7 @@ async def run_load(options: Options, *, progress: TextIO | None = sys.stderr,
             network_port = await nursery.start(partial(phones.serve, host, port))
             try:
                 await _start_server(run, nursery, folder, ours, network_port)
+                run.warmup_seconds = await warm_up(run, ours[0])
                 if progress is not None:
                     nursery.start_soon(Progress(run, progress).loop)
                 await _drive(run, behaviours, ours, hook)
@@ -104,7 +132,9 @@ async def _start_server(run: LoadRun, nursery: trio.Nursery, folder: Path, ours:
     else:
         settings = ServerSettings(numbers=ours, folder=folder, http_port=free_port(),
                                   window=options.window, hibernate_after=options.hibernate_after,
-                                  synchronous=options.synchronous)
+                                  synchronous=options.synchronous,
+                                  scenario=options.scenario_name or SCENARIO_NAME,
+                                  extra=options.server_extra)
         run.health_url = f"http://127.0.0.1:{settings.http_port}"
         run.db = folder / "intercept.db"
         config = config_dict(settings, transport=options.transport, network_port=network_port,
@@ -156,9 +186,12 @@ async def _wait_healthz(base: str, timeout: float = 30.0) -> None:
                        "the running server's HTTP address?")
 
 
-async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hook | None
-                 ) -> None:
-    """Start the buyers over the ramp-up, stop texting at the end, drain, settle."""
+async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hook | None,
+                 indices: range | None = None) -> None:
+    """Start the buyers over the ramp-up, stop texting at the end, drain, settle.
+
+    `indices`: the buyers this process plays (a buyer process of `--processes`); all of them
+    by default."""
     options = run.options
     ledger = run.ledger
     run.start_at = trio.current_time()
@@ -166,13 +199,16 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
     drain_at = run.end_at + options.drain
     if run.server is not None:
         run.samples["start"] = run.server.sample()
+        run.samples["self_start"] = proc_sample(os.getpid())
     async with trio.open_nursery() as outer:
         if hook is not None:
             outer.start_soon(hook, run)
         with trio.move_on_at(drain_at):
             async with trio.open_nursery() as buyers:
-                for index, behaviour in enumerate(behaviours):
-                    at = run.start_at + options.ramp_up * index / max(1, len(behaviours))
+                played = range(len(behaviours)) if indices is None else indices
+                for position, index in enumerate(played):
+                    behaviour = behaviours[index]
+                    at = run.start_at + options.ramp_up * position / max(1, len(played))
                     if at >= run.end_at:
                         break
                     if at > trio.current_time():
@@ -183,6 +219,7 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
                 await trio.sleep_until(run.end_at)
                 if run.server is not None:
                     run.samples["end"] = run.server.sample()
+                    run.samples["self_end"] = proc_sample(os.getpid())
                 run.server_live_at_end = await _server_live(run)
         with trio.move_on_at(drain_at):
             # every answer in, and nothing left in the server's outbox (a retry could still

@@ -3,6 +3,7 @@ run, the buyers' behaviours and the report, so that none of them imports another
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class Options:
     seed: int = 1
     numbers: int = 4
     window: int = 100
+    smsc_window: int = 100
+    """The SMSC simulator's window: deliver_sm (texts in and delivery receipts) it keeps
+    unanswered at once."""
     hibernate_after: str = "2m"
     synchronous: str = "normal"
     in_process: bool = False
@@ -58,6 +62,22 @@ class Options:
     account_sid: str = ACCOUNT_SID
     auth_token: str = AUTH_TOKEN
     callbacks: bool = True
+    scenario: str | None = None
+    """A real scenario to drive (a file, or "shipped"); None: the generated echo."""
+    delay_scale: float = 0.01
+    """With `scenario`: the factor on every delay and timer (the server's reply delays, the
+    scenario's merge window, busy pauses, timeouts, expiry) and on the buyers' pauses."""
+    corpus: Path | None = None
+    """With `scenario`: the buyer corpus (default loadtest/corpus/buyers.yaml)."""
+    processes: int = 0
+    """With `scenario`: buyer processes (the network in one more); 0: all in this process."""
+    pause_chance: float = 0.0
+    """With `scenario`: the chance that a buyer pauses longer than `hibernate_after` before a
+    step, so that its conversation hibernates and wakes (the soak)."""
+    scenario_name: str | None = None
+    """Filled by the run: the name of the scenario the generated config's numbers run."""
+    server_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Filled by the run: config sections merged into the generated config."""
     experiment: bool = False
     """Run the echo behind a split declared experiment `loadtest.target.EXPERIMENT`; the
     report then compares its branches (as `intercept report --experiment` does)."""
@@ -86,3 +106,34 @@ class LoadRun:
         self.db: Path | None = None
         self.server_exit: int | None = None
         self.in_process_done = trio.Event()
+        self.scaled: Any = None
+        """A scenario run: the `loadtest.scaled.ScaledScenario` the server runs."""
+        self.process_figures: dict[str, Any] | None = None
+        """`--processes`: each process's share of a core over the load, and the bound."""
+        self.warmup_seconds: float | None = None
+        """A scenario run: the warm-up conversation's first reply took this long."""
+        self.wall_offset = 0.0
+        """time.time() - trio.current_time() when the buyers started."""
+
+
+BOUND_SHARE = 0.9
+"""A process using this much of one core over the load was the bound."""
+
+
+def _share(before: dict[str, float], after: dict[str, float], seconds: float) -> float | None:
+    if "cpu_seconds" not in before or "cpu_seconds" not in after or seconds <= 0:
+        return None
+    return round((after["cpu_seconds"] - before["cpu_seconds"]) / seconds, 3)
+
+
+def process_figures(pids: dict[str, int], start: dict[str, dict[str, float]],
+                    end: dict[str, dict[str, float]], seconds: float) -> dict[str, Any]:
+    """Each process's share of one core over `seconds`, and which (if any) was the bound."""
+    shares = {name: _share(start.get(name, {}), end.get(name, {}), seconds) for name in pids}
+    rss = {name: round(end[name]["rss_mib"], 1) for name in pids if "rss_mib" in end.get(name, {})}
+    known = {name: share for name, share in shares.items() if share is not None}
+    top = max(known, key=known.__getitem__) if known else None
+    bound = (f"{top} ({known[top]:.2f} of a core)" if top and known[top] >= BOUND_SHARE
+             else "none near a whole core (the machine's other load, or waits)")
+    return {"cpu_share_of_one_core": shares, "rss_mib_at_end": rss, "bound": bound,
+            "cores": os.cpu_count()}

@@ -93,6 +93,8 @@ PASSWORD = "loadpass"
 ACCOUNT_SID = "AC" + "10ad7e57" * 4
 AUTH_TOKEN = "loadtest-token-0123456789abcdef"
 WEBHOOK_PATH = "/webhooks/twilio/messages"
+CITY_LINK = "https://help.example/load"
+"""The generated city's deterrence link: a scenario run knows a deterrence message by it."""
 
 
 def our_numbers(count: int) -> list[str]:
@@ -120,6 +122,8 @@ class ServerSettings:
     synchronous: str = "normal"
     request_timeout: str = "3s"
     connections: int = 50
+    scenario: str = SCENARIO_NAME
+    """The scenario every number runs."""
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -153,8 +157,8 @@ def config_dict(settings: ServerSettings, *, transport: str, network_port: int,
         "optout": {"confirmation": CONFIRMATION},
         "media": {"dir": str(folder / "media"), "allowed_hosts": ["127.0.0.1"],
                   "allow_private_addresses": True},
-        "cities": {"loadtown": {"name": "Loadtown", "link": "https://help.example/load"}},
-        "numbers": [{"number": n, "city": "loadtown", "scenario": SCENARIO_NAME,
+        "cities": {"loadtown": {"name": "Loadtown", "link": CITY_LINK}},
+        "numbers": [{"number": n, "city": "loadtown", "scenario": settings.scenario,
                      "persona": {"name": "Jo"}} for n in settings.numbers],
     }
     for section, values in settings.extra.items():
@@ -262,16 +266,10 @@ class ServerProcess:
 
     def sample(self) -> dict[str, float]:
         """CPU seconds used so far and the resident memory now (MiB), from /proc."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return {}
-        ticks = os.sysconf("SC_CLK_TCK")
-        rss = next((int(line.split()[1]) for line in status.splitlines()
-                    if line.startswith("VmRSS:")), 0)
-        self.peak_rss = max(self.peak_rss, rss)
-        return {"cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks, "rss_mib": rss / 1024}
+        found = proc_sample(self.pid)
+        if found:
+            self.peak_rss = max(self.peak_rss, int(found["rss_mib"] * 1024))
+        return found
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (a graceful shutdown), SIGKILL after `timeout`; the exit status."""
@@ -290,6 +288,20 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def proc_sample(pid: int) -> dict[str, float]:
+    """CPU seconds process `pid` has used so far and its resident memory now (MiB), from
+    /proc; {} when it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    rss = next((int(line.split()[1]) for line in status.splitlines()
+                if line.startswith("VmRSS:")), 0)
+    return {"cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks, "rss_mib": rss / 1024}
 
 
 def outbox_statuses(db: Path) -> dict[str, int]:

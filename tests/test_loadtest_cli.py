@@ -104,3 +104,15 @@ def test_the_pipeline_benchmark_runs_at_a_tiny_size(capsys):
     printed = capsys.readouterr()
     out = printed.out + printed.err
     assert "opened 20 conversations" in out and "total msg/s" in out
+
+
+def test_the_gc_probe_runs_at_a_tiny_size(capsys):
+    """`python -m loadtest.gcprobe` is not run by CI at full size: this keeps it from rotting."""
+    from loadtest import gcprobe
+
+    gcprobe.main(["--conversations", "30", "--turns", "1", "--freeze", "--no-trace", "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert found["live"] == 30 and found["messages"] == 30
+    assert found["frozen_objects"] > 0 and found["frozen_live_objects"] > 0
+    assert found["tracked_objects_per_conversation"] > 0
+    assert set(found["collections"]) == {"gen0", "gen1", "gen2"}

@@ -8,9 +8,10 @@ import dataclasses
 import pytest
 import trio
 
+from intercept.runtime.lookups import number_metadata
 from loadtest.phones import ProviderPhones, SmppPhones
 from loadtest.report import REPORT_KEYS
-from loadtest.run import LoadRun, Options, run_load
+from loadtest.run import WARMUP_PHONE, LoadRun, Options, run_load
 
 pytestmark = pytest.mark.slow  # real processes / real seconds: see README, Development
 
@@ -25,6 +26,10 @@ def quick(**changes: object) -> Options:
 
 
 async def test_a_clean_smpp_run_answers_every_message_once():
+    # A server that has loaded phonenumbers' metadata (the buyer-number enricher's first call
+    # stalls an in-process run for ~2 s on a busy machine, and STOP buyers then never get to
+    # text after their STOP within the second this run lasts)
+    number_metadata("+12065550100")
     report = await run_load(quick(), progress=None)
     assert set(REPORT_KEYS) <= set(report)
     assert report["ok"], report
@@ -41,7 +46,8 @@ async def test_a_clean_provider_run_with_photos_and_faults_passes():
     report = await run_load(quick(transport="provider", faults={"error": 0.05, "drop": 0.05},
                                   mix={"human": 1, "photo": 2, "stop": 1}), progress=None)
     assert report["ok"], report
-    assert report["network"]["created"] == report["messages"]["out"]
+    messages = report["messages"]
+    assert report["network"]["created"] == messages["out"] + messages["warmup_replies"]
     assert sum(report["faults"].values()) > 0
 
 
@@ -63,9 +69,9 @@ async def test_a_duplicate_creation_at_the_provider_is_reported():
     async def duplicate_one(run: LoadRun) -> None:
         assert isinstance(run.phones, ProviderPhones)
         fake = run.phones.fake
-        while not fake.sent:
+        while not (buyers := [r for r in fake.sent if r.to != WARMUP_PHONE]):
             await trio.sleep(0.01)
-        fake.sent.append(fake.sent[0])  # the phone gets the same message (outbox id) again
+        fake.sent.append(buyers[0])  # the phone gets the same message (outbox id) again
 
     report = await run_load(quick(transport="provider", mix={"human": 1}), progress=None,
                             hook=duplicate_one)

@@ -1,0 +1,207 @@
+"""The report of a scenario run (`intercept-loadtest --scenario`): what was measured, the
+outcomes, and every accounting violation (`loadtest.scenario_ledger`).
+
+Latency, two figures:
+
+- `first_reply_ms`: from the buyer's text that closed a step (the last fragment) to the first
+  reply reaching the network. It includes what the scenario asks for: the merge window, the
+  human-like reply delay and any "busy" pause, all scaled by `--delay-scale`.
+- `beyond_schedule_ms`: the same minus the scaled merge window and minus the delay the server
+  scheduled for that reply (its outbox row's `not_before - created_at`, read from the store
+  after the run): the time the server and the network added. Only when the load tester
+  started the server (it reads the store); openings (stepped at once, no merge window) and
+  opt-out confirmations are left out of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import sqlite3
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadtest.report import own_processes, server_figures
+from loadtest.scenario_ledger import ScenarioLedger, percentiles
+
+if TYPE_CHECKING:
+    from loadtest.state import LoadRun
+
+SCENARIO_REPORT_KEYS = ("ok", "mode", "scenario", "transport", "buyers", "conversations",
+                        "duration_s", "messages", "latency_ms", "violations", "duplicates",
+                        "outcomes", "store_outcomes", "network", "server", "options")
+SENT = ("sending", "sent", "delivered", "unknown", "failed")
+
+
+def store_rows(db: Path) -> list[tuple[str, str, str, str, float, float]]:
+    """Outbox rows that left (or may have left) the server: id, our, their, body,
+    not_before, created_at."""
+    if not db.exists():
+        return []
+    marks = ",".join("?" * len(SENT))
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.execute(
+            "SELECT id, our_number, their_number, body, not_before, created_at FROM outbox "
+            f"WHERE status IN ({marks})", SENT))
+
+
+def store_outcomes(db: Path | None) -> dict[str, int]:
+    """Conversations by status and outcome, as the store has them after the run."""
+    if db is None or not db.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT status, coalesce(outcome, ''), count(*) FROM conversations "
+                            "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    return {f"{status}/{outcome}" if outcome else status: n for status, outcome, n in rows}
+
+
+def beyond_schedule(run: LoadRun, rows: list[tuple[str, str, str, str, float, float]]
+                    ) -> list[float]:
+    """Each first reply's latency minus the merge window and its scheduled delay (seconds)."""
+    ledger: ScenarioLedger = run.ledger  # type: ignore[assignment]
+    merge = run.scaled.merge if run.scaled is not None else 0.0
+    by_id = {row[0]: row for row in rows}
+    by_text: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for _, our, their, body, not_before, created_at in rows:
+        by_text[f"{our}>{their}:{body}"].append((not_before, created_at))
+    for found in by_text.values():
+        found.sort()
+    out = []
+    for key, latency, wall_at, left_out in ledger.first_reply_rows(run.wall_offset):
+        if left_out:
+            continue
+        row = by_id.get(key)
+        if row is not None:
+            not_before, created_at = row[4], row[5]
+        else:
+            # SMPP: the latest row with this text scheduled before the reply reached us
+            found = by_text.get(key, [])
+            at = bisect.bisect_right(found, (wall_at + 0.05, float("inf")))
+            if not at:
+                continue
+            not_before, created_at = found[at - 1]
+        scheduled = max(0.0, not_before - created_at)
+        out.append(max(0.0, latency - merge - scheduled))
+    return out
+
+
+def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | None = None
+                          ) -> dict[str, Any]:
+    """The run's figures and verdict (`conversations`: how many the buyers started)."""
+    options = run.options
+    ledger: ScenarioLedger = run.ledger  # type: ignore[assignment]
+    rows = store_rows(run.db) if run.db is not None else []
+    if not ledger.exact_keys:
+        ledger.reconcile_repeats(Counter(f"{our}>{their}:{body}"
+                                         for _, our, their, body, _, _ in rows))
+    beyond = beyond_schedule(run, rows) if rows else []
+    violations = ledger.violations()
+    duration = options.duration
+    outcomes = ledger.outcomes()
+    totals = Counter()
+    for row in outcomes.values():
+        totals.update(row)
+    verified = run.db is not None or ledger.exact_keys
+    ok = (not any(violations.values()) and ledger.duplicates == 0
+          and ledger.send_failures == 0)
+    scaled = run.scaled
+    figures: dict[str, Any] = {
+        "ok": ok,
+        "mode": "scenario",
+        "scenario": scaled.name if scaled is not None else options.scenario,
+        "transport": options.transport,
+        "buyers": options.buyers,
+        "conversations": conversations,
+        "duration_s": duration,
+        "messages": {"texts_in": ledger.sent, "replies_out": ledger.received,
+                     "texts_in_per_s": round(ledger.sent / duration, 1),
+                     "replies_out_per_s": round(ledger.received / duration, 1),
+                     "answered_texts": ledger.answered,
+                     "replies_per_text": round(ledger.received / ledger.sent, 2)
+                     if ledger.sent else None,
+                     "unsolicited_replies": ledger.unsolicited,
+                     "crossed_the_end": ledger.crossed_end,
+                     "warmup_replies": ledger.ignored_replies},
+        "latency_ms": {
+            "first_reply": percentiles(ledger.latencies),
+            "beyond_schedule": percentiles(beyond),
+            "basis": (f"first_reply: buyer text -> first reply at the network, including the "
+                      f"merge window ({scaled.merge if scaled else 0:g} s) and the reply delays "
+                      f"scaled by {options.delay_scale:g}; beyond_schedule: the same minus the "
+                      "merge window and the delay the server scheduled (store), openings and "
+                      "opt-out confirmations left out"),
+            "bound_s": ledger.bound},
+        "violations": violations,
+        "duplicates": ledger.duplicates,
+        "duplicates_verified": verified,
+        "errors": {"send_failed": ledger.send_failures},
+        "outcomes": {"total": dict(totals), "by_path": outcomes,
+                     "by_word": {f"{p}: {o}": n for (p, o), n in sorted(run.outcomes.items())}},
+        "store_outcomes": store_outcomes(run.db),
+        "faults": dict(sorted(run.phones.faults_injected.items())),
+        "network": run.phones.stats(),
+        "server": {**server_figures(run, folder=folder),
+                   "warmup_first_reply_s": None if run.warmup_seconds is None
+                   else round(run.warmup_seconds, 3)},
+        "options": {"delay_scale": options.delay_scale, "ramp_up_s": options.ramp_up,
+                    "drain_s": options.drain, "seed": options.seed,
+                    "numbers": len(options.ours) or options.numbers,
+                    "corpus": str(options.corpus) if options.corpus else "shipped",
+                    "target": options.target or ("in-process" if options.in_process
+                                                 else "subprocess")},
+        "detail": {"repeats_of_one_text": ledger.repeats, "examples": ledger.examples},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if run.process_figures is not None:
+        figures["processes"] = run.process_figures
+    elif run.server is not None and "self_end" in run.samples:
+        figures["processes"] = own_processes(run)
+    return figures
+
+
+def scenario_text(report: dict[str, Any]) -> str:
+    """The report for people."""
+    m, lat = report["messages"], report["latency_ms"]
+
+    def ms(q: dict[str, float | None]) -> str:
+        return "  ".join(f"{k} {'-' if v is None else f'{v:,.1f} ms'}" for k, v in q.items())
+
+    total = report["outcomes"]["total"]
+    lines = [
+        f"{report['scenario']} over {report['transport']}: {report['buyers']:,} buyers, "
+        f"{report['conversations']:,} conversations in {report['duration_s']:.0f} s",
+        f"  texts in      {m['texts_in']:>9,}  ({m['texts_in_per_s']:,.1f}/s)",
+        f"  replies out   {m['replies_out']:>9,}  ({m['replies_out_per_s']:,.1f}/s, "
+        f"{m['replies_per_text']} per text, {m['unsolicited_replies']:,} beyond the first)",
+        f"  first reply   {ms(lat['first_reply'])}",
+        f"  beyond sched. {ms(lat['beyond_schedule'])}",
+        f"                ({lat['basis']}; bound {lat['bound_s']:g} s)",
+        f"  outcomes      deterred {total.get('deterred', 0):,}, opted out "
+        f"{total.get('opted_out', 0):,}, open {total.get('open', 0):,}, cut short by the end "
+        f"{total.get('cut_short', 0):,}",
+        f"  in the store  {report['store_outcomes'] or '-'}",
+        f"  duplicates    {report['duplicates']:>9,}"
+        + ("" if report["duplicates_verified"] else "  (SMPP without the store: not checked)"),
+    ]
+    bad = {k: v for k, v in {**report["violations"], **report["errors"]}.items() if v}
+    lines.append(f"  violations    {bad or 'none'}")
+    if report["faults"]:
+        lines.append(f"  faults        {report['faults']}")
+    lines.append(f"  network       {report['network']}")
+    shown = {k: v for k, v in report["server"].items() if v is not None}
+    lines.append(f"  server        {shown}")
+    if "processes" in report:
+        figures = report["processes"]
+        apart = (f"{report['buyer_processes']} buyer processes" if "buyer_processes" in report
+                 else "the SMSC and the buyers in one process")
+        lines.append(f"  processes     {apart}; share of one core over the load "
+                     f"{figures['cpu_share_of_one_core']}; RSS MiB {figures['rss_mib_at_end']}")
+        lines.append(f"  bound         {figures['bound']}")
+    if report["detail"]["examples"]:
+        lines.append(f"  examples      {report['detail']['examples']}")
+    lines.append("  verdict       " + ("OK: every text answered within the bound, nothing "
+                                       "twice, nothing after an opt-out or an end"
+                                       if report["ok"] else "FAILED"))
+    return "\n".join(lines)

@@ -1,0 +1,429 @@
+"""Load runs of a real scenario (`intercept-loadtest --scenario`): the buyer corpus, the
+scenario in compressed time, the accounting rules one by one (each can fail), and small runs
+of the shipped scenario, clean and with a duplicate the accounting must catch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import trio
+
+from intercept.scenarios import ScenarioRegistry
+from loadtest.cli import main
+from loadtest.corpus import Corpus, Message, messages
+from loadtest.ledger import Reply
+from loadtest.phones import SmppPhones
+from loadtest.scaled import resolve, scale_value, write_scaled
+from loadtest.scenario_ledger import ScenarioLedger
+from loadtest.scenario_report import SCENARIO_REPORT_KEYS
+from loadtest.scenario_run import run_scenario
+from loadtest.state import LoadRun, Options
+
+LINK = "https://help.example/load"
+THEIR, OUR = "+12125550001", "+12065550100"
+
+
+def ledger(*, exact: bool = True, bound: float = 5.0) -> ScenarioLedger:
+    return ScenarioLedger(bound=bound, marker=LINK, exact_keys=exact)
+
+
+def reply(text: str, at: float, key: str | None = None, their: str = THEIR) -> Reply:
+    return Reply(their=their, our=OUR, text=text, at=at, key=key or f"{OUR}>{their}:{text}")
+
+
+# -- the corpus
+
+
+def test_the_shipped_corpus_loads_and_every_path_draws_its_pools():
+    corpus = Corpus.load()
+    assert {p.ends for p in corpus.paths} == {"deterred", "opted_out", "open"}
+    texts = {m.text for pool in corpus.pools.values() for alt in pool for m in messages(alt)}
+    assert {"u avail tonite?", "150?", "are u a cop"} <= texts
+    assert any(isinstance(alt, list) and len(alt) > 1 and "[photo]" not in alt
+               for alt in corpus.pools["available"])  # fragments sent as several texts
+    plans = [corpus.draw(random.Random(i)) for i in range(200)]
+    assert {p.path for p in plans} == {p.name for p in corpus.paths}
+    assert any(m.photo for p in plans for step in p.steps for m in step)
+    assert [corpus.draw(random.Random(7)) for _ in range(2)] == [corpus.draw(random.Random(7))] * 2
+
+
+def test_a_photo_marker_puts_a_picture_on_the_next_text():
+    assert messages(["[photo]", "thats me"]) == (Message("thats me", True),)
+    assert messages(["hey", "[photo]"]) == (Message("hey"), Message("", True))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("paths:\n  - {name: x, steps: [nope], ends: open}\n", "names pool 'nope'"),
+    ("paths:\n  - {name: x, steps: [a], ends: open, colour: red}\n", "colour"),
+    ("paths:\n  - {name: x, steps: [a], ends: married}\n", "ends"),
+    ("paths:\n  - {name: x, steps: [a], ends: open, weight: 0}\n", "no path has a weight"),
+])
+def test_a_broken_corpus_is_refused_with_a_sentence(tmp_path: Path, change: str, message: str):
+    path = tmp_path / "c.yaml"
+    path.write_text("pools:\n  a: [hi]\n" + change)
+    with pytest.raises(ValueError, match=message) as caught:
+        Corpus.load(path)
+    assert str(path) in str(caught.value)
+
+
+# -- the scenario in compressed time
+
+
+def test_durations_are_scaled_and_amounts_are_not():
+    assert scale_value("40m", 0.01) == "24.000s"
+    assert scale_value("15s", 0.01) == "0.150s"
+    assert scale_value(149, 0.01) == 149  # a `number: {max: 149}` amount
+    assert scale_value("1h30m", 0.5) == "2700.000s"
+
+
+def test_the_shipped_scenario_scaled_still_compiles_with_its_includes(tmp_path: Path):
+    scaled = write_scaled(resolve("shipped"), tmp_path, 0.01)
+    assert scaled.name == "buyer-deterrence"
+    assert scaled.merge == pytest.approx(0.15) and scaled.busy_max == pytest.approx(2.4)
+    assert (tmp_path / "shared" / "compliance.yaml").exists()
+    machine = ScenarioRegistry.from_dir(tmp_path).current("buyer-deterrence")
+    assert machine is not None and machine.expire is not None
+    assert machine.expire.after == pytest.approx(864.0)
+
+
+def test_a_scale_of_zero_or_a_missing_file_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="above 0"):
+        write_scaled(resolve("shipped"), tmp_path, 0)
+    with pytest.raises(ValueError, match="no such file"):
+        resolve(str(tmp_path / "missing.yaml"))
+
+
+# -- the accounting rules
+
+
+def test_fragments_share_the_first_reply_and_later_parts_answer_nothing():
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="open")
+    book.expect(conv, "reply", 1.0)
+    book.expect(conv, "reply", 1.2)
+    book.received_reply(reply("hey who's this", 1.5))
+    book.received_reply(reply("i'm jo", 1.6))
+    assert (book.answered, book.outstanding, book.unsolicited) == (2, 0, 1)
+    assert list(book.latencies) == [pytest.approx(0.3)]  # from the text that closed the burst
+    assert not any(book.violations().values()) and book.duplicates == 0
+
+
+def test_a_text_without_a_reply_is_unanswered_and_a_slow_one_late():
+    book = ledger(bound=2.0)
+    conv = book.open(1, THEIR, OUR, path="p", ends="open")
+    book.expect(conv, "reply", 1.0)
+    book.received_reply(reply("ok", 4.0))
+    book.expect(conv, "reply", 5.0)
+    assert book.violations()["late"] == 1
+    assert book.violations()["unanswered"] == 1
+
+
+def test_the_same_reply_twice_is_a_duplicate():
+    book = ledger()
+    book.open(1, THEIR, OUR, path="p", ends="open")
+    book.received_reply(reply("hi", 1.0, key="outbox-1"))
+    book.received_reply(reply("hi", 1.1, key="outbox-1"))
+    assert book.duplicates == 1
+
+
+def test_over_smpp_repeats_are_duplicates_only_beyond_the_store_rows():
+    book = ledger(exact=False)
+    book.open(1, THEIR, OUR, path="p", ends="open")
+    for at in (1.0, 2.0, 3.0):
+        book.received_reply(reply("ok", at))
+    key = f"{OUR}>{THEIR}:ok"
+    book.reconcile_repeats(Counter({key: 3}))
+    assert book.duplicates == 0  # the persona said "ok" three times
+    book.reconcile_repeats(Counter({key: 2}))
+    assert book.duplicates == 1
+
+
+def test_stop_gets_one_confirmation_then_silence():
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="opted_out")
+    book.expect(conv, "stop", 1.0)
+    book.received_reply(reply("You're unsubscribed. Reply START to undo.", 1.1, "c1"))
+    assert conv.confirmed_at == 1.1
+    book.expect(conv, "none", 2.0)
+    book.received_reply(reply("hey u there?", 2.5, "n1"))
+    book.received_reply(reply("You're unsubscribed. Reply START to undo.", 2.6, "c2"))
+    assert book.violations()["after_optout"] == 1
+    assert book.extra_confirmations == 1 and book.duplicates == 1
+    book.finish()
+    assert book.violations()["unconfirmed_stop"] == 0
+
+
+def test_a_stop_never_confirmed_is_a_violation():
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="opted_out")
+    book.expect(conv, "stop", 1.0)
+    book.received_reply(reply("150 for the hour", 1.1))  # scheduled before the STOP
+    book.finish()
+    assert book.violations()["unconfirmed_stop"] == 1
+
+
+def test_a_reply_after_the_deterrence_is_a_violation_and_a_missed_outcome_too():
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="deterred")
+    book.expect(conv, "reply", 1.0)
+    book.received_reply(reply(f"help is here: {LINK}", 1.2))
+    assert conv.deterred_at == 1.2
+    book.received_reply(reply("hey", 1.3))
+    assert book.violations()["after_end"] == 1
+    other = book.open(2, "+12125550002", OUR, path="q", ends="deterred")
+    book.expect(other, "reply", 1.0)
+    book.received_reply(reply("150/hr", 1.1, their="+12125550002"))
+    other.finished = True
+    book.finish()
+    assert book.violations()["outcome_missed"] == 1
+    assert book.outcomes()["q"]["open"] == 1 and book.outcomes()["p"]["deterred"] == 1
+
+
+def test_a_text_that_crossed_the_deterrence_expects_nothing():
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="deterred")
+    book.expect(conv, "reply", 1.0)
+    book.expect(conv, "reply", 1.5)  # sent after the deterrence left the server...
+    book.received_reply(reply(f"help is here: {LINK}", 1.4))  # ...which reaches him now
+    assert (book.answered, book.crossed_end, book.outstanding) == (1, 1, 0)
+    assert book.violations()["unanswered"] == 0
+
+
+def test_a_reply_to_a_phone_that_never_texted_is_unexpected():
+    book = ledger()
+    book.received_reply(reply("hi", 1.0))
+    assert book.violations()["unexpected"] == 1
+
+
+async def test_a_buyer_waits_for_a_reply_then_for_quiet(autojump_clock):
+    book = ledger()
+    conv = book.open(1, THEIR, OUR, path="p", ends="open")
+
+    async def persona() -> None:
+        for at in (1.0, 1.3, 1.5):
+            await trio.sleep_until(at)
+            book.received_reply(reply(f"part {at}", at))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(persona)
+        book.expect(conv, "reply", 0.0)
+        assert await book.wait_reply(conv, 0, 5.0)
+        assert trio.current_time() == pytest.approx(1.0)
+        await book.wait_quiet(conv, 0.4, 5.0)
+        assert trio.current_time() == pytest.approx(1.9)
+    assert not await book.wait_reply(conv, conv.replies, 0.5)
+
+
+# -- runs
+
+
+def quick(**changes: object) -> Options:
+    options = Options(scenario="shipped", buyers=16, duration=3.0, ramp_up=0.5, drain=8.0,
+                      settle=0.3, delay_scale=0.005, in_process=True, numbers=2,
+                      reply_timeout=0.0)
+    return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
+
+
+def test_a_short_scenario_run_prints_json_and_exits_cleanly(capsys):
+    main(["--scenario", "shipped", "--in-process", "--buyers", "12", "--duration", "3",
+          "--ramp-up", "0.3", "--settle", "0.2", "--delay-scale", "0.004", "--numbers", "2",
+          "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert set(SCENARIO_REPORT_KEYS) <= set(report)
+    assert report["ok"] is True, report
+    assert report["scenario"] == "buyer-deterrence"
+    assert report["messages"]["texts_in"] > 20
+    assert report["latency_ms"]["first_reply"]["p50"] is not None
+    assert report["outcomes"]["total"]["deterred"] >= 1
+
+
+@pytest.mark.slow
+async def test_a_clean_run_of_the_shipped_scenario_reaches_its_outcomes():
+    report = await run_scenario(quick(buyers=30, duration=5.0), progress=None)
+    assert report["ok"], report
+    assert not any(report["violations"].values()) and report["duplicates"] == 0
+    total = report["outcomes"]["total"]
+    assert total["deterred"] >= 5 and total["opted_out"] >= 1
+    # what the buyers saw agrees with what the store recorded
+    stored = report["store_outcomes"].get("ended/deterred", 0)
+    assert total["deterred"] <= stored <= total["deterred"] + total["open"] + total["cut_short"]
+    assert report["latency_ms"]["beyond_schedule"]["p50"] is not None
+    assert report["server"]["outbox"].get("refused", 0) == 0 or total["opted_out"]
+
+
+@pytest.mark.slow
+async def test_a_provider_run_with_photos_passes():
+    report = await run_scenario(quick(transport="provider"), progress=None)
+    assert report["ok"], report
+    messages = report["messages"]
+    assert report["network"]["created"] == messages["replies_out"] + messages["warmup_replies"]
+    assert messages["warmup_replies"] >= 2
+
+
+@pytest.mark.slow
+async def test_a_resent_reply_is_caught_as_a_duplicate():
+    async def lose_one_response(run: LoadRun) -> None:
+        await trio.sleep(1.0)
+        assert isinstance(run.phones, SmppPhones)
+        run.phones.smsc.drop_on_submit("before_resp", after=1)  # SMPP's at-least-once edge
+
+    report = await run_scenario(quick(), progress=None, hook=lose_one_response)
+    assert not report["ok"]
+    assert report["duplicates"] >= 1
+    assert report["detail"]["examples"]["duplicate"]
+
+
+# -- the generator in separate processes
+
+
+def test_ledgers_of_buyer_processes_merge_into_one_verdict():
+    parts = []
+    for shard, their in enumerate(("+12125550001", "+12125550002")):
+        book = ledger(exact=False)
+        conv = book.open(shard, their, OUR, path="p", ends="deterred")
+        book.expect(conv, "reply", 1.0)
+        book.received_reply(reply(f"bye {LINK}", 1.25, their=their))
+        book.received_reply(reply(f"bye {LINK}", 1.3, their=their))  # after the end
+        book.expect(conv, "reply", 2.0)  # never answered
+        conv.finished = True
+        book.finish()
+        parts.append(book.summary(wall_offset=1000.0))
+    merged = ledger(exact=False)
+    merged.merge(json.loads(json.dumps(parts)))  # as the processes send them
+    assert merged.sent == 4 and merged.received == 4
+    assert merged.violations()["after_end"] == 2 and merged.violations()["unanswered"] == 2
+    assert merged.outcomes() == {"p": {"buyers": 2, "deterred": 2, "opted_out": 0, "open": 0,
+                                       "cut_short": 0}}
+    assert sorted(merged.latencies) == [pytest.approx(0.25)] * 2
+    key = f"{OUR}>+12125550001:bye {LINK}"
+    assert merged.deliveries[key] == 2
+    merged.reconcile_repeats(Counter({key: 1}))
+    assert merged.duplicates == 1
+    (row,) = [r for r in merged.first_reply_rows(0.0) if r[0] == key]
+    assert row[2] == pytest.approx(1001.25)  # the wall-clock time, for the store's rows
+
+
+def test_the_process_near_a_whole_core_is_named_the_bound():
+    from loadtest.state import process_figures
+
+    pids = {"server": 1, "network (SMSC)": 2, "buyers 1": 3}
+    start = {name: {"cpu_seconds": 0.0, "rss_mib": 10.0} for name in pids}
+    end = {"server": {"cpu_seconds": 9.6, "rss_mib": 200.0},
+           "network (SMSC)": {"cpu_seconds": 3.0, "rss_mib": 50.0},
+           "buyers 1": {"cpu_seconds": 2.0, "rss_mib": 40.0}}
+    figures = process_figures(pids, start, end, 10.0)
+    assert figures["cpu_share_of_one_core"]["server"] == 0.96
+    assert figures["bound"].startswith("server")
+    end["server"]["cpu_seconds"] = 5.0
+    assert process_figures(pids, start, end, 10.0)["bound"].startswith("none")
+
+
+@pytest.mark.slow
+def test_a_tiny_run_in_two_buyer_processes_gathers_their_figures(capsys):
+    main(["--scenario", "shipped", "--processes", "2", "--buyers", "10", "--duration", "3",
+          "--ramp-up", "0.3", "--settle", "0.2", "--delay-scale", "0.004", "--numbers", "2",
+          "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True, report
+    assert report["buyer_processes"] == 2
+    shares = report["processes"]["cpu_share_of_one_core"]
+    assert {"server", "network (SMSC)", "buyers 1", "buyers 2"} <= set(shares)
+    assert report["processes"]["bound"]
+    assert report["network"]["unrouted"] == 0
+    assert report["network"]["hub_mo"] == report["messages"]["texts_in"] + 2  # + the warm-up
+    assert report["outcomes"]["total"]["buyers"] == report["conversations"] > 10
+
+
+# -- the soak
+
+
+def test_drift_is_measured_after_the_warm_up_two_ways():
+    from loadtest.soak import drift
+
+    samples = [(0.0, 50.0), (1.0, 90.0)] + [(2.0 + i, 100.0 + (i % 2)) for i in range(20)]
+    found = drift(samples, warmup=2.0)
+    assert found["samples_after_warmup"] == 20
+    assert found["max_min_over_mean_pct"] == pytest.approx(100 * 1 / 100.5, abs=0.01)
+    assert found["first_vs_last_window_pct"] == 0.0
+    growing = [(float(i), 100.0 + i) for i in range(20)]
+    assert drift(growing, warmup=0.0)["first_vs_last_window_pct"] > 15
+    assert drift(samples[:1], warmup=0.0)["max_min_over_mean_pct"] is None
+
+
+def test_the_rss_curve_is_a_small_standalone_svg():
+    from loadtest.soak import rss_svg
+
+    out = rss_svg([(0.0, 200.0), (5.0, 210.0), (10.0, 205.0)], 1.0, "RSS <soak>")
+    assert out.startswith("<svg") and out.endswith("</svg>")
+    assert "<polyline" in out and "RSS &lt;soak&gt;" in out
+    assert out.count(",") >= 3 and "10 s" in out
+
+
+@pytest.mark.slow
+def test_a_tiny_soak_reports_its_rss_curve_and_drift(capsys, tmp_path: Path):
+    picture = tmp_path / "rss.svg"
+    # a few seconds: the figures mean nothing, so only the report's shape is checked
+    main(["--soak", "4s", "--buyers", "8", "--rss-every", "0.5", "--ramp-up", "0.3",
+          "--settle", "0.2", "--delay-scale", "0.004", "--numbers", "2",
+          "--rss-svg", str(picture), "--no-fail-on-loss", "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    soak = report["soak"]
+    assert {"samples", "warmup_s", "max_min_over_mean_pct", "first_vs_last_window_pct",
+            "flat", "curve", "svg"} <= set(soak)
+    assert soak["samples"] >= 4 and soak["warmup_s"] == pytest.approx(0.4)
+    assert soak["hibernate_after"] == "2s"
+    assert soak["flat"] == (soak["max_min_over_mean_pct"] <= soak["max_drift_pct"] == 5.0)
+    assert report["ok"] == (soak["flat"] and not any(report["violations"].values()))
+    assert picture.read_text().startswith("<svg")
+    assert not any(report["violations"].values()), report["detail"]
+
+
+@pytest.mark.slow
+def test_the_echo_runs_in_two_buyer_processes_with_its_exact_accounting(capsys):
+    main(["--processes", "2", "--buyers", "12", "--duration", "2", "--ramp-up", "0.3",
+          "--think", "0.05:0.2", "--settle", "0.2", "--numbers", "2", "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True, report
+    assert (report["lost"], report["duplicates"], report["buyers"]) == (0, 0, 12)
+    assert sum(row["buyers"] for row in report["behaviours"].values()) == 12
+    assert report["messages"]["answered"] == sum(
+        row["answered"] for row in report["behaviours"].values()) > 12
+    assert report["network"]["hub_mo"] == report["messages"]["in"] + 2  # + the warm-up
+    assert {"server", "buyers 1", "buyers 2"} <= set(report["processes"]["cpu_share_of_one_core"])
+
+
+# -- the command line
+
+
+def test_soak_and_scenario_options_are_parsed():
+    from loadtest.cli import options_from, parser
+
+    def parse(*argv: str) -> Options:
+        return options_from(parser().parse_args(list(argv)))
+
+    soak = parse("--soak")
+    assert (soak.duration, soak.scenario, soak.hibernate_after) == (3600.0, "shipped", "2s")
+    assert parse("--soak", "90s", "--hibernate-after", "5s").hibernate_after == "5s"
+    plain = parse("--scenario", "x.yaml", "--processes", "3", "--smsc-window", "500")
+    assert (plain.processes, plain.smsc_window, plain.reply_timeout) == (3, 500, 0.0)
+    assert plain.hibernate_after == "2m"
+    assert parse().reply_timeout == 10.0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--scenario", "shipped", "--target", "http://127.0.0.1:1", "--ours", "+12065550100"],
+     "cannot be combined with --target"),
+    (["--scenario", "shipped", "--experiment"], "cannot be combined"),
+    (["--processes", "2", "--transport", "provider"], "over SMPP"),
+    (["--processes", "2", "--in-process"], "drop --in-process"),
+])
+def test_combinations_that_cannot_run_are_refused(argv: list[str], message: str):
+    from loadtest.cli import options_from, parser
+
+    with pytest.raises(ValueError, match=message):
+        options_from(parser().parse_args(argv))
