@@ -344,32 +344,27 @@ def test_configured_opt_out_words_work_in_every_conversation_and_answer_in_its_l
     assert optout_override("para cuando?", [], False, texts, words=words) == []
 
 
-def test_a_turn_identifies_the_language_of_the_first_texts():
+def first_turn(text: str):
+    """The turn a conversation of SCENARIO takes on its first text (real identification)."""
     from intercept.runtime.delays import DelayModel
     from intercept.runtime.turn import Inbound, TurnInput, TurnRules, take_turn
 
     machine = compile_text(SCENARIO, file="s.yaml")
     state = machine.new_state(seed=1, context=CONTEXT)
     rules = TurnRules(delays=DelayModel(enabled=False), merge=False)
-    turn = take_turn(TurnInput(
+    return take_turn(TurnInput(
         conversation_id=1, our="+12065550100", their="+12065550199", machine=machine,
-        state=state, pending={1: Inbound(1, "hola amor, cuanto cobras por una hora?")}),
-        10.0, rules)
+        state=state, pending={1: Inbound(1, text)}), 10.0, rules)
+
+
+def test_a_turn_identifies_the_language_of_the_first_texts():
+    turn = first_turn("hola amor, cuanto cobras por una hora?")
     assert turn.state.vars["language"] == "es"
     assert [row.body for row in turn.rows] == ["150 la hora", "ayuda: https://help.example/es"]
 
 
 def test_an_english_first_text_keeps_english():
-    from intercept.runtime.delays import DelayModel
-    from intercept.runtime.turn import Inbound, TurnInput, TurnRules, take_turn
-
-    machine = compile_text(SCENARIO, file="s.yaml")
-    state = machine.new_state(seed=1, context=CONTEXT)
-    rules = TurnRules(delays=DelayModel(enabled=False), merge=False)
-    turn = take_turn(TurnInput(
-        conversation_id=1, our="+12065550100", their="+12065550199", machine=machine,
-        state=state, pending={1: Inbound(1, "hey are you available tonight? how much")}),
-        10.0, rules)
+    turn = first_turn("hey are you available tonight? how much")
     assert turn.state.vars["language"] == "en" and turn.state.heard == -1
     assert turn.rows[0].body == "150 an hour"
 
