@@ -186,15 +186,15 @@ async def _wait_healthz(base: str, timeout: float = 30.0) -> None:
                        "the running server's HTTP address?")
 
 
-async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hook | None,
-                 indices: range | None = None) -> None:
-    """Start the buyers over the ramp-up, stop texting at the end, drain, settle.
-
-    `indices`: the buyers this process plays (a buyer process of `--processes`); all of them
-    by default."""
+async def ramp_and_drain(run: LoadRun, count: int,
+                         start_one: Callable[[trio.Nursery, int], None],
+                         hook: Hook | None) -> None:
+    """The shape of every load: `start_one(nursery, position)` for positions 0..count-1 spread
+    over the ramp-up (none after the end), the server sampled at the start and the end, then a
+    drain until every answer is in and the server's outbox is empty, then the settle time."""
     options = run.options
-    ledger = run.ledger
     run.start_at = trio.current_time()
+    run.wall_offset = time.time() - run.start_at
     run.end_at = run.start_at + options.duration
     drain_at = run.end_at + options.drain
     if run.server is not None:
@@ -204,18 +204,14 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
         if hook is not None:
             outer.start_soon(hook, run)
         with trio.move_on_at(drain_at):
-            async with trio.open_nursery() as buyers:
-                played = range(len(behaviours)) if indices is None else indices
-                for position, index in enumerate(played):
-                    behaviour = behaviours[index]
-                    at = run.start_at + options.ramp_up * position / max(1, len(played))
+            async with trio.open_nursery() as load:
+                for position in range(count):
+                    at = run.start_at + options.ramp_up * position / max(1, count)
                     if at >= run.end_at:
                         break
                     if at > trio.current_time():
                         await trio.sleep_until(at)
-                    pair = [ours[index % len(ours)], ours[(index + 1) % len(ours)]]
-                    run.by_behaviour[behaviour] += 1
-                    buyers.start_soon(_buyer, run, index, behaviour, pair)
+                    start_one(load, position)
                 await trio.sleep_until(run.end_at)
                 if run.server is not None:
                     run.samples["end"] = run.server.sample()
@@ -224,10 +220,28 @@ async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hoo
         with trio.move_on_at(drain_at):
             # every answer in, and nothing left in the server's outbox (a retry could still
             # deliver a second copy of an answer already received)
-            while ledger.outstanding > 0 or (await _server_health(run)).get("outbox_depth"):
+            while run.ledger.outstanding > 0 or (await _server_health(run)).get("outbox_depth"):
                 await trio.sleep(0.1)
         await trio.sleep(options.settle)
         outer.cancel_scope.cancel()
+
+
+async def _drive(run: LoadRun, behaviours: list[str], ours: list[str], hook: Hook | None,
+                 indices: range | None = None) -> None:
+    """Start the buyers over the ramp-up, stop texting at the end, drain, settle.
+
+    `indices`: the buyers this process plays (a buyer process of `--processes`); all of them
+    by default."""
+    played = range(len(behaviours)) if indices is None else indices
+
+    def start_one(nursery: trio.Nursery, position: int) -> None:
+        index = played[position]
+        behaviour = behaviours[index]
+        pair = [ours[index % len(ours)], ours[(index + 1) % len(ours)]]
+        run.by_behaviour[behaviour] += 1
+        nursery.start_soon(_buyer, run, index, behaviour, pair)
+
+    await ramp_and_drain(run, len(played), start_one, hook)
 
 
 async def _server_live(run: LoadRun) -> int | None:

@@ -17,11 +17,9 @@ least 0.2 s: the parts of the shipped deterrence are up to ~40 s apart unscaled)
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import sys
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,16 +32,15 @@ from loadtest.corpus import Corpus, Message, Plan
 from loadtest.run import (
     Hook,
     _phones,
-    _server_health,
-    _server_live,
     _start_server,
     _stop_server,
+    ramp_and_drain,
     warm_up,
 )
 from loadtest.scaled import ScaledScenario, resolve, write_scaled
 from loadtest.scenario_ledger import STOP, Conversation, ScenarioLedger, TextKind
 from loadtest.state import LoadRun, Options
-from loadtest.target import CITY_LINK, our_numbers, proc_sample
+from loadtest.target import CITY_LINK, our_numbers
 
 DELAY_MAX = 120.0
 """The server's longest reply delay before scaling (`delays.max` of the generated config)."""
@@ -234,33 +231,5 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
 
 async def drive(run: LoadRun, buyers: ScenarioBuyers, hook: Hook | None) -> None:
     """Start the slots over the ramp-up; at the end, drain and settle."""
-    options = run.options
-    run.start_at = trio.current_time()
-    run.wall_offset = time.time() - run.start_at
-    run.end_at = run.start_at + options.duration
-    drain_at = run.end_at + options.drain
-    if run.server is not None:
-        run.samples["start"] = run.server.sample()
-        run.samples["self_start"] = proc_sample(os.getpid())
-    async with trio.open_nursery() as outer:
-        if hook is not None:
-            outer.start_soon(hook, run)
-        with trio.move_on_at(drain_at):
-            async with trio.open_nursery() as slots:
-                for index in range(options.buyers):
-                    at = run.start_at + options.ramp_up * index / max(1, options.buyers)
-                    if at >= run.end_at:
-                        break
-                    if at > trio.current_time():
-                        await trio.sleep_until(at)
-                    slots.start_soon(buyers.slot, index)
-                await trio.sleep_until(run.end_at)
-                if run.server is not None:
-                    run.samples["end"] = run.server.sample()
-                    run.samples["self_end"] = proc_sample(os.getpid())
-                run.server_live_at_end = await _server_live(run)
-        with trio.move_on_at(drain_at):
-            while run.ledger.outstanding > 0 or (await _server_health(run)).get("outbox_depth"):
-                await trio.sleep(0.1)
-        await trio.sleep(options.settle)
-        outer.cancel_scope.cancel()
+    await ramp_and_drain(run, run.options.buyers,
+                         lambda nursery, index: nursery.start_soon(buyers.slot, index), hook)
