@@ -59,13 +59,6 @@ def identify(text: str, languages: tuple[str, ...]) -> tuple[str, float]:
     return top.language.iso_code_639_1.name.lower(), float(top.value)
 
 
-def supported(code: str) -> bool:
-    """Whether `code` (ISO 639-1) can be identified."""
-    from lingua import IsoCode639_1
-
-    return getattr(IsoCode639_1, code.upper(), None) is not None
-
-
 def warm(languages: tuple[str, ...]) -> None:
     """Build the detector of these languages now (start-up), not on a first text."""
     if len(set(languages)) >= 2:
