@@ -48,6 +48,7 @@ from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.config_reload import Reloaded, numbers_change, restart_only
 from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
 from .runtime.lookups import Lookups
+from .runtime.loop_lag import watch_loop_lag
 from .runtime.number_health import NumberHealthMonitor
 from .runtime.optouts import OptOuts
 from .runtime.webhooks import Webhooks, WebhookSettings, unconfigured
@@ -91,11 +92,15 @@ class Server:
     def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
                  gateway: Gateway | None = None, store_path: str | Path | None = None,
                  fast: bool = False, http: bool | None = None, threaded_store: bool = True,
-                 media: MediaFetcher | None = None, freeze: bool = False):
+                 media: MediaFetcher | None = None, freeze: bool = False,
+                 watch_loop: bool = False):
         self.config = config
         self.freeze = freeze
         """Once started and recovered, collect and freeze what is alive (`collector.freeze`):
         process-wide, so `intercept serve` asks for it and an embedding program decides."""
+        self.watch_loop = watch_loop
+        """Sample the event loop's lag into `intercept_loop_lag_seconds` (a timer every 0.1 s:
+        `intercept serve` asks for it; tests on a virtual clock that jumps hours do not)."""
         self.metrics = Metrics()
         self.registry = registry or ScenarioRegistry.from_dir(
             config.scenario_dir, read_limit=config.runtime.read_limit)
@@ -229,6 +234,8 @@ class Server:
                     await self.campaign_windows.hold(recovery.queued)  # quiet hours after a stop
                     await self._recover(recovery)
                     await services.start(self.number_health.run)
+                    if self.watch_loop:
+                        await services.start(watch_loop_lag, self.metrics.loop_lag_seconds)
                     await services.start(self.handoff_alerts.run)
                     await services.start(self.campaigns.run)
                     await services.start(self.enricher.run)

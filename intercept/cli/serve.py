@@ -43,7 +43,7 @@ def serve(config_path: Path | None, verbose: int) -> None:
 
     async def run() -> None:
         try:
-            server = Server(config, freeze=True)
+            server = Server(config, freeze=True, watch_loop=True)
         except InterceptError as exc:
             raise click.ClickException(str(exc)) from None
         async with trio.open_nursery() as nursery:

@@ -13,6 +13,7 @@ _FAST = (.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, 
 _COMMIT = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1.0)
 _WEBHOOK = (.05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 _BATCH = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+_LAG = (.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
@@ -110,6 +111,10 @@ class Metrics:
             "generation (the whole process stops while one runs)", ["generation"],
             buckets=_COMMIT, registry=r)
         self._gc_started = 0.0
+        self.loop_lag_seconds = Histogram(
+            "intercept_loop_lag_seconds", "How late the event loop woke a timer, sampled every "
+            "0.1 s: while it is late, no conversation moves (a collection, a long step)",
+            buckets=_LAG, registry=r)
         self.backups = Counter("intercept_backups", "Scheduled backups of the store, by result "
                                "(ok, failed)", ["result"], registry=r)
         self.backup_last_success = Gauge(
