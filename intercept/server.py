@@ -47,7 +47,7 @@ from .outreach.campaigns import (
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.config_reload import Reloaded, numbers_change, restart_only
 from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
-from .runtime.lookups import Lookups
+from .runtime.lookups import Lookups, load_number_data
 from .runtime.loop_lag import watch_loop_lag
 from .runtime.number_health import NumberHealthMonitor
 from .runtime.optouts import OptOuts
@@ -92,15 +92,13 @@ class Server:
     def __init__(self, config: Config, *, registry: ScenarioRegistry | None = None,
                  gateway: Gateway | None = None, store_path: str | Path | None = None,
                  fast: bool = False, http: bool | None = None, threaded_store: bool = True,
-                 media: MediaFetcher | None = None, freeze: bool = False,
-                 watch_loop: bool = False):
+                 media: MediaFetcher | None = None, own_process: bool = False):
         self.config = config
-        self.freeze = freeze
-        """Once started and recovered, collect and freeze what is alive (`collector.freeze`):
-        process-wide, so `intercept serve` asks for it and an embedding program decides."""
-        self.watch_loop = watch_loop
-        """Sample the event loop's lag into `intercept_loop_lag_seconds` (a timer every 0.1 s:
-        `intercept serve` asks for it; tests on a virtual clock that jumps hours do not)."""
+        self.own_process = own_process
+        """The process is this server's alone (`intercept serve`; an embedding program or a
+        test decides for itself): before intake, load the number lookup data (`preload`);
+        sample the event loop's lag (`intercept_loop_lag_seconds`, a timer every 0.1 s); once
+        started and recovered, collect and freeze what is alive (`collector.freeze`)."""
         self.metrics = Metrics()
         self.registry = registry or ScenarioRegistry.from_dir(
             config.scenario_dir, read_limit=config.runtime.read_limit)
@@ -229,12 +227,14 @@ class Server:
                     await services.start(self.sender.run)
                     recovery = await self.store.call(Recover())  # before any new work
                     await services.start(self.media.run)  # pending media, then new ones
+                    if self.own_process:
+                        await self._preload()
                     intake = trio.CancelScope()
                     await services.start(self._run_intake, intake)
                     await self.campaign_windows.hold(recovery.queued)  # quiet hours after a stop
                     await self._recover(recovery)
                     await services.start(self.number_health.run)
-                    if self.watch_loop:
+                    if self.own_process:
                         await services.start(watch_loop_lag, self.metrics.loop_lag_seconds)
                     await services.start(self.handoff_alerts.run)
                     await services.start(self.campaigns.run)
@@ -252,7 +252,8 @@ class Server:
                              self.gateway.name,
                              f"; http on {', '.join(self.http_addresses)}"
                              if self.http_addresses else "")
-                    if self.freeze:  # scenarios, config, caches, recovered actors: out of sight
+                    if self.own_process:  # scenarios, config, caches, recovered actors, lookup
+                        # data: out of the collector's sight
                         log.info("%d long-lived objects frozen out of the collector's walks",
                                  collector.freeze())
                     task_status.started(self)
@@ -269,6 +270,17 @@ class Server:
                 await self.webhooks.aclose()
             finally:
                 self.store.close()  # the writer commits what is queued, then returns
+
+    async def _preload(self) -> None:
+        """Load the number lookup data (~100 MB) now, before any text arrives.
+
+        Every new buyer number needs it (the enricher; a scenario's `lookup: number`). Loaded in
+        a worker thread under load, its modules still hold the interpreter lock ~0.25 s each,
+        for seconds: every conversation would stall behind it (docs/performance.md).
+        """
+        started = trio.current_time()
+        await trio.to_thread.run_sync(load_number_data)
+        log.info("number lookup data loaded in %.1f s", trio.current_time() - started)
 
     async def _run_intake(self, scope: trio.CancelScope, *,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -178,8 +178,7 @@ def _server(store: Path, hibernate_after: float) -> tuple[Server, SimGateway, li
     config = load_config(bundled_root() / "config" / "intercept.toml")
     config.runtime.hibernate_after = Duration.parse(f"{hibernate_after}s")  # type: ignore[misc]
     gateway = SimGateway(receipts=False)
-    server = Server(config, gateway=gateway, store_path=store, fast=True, http=False,
-                    freeze=True)
+    server = Server(config, gateway=gateway, store_path=store, fast=True, http=False)
     return server, gateway, [n.number for n in config.numbers]
 
 
@@ -197,6 +196,7 @@ async def live_probe(n: int, store: Path, *, messages: int, top: int, trace: boo
     report: dict[str, Any] = {"conversations": n, "thresholds": list(gc.get_threshold())}
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
+        collector.freeze()  # as `intercept serve` does once started
         await buyers.all(10_000_000 - 1, 1, OPENING)  # warm: first step, lookups, caches
         await _quiet(server)
         gc.collect()
@@ -283,6 +283,7 @@ async def cycle_probe(n: int, store: Path, *, cycles: int, hibernate_after: floa
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
+        collector.freeze()  # as `intercept serve` does once started
         for cycle in range(cycles):
             first = cycle * n
             await buyers.all(first, n, OPENING)      # start

@@ -117,6 +117,7 @@ def server_figures(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any
         server["rss_mib_peak"] = round(run.server.peak_rss / 1024, 1)
         server["exit_status"] = run.server_exit
     server["live_conversations_peak"] = run.server_live_peak or None
+    server["pauses"] = run.pauses
     server["live_conversations_at_end"] = run.server_live_at_end
     if run.db is not None:
         server["outbox"] = outbox_statuses(run.db)

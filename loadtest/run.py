@@ -22,6 +22,7 @@ import httpx
 import trio
 
 from intercept.config import config_from_dict
+from loadtest import pauses
 from loadtest.behaviours import BEHAVIOURS, Buyer, assign
 from loadtest.ledger import Ledger
 from loadtest.phones import Phones, ProviderPhones, SmppPhones
@@ -200,6 +201,8 @@ async def ramp_and_drain(run: LoadRun, count: int,
     if run.server is not None:
         run.samples["start"] = run.server.sample()
         run.samples["self_start"] = proc_sample(os.getpid())
+    if run.health_url is not None and run.in_process is None:
+        run.pauses_at_start = await pauses.read(run.health_url)
     async with trio.open_nursery() as outer:
         if hook is not None:
             outer.start_soon(hook, run)
@@ -217,6 +220,9 @@ async def ramp_and_drain(run: LoadRun, count: int,
                     run.samples["end"] = run.server.sample()
                     run.samples["self_end"] = proc_sample(os.getpid())
                 run.server_live_at_end = await _server_live(run)
+                if run.pauses_at_start is not None:
+                    run.pauses = pauses.figures(run.pauses_at_start,
+                                                await pauses.read(run.health_url or ""))
         with trio.move_on_at(drain_at):
             # every answer in, and nothing left in the server's outbox (a retry could still
             # deliver a second copy of an answer already received)

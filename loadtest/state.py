@@ -112,6 +112,9 @@ class LoadRun:
         """`--processes`: each process's share of a core over the load, and the bound."""
         self.warmup_seconds: float | None = None
         """A scenario run: the warm-up conversation's first reply took this long."""
+        self.pauses_at_start: Any = None
+        self.pauses: dict[str, Any] | None = None
+        """The server's collections and loop lag over the load (`loadtest.pauses`)."""
         self.wall_offset = 0.0
         """time.time() - trio.current_time() when the buyers started."""
 

@@ -63,7 +63,7 @@ async def test_a_server_freezes_after_start_up_only_when_asked(tmp_path, freeze)
     try:
         gateway = SimGateway(receipts=False)
         server = Server(make_config(), registry=registry(), gateway=gateway,
-                        store_path=tmp_path / "t.db", threaded_store=False, freeze=freeze)
+                        store_path=tmp_path / "t.db", threaded_store=False, own_process=freeze)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
             assert (gc.get_freeze_count() > 0) is freeze

@@ -3,10 +3,11 @@
 `Enricher.run()` waits to be woken (`wake()`: the server calls it when a message opens a new
 conversation), reads the buyer numbers without metadata among the conversations it has not
 looked at yet (by id, so each pass reads only new rows), computes their
-`phonenumbers` metadata (valid, type, region, place, time zone, carrier) in a worker thread —
-the first call loads the geocoder and carrier data, ~0.5 s and ~100 MB, once — and stores it in
-the table ``number_info``. The trio thread never does that work, and a message never waits
-for it.
+`phonenumbers` metadata (valid, type, region, place, time zone, carrier) in a worker thread
+and stores it in the table ``number_info``; a message never waits for it. The first call
+loads the geocoder and carrier data (~100 MB, seconds, holding the interpreter lock in ~0.25 s
+pieces), unless the server loaded it before intake (`intercept serve` does:
+`intercept.runtime.lookups.load_number_data`).
 """
 
 from __future__ import annotations

@@ -43,15 +43,16 @@ def serve(config_path: Path | None, verbose: int) -> None:
 
     async def run() -> None:
         try:
-            server = Server(config, freeze=True, watch_loop=True)
+            server = Server(config, own_process=True)
         except InterceptError as exc:
             raise click.ClickException(str(exc)) from None
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT,
                                            signal.SIGHUP) as signals:
-                # Server(freeze=True): once start-up and recovery are done, what is alive
-                # (modules, config, compiled scenarios, caches) is collected and frozen out of
-                # the collector's walks (intercept/foundation/collector.py)
+                # Server(own_process=True): the number lookup data is loaded before intake,
+                # the loop's lag is sampled, and once start-up and recovery are done, what is
+                # alive (modules, config, compiled scenarios, lookup data, caches) is collected
+                # and frozen out of the collector's walks (intercept/foundation/collector.py)
                 await nursery.start(server.run)
                 click.echo(f"intercept: serving {len(config.numbers)} numbers "
                            f"(gateway {config.gateway.display_url}, store {config.store.path}"

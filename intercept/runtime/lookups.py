@@ -1,9 +1,11 @@
 """Lookups a scenario can ask for; each answer goes back to the engine as a `LookupResult`.
 
 Built in: `number`, offline metadata of the other side's number from `phonenumbers` (valid,
-type, region, time zone, carrier and place where known). Its geocoder data costs about 0.5 s
-and 100 MB to load, so it is loaded once, lazily, in a worker thread. More providers (caller
-name over HTTP) register with `Lookups.register`.
+type, region, time zone, carrier and place where known). Its geocoder and carrier data cost
+~100 MB and 3-5 s to load, in ~30 module imports that each hold the interpreter lock for
+~0.25 s, in whichever thread loads them: `intercept serve` loads them before intake
+(`load_number_data`); otherwise the first lookup loads them, in a worker thread. More providers
+(caller name over HTTP) register with `Lookups.register`.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def number_metadata(number: str) -> dict[str, str]:
 _number_data_loaded = False
 """The process has loaded the geocoder and carrier data (by any caller of `number_metadata`,
 e.g. the buyer-number enricher): later lookups need no worker thread."""
+
+
+def load_number_data() -> None:
+    """Load the geocoder and carrier data now, if not yet loaded (seconds: a worker thread)."""
+    if not _number_data_loaded:
+        number_metadata("+12065550100")
 
 
 class Lookups:
