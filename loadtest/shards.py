@@ -29,11 +29,12 @@ from typing import Any, TextIO
 
 import trio
 
+from loadtest import pauses
 from loadtest.behaviours import assign
 from loadtest.corpus import Corpus
 from loadtest.hub import RemotePhones
 from loadtest.ledger import Ledger
-from loadtest.run import _drive, _start_server, _stop_server
+from loadtest.run import _drive, _server_live, _start_server, _stop_server
 from loadtest.scaled import ScaledScenario
 from loadtest.scenario_ledger import ScenarioLedger
 from loadtest.scenario_run import ScenarioBuyers, default_bound, drive, prepare, warm_up
@@ -185,11 +186,15 @@ async def _run_children(run: LoadRun, children: list[trio.Process], pids: dict[s
         await child.stdin.send_all(b"start\n")
     started = trio.current_time()
     start = {name: proc_sample(pid) for name, pid in pids.items()}
+    pauses_at_start = None if run.health_url is None else await pauses.read(run.health_url)
     if progress is not None:
         print(f"{len(children)} buyer processes started; load for {options.duration:g} s",
               file=progress, flush=True)
     await trio.sleep(options.duration)
     end = {name: proc_sample(pid) for name, pid in pids.items()}
+    if run.health_url is not None:
+        run.pauses = pauses.figures(pauses_at_start, await pauses.read(run.health_url))
+        run.server_live_at_end = await _server_live(run)
     run.samples = {"start": start.get("server", {}), "end": end.get("server", {})}
     run.process_figures = process_figures(pids, start, end, trio.current_time() - started)
     summaries = []
