@@ -47,7 +47,7 @@ from .outreach.campaigns import (
 from .runtime import DelayModel, Router, Sender, WallClock
 from .runtime.config_reload import Reloaded, numbers_change, restart_only
 from .runtime.handoff_alerts import AlertSettings, HandoffAlerts
-from .runtime.lookups import Lookups, load_number_data
+from .runtime.lookups import Lookups, load_number_data, number_metadata
 from .runtime.loop_lag import watch_loop_lag
 from .runtime.number_health import NumberHealthMonitor
 from .runtime.optouts import OptOuts
@@ -131,6 +131,10 @@ class Server:
         except BaseException:
             self._lock.release()
             raise
+        self.metrics.watch_memory("store_conversations", self.store.cached_conversations,
+                                  self.store.conversation_cache_size)
+        self.metrics.watch_memory("number_lookups", lambda: number_metadata.cache_info().currsize,
+                                  number_metadata.cache_info().maxsize or 0)
         self.clock = WallClock(anchor=False)
         """Unix time following trio's clock (anchored when `run` starts)."""
         tighten_tree(config.media_dir)  # photos of earlier versions or copies: 0600/0700

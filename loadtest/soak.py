@@ -9,7 +9,9 @@ buyers pause longer than that, so the conversation's task ends and the next text
 `--rss-every` seconds. After the warm-up (`--warmup`, default the first 10 %) the report gives
 the drift two ways: (max - min) / mean of the samples, and the mean of the last tenth against
 the first tenth; the run fails when the first exceeds `--max-drift` percent (default 5).
-`--rss-svg FILE` writes the curve as a small SVG.
+`--rss-svg FILE` writes the curve as a small SVG. With each sample the server's bounded
+memories are read from /metrics (`intercept_memory_entries` and `_bound`): the report says when
+each first reached its bound, so a warm-up can be chosen that ends after they are all full.
 """
 
 from __future__ import annotations
@@ -18,13 +20,45 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from intercept.engine.durations import parse_duration
 from intercept.foundation.charts import COLOURS, svg, text
 from loadtest.state import LoadRun, Options
 
 LONG_PAUSE_CHANCE = 0.25
+
+
+def memories(metrics_text: str) -> dict[str, tuple[float, float]]:
+    """memory -> (entries, bound), from a /metrics page."""
+    found: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name in ("intercept_memory_entries", "intercept_memory_bound"):
+            for sample in family.samples:
+                found.setdefault(sample.labels["memory"], {})[family.name] = sample.value
+    return {name: (row.get("intercept_memory_entries", 0.0),
+                   row.get("intercept_memory_bound", 0.0)) for name, row in found.items()}
+
+
+class Bounds:
+    """When each bounded memory of the server first reached its bound during the soak."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[float, float]] = {}
+        self.full_at: dict[str, float] = {}
+
+    def saw(self, at: float, found: dict[str, tuple[float, float]]) -> None:
+        self.last = found
+        for name, (entries, bound) in found.items():
+            if bound and entries >= bound and name not in self.full_at:
+                self.full_at[name] = at
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        return {name: {"entries": round(entries), "bound": round(bound),
+                       "full_at_s": self.full_at.get(name)}
+                for name, (entries, bound) in sorted(self.last.items())}
 
 
 def drift(samples: list[tuple[float, float]], warmup: float) -> dict[str, Any]:
@@ -91,18 +125,30 @@ async def run_soak(options: Options, *, warmup: float | None, every: float, max_
     options.scenario = options.scenario or "shipped"
     options.pause_chance = LONG_PAUSE_CHANCE
     samples: list[tuple[float, float]] = []
+    bounds = Bounds()
 
     async def sample(run: LoadRun) -> None:
         assert run.server is not None
-        while trio.current_time() <= run.end_at:  # the load, not the drain after it
-            found = run.server.sample()
-            if found:
-                samples.append((round(trio.current_time() - run.start_at, 3),
-                                round(found["rss_mib"], 2)))
-            if progress is not None and found and len(samples) % 6 == 1:
-                print(f"soak t={samples[-1][0]:,.0f}s rss {found['rss_mib']:.1f} MiB",
-                      file=progress, flush=True)
-            await trio.sleep(every)
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while trio.current_time() <= run.end_at:  # the load, not the drain after it
+                await _sample_once(run, client)
+                await trio.sleep(every)
+
+    async def _sample_once(run: LoadRun, client: httpx.AsyncClient) -> None:
+        assert run.server is not None
+        found = run.server.sample()
+        at = round(trio.current_time() - run.start_at, 3)
+        if found:
+            samples.append((at, round(found["rss_mib"], 2)))
+        if run.health_url is not None:
+            try:
+                page = await client.get(f"{run.health_url}/metrics")
+                bounds.saw(at, memories(page.text))
+            except (httpx.HTTPError, ValueError):
+                pass  # a missed reading: the next one says the same
+        if progress is not None and found and len(samples) % 6 == 1:
+            print(f"soak t={at:,.0f}s rss {found['rss_mib']:.1f} MiB", file=progress,
+                  flush=True)
 
     report = await run_scenario(options, progress=None, hook=sample)
     warm = options.duration * 0.1 if warmup is None else warmup
@@ -116,6 +162,7 @@ async def run_soak(options: Options, *, warmup: float | None, every: float, max_
         svg_path.write_text(rss_svg(samples, warm, f"intercept serve RSS over a "
                                     f"{options.duration:,.0f} s soak"), encoding="utf-8")
         figures["svg"] = str(svg_path)
+    figures["memories"] = bounds.figures()
     figures["curve"] = samples
     report["soak"] = figures
     report["ok"] = bool(report["ok"] and figures["flat"])
@@ -135,6 +182,10 @@ def soak_text(report: dict[str, Any]) -> str:
              f"  drift         (max - min) / mean {soak['max_min_over_mean_pct']} %, last tenth "
              f"vs first {soak['first_vs_last_window_pct']} % (limit {soak['max_drift_pct']:g} %"
              f": {'flat' if soak['flat'] else 'NOT FLAT'})"]
+    for name, row in soak.get("memories", {}).items():
+        full = (f"full at {row['full_at_s']:,.0f} s" if row["full_at_s"] is not None
+                else "not full")
+        lines.append(f"  memory        {name}: {row['entries']:,} of {row['bound']:,} ({full})")
     if "svg" in soak:
         lines.append(f"  curve         {soak['svg']}")
     return "\n".join(lines)

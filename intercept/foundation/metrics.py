@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 _FAST = (.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1)
 _COMMIT = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1.0)
@@ -16,10 +17,34 @@ _BATCH = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 _LAG = (.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1.0, 2.5, 5.0)
 
 
+class _Memories:
+    """The server's bounded memories (caches, dedupe windows): entries now, and the bound.
+
+    Read when scraped (a `len()` each), so keeping them costs nothing per message."""
+
+    def __init__(self) -> None:
+        self.watched: dict[str, tuple[Callable[[], int], int]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        entries = GaugeMetricFamily(
+            "intercept_memory_entries", "Entries in one of the server's bounded memories "
+            "(caches, dedupe windows), by memory", labels=["memory"])
+        bounds = GaugeMetricFamily(
+            "intercept_memory_bound", "The most entries that memory keeps (the oldest or least "
+            "recently used go first)", labels=["memory"])
+        for name, (size, bound) in sorted(self.watched.items()):
+            entries.add_metric([name], size())
+            bounds.add_metric([name], bound)
+        yield entries
+        yield bounds
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.memories = _Memories()
+        r.register(self.memories)  # type: ignore[arg-type]
         self.live_actors = Gauge("intercept_live_actors", "Conversation actors with a running task",
                                  registry=r)
         self.conversations_started = Counter(
@@ -120,6 +145,10 @@ class Metrics:
         self.backup_last_success = Gauge(
             "intercept_backup_last_success_timestamp_seconds",
             "When the last scheduled backup succeeded (Unix time; 0: none yet)", registry=r)
+
+    def watch_memory(self, name: str, size: Callable[[], int], bound: int) -> None:
+        """Export a bounded memory's entries (`size()`, read when scraped) and its bound."""
+        self.memories.watched[name] = (size, bound)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":

@@ -98,6 +98,15 @@ class Store:
         """Commit in a worker thread (the default). False commits on the trio thread, which
         blocks it; tests use it so that MockClock time does not jump during a commit."""
 
+    @property
+    def conversation_cache_size(self) -> int:
+        """The most (our, their) -> conversation entries the writer remembers."""
+        return self._cache.conversations.maxsize
+
+    def cached_conversations(self) -> int:
+        """How many it remembers now (read from any thread: a `len()`)."""
+        return len(self._cache.conversations)
+
     async def call(self, op: Op, *, refusable: bool = False) -> Any:
         """Queue `op`, wait until its transaction commits, return its result.
 

@@ -57,6 +57,7 @@ from ...errors import (
 )
 from ...foundation.backoff import backoff
 from ...foundation.caching import BoundedDict
+from ...foundation.metrics import Metrics
 from ...foundation.phone import mask
 from ..base import DeliveryReceipt, Gateway, InboundMessage, OutboundMessage, Sink
 from ..sendrate import SendRate
@@ -701,6 +702,10 @@ class SmppGateway(Gateway):
 
     def may_have_sent(self, outbox_id: str) -> bool:
         return outbox_id in self._maybe_sent
+
+    def use_metrics(self, metrics: Metrics) -> None:
+        metrics.watch_memory("smpp_mo_dedupe", self._mo_ids.__len__, self._mo_ids.max_entries)
+        metrics.watch_memory("smpp_submit_plans", self._plans.__len__, self._plans.maxsize)
 
     def _conclude(self, message: OutboundMessage, plan: _Plan,
                   outcomes: list[tuple[int, _Outcome]]) -> str:

@@ -138,6 +138,9 @@ class TwilioGateway(Gateway):
     def use_metrics(self, metrics: Metrics) -> None:
         if self._own_metrics:
             self.metrics, self._own_metrics = metrics, False
+        metrics.watch_memory("provider_sids", self._sids_by_outbox.__len__,
+                             self._sids_by_outbox.maxsize)
+        metrics.watch_memory("provider_callbacks", self._claimed.__len__, self._claimed.maxsize)
 
     def listening(self, addresses: list[str]) -> None:
         if not self.public_url and addresses:
