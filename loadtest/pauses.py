@@ -1,8 +1,10 @@
-"""What stopped the server during the load: its garbage collections and its event loop's lag.
+"""What stopped or slowed the server during the load: its garbage collections, its event
+loop's lag, and its store's commits (every text waits for two: its own, and its reply's).
 
 Read from the server's /metrics at the start and at the end of the load
-(`intercept_gc_pause_seconds`, `intercept_loop_lag_seconds`); the report gives the difference,
-so start-up and recovery are left out.
+(`intercept_gc_pause_seconds`, `intercept_loop_lag_seconds`, `intercept_store_commit_seconds`,
+`intercept_store_batch_size`); the report gives the difference, so start-up and recovery are
+left out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 Histograms = dict[str, dict[str, dict[float, float] | float]]
 """name{label} -> {"buckets": {le: cumulative count}, "count": n, "sum": seconds}."""
 
-_WATCHED = {"intercept_gc_pause_seconds": "generation", "intercept_loop_lag_seconds": None}
+_WATCHED = {"intercept_gc_pause_seconds": "generation", "intercept_loop_lag_seconds": None,
+            "intercept_store_commit_seconds": None, "intercept_store_batch_size": None}
 
 
 def parse(text: str) -> Histograms:
@@ -81,4 +84,12 @@ def figures(start: Histograms | None, end: Histograms | None) -> dict[str, Any] 
                              "over_20ms": _over(buckets, count, 0.02),
                              "over_100ms": _over(buckets, count, 0.1),
                              "over_500ms": _over(buckets, count, 0.5)}
+    if "intercept_store_commit_seconds" in end:
+        buckets, count, seconds = delta("intercept_store_commit_seconds")
+        _, batches, ops = delta("intercept_store_batch_size")
+        found["store_commits"] = {"commits": round(count), "seconds": round(seconds, 3),
+                                  "ops_per_commit": round(ops / batches, 1) if batches else None,
+                                  "over_25ms": _over(buckets, count, 0.025),
+                                  "over_100ms": _over(buckets, count, 0.1),
+                                  "over_250ms": _over(buckets, count, 0.25)}
     return found
