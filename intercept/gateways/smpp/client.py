@@ -564,7 +564,11 @@ class SmppGateway(Gateway):
             await self._deliver(link, sink, pdus)
 
     async def _deliver(self, link: _Link, sink: Sink, pdus: list[Pdu]) -> None:
-        """Commit a burst of deliver_sm/data_sm, then answer them."""
+        """Commit a burst of deliver_sm/data_sm, then answer them.
+
+        Receipts and redelivered copies are answered at once (a receipt is a best-effort
+        write, docs/operations.md#disk-full): they share the SMSC's window with the texts, and waiting
+        for the texts' commit would hold that window for nothing."""
         s = self.settings
         now = trio.current_time()
         wall = self._wall()
@@ -572,6 +576,7 @@ class SmppGateway(Gateway):
         seen: set[str] = set()
         receipts: list[DeliveryReceipt] = []
         answer: list[tuple[int, int, bool]] = []  # (link number, sequence, is data_sm)
+        at_once: list[tuple[int, int, bool]] = []  # receipts and copies: nothing to commit
         results: list[Reassembled] = []  # the messages (their tokens: PDUs to answer)
         reassembler = self._reassembler
         alphabet = s.default_alphabet
@@ -585,7 +590,7 @@ class SmppGateway(Gateway):
                     mapped = _delivery_receipt(receipt, s.receipt_ids)
                     if mapped is not None:
                         receipts.append(mapped)
-                answer.append(token)
+                at_once.append(token)
                 continue
             source = from_address(pdu.source_addr, pdu.source_addr_ton)
             destination = from_address(pdu.destination_addr, pdu.dest_addr_ton)
@@ -594,7 +599,7 @@ class SmppGateway(Gateway):
             if result is None:
                 continue  # a part: answered once the whole message is committed
             if isinstance(result, Duplicate):
-                answer.append(token)
+                at_once.append(token)
                 continue
             results.append(result)
             self._collect(result, messages, seen, answer, wall, now)
@@ -605,6 +610,9 @@ class SmppGateway(Gateway):
                         s.reassembly_timeout)
             results.append(result)
             self._collect(result, messages, seen, answer, wall, now)
+        if receipts:
+            await sink.receipts(receipts)
+        self._answer_tokens(link, at_once, set())
         refused: set[tuple[int, int, bool]] = set()
         if messages:
             try:
@@ -617,12 +625,15 @@ class SmppGateway(Gateway):
                     refused.update(result.tokens)
                 log.warning("refused %d inbound messages with ESME_RX_T_APPN (the SMSC "
                             "retries): %s", len(messages), exc)
-        if receipts:
-            await sink.receipts(receipts)
+        self._answer_tokens(link, answer, refused)
+
+    def _answer_tokens(self, link: _Link, tokens: list[tuple[int, int, bool]],
+                       refused: set[tuple[int, int, bool]]) -> None:
+        """Answer deliver_sm/data_sm PDUs: ESME_ROK, or ESME_RX_T_APPN for those `refused`."""
         if link.reason is not None:
             return  # the connection is gone: the SMSC delivers them again on the next one
         number = link.number
-        for token in answer:
+        for token in tokens:
             link_number, sequence, is_data_sm = token
             if link_number == number:  # parts from an earlier link are redelivered anyway
                 status = CommandStatus.ESME_RX_T_APPN if token in refused else 0
