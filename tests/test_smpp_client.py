@@ -21,7 +21,7 @@ from intercept.errors import GatewayError, GatewayOutcomeUnknown, GatewayRetryLa
 from intercept.gateways import DeliveryReceipt, InboundMessage, OutboundMessage
 from intercept.gateways.smpp import CommandStatus, DeliverSm, split
 from intercept.gateways.smpp.client import SmppGateway
-from loadtest.smsc import Smsc
+from loadtest.smsc import Mt, Smsc
 
 OUR = "+12065550100"
 THEIR = "+12065550199"
@@ -400,6 +400,25 @@ async def test_deliver_sm_is_answered_only_after_the_commit(autojump_clock):
         gate.set()
         await delivery.acked.wait()
         assert sink.messages[0].text == "wait for it"
+
+
+async def test_a_receipt_is_answered_without_waiting_for_the_texts_commit(autojump_clock):
+    gate = trio.Event()
+
+    class SlowSink(FakeSink):
+        async def inbound_many(self, messages):
+            await gate.wait()
+            return await super().inbound_many(messages)
+
+    async with linked(sink=SlowSink()) as (smsc, _gateway, sink):
+        text = smsc.deliver_nowait(THEIR, OUR, "held at the commit")
+        receipt = smsc.deliver_pdu(smsc._receipt(Mt(OUR, THEIR, "hi", ("abc1",)), "abc1"))
+        with trio.fail_after(5):
+            await receipt.acked.wait()
+        assert sink.receipts_seen == [DeliveryReceipt("abc1", "delivered")]
+        assert not text.acked.is_set()
+        gate.set()
+        await text.acked.wait()
 
 
 async def test_a_duplicate_deliver_sm_is_processed_once(autojump_clock):

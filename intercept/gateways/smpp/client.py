@@ -567,8 +567,8 @@ class SmppGateway(Gateway):
         """Commit a burst of deliver_sm/data_sm, then answer them.
 
         Receipts and redelivered copies are answered at once (a receipt is a best-effort
-        write, docs/operations.md#disk-full): they share the SMSC's window with the texts, and waiting
-        for the texts' commit would hold that window for nothing."""
+        write, docs/operations.md#disk-full): they share the SMSC's window with the texts,
+        and waiting for the texts' commit would hold that window for nothing."""
         s = self.settings
         now = trio.current_time()
         wall = self._wall()
