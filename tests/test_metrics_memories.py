@@ -18,13 +18,13 @@ def _memory(metrics: Metrics, name: str) -> tuple[float | None, float | None]:
 async def test_the_server_exports_its_conversation_cache_and_number_lookups(tmp_path):
     async with running(tmp_path) as (server, phones):
         entries, bound = _memory(server.metrics, "store_conversations")
-        assert (entries, bound) == (0.0, 200_000.0)
+        assert (entries, bound) == (0.0, 100_000.0)
         for i in range(3):
             await server.gateway.inject(their_number=f"+1206555020{i}", our_number=OUR,
                                         text="hi")
         await phones.wait_for(3)
-        assert _memory(server.metrics, "store_conversations") == (3.0, 200_000.0)
-        assert _memory(server.metrics, "number_lookups")[1] == 100_000.0
+        assert _memory(server.metrics, "store_conversations") == (3.0, 100_000.0)
+        assert _memory(server.metrics, "number_lookups")[1] == 10_000.0
         assert b"intercept_memory_entries{memory=\"store_conversations\"} 3.0" in (
             server.metrics.render())
 

@@ -31,9 +31,12 @@ _TYPES = {v: k.lower() for k, v in vars(phonenumbers.PhoneNumberType).items()
           if isinstance(v, int)}
 
 
-@functools.lru_cache(maxsize=100_000)
+@functools.lru_cache(maxsize=10_000)
 def number_metadata(number: str) -> dict[str, str]:
-    """What `phonenumbers` knows of `number`, offline (slow on first call: loads data)."""
+    """What `phonenumbers` knows of `number`, offline (slow on first call: loads data).
+
+    Cached for the scenario's `lookup: number` and the enricher, which ask for the same new
+    number within seconds of each other (~320 bytes an entry; a miss costs ~0.1 ms)."""
     from phonenumbers import carrier, geocoder, timezone
 
     parsed = phonenumbers.parse(number, None)
