@@ -96,6 +96,9 @@ class ScenarioBuyers:
         self.next_conversation = shard
         self.capacity = MAX_BUYERS * len(ours)
         self.conversations = 0
+        self.stopped: set[str] = set()
+        """Phones that texted STOP: opted out for every one of our numbers, so a long run
+        (the soak) that wraps around the phones leaves them out instead of expecting replies."""
 
     @property
     def active(self) -> bool:
@@ -111,6 +114,8 @@ class ScenarioBuyers:
                 number = self.next_conversation
                 self.next_conversation += self.shards
                 their = buyer_number(number % MAX_BUYERS)
+                if their in self.stopped:
+                    continue  # it texted STOP before the phones wrapped: it is never texted again
                 # every (phone, our number) pair once: the k-th wrap of the phones moves on k
                 our = self.ours[(number % MAX_BUYERS + number // MAX_BUYERS) % len(self.ours)]
                 plan = self.corpus.draw(random.Random(f"{run.options.seed}:{number}"))
@@ -178,6 +183,8 @@ class ScenarioBuyers:
             while body in conv.said and not message.photo and this != "stop":
                 body += rng.choice(VARIATIONS)
             conv.said.add(body)
+            if this == "stop":
+                self.stopped.add(conv.their)
             self.ledger.expect(conv, this, trio.current_time())
             if not await self.run.phones.send(conv.their, conv.our, body,
                                               photo=message.photo):

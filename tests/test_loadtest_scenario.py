@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from intercept.scenarios import ScenarioRegistry
+from loadtest import scenario_run
 from loadtest.cli import main
 from loadtest.corpus import Corpus, Message, messages
 from loadtest.ledger import Reply
@@ -254,6 +255,17 @@ async def test_a_clean_run_of_the_shipped_scenario_reaches_its_outcomes():
     assert total["deterred"] <= stored <= total["deterred"] + total["open"] + total["cut_short"]
     assert report["latency_ms"]["beyond_schedule"]["p50"] is not None
     assert report["server"]["outbox"].get("refused", 0) == 0 or total["opted_out"]
+
+
+@pytest.mark.slow
+async def test_phones_that_texted_stop_are_left_out_when_the_phones_wrap(monkeypatch):
+    # a soak runs through every simulated phone and starts again with the next of our numbers;
+    # an opt-out holds for all of them, so a phone that texted STOP must not text again
+    monkeypatch.setattr(scenario_run, "MAX_BUYERS", 8)
+    report = await run_scenario(quick(buyers=4, duration=8.0), progress=None)
+    assert report["conversations"] > 8  # the phones wrapped
+    assert report["outcomes"]["total"]["opted_out"] >= 1
+    assert report["ok"], report["violations"]
 
 
 @pytest.mark.slow
