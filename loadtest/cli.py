@@ -23,6 +23,7 @@ from loadtest.target import (
     CONFIRMATION,
     ServerSettings,
     config_dict,
+    keep_off_cpu,
     our_numbers,
     secrets_env,
     write_config,
@@ -194,7 +195,8 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--in-process", action="store_true",
                         help="run the server in this process (profiling, tests)")
     server.add_argument("--pin", action="store_true",
-                        help="pin the server to CPU 0 (the load tester takes the rest)")
+                        help="pin the server to CPU 0, and the load tester with its SMSC and "
+                             "buyer processes to the other CPUs")
     server.add_argument("--experiment", action="store_true",
                         help="answer behind a split declared experiment loadtest-ab (two "
                              "branches alike); the report compares the branches as "
@@ -316,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
             _write_config(args)
             return
         options = options_from(args)
+        if options.pin:
+            keep_off_cpu(0)  # the server gets CPU 0 to itself; this process and its children
         progress = None if args.quiet else sys.stderr
         if options.scenario:
             from loadtest.scenario_report import scenario_text

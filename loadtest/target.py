@@ -220,6 +220,19 @@ def write_config(config: dict[str, Any], folder: Path, *, experiment: bool = Fal
     return path
 
 
+def keep_off_cpu(cpu: int) -> bool:
+    """Run this process (and the processes it starts: the SMSC, the buyer shards) on every CPU
+    but `cpu`, which `--pin` gives the server alone. False where that cannot be done."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return False
+    others = set(range(os.cpu_count() or 1)) - {cpu}
+    try:
+        os.sched_setaffinity(0, others)
+    except OSError:
+        return False
+    return True
+
+
 class ServerProcess:
     """`intercept serve --config FILE` in a subprocess, with its CPU and memory read from /proc."""
 

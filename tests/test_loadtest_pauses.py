@@ -49,3 +49,4 @@ async def test_a_server_that_does_not_answer_gives_none():
     port = listener.socket.getsockname()[1]
     await listener.aclose()
     assert await pauses.read(f"http://127.0.0.1:{port}") is None
+
