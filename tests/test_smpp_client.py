@@ -385,15 +385,22 @@ async def test_data_sm_parts_arriving_apart_are_answered_with_data_sm_resp(autoj
         assert [m.text for m in sink.messages] == [LONG_GSM]
 
 
+class _GatedSink(FakeSink):
+    """A sink whose commits of texts wait until `gate` is set."""
+
+    def __init__(self, gate: trio.Event):
+        super().__init__()
+        self.gate = gate
+
+    async def inbound_many(self, messages):  # type: ignore[no-untyped-def]
+        await self.gate.wait()
+        return await super().inbound_many(messages)
+
+
 async def test_deliver_sm_is_answered_only_after_the_commit(autojump_clock):
     gate = trio.Event()
 
-    class SlowSink(FakeSink):
-        async def inbound_many(self, messages):
-            await gate.wait()
-            return await super().inbound_many(messages)
-
-    async with linked(sink=SlowSink()) as (smsc, _gateway, sink):
+    async with linked(sink=_GatedSink(gate)) as (smsc, _gateway, sink):
         delivery = smsc.deliver_nowait(THEIR, OUR, "wait for it")
         await trio.sleep(5)
         assert not delivery.acked.is_set()
@@ -405,12 +412,7 @@ async def test_deliver_sm_is_answered_only_after_the_commit(autojump_clock):
 async def test_a_receipt_is_answered_without_waiting_for_the_texts_commit(autojump_clock):
     gate = trio.Event()
 
-    class SlowSink(FakeSink):
-        async def inbound_many(self, messages):
-            await gate.wait()
-            return await super().inbound_many(messages)
-
-    async with linked(sink=SlowSink()) as (smsc, _gateway, sink):
+    async with linked(sink=_GatedSink(gate)) as (smsc, _gateway, sink):
         text = smsc.deliver_nowait(THEIR, OUR, "held at the commit")
         receipt = smsc.deliver_pdu(smsc._receipt(Mt(OUR, THEIR, "hi", ("abc1",)), "abc1"))
         with trio.fail_after(5):
