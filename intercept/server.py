@@ -96,7 +96,7 @@ class Server:
         self.config = config
         self.own_process = own_process
         """The process is this server's alone (`intercept serve`; an embedding program or a
-        test decides for itself): before intake, load the number lookup data (`preload`);
+        test decides for itself): before intake, load the number lookup data (`_preload`);
         sample the event loop's lag (`intercept_loop_lag_seconds`, a timer every 0.1 s); once
         started and recovered, collect and freeze what is alive (`collector.freeze`)."""
         self.metrics = Metrics()
