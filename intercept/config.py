@@ -428,6 +428,14 @@ class RuntimeConfig(_Section):
     shutdown_grace: Duration = _d("10s")
     read_limit: Annotated[int, msgspec.Meta(ge=160)] = READ_LIMIT
     """Characters of a reply the scenario engine matches on (the whole text is still stored)."""
+    collector_sweep: OptionalDuration = _d("1h", OptionalDuration)
+    """`intercept serve` freezes what survives each garbage collection and sweeps this often
+    (one pause that walks every live conversation); '' = never freeze after start-up."""
+
+    def __post_init__(self) -> None:
+        if self.collector_sweep.text and self.collector_sweep < 60:
+            raise ValueError(f"collector_sweep: {self.collector_sweep.text!r} is less than a "
+                             "minute (each sweep pauses the server; '' turns freezing off)")
 
 
 class DelayConfig(_Section):

@@ -98,7 +98,8 @@ class Server:
         """The process is this server's alone (`intercept serve`; an embedding program or a
         test decides for itself): before intake, load the number lookup data (`_preload`);
         sample the event loop's lag (`intercept_loop_lag_seconds`, a timer every 0.1 s); once
-        started and recovered, collect and freeze what is alive (`collector.freeze`)."""
+        started and recovered, collect and freeze what is alive (`collector.freeze`), then
+        freeze what survives each collection and sweep every `runtime.collector_sweep`."""
         self.metrics = Metrics()
         self.registry = registry or ScenarioRegistry.from_dir(
             config.scenario_dir, read_limit=config.runtime.read_limit)
@@ -260,6 +261,9 @@ class Server:
                         # data: out of the collector's sight
                         log.info("%d long-lived objects frozen out of the collector's walks",
                                  collector.freeze())
+                        if config.runtime.collector_sweep:  # and what survives collections
+                            services.start_soon(collector.keep_frozen,
+                                                float(config.runtime.collector_sweep), _swept)
                     task_status.started(self)
                     await self._stop.wait()
                     log.info("shutting down: intake stopped, finishing in-flight steps")
@@ -576,3 +580,8 @@ def _delete_media(media_dir: Path, hashes: list[str]) -> int:
         except (OSError, ValueError) as exc:
             log.warning("retention: cannot delete media file %s: %s", digest, exc)
     return deleted
+
+
+def _swept(swept: collector.Sweep) -> None:
+    log.info("collector sweep: %d objects in garbage cycles freed, %d alive frozen, %.0f ms",
+             swept.freed, swept.frozen, swept.seconds * 1000)

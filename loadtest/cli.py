@@ -10,12 +10,12 @@ nothing was lost, nothing arrived twice and no rule was broken; 1 otherwise (unl
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from pathlib import Path
 
 import trio
 
+from intercept.foundation import collector
 from loadtest.behaviours import BEHAVIOURS, MAX_BUYERS
 from loadtest.phones import PROVIDER_FAULTS, SMPP_FAULTS
 from loadtest.run import Options, run_load
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     # Like the server: tens of thousands of buyer tasks are millions of long-lived objects,
     # and full collections over them would stall the simulated network for seconds.
-    gc.set_threshold(50_000, 20, 20)
+    collector.tune()
     try:
         if args.write_config:
             _write_config(args)

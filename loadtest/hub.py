@@ -19,7 +19,6 @@ side: the `Phones` of a buyer process.
 from __future__ import annotations
 
 import argparse
-import gc
 import struct
 import sys
 import time
@@ -30,8 +29,12 @@ from typing import Any
 import msgspec
 import trio
 
+from intercept.foundation import collector
 from loadtest.ledger import Reply
 from loadtest.phones import SmppPhones
+
+GENERATOR_SWEEP = 600.0
+"""Seconds between the collector sweeps of a load generator process (`collector.keep_frozen`)."""
 
 MAX_FRAME = 1 << 20
 _LEN = struct.Struct(">I")
@@ -212,12 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--system-id", default=SYSTEM_ID)
     p.add_argument("--password", default=PASSWORD)
     args = p.parse_args(argv)
-    gc.set_threshold(50_000, 20, 20)
+    collector.tune()
     hub = Hub(faults=args.faults_json, seed=args.seed, rate_cap=args.rate_cap,
               system_id=args.system_id, password=args.password, window=args.window)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(collector.keep_frozen, GENERATOR_SWEEP)  # as the server does
             smpp, port = await nursery.start(hub.serve, args.smpp_port, args.hub_port)
             print(f"hub ready smpp={smpp} hub={port}", flush=True)
 

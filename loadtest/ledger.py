@@ -115,6 +115,8 @@ class Ledger:
         self.received = 0
         self.answered = 0
         self.latencies = array("d")
+        self.sent_times = array("d")
+        """When each text of `latencies` was sent (trio time): what `since` selects on."""
         self.histogram = Histogram()
         self.deliveries: Counter[str] = Counter()
         """Copies received of each reply identity."""
@@ -227,6 +229,7 @@ class Ledger:
         self.answered += 1
         latency = max(0.0, reply.at - expectation.sent_at)
         self.latencies.append(latency)
+        self.sent_times.append(expectation.sent_at)
         self.histogram.add(latency)
         waiter = self._waiters.pop((expectation.buyer, expectation.n), None)
         if waiter is not None:
@@ -257,14 +260,25 @@ class Ledger:
         """Answers that took longer than `limit` seconds."""
         return sum(1 for latency in self.latencies if latency > limit)
 
-    def percentiles(self) -> dict[str, float | None]:
-        """Exact p50/p95/p99/max of the answers' latencies, in milliseconds."""
-        values = sorted(self.latencies)
-        if not values:
-            return {"p50": None, "p95": None, "p99": None, "max": None}
+    def latencies_since(self, since: float) -> list[float]:
+        """The latencies of the texts sent at or after `since` (trio time)."""
+        return [latency for latency, sent in zip(self.latencies, self.sent_times, strict=True)
+                if sent >= since]
 
-        def at(q: float) -> float:
-            return round(values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] * 1000, 3)
+    def percentiles(self, since: float | None = None) -> dict[str, float | None]:
+        """Exact p50/p95/p99/max of the answers' latencies (of the texts sent from `since` on),
+        in milliseconds."""
+        return percentiles(self.latencies if since is None else self.latencies_since(since))
 
-        return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99),
-                "max": round(values[-1] * 1000, 3)}
+
+def percentiles(values: list[float] | array) -> dict[str, float | None]:
+    """Exact p50/p95/p99/max of `values` (seconds), in milliseconds."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] * 1000, 3)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99),
+            "max": round(ordered[-1] * 1000, 3)}

@@ -171,6 +171,7 @@ def build_report(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any]:
                      "out_per_s": round(ledger.received / duration, 1),
                      "answered": ledger.answered, "warmup_replies": ledger.ignored_replies},
         "latency_ms": ledger.percentiles(),
+        "latency_ms_after_ramp_up": ledger.percentiles(since=run.start_at + options.ramp_up),
         "lost": len(lost),
         "duplicates": ledger.duplicates,
         "late": ledger.late(late_limit),
@@ -216,6 +217,7 @@ def to_json(report: dict[str, Any]) -> str:
 def to_text(report: dict[str, Any]) -> str:
     """The report for people."""
     m, lat, server = report["messages"], report["latency_ms"], report["server"]
+    steady = report["latency_ms_after_ramp_up"]
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f} ms"
@@ -226,6 +228,9 @@ def to_text(report: dict[str, Any]) -> str:
         f"  messages out  {m['out']:>9,}  ({m['out_per_s']:,.1f}/s)",
         f"  latency       p50 {ms(lat['p50'])}  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  "
         f"max {ms(lat['max'])}  (buyer message -> our reply at the network)",
+        f"    after ramp-up p50 {ms(steady['p50'])}  p95 {ms(steady['p95'])}  "
+        f"p99 {ms(steady['p99'])}  max {ms(steady['max'])}  (texts sent once every buyer "
+        "had started)",
         f"  lost          {report['lost']:>9,}",
         f"  duplicates    {report['duplicates']:>9,}",
         f"  late          {report['late']:>9,}  (answered after the reply timeout)",

@@ -29,7 +29,6 @@ Pure and synchronous except `wait_reply()`, which a buyer awaits.
 
 from __future__ import annotations
 
-import math
 import re
 from array import array
 from collections import Counter
@@ -360,15 +359,3 @@ class ScenarioLedger:
                 row["open"] += 1
         return dict(sorted(out.items()))
 
-
-def percentiles(values: list[float] | array) -> dict[str, float | None]:
-    """Exact p50/p95/p99/max of `values` (seconds), in milliseconds."""
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] * 1000, 3)
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99),
-            "max": round(ordered[-1] * 1000, 3)}

@@ -23,8 +23,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loadtest.ledger import percentiles
 from loadtest.report import own_processes, server_figures
-from loadtest.scenario_ledger import ScenarioLedger, percentiles
+from loadtest.scenario_ledger import ScenarioLedger
 
 if TYPE_CHECKING:
     from loadtest.state import LoadRun

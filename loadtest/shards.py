@@ -29,10 +29,11 @@ from typing import Any, TextIO
 
 import trio
 
+from intercept.foundation import collector
 from loadtest import pauses
 from loadtest.behaviours import assign
 from loadtest.corpus import Corpus
-from loadtest.hub import RemotePhones
+from loadtest.hub import GENERATOR_SWEEP, RemotePhones
 from loadtest.ledger import Ledger
 from loadtest.run import _drive, _server_live, _start_server, _stop_server
 from loadtest.scaled import ScaledScenario
@@ -271,6 +272,8 @@ async def echo_child(spec: dict[str, Any], options: Options, out: TextIO) -> Non
         nursery.cancel_scope.cancel()
     report = build_report(run)
     print(json.dumps({"report": report, "latencies": list(ledger.latencies),
+                      "latencies_after_ramp_up": ledger.latencies_since(
+                          run.start_at + options.ramp_up),
                       "conversations": run.started}), file=out, flush=True)
 
 
@@ -278,8 +281,8 @@ def merge_echo_reports(parts: list[dict[str, Any]], run: LoadRun, folder: Path |
                        ) -> dict[str, Any]:
     """One echo report from the buyer processes' reports: counts summed, latencies pooled,
     the network's and the server's figures from this process."""
+    from loadtest.ledger import percentiles
     from loadtest.report import server_figures
-    from loadtest.scenario_ledger import percentiles
 
     reports = [part["report"] for part in parts]
     if not reports:
@@ -314,6 +317,8 @@ def merge_echo_reports(parts: list[dict[str, Any]], run: LoadRun, folder: Path |
     messages["in_per_s"] = round(messages["in"] / duration, 1)
     messages["out_per_s"] = round(messages["out"] / duration, 1)
     merged["latency_ms"] = percentiles([x for part in parts for x in part["latencies"]])
+    merged["latency_ms_after_ramp_up"] = percentiles(
+        [x for part in parts for x in part["latencies_after_ramp_up"]])
     merged["faults"] = run.phones.faults_injected
     merged["network"] = run.phones.stats()
     merged["server"] = {**server_figures(run, folder=folder),
@@ -326,17 +331,24 @@ def merge_echo_reports(parts: list[dict[str, Any]], run: LoadRun, folder: Path |
 
 
 def main(argv: list[str] | None = None) -> None:
-    import gc
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] != "--child":
         sys.exit("usage: python -m loadtest.shards --child SPEC (started by "
                  "intercept-loadtest --processes N)")
-    gc.set_threshold(50_000, 20, 20)
+    collector.tune()
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing else may write on the line the parent reads
     spec = json.loads(args[1])
-    trio.run(child, spec, out)
+    trio.run(_frozen_child, spec, out)
+
+
+async def _frozen_child(spec: dict[str, Any], out: TextIO) -> None:
+    """`child`, freezing what survives collections as the server does (its tens of thousands
+    of buyer tasks would otherwise stall it in the collector, and the latencies with it)."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collector.keep_frozen, GENERATOR_SWEEP)
+        await child(spec, out)
+        nursery.cancel_scope.cancel()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import weakref
+from functools import partial
 
 import msgspec
 import pytest
 import trio
+import trio.testing
 
 from intercept.engine import ConversationState, Message, Start
 from intercept.foundation import collector
@@ -57,6 +60,66 @@ def test_freeze_collects_first_and_freezes_what_is_alive():
         gc.unfreeze()
 
 
+def test_what_survives_a_collection_is_frozen_while_freezing_survivors():
+    gc.unfreeze()
+    try:
+        with collector.freezing_survivors():
+            alive: list[object] = []
+            alive.append(alive)
+            gc.collect(0)
+            assert gc.get_freeze_count() > 0
+            assert all(o is not alive for o in gc.get_objects())  # out of every walk
+        gc.unfreeze()
+        later: list[object] = []
+        gc.collect(0)  # outside: collections freeze nothing
+        assert gc.get_freeze_count() == 0
+        assert any(o is later for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+
+
+def test_a_sweep_frees_the_cycles_that_died_frozen():
+    class Node:
+        pass
+
+    gc.unfreeze()
+    try:
+        with collector.freezing_survivors():
+            node = Node()
+            node.itself = node  # type: ignore[attr-defined]
+            dead = weakref.ref(node)
+            gc.collect(0)  # alive: survives, frozen
+            del node  # dies in a cycle while frozen: no collection frees it
+            gc.collect()
+            assert dead() is not None
+            swept = collector.sweep()
+        assert dead() is None
+        assert swept.freed >= 1 and swept.frozen > 0 and swept.seconds >= 0
+        assert gc.get_freeze_count() > 0  # what is alive is frozen again
+    finally:
+        gc.unfreeze()
+
+
+async def test_keep_frozen_sweeps_on_its_schedule(autojump_clock):
+    gc.unfreeze()
+    sweeps: list[collector.Sweep] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            young = gc.get_stats()[0]["collections"]
+            nursery.start_soon(partial(collector.keep_frozen, 60.0, sweeps.append,
+                                       young_every=1.0))
+            await trio.sleep(150.5)
+            assert len(sweeps) == 2
+            # and a young collection each second between them (not counted by CPython's
+            # young-generation count, which old objects dying can hold down)
+            assert gc.get_stats()[0]["collections"] - young >= 140
+            assert collector._freeze_after in gc.callbacks
+            nursery.cancel_scope.cancel()
+        assert collector._freeze_after not in gc.callbacks
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 async def test_a_server_freezes_after_start_up_only_when_asked(tmp_path, freeze):
     gc.unfreeze()
@@ -67,8 +130,11 @@ async def test_a_server_freezes_after_start_up_only_when_asked(tmp_path, freeze)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
             assert (gc.get_freeze_count() > 0) is freeze
+            await trio.testing.wait_all_tasks_blocked()
+            assert (collector._freeze_after in gc.callbacks) is freeze  # survivors too
             await gateway.inject(their_number="+12065550199", our_number=OUR, text="hi")
             server.stop()
+        assert collector._freeze_after not in gc.callbacks
     finally:
         gc.unfreeze()
 

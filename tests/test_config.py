@@ -264,6 +264,8 @@ def test_every_bad_duration_is_reported_with_the_other_problems(tmp_path):
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"store": {"backup_every": "0s"}}, "store: backup_every: '0s' is less than a minute"),
+    ({"runtime": {"collector_sweep": "30s"}},
+     "runtime: collector_sweep: '30s' is less than a minute"),
     ({"retention": {"buyer_after": "0s"}}, "retention.buyer_after: '0s' is less than a day"),
     ({"store": {"backup_every": 60}}, "store.backup_every: expected 'str', got 'int'"),
 ])

@@ -92,6 +92,7 @@ def test_a_short_run_prints_json_and_exits_cleanly(capsys):
     assert set(REPORT_KEYS) <= set(report)
     assert report["ok"] is True
     assert set(report["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    assert set(report["latency_ms_after_ramp_up"]) == {"p50", "p95", "p99", "max"}
     assert set(report["messages"]) >= {"in", "out", "in_per_s", "out_per_s"}
 
 

@@ -32,6 +32,18 @@ def test_an_answered_message_is_neither_lost_nor_duplicated():
     assert ledger.percentiles()["p50"] == pytest.approx(4.0, abs=0.01)
 
 
+def test_percentiles_since_leave_out_the_texts_sent_before():
+    ledger = Ledger(confirmation=CONFIRM)
+    sent(ledger, 1, at=1.0)
+    sent(ledger, 2, at=5.0)
+    ledger.received_reply(reply(f"re: a {tag(1, 1)}", at=1.9))  # 900 ms, during the ramp-up
+    ledger.received_reply(reply(f"re: b {tag(1, 2)}", at=5.01))  # 10 ms
+    assert ledger.percentiles()["max"] == pytest.approx(900.0, abs=0.01)
+    assert ledger.latencies_since(5.0) == [pytest.approx(0.01)]
+    assert ledger.percentiles(since=5.0)["max"] == pytest.approx(10.0, abs=0.01)
+    assert ledger.percentiles(since=6.0) == {"p50": None, "p95": None, "p99": None, "max": None}
+
+
 def test_a_message_without_an_answer_is_lost():
     ledger = Ledger(confirmation=CONFIRM)
     sent(ledger, 1)

@@ -407,6 +407,8 @@ def test_the_echo_runs_in_two_buyer_processes_with_its_exact_accounting(capsys):
         row["answered"] for row in report["behaviours"].values()) > 12
     assert report["network"]["hub_mo"] == report["messages"]["in"] + 2  # + the warm-up
     assert {"server", "buyers 1", "buyers 2"} <= set(report["processes"]["cpu_share_of_one_core"])
+    steady = report["latency_ms_after_ramp_up"]  # pooled from both buyer processes
+    assert steady["p50"] is not None and steady["max"] <= report["latency_ms"]["max"]
 
 
 # -- the command line
