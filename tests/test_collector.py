@@ -100,6 +100,24 @@ def test_a_sweep_frees_the_cycles_that_died_frozen():
         gc.unfreeze()
 
 
+def test_a_sweeps_pause_is_labelled_apart_from_the_collections():
+    from intercept.foundation.metrics import Metrics
+
+    metrics = Metrics()
+    try:
+        with metrics.watching_gc():
+            gc.collect(0)
+            collector.sweep()
+        counts = {labels["generation"]: value for labels, value in (
+            (s.labels, s.value) for m in metrics.gc_pause_seconds.collect() for s in m.samples
+            if s.name.endswith("_count"))}
+        assert counts["sweep"] == 1 and counts["0"] >= 1
+        assert "2" not in counts  # the sweep's full collection is not counted as one
+        assert not collector.sweeping()
+    finally:
+        gc.unfreeze()
+
+
 async def test_keep_frozen_sweeps_on_its_schedule(autojump_clock):
     gc.unfreeze()
     sweeps: list[collector.Sweep] = []

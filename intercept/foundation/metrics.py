@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from . import collector
+
 _FAST = (.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1)
 _COMMIT = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1.0)
 _WEBHOOK = (.05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
@@ -133,7 +135,8 @@ class Metrics:
 
         self.gc_pause_seconds = Histogram(
             "intercept_gc_pause_seconds", "Garbage collections of the server process, by "
-            "generation (the whole process stops while one runs)", ["generation"],
+            "generation, or 'sweep' for the scheduled sweeps of runtime.collector_sweep (the "
+            "whole process stops while one runs)", ["generation"],
             buckets=_COMMIT, registry=r)
         self._gc_started = 0.0
         self.loop_lag_seconds = Histogram(
@@ -154,7 +157,8 @@ class Metrics:
         if phase == "start":
             self._gc_started = time.perf_counter()
         elif self._gc_started:
-            self.gc_pause_seconds.labels(str(info["generation"])).observe(
+            generation = "sweep" if collector.sweeping() else str(info["generation"])
+            self.gc_pause_seconds.labels(generation).observe(
                 time.perf_counter() - self._gc_started)
 
     @contextlib.contextmanager
