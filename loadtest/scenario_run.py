@@ -93,7 +93,8 @@ class ScenarioBuyers:
         """This process's share of the numbers: conversation numbers shard, shard + shards,
         ... (buyer processes of one run never share a phone)."""
         self.shards = shards
-        self.next_conversation = shard
+        self.started_here = 0
+        """Conversation numbers this process has taken (`take_number`)."""
         self.capacity = MAX_BUYERS * len(ours)
         self.conversations = 0
         self.stopped: set[str] = set()
@@ -110,9 +111,7 @@ class ScenarioBuyers:
         run.live += 1
         try:
             rng = random.Random(f"{run.options.seed}:slot:{self.shard}:{index}")
-            while self.active and self.next_conversation < self.capacity:
-                number = self.next_conversation
-                self.next_conversation += self.shards
+            while self.active and (number := self.take_number()) is not None:
                 their = buyer_number(number % MAX_BUYERS)
                 if their in self.stopped:
                     continue  # it texted STOP before the phones wrapped: it is never texted again
@@ -124,6 +123,22 @@ class ScenarioBuyers:
                 await self.pause(rng.uniform(*BETWEEN))
         finally:
             run.live -= 1
+
+    def take_number(self) -> int | None:
+        """The next conversation number of this process, None when every (phone, our number)
+        pair has been used.
+
+        A process owns the phones `shard`, `shard + shards`, ... below MAX_BUYERS and keeps
+        them when the phones wrap around (the k-th wrap is numbers k * MAX_BUYERS + phone), so
+        that the process that saw a phone text STOP is the one that would text from it again.
+        """
+        per_wrap = len(range(self.shard, MAX_BUYERS, self.shards))
+        wrap, nth = divmod(self.started_here, per_wrap)
+        number = wrap * MAX_BUYERS + self.shard + nth * self.shards
+        if number >= self.capacity:
+            return None
+        self.started_here += 1
+        return number
 
     async def converse(self, number: int, their: str, our: str, plan: Plan,
                        rng: random.Random) -> str:

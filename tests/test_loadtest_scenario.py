@@ -441,3 +441,22 @@ def test_combinations_that_cannot_run_are_refused(argv: list[str], message: str)
 
     with pytest.raises(ValueError, match=message):
         options_from(parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("shards", [1, 3, 7])
+def test_a_buyer_process_keeps_its_phones_when_they_wrap_around(shards):
+    """The process that saw a phone text STOP is the one that would text from it again: a
+    phone belongs to one process on every wrap, and every (phone, our number) pair is used."""
+    from loadtest.behaviours import MAX_BUYERS
+
+    ours = ["+12065550100", "+12065550101"]
+    seen: Counter[int] = Counter()
+    owner: dict[int, int] = {}
+    for shard in range(shards):
+        run = LoadRun(Options(scenario="shipped"), None, ledger())  # type: ignore[arg-type]
+        buyers = scenario_run.ScenarioBuyers(run, Corpus.load(None), ours, shard=shard,
+                                             shards=shards)
+        while (number := buyers.take_number()) is not None:
+            seen[number] += 1
+            assert owner.setdefault(number % MAX_BUYERS, shard) == shard
+    assert len(seen) == MAX_BUYERS * len(ours) and set(seen.values()) == {1}
