@@ -75,7 +75,9 @@ def figures(start: Histograms | None, end: Histograms | None) -> dict[str, Any] 
         if key.startswith("intercept_gc_pause_seconds{"):
             buckets, count, seconds = delta(key)
             if count:
-                found["gc"][f"generation {key[-2]}"] = {
+                label = key[key.index("{") + 1:-1]
+                name = "sweeps" if label == "sweep" else f"generation {label}"
+                found["gc"][name] = {
                     "collections": round(count), "seconds": round(seconds, 3),
                     "over_50ms": _over(buckets, count, 0.05)}
     if "intercept_loop_lag_seconds" in end:

@@ -6,6 +6,7 @@ import gc
 
 import trio
 
+from intercept.foundation import collector
 from intercept.foundation.metrics import Metrics
 from loadtest import pauses
 
@@ -28,6 +29,8 @@ def test_the_report_gives_what_happened_between_the_two_readings():
     with metrics.watching_gc():
         gc.collect()
         gc.collect(0)
+        collector.sweep()
+    gc.unfreeze()
     found = pauses.figures(start, pauses.parse(metrics.render().decode()))
     assert found is not None
     assert found["loop_lag"] == {"samples": 5, "seconds": 0.946, "over_20ms": 3,
@@ -37,6 +40,7 @@ def test_the_report_gives_what_happened_between_the_two_readings():
     assert found["gc"]["generation 2"]["collections"] == 1
     assert found["gc"]["generation 0"]["collections"] == 1
     assert found["gc"]["generation 2"]["over_50ms"] in (0, 1)
+    assert found["gc"]["sweeps"]["collections"] == 1  # runtime.collector_sweep's, apart
 
 
 def test_no_reading_no_figures():
