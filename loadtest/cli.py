@@ -129,7 +129,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ramp-up", type=float, default=5.0,
                    help="seconds over which the buyers start (default 5)")
     p.add_argument("--drain", type=float, default=20.0,
-                   help="seconds after the end to wait for the last answers (default 20)")
+                   help="seconds after the end to wait for the last answers (default 20; "
+                        "with --scenario at least the reply bound)")
     p.add_argument("--settle", type=float, default=1.0,
                    help="seconds to wait after the last answer for late copies (default 1)")
     p.add_argument("--mix", type=mix, default=mix(DEFAULT_MIX),

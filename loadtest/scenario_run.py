@@ -62,6 +62,15 @@ def default_bound(scaled: ScaledScenario, scale: float) -> float:
     return round(5.0 + scaled.merge + scaled.busy_max + DELAY_MAX * scale, 3)
 
 
+def fit_bound(options: Options, scaled: ScaledScenario) -> None:
+    """Set the reply bound (the default one when none was given) and make the drain at least
+    as long: a text sent as the run ends must have the bound's time to be answered, or the
+    accounting would call it unanswered (at --delay-scale 1 the bound is minutes)."""
+    if options.reply_timeout <= 0:
+        options.reply_timeout = default_bound(scaled, options.delay_scale)
+    options.drain = max(options.drain, options.reply_timeout)
+
+
 def prepare(options: Options, folder: Path) -> ScaledScenario:
     """Write the scaled scenario into the generated config's scenario folder, and point the
     options at it."""
@@ -224,8 +233,7 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
         folder = Path(tempfile.mkdtemp(prefix="intercept-loadtest-")) if options.keep else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="intercept-loadtest-")))
         scaled = prepare(options, folder)
-        if options.reply_timeout <= 0:
-            options.reply_timeout = default_bound(scaled, options.delay_scale)
+        fit_bound(options, scaled)
         ledger = ScenarioLedger(bound=options.reply_timeout, marker=CITY_LINK,
                                 exact_keys=options.transport == "provider")
         phones = _phones(options, ledger)  # type: ignore[arg-type]

@@ -460,3 +460,19 @@ def test_a_buyer_process_keeps_its_phones_when_they_wrap_around(shards):
             seen[number] += 1
             assert owner.setdefault(number % MAX_BUYERS, shard) == shard
     assert len(seen) == MAX_BUYERS * len(ours) and set(seen.values()) == {1}
+
+
+def test_a_scenario_run_drains_at_least_its_reply_bound():
+    """At --delay-scale 1 the bound is minutes: a drain shorter than it would count the last
+    texts' replies, still scheduled, as unanswered."""
+    from loadtest.scaled import ScaledScenario
+
+    scaled = ScaledScenario(name="s", merge=15.0, busy_max=60.0, files=())
+    options = Options(scenario="shipped", delay_scale=1.0, drain=20.0, reply_timeout=0.0)
+    scenario_run.fit_bound(options, scaled)
+    assert options.reply_timeout == scenario_run.default_bound(scaled, 1.0) > 60
+    assert options.drain == options.reply_timeout
+    quick = Options(scenario="shipped", delay_scale=0.01, drain=20.0, reply_timeout=0.0)
+    scenario_run.fit_bound(quick, ScaledScenario(name="s", merge=0.15, busy_max=0.6, files=()))
+    assert quick.reply_timeout < 20
+    assert quick.drain == 20.0  # a longer drain than the bound is kept
