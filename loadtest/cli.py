@@ -248,6 +248,9 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.processes and (args.target or args.experiment):
         raise ValueError("--processes starts its own server and runs the plain echo or a "
                          "--scenario: drop --target and --experiment")
+    if args.processes and args.processes > args.buyers:
+        raise ValueError(f"--processes {args.processes} is more than --buyers {args.buyers}: "
+                         "each buyer process needs at least one buyer")
     if args.processes and (args.in_process or args.transport != "smpp"):
         raise ValueError("--processes runs the server and the SMSC simulator in processes of "
                          "their own, over SMPP: drop --in-process and --transport provider")

@@ -38,7 +38,7 @@ from loadtest.ledger import Ledger
 from loadtest.run import _drive, _server_live, _start_server, _stop_server
 from loadtest.scaled import ScaledScenario
 from loadtest.scenario_ledger import ScenarioLedger
-from loadtest.scenario_run import ScenarioBuyers, default_bound, drive, fit_bound, prepare, warm_up
+from loadtest.scenario_run import ScenarioBuyers, drive, fit_bound, prepare, warm_up
 from loadtest.state import LoadRun, Options, process_figures
 from loadtest.target import CITY_LINK, our_numbers, proc_sample
 
@@ -98,10 +98,8 @@ async def run_sharded(options: Options, *, progress: TextIO | None = sys.stderr
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="intercept-loadtest-")))
         scaled = prepare(options, folder) if options.scenario else \
             ScaledScenario(name="loadtest-echo", merge=0.0, busy_max=0.0, files=())
-        if options.scenario:
+        if options.scenario:  # the echo's reply timeout is always given (default 10 s)
             fit_bound(options, scaled)
-        elif options.reply_timeout <= 0:
-            options.reply_timeout = default_bound(scaled, options.delay_scale)
         ledger = ScenarioLedger(bound=options.reply_timeout, marker=CITY_LINK,
                                 exact_keys=False)
         remote = RemotePhones(ledger.received_reply)

@@ -435,6 +435,7 @@ def test_soak_and_scenario_options_are_parsed():
     (["--scenario", "shipped", "--experiment"], "cannot be combined"),
     (["--processes", "2", "--transport", "provider"], "over SMPP"),
     (["--processes", "2", "--in-process"], "drop --in-process"),
+    (["--processes", "8", "--buyers", "4"], "each buyer process needs at least one buyer"),
 ])
 def test_combinations_that_cannot_run_are_refused(argv: list[str], message: str):
     from loadtest.cli import options_from, parser
