@@ -320,6 +320,8 @@ class ScenarioLedger:
                 setattr(self, name, getattr(self, name) + int(part[name]))
             merged["unanswered"] += int(part["unanswered"])
             merged["first"].extend(part["first"])
+            merged["ramp_up_end"] = max(merged.get("ramp_up_end", 0.0),
+                                        float(part.get("ramp_up_end", 0.0)))
             for latency in part["latencies"]:
                 self.latencies.append(latency)
                 self.histogram.add(latency)

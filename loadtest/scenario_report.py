@@ -58,9 +58,10 @@ def store_outcomes(db: Path | None) -> dict[str, int]:
     return {f"{status}/{outcome}" if outcome else status: n for status, outcome, n in rows}
 
 
-def beyond_schedule(run: LoadRun, rows: list[tuple[str, str, str, str, float, float]]
-                    ) -> list[float]:
-    """Each first reply's latency minus the merge window and its scheduled delay (seconds)."""
+def beyond_schedule(run: LoadRun, rows: list[tuple[str, str, str, str, float, float]], *,
+                    since: float | None = None) -> list[float]:
+    """Each first reply's latency minus the merge window and its scheduled delay (seconds);
+    with `since` (wall-clock time), only for texts sent from then on."""
     ledger: ScenarioLedger = run.ledger  # type: ignore[assignment]
     merge = run.scaled.merge if run.scaled is not None else 0.0
     by_id = {row[0]: row for row in rows}
@@ -71,7 +72,7 @@ def beyond_schedule(run: LoadRun, rows: list[tuple[str, str, str, str, float, fl
         found.sort()
     out = []
     for key, latency, wall_at, left_out in ledger.first_reply_rows(run.wall_offset):
-        if left_out:
+        if left_out or (since is not None and wall_at - latency < since):
             continue
         row = by_id.get(key)
         if row is not None:
@@ -88,6 +89,15 @@ def beyond_schedule(run: LoadRun, rows: list[tuple[str, str, str, str, float, fl
     return out
 
 
+def ramp_up_end(run: LoadRun) -> float:
+    """The wall-clock time by which every buyer had started (the last buyer process's, when
+    they ran in processes of their own)."""
+    merged = getattr(run.ledger, "merged", None)
+    if merged is not None and merged.get("ramp_up_end"):
+        return float(merged["ramp_up_end"])
+    return run.start_at + run.options.ramp_up + run.wall_offset
+
+
 def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | None = None
                           ) -> dict[str, Any]:
     """The run's figures and verdict (`conversations`: how many the buyers started)."""
@@ -98,6 +108,7 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
         ledger.reconcile_repeats(Counter(f"{our}>{their}:{body}"
                                          for _, our, their, body, _, _ in rows))
     beyond = beyond_schedule(run, rows) if rows else []
+    steady = beyond_schedule(run, rows, since=ramp_up_end(run)) if rows else []
     violations = ledger.violations()
     duration = options.duration
     outcomes = ledger.outcomes()
@@ -128,11 +139,13 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
         "latency_ms": {
             "first_reply": percentiles(ledger.latencies),
             "beyond_schedule": percentiles(beyond),
+            "beyond_schedule_after_ramp_up": percentiles(steady),
             "basis": (f"first_reply: buyer text -> first reply at the network, including the "
                       f"merge window ({scaled.merge if scaled else 0:g} s) and the reply delays "
                       f"scaled by {options.delay_scale:g}; beyond_schedule: the same minus the "
                       "merge window and the delay the server scheduled (store), openings and "
-                      "opt-out confirmations left out"),
+                      "opt-out confirmations left out; after_ramp_up: for the texts sent once "
+                      "every buyer had started"),
             "bound_s": ledger.bound},
         "violations": violations,
         "duplicates": ledger.duplicates,
@@ -178,6 +191,7 @@ def scenario_text(report: dict[str, Any]) -> str:
         f"{m['replies_per_text']} per text, {m['unsolicited_replies']:,} beyond the first)",
         f"  first reply   {ms(lat['first_reply'])}",
         f"  beyond sched. {ms(lat['beyond_schedule'])}",
+        f"    after ramp-up {ms(lat['beyond_schedule_after_ramp_up'])}",
         f"                ({lat['basis']}; bound {lat['bound_s']:g} s)",
         f"  outcomes      deterred {total.get('deterred', 0):,}, opted out "
         f"{total.get('opted_out', 0):,}, open {total.get('open', 0):,}, cut short by the end "

@@ -249,6 +249,7 @@ async def child(spec: dict[str, Any], out: TextIO) -> None:
     ledger.finish()
     summary = ledger.summary(run.wall_offset)
     summary["conversations"] = buyers.conversations
+    summary["ramp_up_end"] = run.start_at + options.ramp_up + run.wall_offset
     print(json.dumps(summary), file=out, flush=True)
 
 

@@ -320,6 +320,26 @@ def test_ledgers_of_buyer_processes_merge_into_one_verdict():
     assert row[2] == pytest.approx(1001.25)  # the wall-clock time, for the store's rows
 
 
+def test_beyond_schedule_after_the_ramp_up_counts_the_texts_sent_after_it():
+    from types import SimpleNamespace
+
+    from loadtest.scenario_report import beyond_schedule, ramp_up_end
+
+    parts = []
+    for end, rows in ((1010.0, [("a", 0.5, 1005.0, False), ("b", 0.25, 1012.0, False)]),
+                      (1011.0, [("c", 0.75, 1011.5, False), ("d", 0.1, 1020.0, True)])):
+        parts.append({**ledger(exact=False).summary(0.0), "first": rows, "ramp_up_end": end})
+    book = ledger(exact=False)
+    book.merge(json.loads(json.dumps(parts)))
+    run = SimpleNamespace(ledger=book, scaled=SimpleNamespace(merge=0.0), wall_offset=0.0,
+                          start_at=0.0, options=SimpleNamespace(ramp_up=1.0))
+    assert ramp_up_end(run) == 1011.0  # the last buyer process to have started them all
+    stored = [(key, OUR, THEIR, "x", 1000.0, 1000.0) for key in "abcd"]  # nothing scheduled
+    assert sorted(beyond_schedule(run, stored)) == [0.25, 0.5, 0.75]  # "d" is an opening
+    # "a" was sent at 1004.5 and "c" at 1010.75, before the ramp-up ended; "b" at 1011.75
+    assert beyond_schedule(run, stored, since=ramp_up_end(run)) == [0.25]
+
+
 def test_the_process_near_a_whole_core_is_named_the_bound():
     from loadtest.state import process_figures
 
