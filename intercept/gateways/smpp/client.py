@@ -569,9 +569,9 @@ class SmppGateway(Gateway):
         texts go on to `_commit_texts`.
 
         Two tasks, so that the SMSC's window is held by the texts only while their commit
-        runs: receipts share that window, and answering them only after the texts of the
-        same burst were committed would hold it for nothing (a window of 100 and a 25 ms
-        commit cap everything the SMSC sends at 4,000 PDUs/s; docs/performance.md)."""
+        runs: receipts share that window (a receipt is a best-effort write,
+        docs/operations.md#disk-full), and answering them only after the texts' commit would
+        hold it for nothing: a window of 100 and a 25 ms commit cap the SMSC at 4,000 PDUs/s."""
         receive = link.inbound_receive
         tick = min(5.0, self.settings.reassembly_timeout / 4)
         while True:
