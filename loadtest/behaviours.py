@@ -49,6 +49,16 @@ def buyer_number(index: int) -> str:
     return f"+1{AREA_CODES[index // 10_000]}555{index % 10_000:04d}"
 
 
+def buyer_index(number: str) -> int | None:
+    """The buyer index of a number `buyer_number` gave; None for any other number."""
+    if len(number) != 12 or not number.startswith("+1") or number[5:8] != "555":
+        return None
+    try:
+        return AREA_CODES.index(int(number[2:5])) * 10_000 + int(number[8:])
+    except ValueError:
+        return None
+
+
 class Buyer:
     """One simulated phone and the conversation(s) it holds with our numbers."""
 

@@ -19,7 +19,9 @@ from intercept.foundation import collector
 from loadtest.behaviours import BEHAVIOURS, MAX_BUYERS
 from loadtest.phones import PROVIDER_FAULTS, SMPP_FAULTS
 from loadtest.run import Options, run_load
+from loadtest.scaled import resolve, write_scaled
 from loadtest.target import (
+    CITY_LINK,
     CONFIRMATION,
     ServerSettings,
     config_dict,
@@ -44,6 +46,9 @@ EXAMPLES = """examples:
   python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775   # config for --target
   intercept-loadtest --target http://127.0.0.1:8080 --listen 127.0.0.1:2775 \\
       --ours +12065550100,+12065550101
+  python -m loadtest --write-config /tmp/lt --listen 127.0.0.1:2775 --scenario shipped \\
+      --delay-scale 0.05              # a running server with the scenario scaled; it prints
+                                      # the --target command for it
 
 faults (probability per outbound submit): throttle, error, slow, drop; SMPP also lost_resp
 (accepted, answer lost: resent by design, so it shows as duplicates). See loadtest/phones.py."""
@@ -168,6 +173,10 @@ def parser() -> argparse.ArgumentParser:
     real.add_argument("--corpus", type=Path, default=None,
                       help="with --scenario: the buyer corpus (default "
                            "loadtest/corpus/buyers.yaml)")
+    real.add_argument("--first-conversation", type=int, default=0, metavar="N",
+                      help="with --scenario --target: start at conversation N (its phone and "
+                           "our number), after those an earlier run against the same store "
+                           "used; that run's report says where to go on (default 0)")
     soak = p.add_argument_group("the soak: is memory flat? (a scenario run; default shipped)")
     soak.add_argument("--soak", nargs="?", const="1h", default=None, metavar="DURATION",
                       help="run for DURATION (default 1h) with conversations starting, "
@@ -218,7 +227,15 @@ def parser() -> argparse.ArgumentParser:
                              "free port on 127.0.0.1)")
     target.add_argument("--ours", default="",
                         help="the running server's numbers, comma-separated (they must run the "
-                             "loadtest-echo scenario: see --write-config)")
+                             "loadtest-echo scenario, or with --scenario that scenario scaled "
+                             "by --delay-scale: see --write-config)")
+    target.add_argument("--store", type=Path, default=None, metavar="FILE",
+                        help="with --scenario: the running server's store file, when on this "
+                             "machine; read after the run for the latency beyond the schedule, "
+                             "duplicates over SMPP and outcomes")
+    target.add_argument("--deterrence-link", default=CITY_LINK, metavar="TEXT",
+                        help="with --scenario: a reply containing this is the deterrence "
+                             "(default the link of --write-config's city)")
     target.add_argument("--confirmation", default=CONFIRMATION,
                         help="the server's optout.confirmation text")
     target.add_argument("--system-id", default="intercept")
@@ -242,9 +259,21 @@ def options_from(args: argparse.Namespace) -> Options:
     ours = [n.strip() for n in args.ours.split(",") if n.strip()]
     if args.target and not ours:
         raise ValueError("--target needs --ours: the running server's numbers")
-    if args.scenario and args.target:
-        raise ValueError("--scenario starts its own server (it writes the scenario scaled by "
-                         "--delay-scale); it cannot be combined with --target")
+    if args.target and args.soak is not None:
+        raise ValueError("--soak samples the memory of the server it starts; it cannot be "
+                         "combined with --target")
+    if args.store is not None and not (args.target and args.scenario):
+        raise ValueError("--store reads a running server's store after a --scenario run: "
+                         "use it with --target and --scenario (a server the load tester "
+                         "starts keeps its store in its own folder)")
+    if args.store is not None and not args.store.is_file():
+        raise ValueError(f"--store {args.store}: no such file")
+    if args.first_conversation and not (args.target and args.scenario):
+        raise ValueError("--first-conversation is for a --scenario run against a running "
+                         "server (--target) that kept an earlier run's store")
+    if not 0 <= args.first_conversation < MAX_BUYERS * max(1, len(ours)):
+        raise ValueError(f"--first-conversation {args.first_conversation:,} is outside 0 to "
+                         f"{MAX_BUYERS * max(1, len(ours)) - 1:,} (phones times our numbers)")
     if args.processes and (args.target or args.experiment):
         raise ValueError("--processes starts its own server and runs the plain echo or a "
                          "--scenario: drop --target and --experiment")
@@ -276,6 +305,8 @@ def options_from(args: argparse.Namespace) -> Options:
         smsc_window=args.smsc_window,
         hibernate_after=hibernate_after, synchronous=args.synchronous,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
+        first_conversation=args.first_conversation, store=args.store,
+        marker=args.deterrence_link,
         listen=args.listen, ours=ours, confirmation=args.confirmation,
         system_id=args.system_id, callbacks=args.callbacks, experiment=args.experiment)
     for name in ("password", "account_sid", "auth_token"):
@@ -295,12 +326,20 @@ def _write_config(args: argparse.Namespace) -> None:
     settings = ServerSettings(numbers=numbers, folder=folder, http_port=args.http_port,
                               window=args.window, hibernate_after=args.hibernate_after or "2m",
                               synchronous=args.synchronous)
+    scenario = ""
+    if args.scenario:
+        scaled = write_scaled(resolve(args.scenario), folder / "scenarios", args.delay_scale)
+        settings.scenario = scaled.name
+        settings.extra = {"delays": {"enabled": True, "scale": args.delay_scale}}
+        scenario = (f" --scenario {args.scenario} --delay-scale {args.delay_scale:g} "
+                    f"--store {folder / 'intercept.db'}")
     config = config_dict(settings, transport=args.transport, network_port=port)
     path = write_config(config, folder, experiment=args.experiment)
     env = " ".join(f"{k}={v}" for k, v in secrets_env(args.transport).items())
     print(f"wrote {path} and {folder / 'scenarios'}\nrun the server:  {env} intercept serve "
           f"--config {path}\nthen:  intercept-loadtest --transport {args.transport} --target "
-          f"http://127.0.0.1:{args.http_port} --listen {host}:{port} --ours {','.join(numbers)}")
+          f"http://127.0.0.1:{args.http_port} --listen {host}:{port} --ours {','.join(numbers)}"
+          + scenario)
 
 
 def _only_leaf(exc: BaseException) -> BaseException:

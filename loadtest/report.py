@@ -120,7 +120,7 @@ def server_figures(run: LoadRun, *, folder: Path | None = None) -> dict[str, Any
     server["pauses"] = run.pauses
     server["live_conversations_at_end"] = run.server_live_at_end
     if run.db is not None:
-        server["outbox"] = outbox_statuses(run.db)
+        server["outbox"] = outbox_statuses(run.db, run.store_since)
     if folder is not None:
         server["folder"] = str(folder)
     return server

@@ -46,24 +46,26 @@ WARMUP_PHONE = "+14255550100"
 WARMUP_TIMEOUT = 60.0
 
 
-async def warm_up(run: LoadRun, our: str) -> float:
+async def warm_up(run: LoadRun, our: str, *, phone: str = WARMUP_PHONE,
+                  hint: str = "") -> float:
     """One conversation outside the accounting before the buyers start, so that one-time
     costs do not land on the first buyers: the first number lookup (a scenario's `lookup:
     number`, the buyer-number enricher) loads phonenumbers' metadata, ~100 MB of Python
     tables whose import holds the interpreter for ~0.5-3 s, stalling every conversation (the
-    second text's answer waits for it); the seconds until its second reply."""
+    second text's answer waits for it); the seconds until its second reply. `phone`: a
+    phone outside the accounting (against a running server, one new to it)."""
     ledger = run.ledger
-    ledger.ignored.add(WARMUP_PHONE)
+    ledger.ignored.add(phone)
     started = trio.current_time()
     with trio.move_on_after(WARMUP_TIMEOUT) as scope:
         for text in ("hey", "how much"):
             seen = ledger.ignored_replies
-            await run.phones.send(WARMUP_PHONE, our, text)
+            await run.phones.send(phone, our, text)
             while ledger.ignored_replies == seen:
                 await trio.sleep(0.05)
     if scope.cancelled_caught:
         raise RuntimeError(f"the warm-up texts got no reply within {WARMUP_TIMEOUT:.0f} s: "
-                           "does the scenario answer its first two texts?")
+                           "does the scenario answer its first two texts?" + hint)
     return trio.current_time() - started
 
 

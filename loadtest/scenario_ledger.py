@@ -22,7 +22,8 @@ phone and one of our numbers):
   the server after the end: **crossed_end**, counted, not a failure). A buyer whose path should end
   in deterrence and that finished it without one is **outcome_missed**; a STOP never confirmed
   is **unconfirmed_stop**.
-- a reply to a phone that never texted that number is **unexpected**.
+- a reply to a phone that never texted that number is **unexpected** (against a running server,
+  a phone of an earlier run's conversations is left out: `earlier_replies`).
 
 Pure and synchronous except `wait_reply()`, which a buyer awaits.
 """
@@ -37,6 +38,7 @@ from typing import Any, Literal
 
 import trio
 
+from loadtest.behaviours import buyer_index
 from loadtest.ledger import Histogram, Reply
 
 TextKind = Literal["reply", "stop", "none"]
@@ -104,6 +106,11 @@ class ScenarioLedger:
         self.ignored: set[str] = set()
         """Phones outside the accounting (the warm-up conversation)."""
         self.ignored_replies = 0
+        self.earlier_phones = 0
+        """Phones an earlier run against the same server texted from (a running server's):
+        buyer indexes below this; their conversations go on there (timers, nudges), outside
+        this run's accounting."""
+        self.earlier_replies = 0
         self.sent = 0
         self.received = 0
         self.answered = 0
@@ -186,6 +193,11 @@ class ScenarioLedger:
         if reply.their in self.ignored:
             self.ignored_replies += 1
             return
+        if self.earlier_phones and (reply.their, reply.our) not in self.conversations:
+            index = buyer_index(reply.their)
+            if index is not None and index < self.earlier_phones:
+                self.earlier_replies += 1
+                return
         self.received += 1
         self.deliveries[reply.key] += 1
         if self.deliveries[reply.key] > 1:
@@ -301,7 +313,7 @@ class ScenarioLedger:
     COUNTS = ("sent", "received", "answered", "unsolicited", "crossed_end", "repeats",
               "extra_confirmations",
               "after_optout", "after_end", "unexpected", "send_failures", "outcome_missed",
-              "unconfirmed_stops", "ignored_replies")
+              "unconfirmed_stops", "ignored_replies", "earlier_replies")
 
     def summary(self, wall_offset: float) -> dict[str, Any]:
         """Everything the verdict needs, as plain data (a buyer process sends it to the

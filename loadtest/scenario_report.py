@@ -8,8 +8,9 @@ Latency, two figures:
   human-like reply delay and any "busy" pause, all scaled by `--delay-scale`.
 - `beyond_schedule_ms`: the same minus the scaled merge window and minus the delay the server
   scheduled for that reply (its outbox row's `not_before - created_at`, read from the store
-  after the run): the time the server and the network added. Only when the load tester
-  started the server (it reads the store); openings (stepped at once, no merge window) and
+  after the run): the time the server and the network added. Only when the store can be read:
+  the load tester started the server, or `--store` names a running server's (`--target`),
+  whose rows from before the run are left out; openings (stepped at once, no merge window) and
   opt-out confirmations are left out of it.
 """
 
@@ -36,25 +37,35 @@ SCENARIO_REPORT_KEYS = ("ok", "mode", "scenario", "transport", "buyers", "conver
 SENT = ("sending", "sent", "delivered", "unknown", "failed")
 
 
-def store_rows(db: Path) -> list[tuple[str, str, str, str, float, float]]:
+def _read(db: Path, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows of a query on the server's store, opened read-only (a running server may still be
+    writing it); ValueError with a sentence when it cannot be read."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as conn:
+            return conn.execute(sql, params).fetchall()
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot read the server's store {db} ({exc}); an encrypted store "
+                         "cannot be read by the load tester: leave --store out") from None
+
+
+def store_rows(db: Path, since: float = 0.0) -> list[tuple[str, str, str, str, float, float]]:
     """Outbox rows that left (or may have left) the server: id, our, their, body,
-    not_before, created_at."""
+    not_before, created_at; only those created from `since` (Unix time) on."""
     if not db.exists():
         return []
     marks = ",".join("?" * len(SENT))
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return list(conn.execute(
-            "SELECT id, our_number, their_number, body, not_before, created_at FROM outbox "
-            f"WHERE status IN ({marks})", SENT))
+    return _read(db, "SELECT id, our_number, their_number, body, not_before, created_at "
+                 f"FROM outbox WHERE status IN ({marks}) AND created_at >= ?", (*SENT, since))
 
 
-def store_outcomes(db: Path | None) -> dict[str, int]:
-    """Conversations by status and outcome, as the store has them after the run."""
+def store_outcomes(db: Path | None, since: float = 0.0) -> dict[str, int]:
+    """Conversations (created from `since` on) by status and outcome, as the store has them
+    after the run."""
     if db is None or not db.exists():
         return {}
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT status, coalesce(outcome, ''), count(*) FROM conversations "
-                            "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    rows = _read(db, "SELECT status, coalesce(outcome, ''), count(*) FROM conversations "
+                 "WHERE coalesce(created_at, 0) >= ? GROUP BY 1, 2 ORDER BY 1, 2", (since,))
     return {f"{status}/{outcome}" if outcome else status: n for status, outcome, n in rows}
 
 
@@ -98,12 +109,14 @@ def ramp_up_end(run: LoadRun) -> float:
     return run.start_at + run.options.ramp_up + run.wall_offset
 
 
-def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | None = None
-                          ) -> dict[str, Any]:
-    """The run's figures and verdict (`conversations`: how many the buyers started)."""
+def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | None = None,
+                          next_conversation: int | None = None) -> dict[str, Any]:
+    """The run's figures and verdict (`conversations`: how many the buyers started;
+    `next_conversation`: where a next run against the same store goes on)."""
     options = run.options
     ledger: ScenarioLedger = run.ledger  # type: ignore[assignment]
-    rows = store_rows(run.db) if run.db is not None else []
+    since = run.store_since
+    rows = store_rows(run.db, since) if run.db is not None else []
     if not ledger.exact_keys:
         ledger.reconcile_repeats(Counter(f"{our}>{their}:{body}"
                                          for _, our, their, body, _, _ in rows))
@@ -135,7 +148,8 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
                      if ledger.sent else None,
                      "unsolicited_replies": ledger.unsolicited,
                      "crossed_the_end": ledger.crossed_end,
-                     "warmup_replies": ledger.ignored_replies},
+                     "warmup_replies": ledger.ignored_replies,
+                     "earlier_run_replies": ledger.earlier_replies},
         "latency_ms": {
             "first_reply": percentiles(ledger.latencies),
             "beyond_schedule": percentiles(beyond),
@@ -153,7 +167,7 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
         "errors": {"send_failed": ledger.send_failures},
         "outcomes": {"total": dict(totals), "by_path": outcomes,
                      "by_word": {f"{p}: {o}": n for (p, o), n in sorted(run.outcomes.items())}},
-        "store_outcomes": store_outcomes(run.db),
+        "store_outcomes": store_outcomes(run.db, since),
         "faults": dict(sorted(run.phones.faults_injected.items())),
         "network": run.phones.stats(),
         "server": {**server_figures(run, folder=folder),
@@ -168,6 +182,8 @@ def build_scenario_report(run: LoadRun, conversations: int, *, folder: Path | No
         "detail": {"repeats_of_one_text": ledger.repeats, "examples": ledger.examples},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if options.target and next_conversation is not None:
+        figures["next_conversation"] = next_conversation
     if run.process_figures is not None:
         figures["processes"] = run.process_figures
     elif run.server is not None and "self_end" in run.samples:
@@ -216,6 +232,12 @@ def scenario_text(report: dict[str, Any]) -> str:
         lines.append(f"  bound         {figures['bound']}")
     if report["detail"]["examples"]:
         lines.append(f"  examples      {report['detail']['examples']}")
+    if m.get("earlier_run_replies"):
+        lines.append(f"  earlier runs  {m['earlier_run_replies']:,} replies to phones of an "
+                     "earlier run's conversations (left out of the accounting)")
+    if "next_conversation" in report:
+        lines.append(f"  next run      against the same store: --first-conversation "
+                     f"{report['next_conversation']}")
     lines.append("  verdict       " + ("OK: every text answered within the bound, nothing "
                                        "twice, nothing after an opt-out or an end"
                                        if report["ok"] else "FAILED"))

@@ -20,6 +20,7 @@ import contextlib
 import random
 import sys
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,7 +41,7 @@ from loadtest.run import (
 from loadtest.scaled import ScaledScenario, resolve, write_scaled
 from loadtest.scenario_ledger import STOP, Conversation, ScenarioLedger, TextKind
 from loadtest.state import LoadRun, Options
-from loadtest.target import CITY_LINK, our_numbers
+from loadtest.target import our_numbers
 
 DELAY_MAX = 120.0
 """The server's longest reply delay before scaling (`delays.max` of the generated config)."""
@@ -102,8 +103,9 @@ class ScenarioBuyers:
         """This process's share of the numbers: conversation numbers shard, shard + shards,
         ... (buyer processes of one run never share a phone)."""
         self.shards = shards
-        self.started_here = 0
-        """Conversation numbers this process has taken (`take_number`)."""
+        self.started_here = run.options.first_conversation if shards == 1 else 0
+        """Conversation numbers this process has taken (`take_number`); a run against a
+        server that kept an earlier run's store starts after that run's."""
         self.capacity = MAX_BUYERS * len(ours)
         self.conversations = 0
         self.stopped: set[str] = set()
@@ -121,17 +123,21 @@ class ScenarioBuyers:
         try:
             rng = random.Random(f"{run.options.seed}:slot:{self.shard}:{index}")
             while self.active and (number := self.take_number()) is not None:
-                their = buyer_number(number % MAX_BUYERS)
+                their, our = self.pair(number)
                 if their in self.stopped:
                     continue  # it texted STOP before the phones wrapped: it is never texted again
-                # every (phone, our number) pair once: the k-th wrap of the phones moves on k
-                our = self.ours[(number % MAX_BUYERS + number // MAX_BUYERS) % len(self.ours)]
                 plan = self.corpus.draw(random.Random(f"{run.options.seed}:{number}"))
                 outcome = await self.converse(number, their, our, plan, rng)
                 run.outcomes[(plan.path, outcome)] += 1
                 await self.pause(rng.uniform(*BETWEEN))
         finally:
             run.live -= 1
+
+    def pair(self, number: int) -> tuple[str, str]:
+        """Conversation `number`'s phone and our number: every (phone, our number) pair once,
+        the k-th wrap of the phones moving on k of our numbers."""
+        their = buyer_number(number % MAX_BUYERS)
+        return their, self.ours[(number % MAX_BUYERS + number // MAX_BUYERS) % len(self.ours)]
 
     def take_number(self) -> int | None:
         """The next conversation number of this process, None when every (phone, our number)
@@ -234,7 +240,7 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="intercept-loadtest-")))
         scaled = prepare(options, folder)
         fit_bound(options, scaled)
-        ledger = ScenarioLedger(bound=options.reply_timeout, marker=CITY_LINK,
+        ledger = ScenarioLedger(bound=options.reply_timeout, marker=options.marker,
                                 exact_keys=options.transport == "provider")
         phones = _phones(options, ledger)  # type: ignore[arg-type]
         run = LoadRun(options, phones, ledger)  # type: ignore[arg-type]
@@ -246,7 +252,24 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
             network_port = await nursery.start(partial(phones.serve, host, port))
             try:
                 await _start_server(run, nursery, folder, ours, network_port)
-                run.warmup_seconds = await warm_up(run, ours[0])
+                if options.target:
+                    # a running server keeps its store: the warm-up takes the first
+                    # conversation's pair, new to it like every pair of this run
+                    run.db = options.store
+                    ledger.earlier_phones = min(options.first_conversation, MAX_BUYERS)
+                    run.store_since = time.time() - 1.0  # its rows from here on are this run's
+                    number = buyers.take_number()
+                    if number is None:
+                        raise ValueError("--first-conversation leaves no conversation to run")
+                    their, our = buyers.pair(number)
+                    run.warmup_seconds = await warm_up(
+                        run, our, phone=their,
+                        hint=f" Or has conversation {number:,} ({their} to {our}) been used "
+                             "by an earlier run against this store? Go on at the "
+                             "--first-conversation its report gave, or start the server on a "
+                             "fresh store")
+                else:
+                    run.warmup_seconds = await warm_up(run, ours[0])
                 if progress is not None:
                     nursery.start_soon(Progress(run, progress).loop)
                 await drive(run, buyers, hook)
@@ -256,7 +279,8 @@ async def run_scenario(options: Options, *, progress: TextIO | None = sys.stderr
                 nursery.cancel_scope.cancel()
         ledger.finish()
         return build_scenario_report(run, buyers.conversations,
-                                     folder=folder if options.keep else None)
+                                     folder=folder if options.keep else None,
+                                     next_conversation=buyers.started_here)
 
 
 async def drive(run: LoadRun, buyers: ScenarioBuyers, hook: Hook | None) -> None:

@@ -16,6 +16,7 @@ from loadtest.phones import Phones
 from loadtest.target import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    CITY_LINK,
     CONFIRMATION,
     PASSWORD,
     SYSTEM_ID,
@@ -71,6 +72,14 @@ class Options:
     """With `scenario`: the buyer corpus (default loadtest/corpus/buyers.yaml)."""
     processes: int = 0
     """With `scenario`: buyer processes (the network in one more); 0: all in this process."""
+    first_conversation: int = 0
+    """With `scenario` and `target`: the number of the run's first conversation (its phone and
+    our number), so that a server that kept an earlier run's store meets only new pairs."""
+    marker: str = CITY_LINK
+    """With `scenario`: a reply containing this is the deterrence (the city's link)."""
+    store: Path | None = None
+    """With `target`: the running server's store file, read after the run (beyond-schedule
+    latency, duplicates over SMPP, outcomes), when it is on this machine."""
     pause_chance: float = 0.0
     """With `scenario`: the chance that a buyer pauses longer than `hibernate_after` before a
     step, so that its conversation hibernates and wakes (the soak)."""
@@ -106,6 +115,9 @@ class LoadRun:
         self.db: Path | None = None
         self.server_exit: int | None = None
         self.in_process_done = trio.Event()
+        self.store_since = 0.0
+        """Unix time from which the store's rows are this run's (a running server's store
+        holds earlier runs too)."""
         self.scaled: Any = None
         """A scenario run: the `loadtest.scaled.ScaledScenario` the server runs."""
         self.process_figures: dict[str, Any] | None = None

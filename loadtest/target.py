@@ -317,9 +317,12 @@ def proc_sample(pid: int) -> dict[str, float]:
     return {"cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks, "rss_mib": rss / 1024}
 
 
-def outbox_statuses(db: Path) -> dict[str, int]:
-    """Outbox rows by status, read from the server's store after it stopped."""
+def outbox_statuses(db: Path, since: float = 0.0) -> dict[str, int]:
+    """Outbox rows (created from `since`, Unix time, on) by status, read from the server's
+    store after the run."""
     if not db.exists():
         return {}
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
+    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
+                                            uri=True)) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM outbox "
+                                 "WHERE coalesce(created_at, 0) >= ? GROUP BY status", (since,)))

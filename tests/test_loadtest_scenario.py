@@ -201,6 +201,20 @@ def test_a_reply_to_a_phone_that_never_texted_is_unexpected():
     assert book.violations()["unexpected"] == 1
 
 
+def test_against_a_running_server_replies_to_an_earlier_runs_phones_are_left_out():
+    from loadtest.behaviours import MAX_BUYERS, buyer_index, buyer_number
+
+    assert [buyer_index(buyer_number(i)) for i in (0, 9_999, 10_000, MAX_BUYERS - 1)] == [
+        0, 9_999, 10_000, MAX_BUYERS - 1]
+    assert buyer_index("+14255550100") is None and buyer_index("+12125550") is None
+    book = ledger()
+    book.earlier_phones = 10  # conversations 0-9 were an earlier run's
+    book.received_reply(reply("hello??", 1.0, their=buyer_number(9)))
+    assert book.earlier_replies == 1 and book.violations()["unexpected"] == 0
+    book.received_reply(reply("hello??", 1.0, their=buyer_number(10)))
+    assert book.violations()["unexpected"] == 1
+
+
 async def test_a_buyer_waits_for_a_reply_then_for_quiet(autojump_clock):
     book = ledger()
     conv = book.open(1, THEIR, OUR, path="p", ends="open")
@@ -288,6 +302,48 @@ async def test_a_resent_reply_is_caught_as_a_duplicate():
     assert not report["ok"]
     assert report["duplicates"] >= 1
     assert report["detail"]["examples"]["duplicate"]
+
+
+@pytest.mark.slow
+async def test_a_running_server_loaded_with_the_scenario_its_config_was_written_for(
+        tmp_path: Path, capsys):
+    """--write-config --scenario gives a server the scaled scenario; --target --scenario then
+    loads it, reads its store with --store, and a second run against the same store goes on
+    at --first-conversation (the first run's conversations have ended: their phones would get
+    no answer). Each run warms the server up on a pair new to it."""
+    from intercept.config import load_config
+    from intercept.server import Server
+    from loadtest.target import free_port, secrets_env
+
+    smsc, http = free_port(), free_port()
+    main(["--write-config", str(tmp_path), "--listen", f"127.0.0.1:{smsc}", "--http-port",
+          str(http), "--numbers", "2", "--scenario", "shipped", "--delay-scale", "0.005"])
+    printed = capsys.readouterr().out
+    assert "--scenario shipped --delay-scale 0.005 --store" in printed
+    ours = printed.split("--ours ")[1].split()[0].split(",")
+    config = load_config(tmp_path / "intercept.toml", environ=secrets_env("smpp"))
+    assert {n.scenario for n in config.numbers} == {"buyer-deterrence"}
+    server = Server(config)
+    target = quick(in_process=False, target=f"http://127.0.0.1:{http}", ours=ours,
+                   listen=("127.0.0.1", smsc), store=tmp_path / "intercept.db", buyers=12)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        first = await run_scenario(target, progress=None)
+        second = await run_scenario(
+            dataclasses.replace(target, first_conversation=first["next_conversation"]),
+            progress=None)
+        nursery.cancel_scope.cancel()
+    for report in (first, second):
+        assert report["ok"], (report["violations"], report["detail"])
+        assert report["outcomes"]["total"]["deterred"] >= 1
+        assert report["latency_ms"]["beyond_schedule"]["p50"] is not None
+        assert report["duplicates_verified"]
+        assert report["server"]["warmup_first_reply_s"] is not None
+        # this run's conversations in the store (the warm-up's too), not the other run's
+        assert sum(report["store_outcomes"].values()) == report["conversations"] + 1
+    assert first["next_conversation"] == first["conversations"] + 1  # the warm-up took one
+    assert second["next_conversation"] == (first["next_conversation"]
+                                           + second["conversations"] + 1)
 
 
 # -- the generator in separate processes
@@ -450,8 +506,12 @@ def test_soak_and_scenario_options_are_parsed():
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--scenario", "shipped", "--target", "http://127.0.0.1:1", "--ours", "+12065550100"],
+    (["--soak", "--target", "http://127.0.0.1:1", "--ours", "+12065550100"],
      "cannot be combined with --target"),
+    (["--scenario", "shipped", "--store", "x.db"], "use it with --target and --scenario"),
+    (["--scenario", "shipped", "--first-conversation", "5"], "against a running server"),
+    (["--scenario", "shipped", "--target", "http://127.0.0.1:1", "--ours", "+12065550100",
+      "--first-conversation", "200000"], "outside 0 to 199,999"),
     (["--scenario", "shipped", "--experiment"], "cannot be combined"),
     (["--processes", "2", "--transport", "provider"], "over SMPP"),
     (["--processes", "2", "--in-process"], "drop --in-process"),
