@@ -423,42 +423,6 @@ async def test_a_receipt_is_answered_without_waiting_for_the_texts_commit(autoju
         await text.acked.wait()
 
 
-class _BatchSink(_GatedSink):
-    """A gated sink that also records how many texts each commit held."""
-
-    def __init__(self, gate: trio.Event):
-        super().__init__(gate)
-        self.commits: list[int] = []
-
-    async def inbound_many(self, messages):  # type: ignore[no-untyped-def]
-        self.commits.append(len(messages))
-        return await super().inbound_many(messages)
-
-
-async def test_receipts_after_a_held_text_are_answered_and_waiting_texts_commit_together(
-        autojump_clock):
-    """A text's commit holds only its own PDU: receipts that come in later bursts are
-    answered meanwhile, and the texts that came in meanwhile are committed in one operation,
-    in the order they arrived."""
-    gate = trio.Event()
-    async with linked(sink=_BatchSink(gate)) as (smsc, _gateway, sink):
-        first = smsc.deliver_nowait(THEIR, OUR, "first")
-        await trio.sleep(1)  # its commit now waits at the gate
-        later = [smsc.deliver_nowait(THEIR, OUR, "second"),
-                 smsc.deliver_nowait("+12065550198", OUR, "third")]
-        await trio.sleep(1)
-        receipt = smsc.deliver_pdu(smsc._receipt(Mt(OUR, THEIR, "hi", ("abc1",)), "abc1"))
-        with trio.fail_after(5):
-            await receipt.acked.wait()
-        assert sink.receipts_seen == [DeliveryReceipt("abc1", "delivered")]
-        assert not first.acked.is_set() and not any(d.acked.is_set() for d in later)
-        gate.set()
-        for delivery in (first, *later):
-            await delivery.acked.wait()
-        assert [m.text for m in sink.messages] == ["first", "second", "third"]
-        assert sink.commits == [1, 2]
-
-
 async def test_a_duplicate_deliver_sm_is_processed_once(autojump_clock):
     async with linked() as (smsc, _gateway, sink):
         smsc.duplicate_mo = 2

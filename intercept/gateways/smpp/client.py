@@ -168,18 +168,6 @@ class _Waiter:
         self.timed_out = False
 
 
-class _Texts:
-    """Texts sorted out of bursts, waiting for their commit: the messages, the PDUs to answer
-    once they are committed, and what the reassembler made of them."""
-
-    __slots__ = ("answer", "messages", "results")
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.answer: list[tuple[int, int, bool]] = []  # (link number, sequence, is data_sm)
-        self.results: list[Reassembled] = []
-
-
 class _Link:
     """One connection: its stream, session, outgoing frames and the tasks waiting on them."""
 
@@ -200,8 +188,6 @@ class _Link:
         self.closing: str | None = None
         self.torn = False
         self.inbound_send, self.inbound_receive = trio.open_memory_channel[list[Pdu]](256)
-        self.texts_send, self.texts_receive = trio.open_memory_channel[_Texts](256)
-        """Texts sorted out of the bursts, waiting for their commit (then answered)."""
         self.on_close: Callable[[], None] | None = None
 
     def write(self, frame: bytes) -> None:
@@ -403,7 +389,6 @@ class SmppGateway(Gateway):
                 log.info("SMPP bound to %s:%d as %s (window %d%s)", s.host, s.port, s.system_id,
                          s.window, f", at most {s.rate:g}/s" if s.rate else "")
                 nursery.start_soon(self._guard, link, self._inbound(link, sink))
-                nursery.start_soon(self._guard, link, self._commit_texts(link, sink))
                 if task_status is not None:
                     task_status.started()
 
@@ -565,13 +550,6 @@ class SmppGateway(Gateway):
                 self._send_request(link, EnquireLink(sequence=session.next_sequence()))
 
     async def _inbound(self, link: _Link, sink: Sink) -> None:
-        """Sort the bursts the reader received: receipts and copies are answered at once, the
-        texts go on to `_commit_texts`.
-
-        Two tasks, so that the SMSC's window is held by the texts only while their commit
-        runs: receipts share that window (a receipt is a best-effort write,
-        docs/operations.md#disk-full), and answering them only after the texts' commit would
-        hold it for nothing: a window of 100 and a 25 ms commit cap the SMSC at 4,000 PDUs/s."""
         receive = link.inbound_receive
         tick = min(5.0, self.settings.reassembly_timeout / 4)
         while True:
@@ -583,36 +561,23 @@ class SmppGateway(Gateway):
                         pdus += receive.receive_nowait()
                     except trio.WouldBlock:
                         break
-            texts = await self._sort(link, sink, pdus)
-            if texts.messages or texts.answer:
-                await link.texts_send.send(texts)
+            await self._deliver(link, sink, pdus)
 
-    async def _commit_texts(self, link: _Link, sink: Sink) -> None:
-        """Commit the sorted texts in arrival order, all that waits in one operation, then
-        answer their PDUs."""
-        receive = link.texts_receive
-        while True:
-            texts = await receive.receive()
-            while True:
-                try:
-                    more = receive.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                texts.messages += more.messages
-                texts.answer += more.answer
-                texts.results += more.results
-            await self._deliver(link, sink, texts)
+    async def _deliver(self, link: _Link, sink: Sink, pdus: list[Pdu]) -> None:
+        """Commit a burst of deliver_sm/data_sm, then answer them.
 
-    async def _sort(self, link: _Link, sink: Sink, pdus: list[Pdu]) -> _Texts:
-        """Reassemble a burst of deliver_sm/data_sm; record and answer the receipts and the
-        copies; return the texts to commit (with the PDUs to answer once they are)."""
+        Receipts and redelivered copies are answered at once (a receipt is a best-effort
+        write, docs/operations.md#disk-full): they share the SMSC's window with the texts,
+        and waiting for the texts' commit would hold that window for nothing."""
         s = self.settings
         now = trio.current_time()
         wall = self._wall()
-        texts = _Texts()
+        messages: list[InboundMessage] = []
         seen: set[str] = set()
         receipts: list[DeliveryReceipt] = []
+        answer: list[tuple[int, int, bool]] = []  # (link number, sequence, is data_sm)
         at_once: list[tuple[int, int, bool]] = []  # receipts and copies: nothing to commit
+        results: list[Reassembled] = []  # the messages (their tokens: PDUs to answer)
         reassembler = self._reassembler
         alphabet = s.default_alphabet
         for pdu in pdus:
@@ -636,36 +601,31 @@ class SmppGateway(Gateway):
             if isinstance(result, Duplicate):
                 at_once.append(token)
                 continue
-            texts.results.append(result)
-            self._collect(result, texts, seen, wall, now)
+            results.append(result)
+            self._collect(result, messages, seen, answer, wall, now)
         for result in reassembler.expire(now):
             self.metrics.reassembly_incomplete.inc()
             log.warning("a concatenated message from %s lacks parts %s after %gs; delivering "
                         "what arrived", mask(result.source), result.missing,
                         s.reassembly_timeout)
-            texts.results.append(result)
-            self._collect(result, texts, seen, wall, now)
+            results.append(result)
+            self._collect(result, messages, seen, answer, wall, now)
         if receipts:
             await sink.receipts(receipts)
         self._answer_tokens(link, at_once, set())
-        return texts
-
-    async def _deliver(self, link: _Link, sink: Sink, texts: _Texts) -> None:
-        """Commit sorted texts, then answer their PDUs (in the retry form if the store cannot
-        take them: the SMSC delivers them again later)."""
         refused: set[tuple[int, int, bool]] = set()
-        if texts.messages:
+        if messages:
             try:
-                await sink.inbound_many(texts.messages)
+                await sink.inbound_many(messages)
             except StoreUnavailable as exc:
                 # The disk is full: a temporary error makes the SMSC deliver them again later,
                 # and the reassembler forgets them, so the parts come back as a new message.
-                for result in texts.results:
-                    self._reassembler.forget(result)
+                for result in results:
+                    reassembler.forget(result)
                     refused.update(result.tokens)
                 log.warning("refused %d inbound messages with ESME_RX_T_APPN (the SMSC "
-                            "retries): %s", len(texts.messages), exc)
-        self._answer_tokens(link, texts.answer, refused)
+                            "retries): %s", len(messages), exc)
+        self._answer_tokens(link, answer, refused)
 
     def _answer_tokens(self, link: _Link, tokens: list[tuple[int, int, bool]],
                        refused: set[tuple[int, int, bool]]) -> None:
@@ -680,16 +640,16 @@ class SmppGateway(Gateway):
                 self._answer(link, DataSmResp(sequence=sequence, status=status) if is_data_sm
                              else DeliverSmResp(sequence=sequence, status=status))
 
-    def _collect(self, result: Reassembled, texts: _Texts, seen: set[str], wall: float,
-                 now: float) -> None:
+    def _collect(self, result: Reassembled, messages: list[InboundMessage], seen: set[str],
+                 answer: list[tuple[int, int, bool]], wall: float, now: float) -> None:
         key = mo_key(result.source, result.destination, result.data_coding, result.text,
                      result.ref, result.total)
         gateway_id = self._mo_ids.id_for(key, wall=wall, now=now)
-        texts.answer.extend(result.tokens)
+        answer.extend(result.tokens)
         if gateway_id in seen:
             return  # a copy in the same burst
         seen.add(gateway_id)
-        texts.messages.append(InboundMessage(gateway_id=gateway_id, our_number=result.destination,
+        messages.append(InboundMessage(gateway_id=gateway_id, our_number=result.destination,
                                        their_number=result.source, text=result.text))
 
     # -- submit
