@@ -27,6 +27,7 @@ from loadtest.target import (
     config_dict,
     keep_off_cpu,
     our_numbers,
+    read_store,
     secrets_env,
     write_config,
 )
@@ -266,8 +267,12 @@ def options_from(args: argparse.Namespace) -> Options:
         raise ValueError("--store reads a running server's store after a --scenario run: "
                          "use it with --target and --scenario (a server the load tester "
                          "starts keeps its store in its own folder)")
-    if args.store is not None and not args.store.is_file():
-        raise ValueError(f"--store {args.store}: no such file")
+    if args.store is not None:
+        if not args.store.is_file():
+            raise ValueError(f"--store {args.store}: no such file")
+        read_store(args.store, "SELECT count(*) FROM outbox LIMIT 1")  # fail now, not after
+    if args.scenario and not args.deterrence_link.strip():
+        raise ValueError("--deterrence-link is empty: the buyers know a deterrence by it")
     if args.first_conversation and not (args.target and args.scenario):
         raise ValueError("--first-conversation is for a --scenario run against a running "
                          "server (--target) that kept an earlier run's store")

@@ -17,8 +17,6 @@ Latency, two figures:
 from __future__ import annotations
 
 import bisect
-import contextlib
-import sqlite3
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from loadtest.ledger import percentiles
 from loadtest.report import own_processes, server_figures
 from loadtest.scenario_ledger import ScenarioLedger
+from loadtest.target import read_store
 
 if TYPE_CHECKING:
     from loadtest.state import LoadRun
@@ -37,25 +36,13 @@ SCENARIO_REPORT_KEYS = ("ok", "mode", "scenario", "transport", "buyers", "conver
 SENT = ("sending", "sent", "delivered", "unknown", "failed")
 
 
-def _read(db: Path, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Rows of a query on the server's store, opened read-only (a running server may still be
-    writing it); ValueError with a sentence when it cannot be read."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
-                                                uri=True)) as conn:
-            return conn.execute(sql, params).fetchall()
-    except sqlite3.Error as exc:
-        raise ValueError(f"cannot read the server's store {db} ({exc}); an encrypted store "
-                         "cannot be read by the load tester: leave --store out") from None
-
-
 def store_rows(db: Path, since: float = 0.0) -> list[tuple[str, str, str, str, float, float]]:
     """Outbox rows that left (or may have left) the server: id, our, their, body,
     not_before, created_at; only those created from `since` (Unix time) on."""
     if not db.exists():
         return []
     marks = ",".join("?" * len(SENT))
-    return _read(db, "SELECT id, our_number, their_number, body, not_before, created_at "
+    return read_store(db, "SELECT id, our_number, their_number, body, not_before, created_at "
                  f"FROM outbox WHERE status IN ({marks}) AND created_at >= ?", (*SENT, since))
 
 
@@ -64,7 +51,7 @@ def store_outcomes(db: Path | None, since: float = 0.0) -> dict[str, int]:
     after the run."""
     if db is None or not db.exists():
         return {}
-    rows = _read(db, "SELECT status, coalesce(outcome, ''), count(*) FROM conversations "
+    rows = read_store(db, "SELECT status, coalesce(outcome, ''), count(*) FROM conversations "
                  "WHERE coalesce(created_at, 0) >= ? GROUP BY 1, 2 ORDER BY 1, 2", (since,))
     return {f"{status}/{outcome}" if outcome else status: n for status, outcome, n in rows}
 

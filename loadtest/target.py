@@ -317,12 +317,23 @@ def proc_sample(pid: int) -> dict[str, float]:
     return {"cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks, "rss_mib": rss / 1024}
 
 
+def read_store(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Rows of a query on the server's store, opened read-only (a running server may still be
+    writing it); ValueError with a sentence when it cannot be read."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as conn:
+            return conn.execute(sql, params).fetchall()
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot read the server's store {db} ({exc}): the load tester reads "
+                         "a plain Intercept store (not an encrypted one); leave --store out "
+                         "to run without it") from None
+
+
 def outbox_statuses(db: Path, since: float = 0.0) -> dict[str, int]:
     """Outbox rows (created from `since`, Unix time, on) by status, read from the server's
     store after the run."""
     if not db.exists():
         return {}
-    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro",
-                                            uri=True)) as conn:
-        return dict(conn.execute("SELECT status, count(*) FROM outbox "
-                                 "WHERE coalesce(created_at, 0) >= ? GROUP BY status", (since,)))
+    return dict(read_store(db, "SELECT status, count(*) FROM outbox "
+                           "WHERE coalesce(created_at, 0) >= ? GROUP BY status", (since,)))

@@ -524,6 +524,18 @@ def test_combinations_that_cannot_run_are_refused(argv: list[str], message: str)
         options_from(parser().parse_args(argv))
 
 
+def test_a_store_the_load_tester_cannot_read_is_refused_before_the_run(tmp_path: Path):
+    from loadtest.cli import options_from, parser
+
+    junk = tmp_path / "intercept.db"
+    junk.write_bytes(b"not a database, or an encrypted one" * 200)
+    argv = ["--scenario", "shipped", "--target", "http://127.0.0.1:1", "--ours", OUR]
+    with pytest.raises(ValueError, match=r"cannot read the server's store .* leave --store out"):
+        options_from(parser().parse_args([*argv, "--store", str(junk)]))
+    with pytest.raises(ValueError, match="--deterrence-link is empty"):
+        options_from(parser().parse_args([*argv, "--deterrence-link", " "]))
+
+
 @pytest.mark.parametrize("shards", [1, 3, 7])
 def test_a_buyer_process_keeps_its_phones_when_they_wrap_around(shards):
     """The process that saw a phone text STOP is the one that would text from it again: a
