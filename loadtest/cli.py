@@ -270,7 +270,7 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.store is not None:
         if not args.store.is_file():
             raise ValueError(f"--store {args.store}: no such file")
-        read_store(args.store, "SELECT count(*) FROM outbox LIMIT 1")  # fail now, not after
+        read_store(args.store, "SELECT 1 FROM outbox LIMIT 1")  # fail now, not after the run
     if args.scenario and not args.deterrence_link.strip():
         raise ValueError("--deterrence-link is empty: the buyers know a deterrence by it")
     if args.first_conversation and not (args.target and args.scenario):

@@ -43,7 +43,8 @@ def store_rows(db: Path, since: float = 0.0) -> list[tuple[str, str, str, str, f
         return []
     marks = ",".join("?" * len(SENT))
     return read_store(db, "SELECT id, our_number, their_number, body, not_before, created_at "
-                 f"FROM outbox WHERE status IN ({marks}) AND created_at >= ?", (*SENT, since))
+                      f"FROM outbox WHERE status IN ({marks}) AND created_at >= ?",
+                      (*SENT, since))
 
 
 def store_outcomes(db: Path | None, since: float = 0.0) -> dict[str, int]:
@@ -52,7 +53,8 @@ def store_outcomes(db: Path | None, since: float = 0.0) -> dict[str, int]:
     if db is None or not db.exists():
         return {}
     rows = read_store(db, "SELECT status, coalesce(outcome, ''), count(*) FROM conversations "
-                 "WHERE coalesce(created_at, 0) >= ? GROUP BY 1, 2 ORDER BY 1, 2", (since,))
+                      "WHERE coalesce(created_at, 0) >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+                      (since,))
     return {f"{status}/{outcome}" if outcome else status: n for status, outcome, n in rows}
 
 
