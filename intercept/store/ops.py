@@ -199,12 +199,16 @@ class CommitStep(Op):
     def apply(self, cur: Cursor, cache: WriterCache) -> None:
         now, conversation_id = self.now, self.conversation_id
         cur.execute(
-            "UPDATE conversations SET scenario = ?, version = ?, status = ?, outcome = ?, "
+            "UPDATE conversations SET scenario = ?, version = ?, outcome = ?, "
             "state = ?, processed_count = ?, timer_at = ?, crashes = ?, pending_lookup = ?, "
             "updated_at = ? WHERE id = ?",
-            (self.scenario, self.version, self.status, self.outcome, self.state,
+            (self.scenario, self.version, self.outcome, self.state,
              self.processed_count, self.timer_at, self.crashes, self.pending_lookup, now,
              conversation_id))
+        # apart, and only when it changes: setting a column rewrites its index entries even
+        # to the same value, and most steps leave the status as it was
+        cur.execute("UPDATE conversations SET status = ? WHERE id = ? AND status IS NOT ?",
+                    (self.status, conversation_id, self.status))
         if self.clear_resume:
             cur.execute("UPDATE conversations SET resume = 0 WHERE id = ?", (conversation_id,))
         if self.outbox:

@@ -234,10 +234,21 @@ def _m13_store_identity(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO store_identity (id) VALUES (?)", (secrets.token_hex(8),))
 
 
+def _m14_fewer_pages(db: sqlite_utils.Database) -> None:
+    """Indexes the hot path changes less: a step that moves a conversation's timer no longer
+    moves its entry in an index of (status, timer), and a reply queued without a gateway id
+    has no entry in the gateway-id index (docs/performance.md, "Pages changed per text")."""
+    db.execute("DROP INDEX idx_conversations_status_timer_at")
+    db.execute("CREATE INDEX conversations_status ON conversations(status)")
+    db.execute("DROP INDEX idx_outbox_gateway_id")
+    db.execute("CREATE INDEX outbox_gateway_id ON outbox(gateway_id) "
+               "WHERE gateway_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_core, _m2_effects, _m3_operators, _m4_early_receipts, _m5_advocacy, _m6_media,
     _m7_outreach, _m8_evidence, _m9_api_tokens, _m10_tombstones, _m11_number_health,
-    _m12_handoffs, _m13_store_identity]
+    _m12_handoffs, _m13_store_identity, _m14_fewer_pages]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
