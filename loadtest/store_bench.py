@@ -50,6 +50,7 @@ from intercept.store.ops import (
     WriterCache,
 )
 from intercept.store.writer import connect
+from loadtest.cli import positive
 
 STATE = ('{"scenario":"buyer","version":1,"state":"price_check","turn":3,"started":true,'
          '"vars":{"city":"Seattle","persona":"Ana","language":"en","price":"200",'
@@ -223,14 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m loadtest.store_bench",
         description="The store writer's cost per text of the shipped scenario, and the pages "
                     "each table and index adds to the write-ahead log.")
-    parser.add_argument("--conversations", type=int, default=50_000,
+    parser.add_argument("--conversations", type=positive(int), default=50_000,
                         help="conversations in the store, three texts each before the "
                              "measure (default 50000)")
-    parser.add_argument("--texts", type=int, default=30_000,
+    parser.add_argument("--texts", type=positive(int), default=30_000,
                         help="texts measured, at random conversations (default 30000)")
-    parser.add_argument("--texts-per-commit", type=int, default=2,
+    parser.add_argument("--texts-per-commit", type=positive(int), default=2,
                         help="texts' worth of ops in each commit (default 2)")
-    parser.add_argument("--sample", type=int, default=6000,
+    parser.add_argument("--sample", type=positive(int), default=6000,
                         help="texts written with checkpoints off to count the pages each "
                              "B-tree adds to the log (default 6000)")
     parser.add_argument("--two-replies", type=float, default=0.4,
@@ -242,9 +243,6 @@ def main(argv: list[str] | None = None) -> int:
                              "existing file there is refused")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    for name in ("conversations", "texts", "texts_per_commit", "sample"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.two_replies <= 1:
         parser.error("--two-replies is a share between 0 and 1")
     with tempfile.TemporaryDirectory(prefix="intercept-store-bench-") as folder:

@@ -118,3 +118,6 @@ def test_the_store_bench_prints_a_summary_and_refuses_an_existing_db(capsys, tmp
     with pytest.raises(SystemExit):
         store_bench.main(["--db", str(taken)])
     assert "exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        store_bench.main(["--texts", "0"])
+    assert "--texts: 0 must be above 0" in capsys.readouterr().err
