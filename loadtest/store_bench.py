@@ -16,11 +16,11 @@ written the way the server writes one text of the shipped buyer scenario, as the
 
 A commit holds `--texts-per-commit` texts' worth of each kind (the server's group commit holds
 what arrived during the previous commit: about 15 texts' worth with 50,000 buyers at ~1,600
-texts/s, about 2 with 20,000 at ~700). Printed: the writer's CPU
-time per text (the ops' statements apart from the COMMITs), the bytes it wrote per text, and,
-over a sample of `--sample` texts written with checkpoints off, the pages written to the
-write-ahead log per text for each table and index: the figure the schema decides
-(docs/performance.md, "Pages changed per text").
+texts/s, about 2 with 20,000 at ~700). Printed: the writer's CPU time per text (the ops'
+statements apart from the COMMITs), the bytes it wrote per text, and, over a sample of
+`--sample` texts written with checkpoints off, the pages written to the write-ahead log per
+text for each table and index: the figure the schema decides (docs/performance.md, "Pages
+changed per text").
 """
 
 from __future__ import annotations
