@@ -115,7 +115,6 @@ class Workload:
         self.now += 0.001
         self.turns[conversation] += 1
         turn = self.turns[conversation]
-        self.sms_id += 1
         our, their = f"+1206555{conversation % 50:04d}", f"+1425{conversation:07d}"
         replies = 2 if self.rng.random() < self.two_replies else 1
         rows = [OutboxRow(id=f"{conversation}.{turn}.{i}", conversation_id=conversation,
@@ -180,10 +179,9 @@ def run(db: Path, *, conversations: int, texts: int, per_commit: int, sample: in
     cache = WriterCache()
     rng = random.Random(seed)
     work = Workload(conversations, two_replies, rng)
-    timing = Timing()
     warm = [c for _ in range(3) for c in range(1, conversations + 1)]
     for i, ops in enumerate(work.commits(warm, 200)):
-        commit(conn, cache, ops, timing)
+        commit(conn, cache, ops, Timing())
         if progress and i % 500 == 0:
             print(f"  filling: {min(len(warm), i * 100)} of {len(warm)} texts",
                   file=sys.stderr, end="\r")
@@ -191,12 +189,13 @@ def run(db: Path, *, conversations: int, texts: int, per_commit: int, sample: in
         print(f"  filled: {conversations} conversations, {len(warm)} texts", file=sys.stderr)
     measured = [rng.randint(1, conversations) for _ in range(texts)]
     timing = Timing()
-    wrote = written_bytes()
+    before = written_bytes()
     started = time.process_time()
     for ops in work.commits(measured, per_commit):
         commit(conn, cache, ops, timing)
     cpu = time.process_time() - started
-    wrote = None if wrote is None else written_bytes() - wrote  # type: ignore[operator]
+    after = written_bytes()
+    wrote = None if before is None or after is None else after - before
     # the sample: checkpoints off, so that the log holds every page the texts wrote
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -238,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--two-replies", type=float, default=0.4,
                         help="share of texts answered with two replies, the rest with one "
                              "(default 0.4: the shipped scenario's ~1.4 replies a text)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the random conversations and message ids (default 1)")
     parser.add_argument("--db", type=Path,
                         help="where to build the store (default: a temporary folder); an "
                              "existing file there is refused")

@@ -21,12 +21,7 @@ def wal_pages(conn: sqlite3.Connection, ops: list) -> dict[str, int]:
     """Apply `ops` in one transaction; the pages it added to the log, by B-tree."""
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("PRAGMA wal_autocheckpoint = 0")
-    cur = conn.cursor()
-    cur.execute("BEGIN IMMEDIATE")
-    cache = WriterCache()
-    for op in ops:
-        op.apply(cur, cache)
-    cur.execute("COMMIT")
+    store_bench.commit(conn, WriterCache(), ops, store_bench.Timing())
     db_path = conn.execute("PRAGMA database_list").fetchone()[2]
     return dict(store_bench.wal_frames(conn, Path(f"{db_path}-wal")))
 
