@@ -191,6 +191,10 @@ class StoreConfig(_Section):
     synchronous: Literal["normal", "full"] = "normal"
     """normal survives a killed process; full also survives power loss (slower commits)."""
     batch_max: int = 4000
+    checkpoints: Literal["writer", "beside"] = "writer"
+    """Where the write-ahead log is copied into the database: in the writer's commits (SQLite's
+    way) or from a connection beside it (more texts a second near capacity, a longer tail below
+    it: docs/performance.md)."""
     key: str = ""
     """Encrypts the store with SQLCipher (intercept[sqlcipher]); meant for INTERCEPT_STORE_KEY."""
     key_file: str = ""

@@ -71,6 +71,7 @@ from .store import (
 )
 from .store.backup import run_schedule
 from .store.campaigns import RegisterNumbers, Unprocessed
+from .store.checkpoints import Checkpointer
 from .store.faults import nursery_stopping_on_store_faults
 from .store.handoffs import HandoffClaimed
 from .store.identity import StoreId
@@ -132,6 +133,9 @@ class Server:
         except BaseException:
             self._lock.release()
             raise
+        self.checkpointer = (Checkpointer(self.store, metrics=self.metrics)
+                             if config.store.checkpoints == "beside" else None)
+        """Copies the write-ahead log into the database beside the writer, when configured."""
         self.metrics.watch_memory("store_conversations", self.store.cached_conversations,
                                   self.store.conversation_cache_size)
         self.metrics.watch_memory("number_lookups", lambda: number_metadata.cache_info().currsize,
@@ -228,6 +232,8 @@ class Server:
                     await ensure_credential(self.store, credential_path(config, self.store.path),
                                             now=self.clock.now())
                 async with nursery_stopping_on_store_faults(self._stop) as services:
+                    if self.checkpointer is not None:  # ends before the store closes
+                        await services.start(self.checkpointer.run)
                     await services.start(self.router.run)
                     await services.start(self.sender.run)
                     recovery = await self.store.call(Recover())  # before any new work

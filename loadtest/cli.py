@@ -203,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--hibernate-after", default=None,
                         help="runtime.hibernate_after (default 2m; 2s with --soak)")
     server.add_argument("--synchronous", choices=["normal", "full"], default="normal")
+    server.add_argument("--checkpoints", choices=["writer", "beside"], default="writer",
+                        help="store.checkpoints: the write-ahead log copied in the writer's "
+                             "commits (default) or beside it")
     server.add_argument("--in-process", action="store_true",
                         help="run the server in this process (profiling, tests)")
     server.add_argument("--pin", action="store_true",
@@ -309,6 +312,7 @@ def options_from(args: argparse.Namespace) -> Options:
         seed=args.seed, numbers=args.numbers, window=args.window,
         smsc_window=args.smsc_window,
         hibernate_after=hibernate_after, synchronous=args.synchronous,
+        checkpoints=args.checkpoints,
         in_process=args.in_process, pin=args.pin, keep=args.keep, target=args.target,
         first_conversation=args.first_conversation, store=args.store,
         marker=args.deterrence_link,
@@ -330,7 +334,7 @@ def _write_config(args: argparse.Namespace) -> None:
     numbers = our_numbers(args.numbers)
     settings = ServerSettings(numbers=numbers, folder=folder, http_port=args.http_port,
                               window=args.window, hibernate_after=args.hibernate_after or "2m",
-                              synchronous=args.synchronous)
+                              synchronous=args.synchronous, checkpoints=args.checkpoints)
     scenario = ""
     if args.scenario:
         scaled = write_scaled(resolve(args.scenario), folder / "scenarios", args.delay_scale)

@@ -136,6 +136,7 @@ async def _start_server(run: LoadRun, nursery: trio.Nursery, folder: Path, ours:
         settings = ServerSettings(numbers=ours, folder=folder, http_port=free_port(),
                                   window=options.window, hibernate_after=options.hibernate_after,
                                   synchronous=options.synchronous,
+                                  checkpoints=options.checkpoints,
                                   scenario=options.scenario_name or SCENARIO_NAME,
                                   extra=options.server_extra)
         run.health_url = f"http://127.0.0.1:{settings.http_port}"

@@ -48,6 +48,7 @@ class Options:
     unanswered at once."""
     hibernate_after: str = "2m"
     synchronous: str = "normal"
+    checkpoints: str = "writer"
     in_process: bool = False
     pin: bool = False
     keep: bool = False

@@ -120,6 +120,7 @@ class ServerSettings:
     window: int = 100
     hibernate_after: str = "2m"
     synchronous: str = "normal"
+    checkpoints: str = "writer"
     request_timeout: str = "3s"
     connections: int = 50
     scenario: str = SCENARIO_NAME
@@ -149,7 +150,8 @@ def config_dict(settings: ServerSettings, *, transport: str, network_port: int,
             gateway["auth_token"] = AUTH_TOKEN
     config: dict[str, Any] = {
         "gateway": gateway,
-        "store": {"path": str(folder / "intercept.db"), "synchronous": settings.synchronous},
+        "store": {"path": str(folder / "intercept.db"), "synchronous": settings.synchronous,
+                  "checkpoints": settings.checkpoints},
         "http": {"listen": f"127.0.0.1:{settings.http_port}"},
         "runtime": {"hibernate_after": settings.hibernate_after},
         "delays": {"enabled": False},

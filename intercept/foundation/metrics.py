@@ -82,6 +82,12 @@ class Metrics:
         self.store_batch_size = Histogram(
             "intercept_store_batch_size", "Operations per committed batch", buckets=_BATCH,
             registry=r)
+        self.store_checkpoint_seconds = Histogram(
+            "intercept_store_checkpoint_seconds", "Time to copy the write-ahead log into the "
+            "database beside the writer (one checkpoint)", buckets=_COMMIT, registry=r)
+        self.store_log_pages = Gauge(
+            "intercept_store_log_pages", "Pages in the write-ahead log at the last checkpoint "
+            "beside the writer", registry=r)
         self.store_failures = Counter(
             "intercept_store_failures", "Commit attempts the store refused, by kind (disk full, "
             "I/O error, read-only, locked, corrupt...)", ["kind"], registry=r)
