@@ -43,6 +43,7 @@ from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
 from intercept.store.ads import AdRecord, import_ads
 from intercept.store.media_ops import MediaStored
+from intercept.store.ops import Op
 from intercept.store.writer import connect
 
 OUR = "+12065550100"
@@ -531,3 +532,16 @@ async def login(client: httpx.AsyncClient, role: str, *, next_: str = "/") -> st
     found = CSRF.search(home.text)
     assert found is not None
     return found.group(1)
+
+
+class Blob(Op):
+    """A store write of `size` bytes (an audit row)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def apply(self, cur, cache):
+        cur.execute("INSERT INTO audit (at, actor, role, action, status, detail) "
+                    "VALUES (0, 'test', '', 'blob', 200, ?)", ("x" * self.size,))

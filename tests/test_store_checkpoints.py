@@ -12,25 +12,12 @@ from pathlib import Path
 import trio
 
 from intercept.foundation.metrics import Metrics
-from intercept.store import Op, Store
+from intercept.store import Store
 from intercept.store.checkpoints import WRITER_PAGES, Checkpointer
 
-from helpers import OUR, make_config, running
+from helpers import OUR, Blob, make_config, running
 
 BUYER = "+12065550199"
-
-
-class Blob(Op):
-    """A write of `size` bytes (an audit row)."""
-
-    __slots__ = ("size",)
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def apply(self, cur, cache):
-        cur.execute("INSERT INTO audit (at, actor, role, action, status, detail) "
-                    "VALUES (0, 'test', '', 'blob', 200, ?)", ("x" * self.size,))
 
 
 def sample(metrics: Metrics, name: str) -> float:

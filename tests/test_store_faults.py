@@ -26,10 +26,10 @@ from intercept.foundation.resources import bundled_root
 from intercept.gateways import SimGateway
 from intercept.scenarios import ScenarioRegistry
 from intercept.server import Server
-from intercept.store import CommitStep, Op, SetConversationStatus, Store, StoreUnavailable
+from intercept.store import CommitStep, SetConversationStatus, Store, StoreUnavailable
 from intercept.store.lock import StoreLock
 
-from helpers import ECHO, OUR, make_config, registry, running
+from helpers import ECHO, OUR, Blob, make_config, registry, running
 
 BUYERS = [f"+1206555{2000 + i:04d}" for i in range(6)]
 PADDING = "x" * 1500  # each message needs new pages, so a full store refuses it
@@ -79,19 +79,6 @@ class _Cursor:
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
     return metrics.registry.get_sample_value(name, labels or {}) or 0.0
-
-
-class Blob(Op):
-    """A write of `size` bytes (an audit row)."""
-
-    __slots__ = ("size",)
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def apply(self, cur, cache):
-        cur.execute("INSERT INTO audit (at, actor, role, action, status, detail) "
-                    "VALUES (0, 'test', '', 'blob', 200, ?)", ("x" * self.size,))
 
 
 async def test_the_writer_keeps_what_it_cannot_commit_and_retries_with_backoff(
