@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from .faults import fault_kind, is_corrupt
+from .faults import failure_kind
 from .opening import DB_ERRORS, open_connection
 from .ops import Op, WriterCache
 from .writer import Store
@@ -108,7 +108,7 @@ class Checkpointer:
             self.metrics.store_log_pages.set(frames)
 
     def _failed(self, exc: BaseException) -> None:
-        kind = "corrupt" if is_corrupt(exc) else (fault_kind(exc) or type(exc).__name__)
+        kind = failure_kind(exc)
         if kind != self.failing:
             log.warning("store: a checkpoint of %s beside the writer failed (%s: %s); tried "
                         "again every %g s, the writer's own checkpoints go on",

@@ -69,6 +69,11 @@ def is_corrupt(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+def failure_kind(exc: BaseException) -> str:
+    """What the log and the metrics call a failed write: "corrupt", a fault kind, or "error"."""
+    return "corrupt" if is_corrupt(exc) else (fault_kind(exc) or "error")
+
+
 @asynccontextmanager
 async def nursery_stopping_on_store_faults(stopping: trio.Event) -> AsyncIterator[trio.Nursery]:
     """A nursery whose tasks may end with `StoreUnavailable` once `stopping` is set.

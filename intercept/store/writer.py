@@ -22,7 +22,7 @@ import outcome
 import sqlite_utils
 import trio
 
-from .faults import StoreCorrupt, StoreUnavailable, fault_kind, is_corrupt
+from .faults import StoreCorrupt, StoreUnavailable, failure_kind, fault_kind, is_corrupt
 from .opening import DB_ERRORS, StoreError, corrupt_sentence, open_connection
 from .ops import Op, WriterCache
 from .schema import migrate
@@ -214,7 +214,7 @@ class Store:
             trio.lowlevel.reschedule(op._done, outcome.Error(error))
 
     def _failed(self, fault: BaseException) -> None:
-        kind = "corrupt" if is_corrupt(fault) else (fault_kind(fault) or "error")
+        kind = failure_kind(fault)
         if kind == "corrupt":
             log.error("store: %s", corrupt_sentence(self.path, fault))
         elif self.failing != kind:
