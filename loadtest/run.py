@@ -154,7 +154,8 @@ async def _start_server(run: LoadRun, nursery: trio.Nursery, folder: Path, ours:
             run.startup_seconds = time.monotonic() - started
         else:
             run.server = ServerProcess(path, secrets_env(options.transport),
-                                       cpu=0 if options.pin else None)
+                                       cpu=0 if options.pin else None,
+                                       profile=options.profile_server)
             run.startup_seconds = await run.server.wait_healthy(run.health_url)
     if isinstance(run.phones, ProviderPhones):
         run.phones.webhook_url = f"{run.health_url}{WEBHOOK_PATH}"

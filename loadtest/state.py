@@ -52,6 +52,8 @@ class Options:
     in_process: bool = False
     pin: bool = False
     keep: bool = False
+    profile_server: Path | None = None
+    """Run the server under cProfile and write its profile here when it stops."""
     progress_interval: float = 1.0
     target: str | None = None
     """Base URL of a running server (http://HOST:PORT); None: start one."""

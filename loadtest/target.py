@@ -238,13 +238,17 @@ def keep_off_cpu(cpu: int) -> bool:
 class ServerProcess:
     """`intercept serve --config FILE` in a subprocess, with its CPU and memory read from /proc."""
 
-    def __init__(self, config_path: Path, env: dict[str, str], *, cpu: int | None = None):
+    def __init__(self, config_path: Path, env: dict[str, str], *, cpu: int | None = None,
+                 profile: Path | None = None):
         self.config_path = config_path
         self.log_path = config_path.parent / "serve.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("INTERCEPT_")}
         self._log = self.log_path.open("w")
+        # cProfile hooks the thread it starts in (the trio thread), and writes its file when
+        # the server returns from a graceful stop
+        profiler = ["-m", "cProfile", "-o", str(profile.resolve())] if profile else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "intercept", "serve", "--config", str(config_path)],
+            [sys.executable, *profiler, "-m", "intercept", "serve", "--config", str(config_path)],
             stdout=subprocess.DEVNULL, stderr=self._log, env={**clean, **env},
             cwd=config_path.parent)
         self.started = time.monotonic()

@@ -117,3 +117,12 @@ def test_the_gc_probe_runs_at_a_tiny_size(capsys):
     assert found["frozen_objects"] > 0 and found["frozen_live_objects"] > 0
     assert found["tracked_objects_per_conversation"] > 0
     assert set(found["collections"]) == {"gen0", "gen1", "gen2"}
+
+
+def test_profile_server_profiles_only_a_server_the_load_tester_starts(tmp_path):
+    assert parse("--profile-server", str(tmp_path / "s.prof")).profile_server == (
+        tmp_path / "s.prof")
+    assert parse().profile_server is None
+    for argv in (["--in-process"], ["--target", "http://127.0.0.1:8080", "--ours", "+12065550100"]):
+        with pytest.raises(ValueError, match="--profile-server profiles the server"):
+            parse("--profile-server", str(tmp_path / "s.prof"), *argv)

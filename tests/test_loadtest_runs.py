@@ -134,3 +134,17 @@ async def test_an_experiment_run_reports_its_branches_as_a_hand_count_does():
         assert (open_.successes, open_.trials) == (k, n)
         assert open_.low == pytest.approx(max(0.0, centre - half), abs=1e-9)
         assert open_.high == pytest.approx(min(1.0, centre + half), abs=1e-9)
+
+
+async def test_a_profiled_server_writes_its_profile_when_it_stops(tmp_path):
+    import pstats
+
+    path = tmp_path / "server.prof"
+    report = await run_load(quick(in_process=False, profile_server=path, mix={"human": 1},
+                                  buyers=6), progress=None)
+    assert report["ok"], report
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    functions = {(file.rsplit("/", 1)[-1], name) for file, _line, name in stats}
+    # the trio thread's work is in it: the SMPP gateway read the texts, the actors answered
+    assert ("client.py", "_reader") in functions
+    assert ("actor.py", "_work") in functions
