@@ -215,7 +215,7 @@ async def _run_children(run: LoadRun, children: list[trio.Process], pids: dict[s
 def _plain(options: Options) -> dict[str, Any]:
     """The options a buyer process needs, as JSON-able data."""
     data = {k: v for k, v in vars(options).items()
-            if k not in ("server_extra", "corpus", "listen")}
+            if k not in ("server_extra", "corpus", "listen", "profile_server")}
     data["think"] = list(options.think)
     data["corpus"] = str(options.corpus) if options.corpus else None
     return data

@@ -349,6 +349,16 @@ async def test_a_running_server_loaded_with_the_scenario_its_config_was_written_
 # -- the generator in separate processes
 
 
+def test_a_buyer_process_gets_the_options_it_needs_as_json(tmp_path):
+    from loadtest.shards import _plain
+
+    options = Options(scenario="shipped", corpus=tmp_path / "buyers.yaml",
+                      profile_server=tmp_path / "server.prof")
+    data = json.loads(json.dumps(_plain(options)))  # the server's profile is not theirs
+    assert "profile_server" not in data and data["corpus"] == str(tmp_path / "buyers.yaml")
+    assert data["scenario"] == "shipped"
+
+
 def test_ledgers_of_buyer_processes_merge_into_one_verdict():
     parts = []
     for shard, their in enumerate(("+12125550001", "+12125550002")):
