@@ -76,12 +76,14 @@ async def store_call(callers: int, *, threaded: bool) -> float:
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
-            started = time.perf_counter()
-            async with trio.open_nursery() as callers_nursery:
-                for _ in range(callers):
-                    callers_nursery.start_soon(caller)
-            elapsed = time.perf_counter() - started
-            store.close()
+            try:  # the writer serves until closed, even when cancelled
+                started = time.perf_counter()
+                async with trio.open_nursery() as callers_nursery:
+                    for _ in range(callers):
+                        callers_nursery.start_soon(caller)
+                elapsed = time.perf_counter() - started
+            finally:
+                store.close()
     finally:
         store.shutdown()
     return elapsed / (each * callers)
