@@ -33,6 +33,7 @@ import trio
 
 from intercept.store import Store
 from intercept.store.ops import Op, WriterCache
+from loadtest.cli import positive
 
 SWITCHES = 100_000
 CALLS = 60_000
@@ -123,11 +124,10 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", type=int, default=None, metavar="N",
                    help="pin this process to CPU N first (as --pin does for the server)")
-    p.add_argument("--rounds", type=int, default=3, help="runs of each; the best is kept")
+    p.add_argument("--rounds", type=positive(int), default=3,
+                   help="runs of each; the best is kept")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    if args.rounds < 1:
-        p.error("--rounds must be at least 1")
     if args.cpu is not None:
         try:
             os.sched_setaffinity(0, {args.cpu})

@@ -35,4 +35,4 @@ def test_it_prints_a_table(small, capsys):
 def test_it_refuses_zero_rounds(capsys):
     with pytest.raises(SystemExit):
         trio_costs.main(["--rounds", "0"])
-    assert "--rounds must be at least 1" in capsys.readouterr().err
+    assert "--rounds: 0 must be above 0" in capsys.readouterr().err
