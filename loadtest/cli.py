@@ -298,6 +298,10 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.profile_server is not None and (args.target or args.in_process):
         raise ValueError("--profile-server profiles the server the load tester starts in a "
                          "process of its own: drop --target and --in-process")
+    if args.profile_server is not None and not args.profile_server.parent.is_dir():
+        raise ValueError(f"--profile-server {args.profile_server}: no folder "
+                         f"{args.profile_server.parent} to write it in (the profile is written "
+                         "at the end of the run)")
     if args.scenario and args.experiment:
         raise ValueError("--experiment runs the echo scenario; it cannot be combined with "
                          "--scenario")

@@ -126,3 +126,5 @@ def test_profile_server_profiles_only_a_server_the_load_tester_starts(tmp_path):
     for argv in (["--in-process"], ["--target", "http://127.0.0.1:8080", "--ours", "+12065550100"]):
         with pytest.raises(ValueError, match="--profile-server profiles the server"):
             parse("--profile-server", str(tmp_path / "s.prof"), *argv)
+    with pytest.raises(ValueError, match=r"no folder .*nowhere to write it in"):
+        parse("--profile-server", str(tmp_path / "nowhere" / "s.prof"))
